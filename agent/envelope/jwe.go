@@ -1,0 +1,462 @@
+package envelope
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/agentd/agentd/agent/keys"
+)
+
+// Media types (JOSE typ values) of the three DIDComm v2 envelope kinds.
+const (
+	TypEncrypted = "application/didcomm-encrypted+json"
+	TypSigned    = "application/didcomm-signed+json"
+	TypPlain     = "application/didcomm-plain+json"
+)
+
+// MaxRecipients is the largest number of recipients Pack writes into, and
+// Unpack accepts in, one JWE.
+const MaxRecipients = 100
+
+// DefaultEncAnon is the content encryption PackAnoncrypt and Pack use when
+// none is given: XC20P, the default of the reference implementation
+// didcomm-rust (AnonCryptAlg::default). The DIDComm v2 spec makes
+// A256CBC-HS512 and A256GCM mandatory for anoncrypt and XC20P optional, so
+// pass A256CBCHS512 explicitly when the recipient's software is unknown.
+const DefaultEncAnon = XC20P
+
+// sealFixed injects the otherwise random values of a JWE. Only tests set it,
+// to recompute published vectors.
+type sealFixed struct {
+	epkD    []byte // ephemeral private key
+	cek, iv []byte
+}
+
+// PackAuthcrypt encrypts plaintext for the recipients with DIDComm authcrypt:
+// a JWE in General JSON serialization with alg ECDH-1PU+A256KW (draft-04,
+// the tag bound into the KDF) and enc A256CBC-HS512. sender is the sender's
+// key agreement key; its ID becomes skid (and apu). All recipients must be on
+// the sender's curve; one ephemeral key is shared by all of them.
+//
+// The plaintext is encrypted as given: a DIDComm plaintext message, or a JWS
+// for sign-then-encrypt. Pack adds checks on the message itself.
+func PackAuthcrypt(plaintext []byte, sender keys.PrivateKey, recipients []keys.PublicKey) ([]byte, error) {
+	return packAuthcrypt(plaintext, sender, recipients, nil)
+}
+
+func packAuthcrypt(plaintext []byte, sender keys.PrivateKey, recipients []keys.PublicKey, fixed *sealFixed) ([]byte, error) {
+	if err := checkKid(sender.ID, "sender"); err != nil {
+		return nil, err
+	}
+	if !sender.Curve.IsKeyAgreement() {
+		return nil, fmt.Errorf("%w: sender key %s is a %s key, not a key agreement key", ErrUnsupported, sender.ID, sender.Curve)
+	}
+	apv, err := recipientsAPV(recipients, sender.Curve)
+	if err != nil {
+		return nil, err
+	}
+	sk, err := staticAgreeKey(sender)
+	if err != nil {
+		return nil, err
+	}
+	return packJWE(plaintext, AlgAuthcrypt, A256CBCHS512, &sk, sender.ID, apv, recipients, fixed)
+}
+
+// PackAnoncrypt encrypts plaintext for the recipients with DIDComm anoncrypt:
+// a JWE in General JSON serialization with alg ECDH-ES+A256KW and the given
+// content encryption (A256CBC-HS512, A256GCM or XC20P; "" means
+// DefaultEncAnon). All recipients must be on one curve.
+func PackAnoncrypt(plaintext []byte, recipients []keys.PublicKey, enc Enc) ([]byte, error) {
+	return packAnoncrypt(plaintext, recipients, enc, nil)
+}
+
+func packAnoncrypt(plaintext []byte, recipients []keys.PublicKey, enc Enc, fixed *sealFixed) ([]byte, error) {
+	if enc == "" {
+		enc = DefaultEncAnon
+	}
+	if _, _, _, ok := encParams(enc); !ok {
+		return nil, fmt.Errorf("%w: enc %q", ErrUnsupported, enc)
+	}
+	if len(recipients) == 0 {
+		return nil, errors.New("envelope: no recipients")
+	}
+	apv, err := recipientsAPV(recipients, recipients[0].Curve)
+	if err != nil {
+		return nil, err
+	}
+	return packJWE(plaintext, AlgAnoncrypt, enc, nil, "", apv, recipients, fixed)
+}
+
+// recipientsAPV checks the recipient list (1..MaxRecipients keys with
+// distinct ids, all on curve) and returns the DIDComm apv:
+// SHA-256 of the sorted kids joined with '.'.
+func recipientsAPV(recipients []keys.PublicKey, curve keys.Curve) ([]byte, error) {
+	if len(recipients) == 0 {
+		return nil, errors.New("envelope: no recipients")
+	}
+	if len(recipients) > MaxRecipients {
+		return nil, fmt.Errorf("envelope: %d recipients, at most %d allowed", len(recipients), MaxRecipients)
+	}
+	if !curve.IsKeyAgreement() {
+		return nil, fmt.Errorf("%w: %q is not a key agreement curve", ErrUnsupported, curve)
+	}
+	kids := make([]string, len(recipients))
+	for i, r := range recipients {
+		if err := checkKid(r.ID, "recipient"); err != nil {
+			return nil, err
+		}
+		if r.Curve != curve {
+			return nil, fmt.Errorf("envelope: recipient %s is on %s, expected %s: all keys of one JWE must share a curve", r.ID, r.Curve, curve)
+		}
+		kids[i] = r.ID
+	}
+	return apvOf(kids)
+}
+
+// apvOf hashes kids (in any order) into the DIDComm apv. Duplicates are an error.
+func apvOf(kids []string) ([]byte, error) {
+	sorted := kids
+	if !slices.IsSorted(kids) {
+		sorted = slices.Clone(kids)
+		slices.Sort(sorted)
+	}
+	for i := 1; i < len(sorted); i++ {
+		if sorted[i] == sorted[i-1] {
+			return nil, fmt.Errorf("%w: recipient %s is listed twice", ErrMalformed, sorted[i])
+		}
+	}
+	h := sha256.New()
+	for i, k := range sorted {
+		if i > 0 {
+			h.Write([]byte{'.'})
+		}
+		h.Write([]byte(k))
+	}
+	return h.Sum(nil), nil
+}
+
+// packJWE builds the protected header and seals. sender is nil for anoncrypt.
+func packJWE(plaintext []byte, alg string, enc Enc, sender *agreeKey, skid string, apv []byte, recipients []keys.PublicKey, fixed *sealFixed) ([]byte, error) {
+	var epkD []byte
+	if fixed != nil {
+		epkD = fixed.epkD
+	}
+	eph, epk, err := newEphemeral(recipients[0].Curve, epkD)
+	if err != nil {
+		return nil, err
+	}
+	h := make([]byte, 0, 384+2*len(skid))
+	h = append(h, `{"typ":"`+TypEncrypted+`","alg":"`...)
+	h = append(h, alg...)
+	h = append(h, `","enc":"`...)
+	h = append(h, enc...)
+	h = append(h, '"')
+	var apu []byte
+	if skid != "" {
+		apu = []byte(skid)
+		h = append(h, `,"skid":`...)
+		h = appendJSONString(h, skid)
+		h = append(h, `,"apu":"`...)
+		h = appendB64(h, apu)
+		h = append(h, '"')
+	}
+	h = append(h, `,"apv":"`...)
+	h = appendB64(h, apv)
+	h = append(h, `","epk":`...)
+	if h, err = appendEPK(h, epk); err != nil {
+		return nil, err
+	}
+	h = append(h, '}')
+	p := &sealParams{
+		alg: alg, kekLen: 32, enc: enc,
+		protected: appendB64(make([]byte, 0, (len(h)*4+2)/3), h),
+		apu:       apu, apv: apv,
+		eph: eph, sender: sender,
+		recipients: recipients,
+	}
+	if fixed != nil {
+		p.cek, p.iv = fixed.cek, fixed.iv
+	}
+	return seal(p, plaintext)
+}
+
+// sealParams are the inputs of seal, the core of JWE encryption.
+type sealParams struct {
+	alg        string // AlgorithmID of the KDF
+	kekLen     int    // 32 for A256KW, 16 for A128KW
+	enc        Enc
+	protected  []byte // BASE64URL(protected header): written as is and used as AAD
+	apu, apv   []byte // KDF PartyUInfo and PartyVInfo (decoded)
+	eph        agreeKey
+	sender     *agreeKey // ECDH-1PU when set, ECDH-ES otherwise
+	recipients []keys.PublicKey
+	cek, iv    []byte // random when nil
+}
+
+// seal encrypts plaintext and wraps the CEK for every recipient, returning the
+// JWE in General JSON serialization.
+func seal(p *sealParams, plaintext []byte) ([]byte, error) {
+	keyLen, ivLen, _, ok := encParams(p.enc)
+	if !ok {
+		return nil, fmt.Errorf("%w: enc %q", ErrUnsupported, p.enc)
+	}
+	cek, iv := p.cek, p.iv
+	if cek == nil {
+		cek = make([]byte, keyLen)
+		rand.Read(cek)
+		defer clear(cek)
+	}
+	if iv == nil {
+		iv = make([]byte, ivLen)
+		rand.Read(iv)
+	}
+	if len(cek) != keyLen || len(iv) != ivLen {
+		return nil, errors.New("envelope: CEK or IV of the wrong size")
+	}
+	ct, tag, err := sealContent(p.enc, cek, iv, plaintext, p.protected)
+	if err != nil {
+		return nil, err
+	}
+
+	wrappedLen := keyLen + 8
+	size := len(p.protected) + (len(ct)*4+2)/3 + 128
+	for _, r := range p.recipients {
+		size += len(r.ID) + (wrappedLen*4+2)/3 + 48
+	}
+	out := make([]byte, 0, size)
+	out = append(out, `{"protected":"`...)
+	out = append(out, p.protected...)
+	out = append(out, `","recipients":[`...)
+	z := make([]byte, 0, 2*66)
+	for i, r := range p.recipients {
+		ze, err := p.eph.agree(r)
+		if err != nil {
+			return nil, fmt.Errorf("envelope: recipient %s: %w", r.ID, err)
+		}
+		z = append(z[:0], ze...)
+		if p.sender != nil {
+			zs, err := p.sender.agree(r)
+			if err != nil {
+				return nil, fmt.Errorf("envelope: recipient %s: %w", r.ID, err)
+			}
+			z = append(z, zs...)
+			clear(zs)
+		}
+		clear(ze)
+		kek := concatKDF(z, p.alg, p.apu, p.apv, p.sender != nil, tag, p.kekLen)
+		ek, err := aesKeyWrap(kek, cek)
+		clear(kek)
+		if err != nil {
+			return nil, err
+		}
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, `{"header":{"kid":`...)
+		out = appendJSONString(out, r.ID)
+		out = append(out, `},"encrypted_key":"`...)
+		out = appendB64(out, ek)
+		out = append(out, `"}`...)
+	}
+	clear(z)
+	out = append(out, `],"iv":"`...)
+	out = appendB64(out, iv)
+	out = append(out, `","ciphertext":"`...)
+	out = appendB64(out, ct)
+	out = append(out, `","tag":"`...)
+	out = appendB64(out, tag)
+	out = append(out, `"}`...)
+	return out, nil
+}
+
+// jweHeader is the protected header of a DIDComm JWE.
+type jweHeader struct {
+	Typ  *string         `json:"typ"`
+	Alg  string          `json:"alg"`
+	Enc  string          `json:"enc"`
+	Skid *string         `json:"skid"`
+	Apu  *string         `json:"apu"`
+	Apv  *string         `json:"apv"`
+	Epk  *keys.JWK       `json:"epk"`
+	Crit json.RawMessage `json:"crit"`
+	Zip  json.RawMessage `json:"zip"`
+}
+
+type jweRecipient struct {
+	Header *struct {
+		Kid *string `json:"kid"`
+	} `json:"header"`
+	EncryptedKey *string `json:"encrypted_key"`
+}
+
+// parsedJWE is a structurally checked JWE.
+type parsedJWE struct {
+	protected []byte // as transmitted: the AAD
+	hdr       jweHeader
+	alg       string
+	enc       Enc
+	kids      []string
+	eks       []string // encrypted_key, still base64url
+	epk       keys.PublicKey
+	apu, apv  []byte
+	iv, ct    []byte
+	tag       []byte
+}
+
+// parseJWE checks the structure of a JWE and decodes its members: header
+// members and their encodings, the recipient list, and iv and tag sizes for a
+// known enc. The DIDComm rules (checkAPV, skid/apu) and the choice of
+// algorithms are left to the caller.
+func parseJWE(env *rawEnvelope) (*parsedJWE, error) {
+	prot, err := requiredString(env.Protected, "protected")
+	if err != nil {
+		return nil, err
+	}
+	j := &parsedJWE{protected: []byte(prot)}
+	hdrJSON, err := decodeB64String(prot, "protected")
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(hdrJSON, &j.hdr); err != nil {
+		return nil, fmt.Errorf("%w: protected header is not a JSON object of the expected shape", ErrMalformed)
+	}
+	h := &j.hdr
+	if h.Typ != nil && *h.Typ != TypEncrypted && *h.Typ != strings.TrimPrefix(TypEncrypted, "application/") {
+		return nil, fmt.Errorf("%w: JWE typ %q", ErrUnsupported, *h.Typ)
+	}
+	if !isNull(h.Crit) {
+		return nil, fmt.Errorf("%w: JWE crit header", ErrUnsupported)
+	}
+	if !isNull(h.Zip) {
+		return nil, fmt.Errorf("%w: JWE zip header", ErrUnsupported)
+	}
+	if h.Alg == "" || h.Enc == "" {
+		return nil, fmt.Errorf("%w: protected header lacks alg or enc", ErrMalformed)
+	}
+	j.alg, j.enc = h.Alg, Enc(h.Enc)
+	if h.Epk == nil {
+		return nil, fmt.Errorf("%w: protected header lacks epk", ErrMalformed)
+	}
+	if j.epk, err = h.Epk.PublicKey(""); err != nil {
+		if errors.Is(err, keys.ErrUnsupportedCurve) {
+			return nil, fmt.Errorf("%w: epk curve %q", ErrUnsupported, h.Epk.Crv)
+		}
+		return nil, fmt.Errorf("%w: epk is not a valid public key", ErrMalformed)
+	}
+	if !j.epk.Curve.IsKeyAgreement() {
+		return nil, fmt.Errorf("%w: epk curve %q", ErrUnsupported, j.epk.Curve)
+	}
+	if h.Apv == nil {
+		return nil, fmt.Errorf("%w: protected header lacks apv", ErrMalformed)
+	}
+	if j.apv, err = decodeB64String(*h.Apv, "apv"); err != nil {
+		return nil, err
+	}
+	if h.Apu != nil {
+		if j.apu, err = decodeB64String(*h.Apu, "apu"); err != nil {
+			return nil, err
+		}
+	}
+
+	if isNull(env.Recipients) {
+		return nil, fmt.Errorf("%w: recipients is missing", ErrMalformed)
+	}
+	var rs []jweRecipient
+	if err := json.Unmarshal(env.Recipients, &rs); err != nil {
+		return nil, fmt.Errorf("%w: recipients is not an array of recipient objects", ErrMalformed)
+	}
+	if len(rs) == 0 || len(rs) > MaxRecipients {
+		return nil, fmt.Errorf("%w: %d recipients (1 to %d allowed)", ErrMalformed, len(rs), MaxRecipients)
+	}
+	j.kids = make([]string, len(rs))
+	j.eks = make([]string, len(rs))
+	for i, r := range rs {
+		if r.Header == nil || r.Header.Kid == nil || *r.Header.Kid == "" {
+			return nil, fmt.Errorf("%w: recipient %d has no header.kid", ErrMalformed, i)
+		}
+		if r.EncryptedKey == nil {
+			return nil, fmt.Errorf("%w: recipient %d has no encrypted_key", ErrMalformed, i)
+		}
+		j.kids[i], j.eks[i] = *r.Header.Kid, *r.EncryptedKey
+	}
+	if j.iv, err = decodeB64(env.IV, "iv"); err != nil {
+		return nil, err
+	}
+	if j.ct, err = decodeB64(env.Ciphertext, "ciphertext"); err != nil {
+		return nil, err
+	}
+	if j.tag, err = decodeB64(env.Tag, "tag"); err != nil {
+		return nil, err
+	}
+	if _, ivLen, tagLen, ok := encParams(j.enc); ok && (len(j.iv) != ivLen || len(j.tag) != tagLen) {
+		return nil, fmt.Errorf("%w: iv or tag size does not fit enc %s", ErrMalformed, j.enc)
+	}
+	return j, nil
+}
+
+// checkAPV enforces the DIDComm apv: SHA-256 of the sorted recipient kids
+// joined with '.'. Duplicate kids are rejected too.
+func (j *parsedJWE) checkAPV() error {
+	want, err := apvOf(j.kids)
+	if err != nil {
+		return err
+	}
+	if string(want) != string(j.apv) {
+		return fmt.Errorf("%w: apv does not match the recipient kids", ErrMalformed)
+	}
+	return nil
+}
+
+// unwrapCEK derives the KEK for recipient i with our key (and, for ECDH-1PU,
+// the sender's public key) and unwraps the CEK. kekLen selects A256KW (32) or
+// A128KW (16).
+func (j *parsedJWE) unwrapCEK(i int, ours agreeKey, sender *keys.PublicKey, kekLen int) ([]byte, error) {
+	ek, err := decodeB64String(j.eks[i], "encrypted_key")
+	if err != nil {
+		return nil, err
+	}
+	keyLen, _, _, _ := encParams(j.enc)
+	if len(ek) != keyLen+8 {
+		return nil, fmt.Errorf("%w: encrypted_key of recipient %s has the wrong size", ErrMalformed, j.kids[i])
+	}
+	ze, err := ours.agree(j.epk)
+	if err != nil {
+		return nil, fmt.Errorf("%w: epk unusable with recipient key %s (low-order or invalid point)", ErrMalformed, j.kids[i])
+	}
+	z := ze
+	if sender != nil {
+		zs, err := ours.agree(*sender)
+		if err != nil {
+			clear(ze)
+			return nil, fmt.Errorf("%w: sender key unusable with recipient key %s", ErrSenderKey, j.kids[i])
+		}
+		z = append(append(make([]byte, 0, len(ze)+len(zs)), ze...), zs...)
+		clear(ze)
+		clear(zs)
+	}
+	kek := concatKDF(z, j.alg, j.apu, j.apv, sender != nil, j.tag, kekLen)
+	clear(z)
+	cek, err := aesKeyUnwrap(kek, ek)
+	clear(kek)
+	if err != nil {
+		return nil, fmt.Errorf("%w: cannot unwrap the content key for %s", ErrDecrypt, j.kids[i])
+	}
+	return cek, nil
+}
+
+// decrypt decrypts the content with the CEK.
+func (j *parsedJWE) decrypt(cek []byte) ([]byte, error) {
+	pt, err := openContent(j.enc, cek, j.iv, j.ct, j.tag, j.protected)
+	if err != nil {
+		if errors.Is(err, ErrUnsupported) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: content authentication failed", ErrDecrypt)
+	}
+	return pt, nil
+}

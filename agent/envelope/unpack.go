@@ -1,0 +1,406 @@
+package envelope
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/agentd/agentd/agent/keys"
+)
+
+// rawEnvelope holds the top-level members of any DIDComm message, still
+// encoded: those of a JWE, of a JWS and of a plaintext message. One decode
+// serves to tell the three apart and to read whichever it is.
+type rawEnvelope struct {
+	// JWE
+	Protected  json.RawMessage `json:"protected"`
+	Recipients json.RawMessage `json:"recipients"`
+	IV         json.RawMessage `json:"iv"`
+	Ciphertext json.RawMessage `json:"ciphertext"`
+	Tag        json.RawMessage `json:"tag"`
+	// JWS
+	Payload    json.RawMessage `json:"payload"`
+	Signatures json.RawMessage `json:"signatures"`
+	// plaintext
+	ID          json.RawMessage `json:"id"`
+	Type        json.RawMessage `json:"type"`
+	Typ         json.RawMessage `json:"typ"`
+	Body        json.RawMessage `json:"body"`
+	From        json.RawMessage `json:"from"`
+	To          json.RawMessage `json:"to"`
+	Thid        json.RawMessage `json:"thid"`
+	Pthid       json.RawMessage `json:"pthid"`
+	CreatedTime json.RawMessage `json:"created_time"`
+	ExpiresTime json.RawMessage `json:"expires_time"`
+	Attachments json.RawMessage `json:"attachments"`
+	FromPrior   json.RawMessage `json:"from_prior"`
+}
+
+// kind tells the envelope kinds apart by structure: a JWE has ciphertext or
+// recipients, a JWS has signatures; anything else must be a plaintext message.
+func (e *rawEnvelope) kind() (string, error) {
+	jwe := !isNull(e.Ciphertext) || !isNull(e.Recipients)
+	jws := !isNull(e.Signatures)
+	switch {
+	case jwe && jws:
+		return "", fmt.Errorf("%w: message has both JWE and JWS members", ErrMalformed)
+	case jwe:
+		return "JWE", nil
+	case jws:
+		return "JWS", nil
+	}
+	return "plaintext", nil
+}
+
+// Layers may appear only in this order, each at most once:
+// anoncrypt(authcrypt(signed(plaintext))). So a message has at most three
+// envelope layers.
+const (
+	stageAnon = iota
+	stageAuth
+	stageSign
+	stagePlain
+)
+
+// Unpack opens a DIDComm v2 message of any kind: it tells JWE, JWS and
+// plaintext apart by structure and peels the layers DIDComm allows, in this
+// order and each at most once: anoncrypt (ECDH-ES+A256KW), authcrypt
+// (ECDH-1PU+A256KW), signature (JWS), plaintext. It returns the plaintext
+// message as it was packed and metadata describing the protection found.
+//
+// For a JWE it decrypts with the first recipient kid the SecretResolver holds
+// (trying further held kids if the content key does not unwrap), after
+// checking apv against the recipient kids and, for authcrypt, apu against skid
+// and resolving skid (keyAgreement) through the KeyResolver. For a JWS it
+// resolves the signer's kid (authentication) and verifies the signature.
+// The plaintext must be a well-formed DIDComm message; its from must be the
+// DID of the authcrypt skid and of the signer, when there are such, and a
+// from_prior JWT must verify, be issued by its signer's DID and name from as
+// sub.
+//
+// Errors wrap the sentinel errors of this package (see there).
+func Unpack(ctx context.Context, raw []byte, opts UnpackOptions) ([]byte, Metadata, error) {
+	var md Metadata
+	stage := stageAnon
+	msg := raw
+	for {
+		var env rawEnvelope
+		if err := json.Unmarshal(msg, &env); err != nil {
+			return nil, Metadata{}, fmt.Errorf("%w: not a JSON object", ErrMalformed)
+		}
+		kind, err := env.kind()
+		if err != nil {
+			return nil, Metadata{}, err
+		}
+		switch kind {
+		case "JWE":
+			j, err := parseJWE(&env)
+			if err == nil {
+				err = j.checkAPV()
+			}
+			if err != nil {
+				return nil, Metadata{}, err
+			}
+			var authcrypt bool
+			switch j.alg {
+			case AlgAnoncrypt:
+			case AlgAuthcrypt:
+				authcrypt = true
+			default:
+				return nil, Metadata{}, fmt.Errorf("%w: JWE alg %q", ErrUnsupported, j.alg)
+			}
+			want := stageAnon
+			if authcrypt {
+				want = stageAuth
+			}
+			if stage > want {
+				return nil, Metadata{}, fmt.Errorf("%w: %s JWE nested inside a layer it may not be in", ErrMalformed, j.alg)
+			}
+			pt, skid, err := openJWE(ctx, j, authcrypt, opts)
+			if err != nil {
+				return nil, Metadata{}, err
+			}
+			md.Encrypted = true
+			if md.EncryptedTo == nil {
+				md.EncryptedTo = slices.Clone(j.kids)
+			}
+			if authcrypt {
+				md.Authenticated = true
+				md.EncryptedFrom = skid
+				md.EncAlgAuth = string(j.enc) + "+" + j.alg
+			} else {
+				md.AnonymousSender = true
+				md.EncAlgAnon = string(j.enc) + "+" + j.alg
+			}
+			stage = want + 1
+			msg = pt
+		case "JWS":
+			if stage > stageSign {
+				return nil, Metadata{}, fmt.Errorf("%w: JWS nested inside a JWS", ErrMalformed)
+			}
+			v, err := verifyJWS(ctx, &env, opts.Keys)
+			if err != nil {
+				return nil, Metadata{}, err
+			}
+			md.Authenticated = true
+			md.NonRepudiation = true
+			md.SignFrom = v.kid
+			md.SignAlg = v.alg
+			md.SignedMessage = slices.Clone(msg)
+			stage = stagePlain
+			msg = v.payload
+		default:
+			p, err := checkPlaintext(&env)
+			if err != nil {
+				return nil, Metadata{}, err
+			}
+			if err := checkSender(ctx, p, &md, opts.Keys); err != nil {
+				return nil, Metadata{}, err
+			}
+			return msg, md, nil
+		}
+	}
+}
+
+// openJWE finds a recipient key we hold, unwraps the content key with it and
+// decrypts. For authcrypt it returns the skid.
+func openJWE(ctx context.Context, j *parsedJWE, authcrypt bool, opts UnpackOptions) (pt []byte, skid string, err error) {
+	if authcrypt && j.enc != A256CBCHS512 {
+		return nil, "", fmt.Errorf("%w: enc %q with %s (DIDComm authcrypt uses A256CBC-HS512)", ErrUnsupported, j.enc, j.alg)
+	}
+	if _, _, _, ok := encParams(j.enc); !ok {
+		return nil, "", fmt.Errorf("%w: JWE enc %q", ErrUnsupported, j.enc)
+	}
+	// apu is BASE64URL(skid); skid may be left out and is then read from apu.
+	if j.hdr.Skid != nil {
+		skid = *j.hdr.Skid
+		if j.hdr.Apu == nil {
+			return nil, "", fmt.Errorf("%w: skid present but no apu", ErrMalformed)
+		}
+		if string(j.apu) != skid {
+			return nil, "", fmt.Errorf("%w: apu does not encode skid", ErrSenderMismatch)
+		}
+	} else if authcrypt {
+		if j.hdr.Apu == nil {
+			return nil, "", fmt.Errorf("%w: authcrypt JWE has neither skid nor apu", ErrMalformed)
+		}
+		skid = string(j.apu)
+	}
+	if authcrypt && skid == "" {
+		return nil, "", fmt.Errorf("%w: empty skid", ErrMalformed)
+	}
+
+	type held struct {
+		i int
+		k keys.PrivateKey
+	}
+	var ours []held
+	if opts.Secrets != nil {
+		for i, kid := range j.kids {
+			k, err := opts.Secrets.PrivateKey(ctx, kid)
+			if errors.Is(err, keys.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, "", fmt.Errorf("envelope: looking up recipient key %s: %w", kid, err)
+			}
+			ours = append(ours, held{i, k})
+		}
+	}
+	if len(ours) == 0 {
+		return nil, "", fmt.Errorf("%w: none of %d recipient kids", ErrNoRecipientKey, len(j.kids))
+	}
+
+	var sender *keys.PublicKey
+	if authcrypt {
+		sk, err := resolveKey(ctx, opts.Keys, skid, PurposeKeyAgreement)
+		if err != nil {
+			return nil, "", err
+		}
+		if !sk.Curve.IsKeyAgreement() {
+			return nil, "", fmt.Errorf("%w: skid %s is a %s key, not a key agreement key", ErrSenderKey, skid, sk.Curve)
+		}
+		if sk.Curve != j.epk.Curve {
+			return nil, "", fmt.Errorf("%w: skid %s is on %s but epk on %s", ErrMalformed, skid, sk.Curve, j.epk.Curve)
+		}
+		sender = &sk
+	}
+
+	var cek []byte
+	var lastErr error
+	for _, h := range ours {
+		if h.k.Curve != j.epk.Curve {
+			continue
+		}
+		ak, err := staticAgreeKey(h.k)
+		if err != nil {
+			return nil, "", fmt.Errorf("%w: recipient key %s: %w", ErrNoRecipientKey, h.k.ID, err)
+		}
+		cek, err = j.unwrapCEK(h.i, ak, sender, 32)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrDecrypt) {
+			return nil, "", err
+		}
+		lastErr = err
+	}
+	if cek == nil {
+		if lastErr != nil {
+			return nil, "", lastErr
+		}
+		return nil, "", fmt.Errorf("%w: epk is on %s but none of our recipient keys is", ErrMalformed, j.epk.Curve)
+	}
+	defer clear(cek)
+	pt, err = j.decrypt(cek)
+	if err != nil {
+		return nil, "", err
+	}
+	return pt, skid, nil
+}
+
+// plainInfo is what Unpack needs from a plaintext message after checking it.
+type plainInfo struct {
+	from      string
+	fromPrior string
+}
+
+// checkPlaintext checks that a message is a well-formed DIDComm plaintext
+// message: id and type strings, a body object, the optional headers of the
+// right JSON types and attachments with valid data.
+func checkPlaintext(e *rawEnvelope) (plainInfo, error) {
+	var p plainInfo
+	if _, err := requiredString(e.ID, "id"); err != nil {
+		return p, err
+	}
+	if _, err := requiredString(e.Type, "type"); err != nil {
+		return p, err
+	}
+	typ, ok, err := jsonString(e.Typ, "typ")
+	if err != nil {
+		return p, err
+	}
+	if ok && typ != TypPlain && typ != strings.TrimPrefix(TypPlain, "application/") {
+		if typ == TypEncrypted || typ == TypSigned {
+			return p, fmt.Errorf("%w: typ %q on a message that is not one", ErrMalformed, typ)
+		}
+		return p, fmt.Errorf("%w: plaintext typ %q", ErrUnsupported, typ)
+	}
+	if body := bytes.TrimLeft(e.Body, " \t\r\n"); len(body) == 0 || body[0] != '{' {
+		return p, fmt.Errorf("%w: body is missing or not a JSON object", ErrMalformed)
+	}
+	if p.from, _, err = jsonString(e.From, "from"); err != nil {
+		return p, err
+	}
+	for _, f := range []struct {
+		raw  json.RawMessage
+		name string
+	}{{e.Thid, "thid"}, {e.Pthid, "pthid"}} {
+		if _, _, err := jsonString(f.raw, f.name); err != nil {
+			return p, err
+		}
+	}
+	var to []string
+	var t uint64
+	for _, f := range []struct {
+		raw  json.RawMessage
+		v    any
+		what string
+	}{{e.To, &to, "to is not an array of strings"}, {e.CreatedTime, &t, "created_time is not a non-negative integer"}, {e.ExpiresTime, &t, "expires_time is not a non-negative integer"}} {
+		if !isNull(f.raw) && json.Unmarshal(f.raw, f.v) != nil {
+			return p, fmt.Errorf("%w: %s", ErrMalformed, f.what)
+		}
+	}
+	if err := checkAttachments(e.Attachments); err != nil {
+		return p, err
+	}
+	if p.fromPrior, _, err = jsonString(e.FromPrior, "from_prior"); err != nil {
+		return p, err
+	}
+	return p, nil
+}
+
+type attachmentJSON struct {
+	ID          *string         `json:"id"`
+	Description *string         `json:"description"`
+	Filename    *string         `json:"filename"`
+	MediaType   *string         `json:"media_type"`
+	Format      *string         `json:"format"`
+	LastmodTime *uint64         `json:"lastmod_time"`
+	ByteCount   *uint64         `json:"byte_count"`
+	Data        json.RawMessage `json:"data"`
+}
+
+type attachmentDataJSON struct {
+	JWS    json.RawMessage `json:"jws"`
+	Hash   *string         `json:"hash"`
+	Links  *[]string       `json:"links"`
+	Base64 *string         `json:"base64"`
+	JSON   json.RawMessage `json:"json"`
+}
+
+// checkAttachments checks the attachments header: an array of objects whose
+// data holds base64, json, or links with a hash.
+func checkAttachments(raw json.RawMessage) error {
+	if isNull(raw) {
+		return nil
+	}
+	var as []attachmentJSON
+	if err := json.Unmarshal(raw, &as); err != nil {
+		return fmt.Errorf("%w: attachments is not an array of attachment objects", ErrMalformed)
+	}
+	for i, a := range as {
+		if isNull(a.Data) {
+			return fmt.Errorf("%w: attachment %d has no data", ErrMalformed, i)
+		}
+		var d attachmentDataJSON
+		if err := json.Unmarshal(a.Data, &d); err != nil {
+			return fmt.Errorf("%w: attachment %d data is not an object of the expected shape", ErrMalformed, i)
+		}
+		if d.Base64 == nil && len(d.JSON) == 0 && (d.Links == nil || d.Hash == nil) {
+			return fmt.Errorf("%w: attachment %d data has neither base64, json nor links with hash", ErrMalformed, i)
+		}
+	}
+	return nil
+}
+
+// checkSender enforces that from is the DID of the authcrypt sender key and of
+// the signer, and verifies from_prior.
+func checkSender(ctx context.Context, p plainInfo, md *Metadata, kr KeyResolver) error {
+	if md.EncryptedFrom != "" && p.from != didOf(md.EncryptedFrom) {
+		return fmt.Errorf("%w: from %q is not the DID of skid %s", ErrSenderMismatch, p.from, md.EncryptedFrom)
+	}
+	if md.SignFrom != "" && p.from != didOf(md.SignFrom) {
+		return fmt.Errorf("%w: from %q is not the DID of signer %s", ErrSenderMismatch, p.from, md.SignFrom)
+	}
+	if p.fromPrior == "" {
+		return nil
+	}
+	payload, kid, err := verifyCompactJWS(ctx, p.fromPrior, kr, "JWT")
+	if err != nil {
+		return fmt.Errorf("from_prior: %w", err)
+	}
+	var c struct {
+		Iss *string `json:"iss"`
+		Sub *string `json:"sub"`
+		FromPrior
+	}
+	if err := json.Unmarshal(payload, &c); err != nil || c.Iss == nil || c.Sub == nil {
+		return fmt.Errorf("%w: from_prior claims are not a JSON object with iss and sub", ErrMalformed)
+	}
+	c.FromPrior.Iss, c.FromPrior.Sub = *c.Iss, *c.Sub
+	if didOf(kid) != c.FromPrior.Iss {
+		return fmt.Errorf("%w: from_prior signed by %s, not by its issuer %q", ErrSenderMismatch, kid, c.FromPrior.Iss)
+	}
+	if c.FromPrior.Sub != p.from {
+		return fmt.Errorf("%w: from_prior sub %q is not from %q", ErrSenderMismatch, c.FromPrior.Sub, p.from)
+	}
+	md.FromPriorIssuerKid = kid
+	fp := c.FromPrior
+	md.FromPrior = &fp
+	return nil
+}

@@ -1,0 +1,139 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// Problem codes of Report Problem 2.0 used by the agent. A code is
+// sorter "." scope "." descriptor: e = error, w = warning; p = protocol scope,
+// m = message scope.
+const (
+	CodeMsg            = "e.p.msg"             // the message is malformed or can't be processed
+	CodeMsgUnsupported = "e.p.msg.unsupported" // unknown message type or protocol
+	CodeMsgExpired     = "e.p.msg.expired"     // expires_time has passed
+	CodeMsgReplay      = "e.p.msg.replay"      // the message id was seen before
+	CodeTrust          = "e.p.trust"           // the sender is not trusted
+	CodeTrustCrypto    = "e.p.trust.crypto"    // decryption or signature check failed
+	CodeXfer           = "e.p.xfer"            // transport problem, e.g. an endpoint that can't be reached
+	CodeReqTime        = "e.p.req.time"        // a time limit of the protocol was exceeded
+	CodeMe             = "e.p.me"              // our own fault: an internal error
+	CodeMeResStorage   = "e.p.me.res.storage"  // a storage limit or quota was hit
+	CodeDIDUnsupported = "e.p.did.unsupported" // a DID method the agent can't resolve
+	CodeDIDUnresolved  = "e.p.did"             // a DID or key could not be resolved
+	CodeTooLarge       = "e.p.xfer.too-large"  // the message exceeds the size limit
+	CodeMediaType      = "e.p.xfer.media-type" // the transport got a media type it does not take
+	CodeNotForUs       = "e.p.msg.not-for-us"  // the message is addressed to someone else
+	CodeForbidden      = "e.p.req.not-allowed" // the request is not permitted by policy
+)
+
+// Error is the agent's one error type. Code is a Report Problem 2.0 code;
+// Comment is a short, human-readable reason that is safe to show to the peer
+// (never include secrets); Err is the underlying cause, kept for logs only.
+type Error struct {
+	Code    string
+	Comment string
+	Err     error
+}
+
+// Errorf returns an *Error with the given code and a formatted comment.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Comment: fmt.Sprintf(format, args...)}
+}
+
+// Wrap returns an *Error with the code and comment, keeping err as the cause.
+func Wrap(code string, err error, comment string) *Error {
+	return &Error{Code: code, Comment: comment, Err: err}
+}
+
+func (e *Error) Error() string {
+	if e.Comment == "" {
+		return e.Code
+	}
+	return e.Code + ": " + e.Comment
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// ErrorCode returns the problem code of err: the code of the *Error in its
+// chain, or e.p.me for any other error.
+func ErrorCode(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return CodeMe
+}
+
+// ErrorComment returns the peer-safe comment of err: the *Error's comment, or
+// a generic text for errors that are not *Error (their text may hold details
+// that must not leave the process).
+func ErrorComment(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		if e.Comment != "" {
+			return e.Comment
+		}
+		return e.Code
+	}
+	return "internal error"
+}
+
+// HTTPStatus maps err to the HTTP status a transport should answer with.
+func HTTPStatus(err error) int {
+	code := ErrorCode(err)
+	switch {
+	case code == CodeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case code == CodeMediaType:
+		return http.StatusUnsupportedMediaType
+	case code == CodeMeResStorage:
+		return http.StatusInsufficientStorage
+	case code == CodeForbidden:
+		return http.StatusForbidden
+	case code == CodeMsgReplay:
+		return http.StatusConflict
+	case strings.HasPrefix(code, CodeMe):
+		return http.StatusInternalServerError
+	}
+	return http.StatusBadRequest
+}
+
+// SMTPStatus maps err to an SMTP reply code: 552 for size, 451 for our own
+// transient faults, 554 for anything wrong with the message itself.
+func SMTPStatus(err error) int {
+	code := ErrorCode(err)
+	switch {
+	case code == CodeTooLarge || code == CodeMeResStorage:
+		return 552
+	case strings.HasPrefix(code, CodeMe):
+		return 451
+	}
+	return 554
+}
+
+// ProblemReportType is the message type of Report Problem 2.0.
+const ProblemReportType = "https://didcomm.org/report-problem/2.0/problem-report"
+
+// ProblemReportBody is the body of a problem-report message.
+type ProblemReportBody struct {
+	Code       string   `json:"code"`
+	Comment    string   `json:"comment,omitempty"`
+	Args       []string `json:"args,omitempty"`
+	EscalateTo string   `json:"escalate_to,omitempty"`
+}
+
+// ProblemReport builds the problem-report answering msg for err. Its pthid is
+// msg's thread, as Report Problem 2.0 asks; only the peer-safe comment of err is
+// included.
+func ProblemReport(msg Message, err error) Message {
+	r, _ := NewMessage(ProblemReportType, ProblemReportBody{Code: ErrorCode(err), Comment: ErrorComment(err)})
+	if msg.From != "" {
+		r.To = []string{msg.From}
+	}
+	r.PThID = msg.Thread()
+	// A problem report is its own thread (thid = id); acks of it refer to it.
+	return r
+}

@@ -1,0 +1,292 @@
+// Package config loads agentd's configuration: built-in defaults, then a YAML
+// file, then AGENTD_* environment variables, then command-line flags, each
+// overriding the one before; the result is validated with messages that name
+// the offending key.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is agentd's whole configuration. The yaml tags are the keys of the
+// configuration file; configs/agentd.example.yaml documents each.
+type Config struct {
+	DataDir string     `yaml:"data_dir"`
+	HTTP    HTTP       `yaml:"http"`
+	Admin   Admin      `yaml:"admin"`
+	Keys    Keys       `yaml:"keys"`
+	Outbox  Outbox     `yaml:"outbox"`
+	DID     DIDConfig  `yaml:"did"`
+	Log     Log        `yaml:"log"`
+	Replay  ReplayConf `yaml:"replay"`
+}
+
+// HTTP configures the HTTP listener and the DIDComm endpoint.
+type HTTP struct {
+	Addr            string        `yaml:"addr"`
+	PublicURL       string        `yaml:"public_url"`
+	MaxBodyBytes    int64         `yaml:"max_body_bytes"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// Admin configures the operators' API.
+type Admin struct {
+	Token         string `yaml:"token"`
+	TokenFile     string `yaml:"token_file"`
+	MetricsPublic bool   `yaml:"metrics_public"`
+}
+
+// Keys configures how private keys are encrypted at rest.
+type Keys struct {
+	Passphrase     string `yaml:"passphrase"`
+	PassphraseFile string `yaml:"passphrase_file"`
+	KeyFile        string `yaml:"key_file"`
+}
+
+// Outbox configures outbound delivery.
+type Outbox struct {
+	MaxAttempts int           `yaml:"max_attempts"`
+	BaseDelay   time.Duration `yaml:"base_delay"`
+	MaxDelay    time.Duration `yaml:"max_delay"`
+	Workers     int           `yaml:"workers"`
+	Timeout     time.Duration `yaml:"timeout"`
+}
+
+// DIDConfig configures DID resolution.
+type DIDConfig struct {
+	CacheTTL     time.Duration `yaml:"cache_ttl"`
+	CacheSize    int           `yaml:"cache_size"`
+	WebResolve   bool          `yaml:"web_resolve"`
+	WebTimeout   time.Duration `yaml:"web_timeout"`
+	KeyAgreement []string      `yaml:"key_agreement"`
+}
+
+// Log configures structured logging.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// ReplayConf configures replay protection.
+type ReplayConf struct {
+	Window time.Duration `yaml:"window"`
+}
+
+// Default returns the embedded default configuration.
+func Default() Config {
+	return Config{
+		DataDir: "./data",
+		HTTP:    HTTP{Addr: "127.0.0.1:8080", MaxBodyBytes: 1 << 20, ShutdownTimeout: 15 * time.Second},
+		Outbox:  Outbox{MaxAttempts: 30, BaseDelay: 2 * time.Second, MaxDelay: time.Hour, Workers: 8, Timeout: 30 * time.Second},
+		DID:     DIDConfig{CacheTTL: 5 * time.Minute, CacheSize: 10000, WebResolve: true, WebTimeout: 10 * time.Second, KeyAgreement: []string{"X25519"}},
+		Log:     Log{Level: "info", Format: "text"},
+		Replay:  ReplayConf{Window: 7 * 24 * time.Hour},
+	}
+}
+
+// EndpointPath is the path of the DIDComm endpoint on the HTTP listener.
+const EndpointPath = "/didcomm"
+
+// Endpoint returns the public DIDComm endpoint URL: public_url, or one derived
+// from the listen address.
+func (c Config) Endpoint() string {
+	if c.HTTP.PublicURL != "" {
+		return c.HTTP.PublicURL
+	}
+	host, port, err := net.SplitHostPort(c.HTTP.Addr)
+	if err != nil {
+		return "http://" + c.HTTP.Addr + EndpointPath
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + EndpointPath
+}
+
+// option binds one setting to its flag and environment variable.
+type option struct {
+	flag, env, help string
+	set             func(c *Config, v string) error
+}
+
+func str(p func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error { *p(c) = v; return nil }
+}
+
+func dur(p func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("not a duration (e.g. 30s, 5m): %q", v)
+		}
+		*p(c) = d
+		return nil
+	}
+}
+
+func num(p func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("not a number: %q", v)
+		}
+		*p(c) = n
+		return nil
+	}
+}
+
+var options = []option{
+	{"data-dir", "AGENTD_DATA_DIR", "data directory (config key data_dir)", str(func(c *Config) *string { return &c.DataDir })},
+	{"http-addr", "AGENTD_HTTP_ADDR", "HTTP listen address HOST:PORT (http.addr)", str(func(c *Config) *string { return &c.HTTP.Addr })},
+	{"public-url", "AGENTD_PUBLIC_URL", "public DIDComm endpoint URL published in the agent's DID (http.public_url)", str(func(c *Config) *string { return &c.HTTP.PublicURL })},
+	{"max-body-bytes", "AGENTD_MAX_BODY_BYTES", "largest inbound message in bytes (http.max_body_bytes)", func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("not a number: %q", v)
+		}
+		c.HTTP.MaxBodyBytes = n
+		return nil
+	}},
+	{"admin-token-file", "AGENTD_ADMIN_TOKEN_FILE", "file holding the admin API bearer token (admin.token_file)", str(func(c *Config) *string { return &c.Admin.TokenFile })},
+	{"key-file", "AGENTD_KEY_FILE", "file holding the key that encrypts private keys at rest (keys.key_file)", str(func(c *Config) *string { return &c.Keys.KeyFile })},
+	{"passphrase-file", "AGENTD_PASSPHRASE_FILE", "file holding a passphrase to derive the key-encryption key from (keys.passphrase_file)", str(func(c *Config) *string { return &c.Keys.PassphraseFile })},
+	{"outbox-max-attempts", "AGENTD_OUTBOX_MAX_ATTEMPTS", "delivery attempts before a message is dead-lettered (outbox.max_attempts)", num(func(c *Config) *int { return &c.Outbox.MaxAttempts })},
+	{"outbox-base-delay", "AGENTD_OUTBOX_BASE_DELAY", "first retry delay (outbox.base_delay)", dur(func(c *Config) *time.Duration { return &c.Outbox.BaseDelay })},
+	{"log-level", "AGENTD_LOG_LEVEL", "debug, info, warn or error (log.level)", str(func(c *Config) *string { return &c.Log.Level })},
+	{"log-format", "AGENTD_LOG_FORMAT", "text or json (log.format)", str(func(c *Config) *string { return &c.Log.Format })},
+}
+
+// secretEnv are settings only taken from the environment (never flags, which
+// show in process listings).
+var secretEnv = []option{
+	{"", "AGENTD_ADMIN_TOKEN", "admin API bearer token (admin.token)", str(func(c *Config) *string { return &c.Admin.Token })},
+	{"", "AGENTD_KEY_PASSPHRASE", "passphrase for keys at rest (keys.passphrase)", str(func(c *Config) *string { return &c.Keys.Passphrase })},
+}
+
+// Load builds the configuration from args (without the program name), the
+// environment getenv, and the file named by --config or AGENTD_CONFIG.
+func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("agentd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configFile := fs.String("config", getenv("AGENTD_CONFIG"), "YAML configuration file (env AGENTD_CONFIG)")
+	values := make([]*string, len(options))
+	for i, o := range options {
+		values[i] = fs.String(o.flag, "", o.help+" (env "+o.env+")")
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: agentd [flags]\n\nRuns the agentd DIDComm v2 agent. Settings come from defaults, the config file, AGENTD_* environment variables and flags, later ones winning.\nSecrets are read from the environment or files only: AGENTD_ADMIN_TOKEN, AGENTD_KEY_PASSPHRASE.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	c := Default()
+	if *configFile != "" {
+		if err := c.loadFile(*configFile); err != nil {
+			return Config{}, err
+		}
+	}
+	for _, o := range append(append([]option(nil), options...), secretEnv...) {
+		if v := getenv(o.env); v != "" {
+			if err := o.set(&c, v); err != nil {
+				return Config{}, fmt.Errorf("environment variable %s: %w", o.env, err)
+			}
+		}
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for i, o := range options {
+		if set[o.flag] {
+			if err := o.set(&c, *values[i]); err != nil {
+				return Config{}, fmt.Errorf("flag --%s: %w", o.flag, err)
+			}
+		}
+	}
+	return c, c.Validate()
+}
+
+func (c *Config) loadFile(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	return nil
+}
+
+// Validate checks the configuration and explains the first problem found.
+func (c Config) Validate() error {
+	if c.DataDir == "" {
+		return errors.New("data_dir: must not be empty")
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
+		return fmt.Errorf("http.addr: %q is not HOST:PORT", c.HTTP.Addr)
+	}
+	if c.HTTP.PublicURL != "" {
+		u, err := url.Parse(c.HTTP.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("http.public_url: %q is not an absolute http(s) URL", c.HTTP.PublicURL)
+		}
+	}
+	if c.HTTP.MaxBodyBytes < 1024 {
+		return fmt.Errorf("http.max_body_bytes: %d is below the minimum of 1024", c.HTTP.MaxBodyBytes)
+	}
+	if c.Keys.Passphrase != "" && c.Keys.PassphraseFile != "" {
+		return errors.New("keys: set passphrase or passphrase_file, not both")
+	}
+	if (c.Keys.Passphrase != "" || c.Keys.PassphraseFile != "") && c.Keys.KeyFile != "" {
+		return errors.New("keys: set a passphrase or a key_file, not both")
+	}
+	if c.Admin.Token != "" && len(c.Admin.Token) < 16 {
+		return errors.New("admin.token: must be at least 16 characters")
+	}
+	if c.Outbox.MaxAttempts < 1 {
+		return errors.New("outbox.max_attempts: must be at least 1")
+	}
+	if c.Outbox.BaseDelay <= 0 || c.Outbox.MaxDelay < c.Outbox.BaseDelay {
+		return errors.New("outbox: base_delay must be positive and max_delay at least base_delay")
+	}
+	if c.Outbox.Workers < 1 {
+		return errors.New("outbox.workers: must be at least 1")
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log.level: %q is not debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return fmt.Errorf("log.format: %q is not text or json", c.Log.Format)
+	}
+	if len(c.DID.KeyAgreement) == 0 {
+		return errors.New("did.key_agreement: name at least one curve (X25519, P-256, P-384)")
+	}
+	for _, k := range c.DID.KeyAgreement {
+		switch k {
+		case "X25519", "P-256", "P-384", "P-521":
+		default:
+			return fmt.Errorf("did.key_agreement: unsupported curve %q (use X25519, P-256, P-384 or P-521)", k)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,344 @@
+// Package daemon wires agentd together from its configuration: the store, the
+// agent's identity, the resolvers, the router with its protocols, the outbox
+// and the HTTP transport. cmd/agentd only parses the configuration and calls
+// Run; tests start whole daemons through New.
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agentd/agentd/agent"
+	"github.com/agentd/agentd/agent/did"
+	"github.com/agentd/agentd/internal/config"
+	"github.com/agentd/agentd/internal/metrics"
+	"github.com/agentd/agentd/protocols/discoverfeatures"
+	"github.com/agentd/agentd/protocols/oob"
+	"github.com/agentd/agentd/protocols/reportproblem"
+	"github.com/agentd/agentd/protocols/trustping"
+	"github.com/agentd/agentd/store/bolt"
+	"github.com/agentd/agentd/store/seal"
+	httptransport "github.com/agentd/agentd/transport/http"
+)
+
+// Version is reported in the User-Agent of outbound requests.
+const Version = "0.1.0"
+
+// Daemon is a running agent: everything opened from one configuration.
+type Daemon struct {
+	cfg      config.Config
+	log      *slog.Logger
+	db       *bolt.DB
+	identity *agent.Identity
+	record   *identityRecord
+	resolver did.Resolver
+	router   *agent.Router
+	outbox   *agent.Outbox
+	metrics  *metrics.Metrics
+	ping     *trustping.Service
+	discover *discoverfeatures.Service
+	oob      *oob.Service
+	handler  http.Handler
+	token    string
+
+	listener net.Listener
+	server   *http.Server
+	wg       sync.WaitGroup
+	cancel   context.CancelFunc
+}
+
+// New opens the data directory and builds the agent. It does not listen yet;
+// call Start. Close releases what New opened.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	master, err := masterKey(cfg)
+	if err != nil {
+		return nil, err
+	}
+	db, err := bolt.Open(filepath.Join(cfg.DataDir, "agentd.db"), bolt.Options{MasterKey: master})
+	if err != nil {
+		return nil, fmt.Errorf("opening the database: %w", err)
+	}
+	d := &Daemon{cfg: cfg, log: log, db: db}
+	if err := d.build(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// masterKey chooses the source of the key that encrypts private keys at rest.
+func masterKey(cfg config.Config) (bolt.MasterKey, error) {
+	switch {
+	case cfg.Keys.Passphrase != "":
+		return bolt.Passphrase(cfg.Keys.Passphrase), nil
+	case cfg.Keys.PassphraseFile != "":
+		b, err := os.ReadFile(cfg.Keys.PassphraseFile)
+		if err != nil {
+			return bolt.MasterKey{}, fmt.Errorf("keys.passphrase_file: %w", err)
+		}
+		p := strings.TrimRight(string(b), "\r\n")
+		if p == "" {
+			return bolt.MasterKey{}, errors.New("keys.passphrase_file: the file is empty")
+		}
+		return bolt.Passphrase(p), nil
+	case cfg.Keys.KeyFile != "":
+		return bolt.KeyFile(cfg.Keys.KeyFile), nil
+	}
+	path := filepath.Join(cfg.DataDir, "master.key")
+	if _, err := seal.GenerateKeyFile(path); err != nil {
+		return bolt.MasterKey{}, fmt.Errorf("creating the master key file: %w", err)
+	}
+	return bolt.KeyFile(path), nil
+}
+
+func (d *Daemon) build(ctx context.Context) error {
+	cfg := d.cfg
+	token, err := adminToken(cfg)
+	if err != nil {
+		return err
+	}
+	d.token = token
+	ks, err := d.db.Keys()
+	if err != nil {
+		return fmt.Errorf("key store: %w", err)
+	}
+	records := d.db.Records()
+	d.record, err = loadIdentity(ctx, records, ks, cfg.Endpoint(), cfg.DID.KeyAgreement, d.log)
+	if err != nil {
+		return err
+	}
+	d.identity = agent.NewIdentity(ks)
+	d.identity.AddDID(d.record.DID)
+	for _, p := range d.record.Previous {
+		d.identity.AddDID(p)
+	}
+	d.resolver = newResolver(cfg)
+	keyResolver := did.NewKeyResolver(d.resolver)
+
+	d.metrics = metrics.New()
+	d.metrics.WatchOutbox(d.db.Outbox())
+	d.outbox = &agent.Outbox{
+		Store: d.db.Outbox(),
+		Policy: agent.RetryPolicy{Base: cfg.Outbox.BaseDelay, Max: cfg.Outbox.MaxDelay, Jitter: 0.2,
+			MaxAttempts: cfg.Outbox.MaxAttempts},
+		Observer: d.metrics, Logger: d.log.With("component", "outbox"),
+		Workers: cfg.Outbox.Workers, Timeout: cfg.Outbox.Timeout,
+	}
+	sender := httptransport.NewSender("agentd/" + Version)
+	d.outbox.Handle("http", sender)
+	d.outbox.Handle("https", sender)
+	messenger := &agent.Messenger{Identity: d.identity, Resolver: d.resolver, Keys: keyResolver, Outbox: d.outbox,
+		Schemes: []string{"https", "http"}}
+	d.router = agent.NewRouter(agent.RouterConfig{
+		Identity: d.identity, Keys: keyResolver, Replay: d.db.ReplayCache(), Messenger: messenger,
+		ReplayWindow: cfg.Replay.Window, Observer: d.metrics, Logger: d.log.With("component", "router"),
+	})
+	waiters := &agent.Waiters{}
+	plog := d.log.With("component", "protocol")
+	d.ping = trustping.New(messenger, waiters, plog)
+	d.discover = discoverfeatures.New(d.router, messenger, waiters, plog)
+	d.oob = oob.New(records, plog)
+	d.router.Register(d.ping.Protocol())
+	d.router.Register(d.discover.Protocol())
+	d.router.Register(reportproblem.New(waiters, plog).Protocol())
+
+	d.handler = httptransport.NewHandler(httptransport.Config{
+		Receiver: d.router, EndpointPath: config.EndpointPath, MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
+		Public: d, Admin: &admin{d}, AdminToken: token, MetricsPublic: cfg.Admin.MetricsPublic,
+		Metrics: d.metrics, Logger: d.log.With("component", "http"), Health: d.health,
+	})
+	return nil
+}
+
+// adminToken returns the configured admin token, or the one in the data
+// directory, generating it (mode 0600) on first start.
+func adminToken(cfg config.Config) (string, error) {
+	if cfg.Admin.Token != "" {
+		return cfg.Admin.Token, nil
+	}
+	path := cfg.Admin.TokenFile
+	generate := false
+	if path == "" {
+		path = filepath.Join(cfg.DataDir, "admin.token")
+		generate = true
+	}
+	b, err := os.ReadFile(path)
+	if err == nil {
+		t := strings.TrimSpace(string(b))
+		if len(t) < 16 {
+			return "", fmt.Errorf("admin token file %s: token must be at least 16 characters", path)
+		}
+		return t, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) || !generate {
+		return "", fmt.Errorf("admin token file: %w", err)
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", err
+	}
+	t := hex.EncodeToString(raw[:])
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("creating admin token file: %w", err)
+	}
+	if _, err := f.WriteString(t + "\n"); err != nil {
+		f.Close()
+		return "", err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return "", err
+	}
+	return t, f.Close()
+}
+
+// DID returns the agent's DID.
+func (d *Daemon) DID() string { return d.record.DID }
+
+// Handler returns the HTTP handler of all routes (for tests that serve it themselves).
+func (d *Daemon) Handler() http.Handler { return d.handler }
+
+// AdminToken returns the admin API bearer token.
+func (d *Daemon) AdminToken() string { return d.token }
+
+// Addr returns the address the HTTP listener is bound to, after Start.
+func (d *Daemon) Addr() string {
+	if d.listener == nil {
+		return ""
+	}
+	return d.listener.Addr().String()
+}
+
+// DIDDocument returns the agent's DID and its document; it serves GET /did.
+func (d *Daemon) DIDDocument(ctx context.Context) (string, any, error) {
+	doc, err := d.resolver.Resolve(ctx, d.record.DID)
+	if err != nil {
+		return "", nil, err
+	}
+	return d.record.DID, doc, nil
+}
+
+// Invitation returns the agent's standing Out-of-Band invitation; it serves GET /invitation.
+func (d *Daemon) Invitation(ctx context.Context) (any, string, error) {
+	inv, err := d.standingInvitation(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	return inv, inv.URL(d.invitationBase()), nil
+}
+
+func (d *Daemon) invitationBase() string {
+	return d.cfg.Endpoint()
+}
+
+func (d *Daemon) health(ctx context.Context) error {
+	_, _, err := d.db.Outbox().Depth(ctx)
+	if err != nil {
+		return agent.Wrap(agent.CodeMe, err, "database unavailable")
+	}
+	return nil
+}
+
+// Start listens on the configured address and starts the background work
+// (outbox delivery, replay sweeping).
+func (d *Daemon) Start(ctx context.Context) error {
+	ln, err := net.Listen("tcp", d.cfg.HTTP.Addr)
+	if err != nil {
+		return fmt.Errorf("http.addr: %w", err)
+	}
+	d.listener = ln
+	d.server = &http.Server{Handler: d.handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+		IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	d.cancel = cancel
+	d.wg.Add(3)
+	go func() {
+		defer d.wg.Done()
+		if err := d.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("http server stopped", "err", err)
+		}
+	}()
+	go func() { defer d.wg.Done(); d.outbox.Run(bg) }()
+	go func() { defer d.wg.Done(); d.sweep(bg) }()
+	d.log.Info("agentd listening", "addr", ln.Addr().String(), "endpoint", d.cfg.Endpoint(), "did", d.record.DID)
+	return nil
+}
+
+// sweep forgets expired replay-cache entries once an hour.
+func (d *Daemon) sweep(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := d.db.ReplayCache().Sweep(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			d.log.Warn("replay cache sweep failed", "err", err)
+		} else if n > 0 {
+			d.log.Debug("replay cache swept", "removed", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Shutdown stops accepting connections, waits for in-flight requests up to the
+// configured timeout, stops background work and closes the store.
+func (d *Daemon) Shutdown(ctx context.Context) error {
+	var errs []error
+	if d.server != nil {
+		sctx, cancel := context.WithTimeout(ctx, d.cfg.HTTP.ShutdownTimeout)
+		if err := d.server.Shutdown(sctx); err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
+		cancel()
+	}
+	if d.cancel != nil {
+		d.cancel()
+	}
+	d.wg.Wait()
+	if err := d.db.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("closing the database: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// Banner writes what an operator needs on start: the DID, the invitation URL
+// and its QR code, and where the admin token is.
+func (d *Daemon) Banner(ctx context.Context, w io.Writer) error {
+	inv, err := d.standingInvitation(ctx)
+	if err != nil {
+		return err
+	}
+	url := inv.URL(d.invitationBase())
+	fmt.Fprintf(w, "\nagentd %s\n  DID:         %s\n  endpoint:    %s\n  invitation:  %s\n", Version, d.record.DID, d.cfg.Endpoint(), url)
+	if d.cfg.Admin.Token == "" {
+		path := d.cfg.Admin.TokenFile
+		if path == "" {
+			path = filepath.Join(d.cfg.DataDir, "admin.token")
+		}
+		fmt.Fprintf(w, "  admin token: in %s\n", path)
+	}
+	if q, err := terminalQR(url); err == nil {
+		fmt.Fprintf(w, "\nScan to connect:\n%s\n", q)
+	} else {
+		fmt.Fprintf(w, "(invitation too long for a QR code: %v)\n", err)
+	}
+	return nil
+}

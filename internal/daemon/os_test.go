@@ -1,0 +1,5 @@
+package daemon_test
+
+import "os"
+
+var osStat = os.Stat

@@ -1,0 +1,128 @@
+// Package metrics exposes the agent's measurements to Prometheus: messages in
+// and out by type and result, processing latency, outbox depth and HTTP
+// request latency.
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/agentd/agentd/agent"
+)
+
+// Metrics is the agent's Prometheus registry and collectors. It implements
+// agent.Observer.
+type Metrics struct {
+	reg         *prometheus.Registry
+	messagesIn  *prometheus.CounterVec
+	messagesOut *prometheus.CounterVec
+	latency     *prometheus.HistogramVec
+	httpLatency *prometheus.HistogramVec
+}
+
+// New returns Metrics with the Go runtime and process collectors registered.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		messagesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "agentd", Name: "messages_in_total",
+			Help: "Inbound DIDComm messages by message type and result (ok, problem, rejected, replay).",
+		}, []string{"type", "result"}),
+		messagesOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "agentd", Name: "messages_out_total",
+			Help: "Outbound DIDComm messages by message type and result (return-route, delivered, retry, dead).",
+		}, []string{"type", "result"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "agentd", Name: "message_processing_seconds",
+			Help:    "Time from receiving a packed message to finishing its handling.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"result"}),
+		httpLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "agentd", Name: "http_request_seconds",
+			Help:    "HTTP request latency by route and status code.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"route", "code"}),
+	}
+	m.reg.MustRegister(m.messagesIn, m.messagesOut, m.latency, m.httpLatency,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// MessageIn counts an inbound message and observes its processing time.
+func (m *Metrics) MessageIn(msgType, result string, elapsed time.Duration) {
+	m.messagesIn.WithLabelValues(label(msgType), result).Inc()
+	m.latency.WithLabelValues(result).Observe(elapsed.Seconds())
+}
+
+// MessageOut counts an outbound message event.
+func (m *Metrics) MessageOut(msgType, result string) {
+	m.messagesOut.WithLabelValues(label(msgType), result).Inc()
+}
+
+// label bounds the label's cardinality: message types come from peers.
+func label(msgType string) string {
+	if msgType == "" {
+		return "unknown"
+	}
+	if len(msgType) > 120 {
+		return "other"
+	}
+	return msgType
+}
+
+// WatchOutbox exports the outbox depth (pending and dead) as gauges read at scrape time.
+func (m *Metrics) WatchOutbox(store agent.OutboxStore) {
+	depth := func(dead bool) func() float64 {
+		return func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			p, d, err := store.Depth(ctx)
+			if err != nil {
+				return -1
+			}
+			if dead {
+				return float64(d)
+			}
+			return float64(p)
+		}
+	}
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "agentd", Name: "outbox_pending", Help: "Messages waiting in the outbox."}, depth(false)),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "agentd", Name: "outbox_dead", Help: "Messages in the dead-letter list."}, depth(true)),
+	)
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// Instrument wraps h to observe request latency under the route name.
+func (m *Metrics) Instrument(route string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		h.ServeHTTP(sw, r)
+		m.httpLatency.WithLabelValues(route, strconv.Itoa(sw.code)).Observe(time.Since(start).Seconds())
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer (needed for
+// WebSocket hijacking and flushing).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

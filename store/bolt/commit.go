@@ -1,0 +1,150 @@
+package bolt
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"go.etcd.io/bbolt"
+	bberrors "go.etcd.io/bbolt/errors"
+)
+
+// Group commit.
+//
+// Writes go to one committer goroutine over an unbuffered channel. The
+// committer takes the first write that arrives, then every write whose sender
+// is already waiting (up to MaxBatchSize), applies them all in one bbolt
+// transaction and commits it with a single fsync. While it commits, new
+// writers block on the channel; they form the next group. A lone writer thus
+// commits at once, without the timer delay of bbolt's own DB.Batch, and under
+// load the groups grow with the time a commit takes.
+//
+// If one write in a group fails, the transaction is rolled back, that write
+// gets its error, and the others are applied again in a new transaction. A
+// write function may therefore run more than once and must not have effects
+// outside the transaction except result variables it sets afresh on each run.
+
+// writeMode selects how writes are committed; tests and benchmarks compare
+// them. The zero value is the production mode.
+type writeMode int
+
+const (
+	writeGroup       writeMode = iota // group commit through the committer
+	writeSolo                         // one bbolt Update per write
+	writeBoltBatch                    // bbolt's DB.Batch (timer-based grouping)
+	defaultBatchSize = 1000
+)
+
+type writeCall struct {
+	fn  func(*bbolt.Tx) error
+	err chan error // buffered: the committer never blocks on a reply
+}
+
+type committer struct {
+	calls     chan *writeCall // unbuffered, see above
+	closed    chan struct{}
+	closeOnce sync.Once
+	done      sync.WaitGroup
+	maxBatch  int
+}
+
+func (db *DB) startCommitter(maxBatch int) {
+	if maxBatch <= 0 {
+		maxBatch = defaultBatchSize
+	}
+	db.commit = committer{calls: make(chan *writeCall), closed: make(chan struct{}), maxBatch: maxBatch}
+	db.commit.done.Add(1)
+	go db.commitLoop()
+}
+
+// stopCommitter makes new writes fail and waits for the group being
+// committed, if any.
+func (db *DB) stopCommitter() {
+	db.commit.closeOnce.Do(func() { close(db.commit.closed) })
+	db.commit.done.Wait()
+}
+
+func (db *DB) commitLoop() {
+	defer db.commit.done.Done()
+	group := make([]*writeCall, 0, 64)
+	for {
+		select {
+		case c := <-db.commit.calls:
+			group = append(group, c)
+		case <-db.commit.closed:
+			return
+		}
+	gather:
+		for len(group) < db.commit.maxBatch {
+			select {
+			case c := <-db.commit.calls:
+				group = append(group, c)
+			default:
+				break gather
+			}
+		}
+		db.commitGroup(group)
+		clear(group)
+		group = group[:0]
+	}
+}
+
+// commitGroup applies the writes in one transaction, taking out any that
+// fail, and replies to each.
+func (db *DB) commitGroup(group []*writeCall) {
+	for len(group) > 0 {
+		failed, failErr := -1, error(nil)
+		err := db.bolt.Update(func(tx *bbolt.Tx) error {
+			for i, c := range group {
+				if err := safeCall(c.fn, tx); err != nil {
+					failed, failErr = i, err
+					return err
+				}
+			}
+			return nil
+		})
+		if failed >= 0 {
+			group[failed].err <- failErr
+			group = append(group[:failed:failed], group[failed+1:]...)
+			continue
+		}
+		for _, c := range group {
+			c.err <- err
+		}
+		return
+	}
+}
+
+// safeCall runs fn, turning a panic into an error for that write alone.
+func safeCall(fn func(*bbolt.Tx) error, tx *bbolt.Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("bolt: panic in write: %v", p)
+		}
+	}()
+	return fn(tx)
+}
+
+// write commits fn durably, in a group with concurrent writes (see above).
+// The context is honoured until the committer accepts the write; once
+// accepted, the write completes and its result is returned.
+func (db *DB) write(ctx context.Context, fn func(*bbolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	switch db.mode {
+	case writeSolo:
+		return db.bolt.Update(fn)
+	case writeBoltBatch:
+		return db.bolt.Batch(fn)
+	}
+	c := &writeCall{fn: fn, err: make(chan error, 1)}
+	select {
+	case db.commit.calls <- c:
+		return <-c.err
+	case <-db.commit.closed:
+		return bberrors.ErrDatabaseNotOpen
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,337 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/agentd/agentd/agent"
+)
+
+// Outbox is the durable outbound message queue, implementing
+// agent.OutboxStore. Get it from DB.Outbox.
+//
+// Pending messages are indexed by (NextAttempt, id), so Due and NextDue are
+// index scans that cost in proportion to what they return, not to the size of
+// the queue; dead letters are kept in (DeadAt, id) order. Depth reads two
+// counters maintained in the same transactions as the changes they count.
+//
+// Every write is durable on return, and concurrent writes share fsyncs (see
+// the package documentation). The store does not lease messages: two dispatchers
+// calling Due concurrently get the same messages, so run one dispatcher per
+// database.
+//
+// Methods that take an id of a message that is not where they expect it
+// (Reschedule, Delete and Kill for a pending message, Revive and PurgeDead
+// for a dead letter) return an error wrapping agent.ErrNotFound.
+type Outbox struct{ db *DB }
+
+var _ agent.OutboxStore = (*Outbox)(nil)
+
+// outboxBuckets are the nested buckets of the outbox bucket in one transaction.
+type outboxBuckets struct {
+	top, msg, due, dead, deadID *bbolt.Bucket
+}
+
+func outboxOf(tx *bbolt.Tx) outboxBuckets {
+	top := tx.Bucket(bOutbox)
+	return outboxBuckets{top, top.Bucket(bMsg), top.Bucket(bDue), top.Bucket(bDead), top.Bucket(bDeadID)}
+}
+
+// add adds delta to the counter at key.
+func (o outboxBuckets) add(key []byte, delta int64) error {
+	n := int64(be64(o.top.Get(key))) + delta
+	if n < 0 {
+		n = 0 // never negative, even if a counter was somehow lost
+	}
+	return o.top.Put(key, putBE64(uint64(n)))
+}
+
+// putPending stores m as pending and indexes it by NextAttempt.
+func (o outboxBuckets) putPending(m *agent.OutboundMessage) error {
+	v, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if err := o.msg.Put([]byte(m.ID), v); err != nil {
+		return err
+	}
+	return o.due.Put(timeIDKey(m.NextAttempt, m.ID), nil)
+}
+
+// getPending loads a pending message, or returns agent.ErrNotFound.
+func (o outboxBuckets) getPending(id string) (*agent.OutboundMessage, error) {
+	v := o.msg.Get([]byte(id))
+	if v == nil {
+		return nil, fmt.Errorf("bolt: outbox message %q: %w", id, agent.ErrNotFound)
+	}
+	m := new(agent.OutboundMessage)
+	if err := json.Unmarshal(v, m); err != nil {
+		return nil, fmt.Errorf("bolt: outbox message %q: %w", id, err)
+	}
+	return m, nil
+}
+
+// removePending deletes a pending message and its index entry.
+func (o outboxBuckets) removePending(m *agent.OutboundMessage) error {
+	if err := o.due.Delete(timeIDKey(m.NextAttempt, m.ID)); err != nil {
+		return err
+	}
+	return o.msg.Delete([]byte(m.ID))
+}
+
+// deadKey returns the key of a dead letter in the dead bucket, or nil.
+func (o outboxBuckets) deadKey(id string) []byte {
+	at := o.deadID.Get([]byte(id))
+	if at == nil {
+		return nil
+	}
+	return append(clone(at), id...)
+}
+
+// Enqueue adds m to the outbox, due at m.NextAttempt (a zero NextAttempt is
+// due at once). m.ID must be non-empty and not already in the outbox or the
+// dead letters; a taken id gives an error wrapping ErrExists. The message is
+// stored as given. Enqueue returns after the commit is on disk.
+func (o *Outbox) Enqueue(ctx context.Context, m *agent.OutboundMessage) error {
+	if err := checkID("message id", m.ID); err != nil {
+		return err
+	}
+	v, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("bolt: outbox message %q: %w", m.ID, err)
+	}
+	id := []byte(m.ID)
+	dueKey := timeIDKey(m.NextAttempt, m.ID)
+	return o.db.write(ctx, func(tx *bbolt.Tx) error {
+		ob := outboxOf(tx)
+		if ob.msg.Get(id) != nil || ob.deadID.Get(id) != nil {
+			return fmt.Errorf("bolt: outbox message %q: %w", m.ID, ErrExists)
+		}
+		if err := ob.msg.Put(id, v); err != nil {
+			return err
+		}
+		if err := ob.due.Put(dueKey, nil); err != nil {
+			return err
+		}
+		return ob.add(kNPending, 1)
+	})
+}
+
+// Due returns up to limit pending messages whose NextAttempt is at or before
+// now, in (NextAttempt, id) order. limit must be positive. The messages are
+// copies; changing them changes nothing stored.
+func (o *Outbox) Due(ctx context.Context, now time.Time, limit int) ([]*agent.OutboundMessage, error) {
+	if err := checkLimit(limit); err != nil {
+		return nil, err
+	}
+	bound := timeBits(now)
+	var out []*agent.OutboundMessage
+	err := o.db.view(ctx, func(tx *bbolt.Tx) error {
+		ob := outboxOf(tx)
+		c := ob.due.Cursor()
+		for k, _ := c.First(); k != nil && len(out) < limit; k, _ = c.Next() {
+			if be64(k) > bound {
+				break
+			}
+			m, err := ob.getPending(string(k[8:]))
+			if err != nil {
+				return fmt.Errorf("bolt: outbox index inconsistent: %w", err)
+			}
+			out = append(out, m)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// NextDue returns the earliest NextAttempt of the pending messages (at
+// nanosecond precision, in the local time zone; the zero time for a message
+// enqueued with a zero NextAttempt), and false if there are none.
+func (o *Outbox) NextDue(ctx context.Context) (time.Time, bool, error) {
+	var (
+		t  time.Time
+		ok bool
+	)
+	err := o.db.view(ctx, func(tx *bbolt.Tx) error {
+		if k, _ := outboxOf(tx).due.Cursor().First(); k != nil {
+			t, ok = bitsTime(be64(k)), true
+		}
+		return nil
+	})
+	return t, ok, err
+}
+
+// Reschedule records a failed attempt of a pending message: it saves
+// m.Attempts, m.NextAttempt and m.LastError (other fields of m are ignored)
+// and re-indexes the message by its new NextAttempt.
+func (o *Outbox) Reschedule(ctx context.Context, m *agent.OutboundMessage) error {
+	return o.db.write(ctx, func(tx *bbolt.Tx) error {
+		ob := outboxOf(tx)
+		cur, err := ob.getPending(m.ID)
+		if err != nil {
+			return err
+		}
+		if err := ob.removePending(cur); err != nil {
+			return err
+		}
+		cur.Attempts, cur.NextAttempt, cur.LastError = m.Attempts, m.NextAttempt, m.LastError
+		return ob.putPending(cur)
+	})
+}
+
+// Delete removes a pending message, typically once it has been delivered.
+func (o *Outbox) Delete(ctx context.Context, id string) error {
+	return o.db.write(ctx, func(tx *bbolt.Tx) error {
+		ob := outboxOf(tx)
+		cur, err := ob.getPending(id)
+		if err != nil {
+			return err
+		}
+		if err := ob.removePending(cur); err != nil {
+			return err
+		}
+		return ob.add(kNPending, -1)
+	})
+}
+
+// Kill moves a pending message to the dead letters. It saves m.Attempts and
+// m.LastError and stamps the dead letter with m.DeadAt; if m.DeadAt is zero,
+// Kill first sets it (on m) to the current time.
+func (o *Outbox) Kill(ctx context.Context, m *agent.OutboundMessage) error {
+	if m.DeadAt.IsZero() {
+		m.DeadAt = time.Now()
+	}
+	deadAt := m.DeadAt
+	return o.db.write(ctx, func(tx *bbolt.Tx) error {
+		ob := outboxOf(tx)
+		cur, err := ob.getPending(m.ID)
+		if err != nil {
+			return err
+		}
+		if err := ob.removePending(cur); err != nil {
+			return err
+		}
+		cur.Attempts, cur.LastError, cur.DeadAt = m.Attempts, m.LastError, deadAt
+		v, err := json.Marshal(cur)
+		if err != nil {
+			return err
+		}
+		key := timeIDKey(deadAt, cur.ID)
+		if err := ob.dead.Put(key, v); err != nil {
+			return err
+		}
+		if err := ob.deadID.Put([]byte(cur.ID), key[:8]); err != nil {
+			return err
+		}
+		if err := ob.add(kNPending, -1); err != nil {
+			return err
+		}
+		return ob.add(kNDead, 1)
+	})
+}
+
+// Dead lists up to limit dead letters in (DeadAt, id) order, starting after
+// the dead letter with id after, or at the oldest if after is "". limit must
+// be positive. If after is not a dead letter (it was revived or purged since
+// the previous page) Dead returns an error wrapping agent.ErrNotFound.
+func (o *Outbox) Dead(ctx context.Context, after string, limit int) ([]*agent.OutboundMessage, error) {
+	if err := checkLimit(limit); err != nil {
+		return nil, err
+	}
+	var out []*agent.OutboundMessage
+	err := o.db.view(ctx, func(tx *bbolt.Tx) error {
+		ob := outboxOf(tx)
+		c := ob.dead.Cursor()
+		var k, v []byte
+		if after == "" {
+			k, v = c.First()
+		} else {
+			start := ob.deadKey(after)
+			if start == nil {
+				return fmt.Errorf("bolt: dead-letter cursor %q: %w", after, agent.ErrNotFound)
+			}
+			k, v = c.Seek(start)
+			if bytes.Equal(k, start) {
+				k, v = c.Next()
+			}
+		}
+		for ; k != nil && len(out) < limit; k, v = c.Next() {
+			m := new(agent.OutboundMessage)
+			if err := json.Unmarshal(v, m); err != nil {
+				return fmt.Errorf("bolt: dead letter %q: %w", k[8:], err)
+			}
+			out = append(out, m)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Revive moves a dead letter back to the outbox, due at now, with Attempts
+// reset to zero and DeadAt cleared. LastError is kept until the next attempt
+// replaces it.
+func (o *Outbox) Revive(ctx context.Context, id string, now time.Time) error {
+	return o.db.write(ctx, func(tx *bbolt.Tx) error {
+		ob := outboxOf(tx)
+		key := ob.deadKey(id)
+		var v []byte
+		if key != nil {
+			v = ob.dead.Get(key)
+		}
+		if v == nil {
+			return fmt.Errorf("bolt: dead letter %q: %w", id, agent.ErrNotFound)
+		}
+		m := new(agent.OutboundMessage)
+		if err := json.Unmarshal(v, m); err != nil {
+			return fmt.Errorf("bolt: dead letter %q: %w", id, err)
+		}
+		if err := ob.dead.Delete(key); err != nil {
+			return err
+		}
+		if err := ob.deadID.Delete([]byte(id)); err != nil {
+			return err
+		}
+		m.Attempts, m.NextAttempt, m.DeadAt = 0, now, time.Time{}
+		if err := ob.putPending(m); err != nil {
+			return err
+		}
+		if err := ob.add(kNDead, -1); err != nil {
+			return err
+		}
+		return ob.add(kNPending, 1)
+	})
+}
+
+// PurgeDead deletes a dead letter for good.
+func (o *Outbox) PurgeDead(ctx context.Context, id string) error {
+	return o.db.write(ctx, func(tx *bbolt.Tx) error {
+		ob := outboxOf(tx)
+		key := ob.deadKey(id)
+		if key == nil {
+			return fmt.Errorf("bolt: dead letter %q: %w", id, agent.ErrNotFound)
+		}
+		if err := ob.dead.Delete(key); err != nil {
+			return err
+		}
+		if err := ob.deadID.Delete([]byte(id)); err != nil {
+			return err
+		}
+		return ob.add(kNDead, -1)
+	})
+}
+
+// Depth returns the number of pending messages and of dead letters. It reads
+// two counters, so it is cheap enough to call on every metrics scrape.
+func (o *Outbox) Depth(ctx context.Context) (pending, dead int, err error) {
+	err = o.db.view(ctx, func(tx *bbolt.Tx) error {
+		top := tx.Bucket(bOutbox)
+		pending, dead = int(be64(top.Get(kNPending))), int(be64(top.Get(kNDead)))
+		return nil
+	})
+	return pending, dead, err
+}

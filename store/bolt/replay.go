@@ -1,0 +1,104 @@
+package bolt
+
+import (
+	"context"
+	"encoding/binary"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/agentd/agentd/agent"
+)
+
+// ReplayCache remembers message ids until they expire, implementing
+// agent.ReplayCache. Get it from DB.ReplayCache.
+//
+// Remember checks and records an id in one transaction, so of any number of
+// concurrent calls with the same id exactly one reports false; it is durable
+// on return, and concurrent calls share fsyncs (group commit), so a burst of
+// inbound messages does not queue on the disk. An id whose expiry has passed counts as forgotten even before Sweep
+// removes it. Sweep walks an expiry index and costs in proportion to what it
+// removes.
+type ReplayCache struct{ db *DB }
+
+var _ agent.ReplayCache = (*ReplayCache)(nil)
+
+// sweepChunk bounds the number of ids one Sweep transaction removes, so a
+// large backlog does not build one huge transaction.
+const sweepChunk = 10000
+
+// Remember records id until expires and reports whether it was already
+// recorded with an expiry not before the current time (a replay). A replay
+// leaves the stored expiry unchanged.
+func (r *ReplayCache) Remember(ctx context.Context, id string, expires time.Time) (seen bool, err error) {
+	if err := checkID("message id", id); err != nil {
+		return false, err
+	}
+	key := []byte(id)
+	exp := binary.BigEndian.AppendUint64(nil, timeBits(expires))
+	nowBits := timeBits(time.Now())
+	err = r.db.write(ctx, func(tx *bbolt.Tx) error {
+		seen = false // this function may run more than once
+		top := tx.Bucket(bReplay)
+		ids, idx := top.Bucket(bID), top.Bucket(bExp)
+		if old := ids.Get(key); old != nil {
+			if be64(old) >= nowBits {
+				seen = true
+				return nil
+			}
+			// Expired but not yet swept: forget it and record it afresh.
+			if err := idx.Delete(append(clone(old), key...)); err != nil {
+				return err
+			}
+		}
+		if err := ids.Put(key, exp); err != nil {
+			return err
+		}
+		return idx.Put(append(clone(exp), key...), nil)
+	})
+	if err != nil {
+		return false, err
+	}
+	return seen, nil
+}
+
+// Sweep forgets the ids whose expiry is before now and returns how many it
+// removed. It commits in transactions of its own of at most 10,000 ids each;
+// if it fails part way the count covers the chunks committed.
+func (r *ReplayCache) Sweep(ctx context.Context, now time.Time) (int, error) {
+	bound := timeBits(now)
+	total := 0
+	for {
+		n := 0
+		err := r.db.update(ctx, func(tx *bbolt.Tx) error {
+			n = 0
+			top := tx.Bucket(bReplay)
+			ids, idx := top.Bucket(bID), top.Bucket(bExp)
+			c := idx.Cursor()
+			for k, _ := c.First(); k != nil && n < sweepChunk; k, _ = c.First() {
+				if be64(k) >= bound {
+					break
+				}
+				k = clone(k)
+				// The index and ids agree; check anyway rather than drop a live id.
+				if v := ids.Get(k[8:]); v != nil && be64(v) == be64(k) {
+					if err := ids.Delete(k[8:]); err != nil {
+						return err
+					}
+				}
+				if err := c.Delete(); err != nil {
+					return err
+				}
+				n++
+			}
+			return nil
+		})
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if n < sweepChunk {
+			return total, nil
+		}
+	}
+}
