@@ -183,15 +183,6 @@ func (r *VerificationRef) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-// id returns the id the entry refers to (the reference, or the embedded
-// method's id).
-func (r VerificationRef) id() string {
-	if r.Method != nil {
-		return r.Method.ID
-	}
-	return r.Ref
-}
-
 // --- JSON: ServiceEndpoint ----------------------------------------------------
 
 // MarshalJSON writes the endpoint in the current DIDComm v2 object form.

@@ -32,15 +32,6 @@ type member struct {
 // the ordered tree are object, []any, string, json.Number, bool or nil.
 type object []member
 
-func (o object) get(key string) (any, bool) {
-	for _, m := range o {
-		if m.key == key {
-			return m.val, true
-		}
-	}
-	return nil, false
-}
-
 // set replaces the value of key, or inserts key first when it is absent.
 func (o object) set(key string, v any) object {
 	for i := range o {

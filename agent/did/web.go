@@ -135,6 +135,11 @@ func (w *WebResolver) Resolve(ctx context.Context, did string) (*Doc, error) {
 	if err != nil {
 		return nil, fmt.Errorf("did:web %s: reading %s: %w", did, u, err)
 	}
+	if err := ctx.Err(); err != nil {
+		// net/http may hand back a response that raced the cancellation (the
+		// server answering the TLS close_notify): the deadline still wins.
+		return nil, fmt.Errorf("did:web %s: %w", did, err)
+	}
 	if int64(len(body)) > max {
 		return nil, fmt.Errorf("%w: did:web %s: document larger than %d bytes", ErrInvalidDocument, did, max)
 	}

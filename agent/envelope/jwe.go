@@ -309,9 +309,9 @@ type parsedJWE struct {
 }
 
 // parseJWE checks the structure of a JWE and decodes its members: header
-// members and their encodings, the recipient list, and iv and tag sizes for a
-// known enc. The DIDComm rules (checkAPV, skid/apu) and the choice of
-// algorithms are left to the caller.
+// members and their encodings and the recipient list. The DIDComm rules
+// (checkAPV, skid/apu), the choice of algorithms and the sizes that depend on
+// them (checkSizes) are left to the caller.
 func parseJWE(env *rawEnvelope) (*parsedJWE, error) {
 	prot, err := requiredString(env.Protected, "protected")
 	if err != nil {
@@ -393,10 +393,19 @@ func parseJWE(env *rawEnvelope) (*parsedJWE, error) {
 	if j.tag, err = decodeB64(env.Tag, "tag"); err != nil {
 		return nil, err
 	}
-	if _, ivLen, tagLen, ok := encParams(j.enc); ok && (len(j.iv) != ivLen || len(j.tag) != tagLen) {
-		return nil, fmt.Errorf("%w: iv or tag size does not fit enc %s", ErrMalformed, j.enc)
-	}
 	return j, nil
+}
+
+// checkSizes checks iv and tag against the (supported) enc.
+func (j *parsedJWE) checkSizes() error {
+	_, ivLen, tagLen, ok := encParams(j.enc)
+	if !ok {
+		return fmt.Errorf("%w: JWE enc %q", ErrUnsupported, j.enc)
+	}
+	if len(j.iv) != ivLen || len(j.tag) != tagLen {
+		return fmt.Errorf("%w: iv or tag size does not fit enc %s", ErrMalformed, j.enc)
+	}
+	return nil
 }
 
 // checkAPV enforces the DIDComm apv: SHA-256 of the sorted recipient kids
@@ -451,6 +460,12 @@ func (j *parsedJWE) unwrapCEK(i int, ours agreeKey, sender *keys.PublicKey, kekL
 
 // decrypt decrypts the content with the CEK.
 func (j *parsedJWE) decrypt(cek []byte) ([]byte, error) {
+	if err := j.checkSizes(); err != nil {
+		return nil, err
+	}
+	if keyLen, _, _, _ := encParams(j.enc); len(cek) != keyLen {
+		return nil, fmt.Errorf("%w: content key of the wrong size", ErrDecrypt)
+	}
 	pt, err := openContent(j.enc, cek, j.iv, j.ct, j.tag, j.protected)
 	if err != nil {
 		if errors.Is(err, ErrUnsupported) {

@@ -172,8 +172,8 @@ func openJWE(ctx context.Context, j *parsedJWE, authcrypt bool, opts UnpackOptio
 	if authcrypt && j.enc != A256CBCHS512 {
 		return nil, "", fmt.Errorf("%w: enc %q with %s (DIDComm authcrypt uses A256CBC-HS512)", ErrUnsupported, j.enc, j.alg)
 	}
-	if _, _, _, ok := encParams(j.enc); !ok {
-		return nil, "", fmt.Errorf("%w: JWE enc %q", ErrUnsupported, j.enc)
+	if err := j.checkSizes(); err != nil {
+		return nil, "", err
 	}
 	// apu is BASE64URL(skid); skid may be left out and is then read from apu.
 	if j.hdr.Skid != nil {

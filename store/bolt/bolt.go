@@ -8,15 +8,18 @@
 // Open in the same process) that opens the same file waits at most
 // Options.LockTimeout and then fails with an error wrapping ErrLocked, so a
 // second daemon pointed at the same data directory stops at start-up instead
-// of hanging. The file is created with mode 0600.
+// of hanging. The file is created with mode 0600; the mode of an existing
+// file is left alone.
 //
 // # Durability
 //
 // Every method that writes returns only after its transaction has been
 // committed and the file fsynced (fdatasync on Linux): when Enqueue, Remember,
 // Put, Reschedule, Kill or any other write returns nil, the change survives a
-// crash of the process or of the machine. When it returns an error the change
-// was not made.
+// crash of the process or of the machine, provided the disk honours fsync.
+// When a write returns an error the change was not made, with one exception:
+// after an I/O error during the commit itself the outcome is unknown until the
+// file is reopened.
 //
 // Writes use group commit: a write that arrives while another transaction is
 // being committed waits for it, then is applied together with every other
@@ -34,8 +37,9 @@
 //
 // A DB and all the stores it hands out are safe for concurrent use by many
 // goroutines. bbolt allows one writer at a time and any number of readers;
-// readers see a consistent snapshot and never block writers. Only one process
-// may have the file open.
+// a reader sees a consistent snapshot and does not block writers (except that
+// a commit which must grow the file's memory map waits for open reads; the
+// stores' reads are short). Only one process may have the file open.
 //
 // # Private keys
 //
@@ -52,8 +56,8 @@
 // uint64; times are Unix nanoseconds with the sign bit flipped so that byte
 // order is time order):
 //
-//	meta     schema → be64 version
-//	         master-kind → "passphrase" | "key"
+//	meta     schema → be64 version (1)
+//	         master-kind → "passphrase" | "key" (key file or raw key)
 //	         master-kdf → JSON seal.KDFParams (salt and argon2id cost)
 //	         master-check → sealed check value
 //	outbox   n-pending, n-dead → be64 counters (for Depth)
@@ -106,7 +110,7 @@ const schemaVersion = 1
 // Defaults for Options.
 const (
 	DefaultLockTimeout  = time.Second
-	DefaultMaxBatchSize = defaultBatchSize
+	DefaultMaxBatchSize = 1000
 )
 
 // Options configures Open. The zero value is valid: no master key, the

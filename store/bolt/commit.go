@@ -29,10 +29,9 @@ import (
 type writeMode int
 
 const (
-	writeGroup       writeMode = iota // group commit through the committer
-	writeSolo                         // one bbolt Update per write
-	writeBoltBatch                    // bbolt's DB.Batch (timer-based grouping)
-	defaultBatchSize = 1000
+	writeGroup     writeMode = iota // group commit through the committer
+	writeSolo                       // one bbolt Update per write
+	writeBoltBatch                  // bbolt's DB.Batch (timer-based grouping)
 )
 
 type writeCall struct {
@@ -50,7 +49,7 @@ type committer struct {
 
 func (db *DB) startCommitter(maxBatch int) {
 	if maxBatch <= 0 {
-		maxBatch = defaultBatchSize
+		maxBatch = DefaultMaxBatchSize
 	}
 	db.commit = committer{calls: make(chan *writeCall), closed: make(chan struct{}), maxBatch: maxBatch}
 	db.commit.done.Add(1)

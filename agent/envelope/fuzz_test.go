@@ -1,0 +1,93 @@
+package envelope
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+
+	"github.com/agentd/agentd/agent/keys"
+)
+
+// FuzzUnpack feeds arbitrary bytes to Unpack with the vector keys. Unpack must
+// not panic, every error must wrap exactly one sentinel (the test resolvers
+// only fail with keys.ErrNotFound), and a success must return metadata
+// consistent with itself.
+func FuzzUnpack(f *testing.F) {
+	w := vectorWorld(f)
+	var enc struct {
+		Vectors []struct {
+			JWE json.RawMessage `json:"jwe"`
+		} `json:"vectors"`
+	}
+	readVectors(f, "didcomm/encrypted.json", &enc)
+	for _, v := range enc.Vectors {
+		f.Add([]byte(v.JWE))
+	}
+	var sig struct {
+		Vectors []struct {
+			JWS json.RawMessage `json:"jws"`
+		} `json:"vectors"`
+	}
+	readVectors(f, "didcomm/signed.json", &sig)
+	for _, v := range sig.Vectors {
+		f.Add([]byte(v.JWS))
+	}
+	var pt struct {
+		Messages []struct {
+			Message json.RawMessage `json:"message"`
+		} `json:"messages"`
+	}
+	readVectors(f, "didcomm/plaintext.json", &pt)
+	for _, v := range pt.Messages {
+		f.Add([]byte(v.Message))
+	}
+	var neg struct {
+		Vectors []struct {
+			Message    json.RawMessage `json:"message"`
+			MessageRaw *string         `json:"message_raw"`
+		} `json:"vectors"`
+	}
+	readVectors(f, "didcomm/negative.json", &neg)
+	for _, v := range neg.Vectors {
+		if v.MessageRaw != nil {
+			f.Add([]byte(*v.MessageRaw))
+		} else {
+			f.Add([]byte(v.Message))
+		}
+	}
+	// Fresh envelopes from the vector keys, compact (as Pack writes them).
+	alice := w.secrets["did:example:alice#key-x25519-1"]
+	bob := w.secrets["did:example:bob#key-x25519-1"].PublicKey
+	msg := []byte(`{"id":"1","type":"t","from":"did:example:alice","body":{}}`)
+	if jwe, err := PackAuthcrypt(msg, alice, []keys.PublicKey{bob}); err == nil {
+		f.Add(jwe)
+	}
+	if jwe, err := Pack(msg, PackOptions{Sender: &alice, SignBy: ptr(w.secrets["did:example:alice#key-1"]), Recipients: []keys.PublicKey{bob}, ProtectSender: true}); err == nil {
+		f.Add(jwe)
+	}
+
+	opts := UnpackOptions{Keys: w.resolver, Secrets: w.secrets}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		plain, md, err := Unpack(context.Background(), raw, opts)
+		if err != nil {
+			n := 0
+			for _, s := range sentinels {
+				if errors.Is(err, s) {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Fatalf("error %q wraps %d sentinels", err, n)
+			}
+			return
+		}
+		if !json.Valid(plain) {
+			t.Fatalf("plaintext is not JSON: %q", plain)
+		}
+		if md.NonRepudiation != (md.SignFrom != "") || md.Authenticated != (md.SignFrom != "" || md.EncryptedFrom != "") ||
+			md.Encrypted != (len(md.EncryptedTo) > 0) || md.AnonymousSender != (md.EncAlgAnon != "") {
+			t.Fatalf("inconsistent metadata %+v", md)
+		}
+	})
+}

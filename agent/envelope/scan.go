@@ -1,0 +1,257 @@
+package envelope
+
+import (
+	"errors"
+)
+
+// A small JSON scanner for the top level of JWE and JWS envelopes. Unpack
+// reads every layer's members with it instead of encoding/json because the
+// envelope is mostly one long base64url string that encoding/json would scan
+// twice and copy; here it is scanned once and referenced in place. The scanner
+// validates the complete JSON syntax (RFC 8259) of its input, like json.Valid,
+// so nothing invalid gets through that encoding/json would have refused.
+// Plaintext messages are still decoded with encoding/json, the decoder the
+// rest of the agent reads them with.
+
+var errSyntax = errors.New("invalid JSON")
+
+// maxDepth bounds nesting, so hostile input cannot exhaust the stack.
+const maxDepth = 1000
+
+type scanner struct {
+	data  []byte
+	i     int
+	depth int
+}
+
+func (s *scanner) ws() {
+	for s.i < len(s.data) {
+		switch s.data[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// scanTopObject checks that data is exactly one JSON object (surrounding
+// whitespace allowed) and calls member for each of its members, in order, with
+// the raw name (without quotes, escapes not resolved) and the raw value.
+func scanTopObject(data []byte, member func(name []byte, escaped bool, value []byte)) error {
+	s := &scanner{data: data}
+	s.ws()
+	if s.i >= len(data) || data[s.i] != '{' {
+		return errSyntax
+	}
+	s.i++
+	s.depth = 1
+	s.ws()
+	if s.i < len(data) && data[s.i] == '}' {
+		s.i++
+	} else {
+		for {
+			s.ws()
+			start := s.i
+			escaped, err := s.str()
+			if err != nil {
+				return err
+			}
+			name := data[start+1 : s.i-1]
+			s.ws()
+			if s.i >= len(data) || data[s.i] != ':' {
+				return errSyntax
+			}
+			s.i++
+			s.ws()
+			vstart := s.i
+			if err := s.value(); err != nil {
+				return err
+			}
+			member(name, escaped, data[vstart:s.i])
+			s.ws()
+			if s.i >= len(data) {
+				return errSyntax
+			}
+			if data[s.i] == '}' {
+				s.i++
+				break
+			}
+			if data[s.i] != ',' {
+				return errSyntax
+			}
+			s.i++
+		}
+	}
+	s.ws()
+	if s.i != len(data) {
+		return errSyntax
+	}
+	return nil
+}
+
+// value scans one JSON value.
+func (s *scanner) value() error {
+	if s.i >= len(s.data) {
+		return errSyntax
+	}
+	switch c := s.data[s.i]; {
+	case c == '"':
+		_, err := s.str()
+		return err
+	case c == '{' || c == '[':
+		return s.container(c)
+	case c == '-' || c >= '0' && c <= '9':
+		return s.number()
+	case c == 't':
+		return s.literal("true")
+	case c == 'f':
+		return s.literal("false")
+	case c == 'n':
+		return s.literal("null")
+	}
+	return errSyntax
+}
+
+// container scans an object or array starting at its opening bracket.
+func (s *scanner) container(open byte) error {
+	s.depth++
+	if s.depth > maxDepth {
+		return errSyntax
+	}
+	closer := byte(']')
+	if open == '{' {
+		closer = '}'
+	}
+	s.i++
+	s.ws()
+	if s.i < len(s.data) && s.data[s.i] == closer {
+		s.i++
+		s.depth--
+		return nil
+	}
+	for {
+		s.ws()
+		if open == '{' {
+			if s.i >= len(s.data) || s.data[s.i] != '"' {
+				return errSyntax
+			}
+			if _, err := s.str(); err != nil {
+				return err
+			}
+			s.ws()
+			if s.i >= len(s.data) || s.data[s.i] != ':' {
+				return errSyntax
+			}
+			s.i++
+			s.ws()
+		}
+		if err := s.value(); err != nil {
+			return err
+		}
+		s.ws()
+		if s.i >= len(s.data) {
+			return errSyntax
+		}
+		c := s.data[s.i]
+		s.i++
+		if c == closer {
+			s.depth--
+			return nil
+		}
+		if c != ',' {
+			return errSyntax
+		}
+	}
+}
+
+// str scans a string starting at its opening quote and reports whether it
+// contains escapes.
+func (s *scanner) str() (escaped bool, err error) {
+	if s.i >= len(s.data) || s.data[s.i] != '"' {
+		return false, errSyntax
+	}
+	i := s.i + 1
+	for i < len(s.data) {
+		c := s.data[i]
+		switch {
+		case c == '"':
+			s.i = i + 1
+			return escaped, nil
+		case c < 0x20:
+			return false, errSyntax
+		case c == '\\':
+			escaped = true
+			if i+1 >= len(s.data) {
+				return false, errSyntax
+			}
+			switch s.data[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(s.data) {
+					return false, errSyntax
+				}
+				for _, h := range s.data[i+2 : i+6] {
+					if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
+						return false, errSyntax
+					}
+				}
+				i += 6
+			default:
+				return false, errSyntax
+			}
+		default:
+			i++
+		}
+	}
+	return false, errSyntax
+}
+
+// number scans -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func (s *scanner) number() error {
+	d := s.data
+	i := s.i
+	if i < len(d) && d[i] == '-' {
+		i++
+	}
+	digits := func() int {
+		n := 0
+		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
+			i++
+			n++
+		}
+		return n
+	}
+	switch {
+	case i < len(d) && d[i] == '0':
+		i++
+	case digits() == 0:
+		return errSyntax
+	}
+	if i < len(d) && d[i] == '.' {
+		i++
+		if digits() == 0 {
+			return errSyntax
+		}
+	}
+	if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
+		i++
+		if i < len(d) && (d[i] == '+' || d[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return errSyntax
+		}
+	}
+	s.i = i
+	return nil
+}
+
+func (s *scanner) literal(lit string) error {
+	if len(s.data)-s.i < len(lit) || string(s.data[s.i:s.i+len(lit)]) != lit {
+		return errSyntax
+	}
+	s.i += len(lit)
+	return nil
+}
