@@ -26,7 +26,7 @@ type Observer interface {
 type nopObserver struct{}
 
 func (nopObserver) MessageIn(string, string, time.Duration) {}
-func (nopObserver) MessageOut(string, string)                 {}
+func (nopObserver) MessageOut(string, string)               {}
 
 // RouterConfig is what a Router needs.
 type RouterConfig struct {
@@ -199,12 +199,6 @@ func (r *Router) accept(ctx context.Context, transport string, raw []byte) (*Inb
 			return in, Errorf(CodeNotForUs, "message is not addressed to this agent")
 		}
 	}
-	if meta.Encrypted {
-		// Every recipient kid we decrypted with is ours; a to naming other DIDs
-		// only is caught above. A message encrypted to us but with a to naming
-		// someone else would be a forwarding mistake.
-		_ = meta.EncryptedTo
-	}
 	now := r.cfg.Now()
 	if m.Expired(now) {
 		return in, Errorf(CodeMsgExpired, "message expired at %s", time.Unix(m.ExpiresTime, 0).UTC().Format(time.RFC3339))
@@ -327,4 +321,3 @@ func (r *Router) wantsReturnRoute(in *Inbound, m Message) bool {
 	}
 	return false
 }
-

@@ -615,12 +615,12 @@ func TestNesting(t *testing.T) {
 	anon, _ := PackAnoncrypt(plain, bob, "")
 
 	bad := map[string]func() ([]byte, error){
-		"sign(sign)":         func() ([]byte, error) { return Sign(signed, ed) },
-		"sign(authcrypt)":    func() ([]byte, error) { return Sign(auth, ed) },
-		"sign(anoncrypt)":    func() ([]byte, error) { return Sign(anon, ed) },
-		"authcrypt(auth)":    func() ([]byte, error) { return PackAuthcrypt(auth, x, bob) },
-		"authcrypt(anon)":    func() ([]byte, error) { return PackAuthcrypt(anon, x, bob) },
-		"anoncrypt(anon)":    func() ([]byte, error) { return PackAnoncrypt(anon, bob, "") },
+		"sign(sign)":      func() ([]byte, error) { return Sign(signed, ed) },
+		"sign(authcrypt)": func() ([]byte, error) { return Sign(auth, ed) },
+		"sign(anoncrypt)": func() ([]byte, error) { return Sign(anon, ed) },
+		"authcrypt(auth)": func() ([]byte, error) { return PackAuthcrypt(auth, x, bob) },
+		"authcrypt(anon)": func() ([]byte, error) { return PackAuthcrypt(anon, x, bob) },
+		"anoncrypt(anon)": func() ([]byte, error) { return PackAnoncrypt(anon, bob, "") },
 		"anon(anon(auth))": func() ([]byte, error) {
 			a, _ := PackAnoncrypt(auth, bob, "")
 			return PackAnoncrypt(a, bob, "")

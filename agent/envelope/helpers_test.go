@@ -340,5 +340,3 @@ func flipB64(t testing.TB, s string, i int) string {
 	b[i] ^= 0x01
 	return base64.RawURLEncoding.EncodeToString(b)
 }
-
-

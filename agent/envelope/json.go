@@ -54,8 +54,12 @@ func requiredString(r json.RawMessage, name string) (string, error) {
 	return s, nil
 }
 
-// decodeB64 decodes a required base64url member.
+// decodeB64 decodes a required base64url member, straight from the raw JSON
+// when the string has no escapes.
 func decodeB64(r json.RawMessage, name string) ([]byte, error) {
+	if len(r) >= 2 && r[0] == '"' && bytes.IndexByte(r, '\\') < 0 {
+		return decodeB64Bytes(r[1:len(r)-1], name)
+	}
 	s, err := requiredString(r, name)
 	if err != nil {
 		return nil, err
@@ -63,13 +67,17 @@ func decodeB64(r json.RawMessage, name string) ([]byte, error) {
 	return decodeB64String(s, name)
 }
 
-func decodeB64String(s, name string) ([]byte, error) {
-	out := make([]byte, b64.DecodedLen(len(s)))
-	n, err := b64.Decode(out, []byte(s))
+func decodeB64Bytes(src []byte, name string) ([]byte, error) {
+	out := make([]byte, b64.DecodedLen(len(src)))
+	n, err := b64.Decode(out, src)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s is not base64url", ErrMalformed, name)
 	}
 	return out[:n], nil
+}
+
+func decodeB64String(s, name string) ([]byte, error) {
+	return decodeB64Bytes([]byte(s), name)
 }
 
 // appendJSONString appends s as a JSON string. s must be valid UTF-8.

@@ -1,7 +1,6 @@
 package envelope
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -42,14 +41,14 @@ func Pack(plaintext []byte, opts PackOptions) ([]byte, error) {
 	if len(opts.Recipients) == 0 && opts.SignBy == nil {
 		return nil, errors.New("envelope: no recipients and no signer: nothing to pack")
 	}
-	var env rawEnvelope
-	if err := json.Unmarshal(plaintext, &env); err != nil {
-		return nil, fmt.Errorf("%w: plaintext is not a JSON object", ErrMalformed)
+	env, err := scanEnvelope(plaintext)
+	if err != nil {
+		return nil, err
 	}
 	if k, _ := env.kind(); k != "plaintext" {
 		return nil, fmt.Errorf("%w: Pack takes a plaintext message, not a %s", ErrMalformed, k)
 	}
-	p, err := checkPlaintext(&env)
+	p, err := parsePlaintext(plaintext)
 	if err != nil {
 		return nil, err
 	}

@@ -37,7 +37,8 @@ func (s *scanner) ws() {
 
 // scanTopObject checks that data is exactly one JSON object (surrounding
 // whitespace allowed) and calls member for each of its members, in order, with
-// the raw name (without quotes, escapes not resolved) and the raw value.
+// the raw name (with its quotes, escapes not resolved), whether the name has
+// escapes, and the raw value.
 func scanTopObject(data []byte, member func(name []byte, escaped bool, value []byte)) error {
 	s := &scanner{data: data}
 	s.ws()
@@ -57,7 +58,7 @@ func scanTopObject(data []byte, member func(name []byte, escaped bool, value []b
 			if err != nil {
 				return err
 			}
-			name := data[start+1 : s.i-1]
+			name := data[start:s.i]
 			s.ws()
 			if s.i >= len(data) || data[s.i] != ':' {
 				return errSyntax

@@ -12,32 +12,62 @@ import (
 	"github.com/agentd/agentd/agent/keys"
 )
 
-// rawEnvelope holds the top-level members of any DIDComm message, still
-// encoded: those of a JWE, of a JWS and of a plaintext message. One decode
-// serves to tell the three apart and to read whichever it is.
+// rawEnvelope holds the top-level members of a JWE or JWS, still encoded.
+// The values point into the message.
 type rawEnvelope struct {
 	// JWE
-	Protected  json.RawMessage `json:"protected"`
-	Recipients json.RawMessage `json:"recipients"`
-	IV         json.RawMessage `json:"iv"`
-	Ciphertext json.RawMessage `json:"ciphertext"`
-	Tag        json.RawMessage `json:"tag"`
+	Protected  json.RawMessage
+	Recipients json.RawMessage
+	IV         json.RawMessage
+	Ciphertext json.RawMessage
+	Tag        json.RawMessage
 	// JWS
-	Payload    json.RawMessage `json:"payload"`
-	Signatures json.RawMessage `json:"signatures"`
-	// plaintext
-	ID          json.RawMessage `json:"id"`
-	Type        json.RawMessage `json:"type"`
-	Typ         json.RawMessage `json:"typ"`
-	Body        json.RawMessage `json:"body"`
-	From        json.RawMessage `json:"from"`
-	To          json.RawMessage `json:"to"`
-	Thid        json.RawMessage `json:"thid"`
-	Pthid       json.RawMessage `json:"pthid"`
-	CreatedTime json.RawMessage `json:"created_time"`
-	ExpiresTime json.RawMessage `json:"expires_time"`
-	Attachments json.RawMessage `json:"attachments"`
-	FromPrior   json.RawMessage `json:"from_prior"`
+	Payload    json.RawMessage
+	Signatures json.RawMessage
+}
+
+// scanEnvelope checks that msg is a JSON object and picks out the JWE and JWS
+// members (names are case-sensitive, as in JOSE). A duplicated member is
+// refused: which copy counts would be up to the parser.
+func scanEnvelope(msg []byte) (*rawEnvelope, error) {
+	e := &rawEnvelope{}
+	var dup string
+	err := scanTopObject(msg, func(name []byte, escaped bool, value []byte) {
+		n := string(name[1 : len(name)-1])
+		if escaped && json.Unmarshal(name, &n) != nil {
+			return
+		}
+		var slot *json.RawMessage
+		switch n {
+		case "protected":
+			slot = &e.Protected
+		case "recipients":
+			slot = &e.Recipients
+		case "iv":
+			slot = &e.IV
+		case "ciphertext":
+			slot = &e.Ciphertext
+		case "tag":
+			slot = &e.Tag
+		case "payload":
+			slot = &e.Payload
+		case "signatures":
+			slot = &e.Signatures
+		default:
+			return
+		}
+		if *slot != nil {
+			dup = n
+		}
+		*slot = value
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: not a JSON object", ErrMalformed)
+	}
+	if dup != "" {
+		return nil, fmt.Errorf("%w: member %q appears twice", ErrMalformed, dup)
+	}
+	return e, nil
 }
 
 // kind tells the envelope kinds apart by structure: a JWE has ciphertext or
@@ -54,6 +84,34 @@ func (e *rawEnvelope) kind() (string, error) {
 		return "JWS", nil
 	}
 	return "plaintext", nil
+}
+
+// plainJSON holds the members of a plaintext message Unpack checks. It is
+// decoded with encoding/json, like agent.Message, so that both read the same
+// values (encoding/json matches names case-insensitively and lets the last
+// duplicate win).
+type plainJSON struct {
+	ID          json.RawMessage `json:"id"`
+	Type        json.RawMessage `json:"type"`
+	Typ         json.RawMessage `json:"typ"`
+	Body        json.RawMessage `json:"body"`
+	From        json.RawMessage `json:"from"`
+	To          json.RawMessage `json:"to"`
+	Thid        json.RawMessage `json:"thid"`
+	Pthid       json.RawMessage `json:"pthid"`
+	CreatedTime json.RawMessage `json:"created_time"`
+	ExpiresTime json.RawMessage `json:"expires_time"`
+	Attachments json.RawMessage `json:"attachments"`
+	FromPrior   json.RawMessage `json:"from_prior"`
+}
+
+// parsePlaintext decodes and checks a plaintext message.
+func parsePlaintext(msg []byte) (plainInfo, error) {
+	var p plainJSON
+	if err := json.Unmarshal(msg, &p); err != nil {
+		return plainInfo{}, fmt.Errorf("%w: plaintext is not a JSON object of the expected shape", ErrMalformed)
+	}
+	return checkPlaintext(&p)
 }
 
 // Layers may appear only in this order, each at most once:
@@ -88,9 +146,9 @@ func Unpack(ctx context.Context, raw []byte, opts UnpackOptions) ([]byte, Metada
 	stage := stageAnon
 	msg := raw
 	for {
-		var env rawEnvelope
-		if err := json.Unmarshal(msg, &env); err != nil {
-			return nil, Metadata{}, fmt.Errorf("%w: not a JSON object", ErrMalformed)
+		env, err := scanEnvelope(msg)
+		if err != nil {
+			return nil, Metadata{}, err
 		}
 		kind, err := env.kind()
 		if err != nil {
@@ -98,7 +156,7 @@ func Unpack(ctx context.Context, raw []byte, opts UnpackOptions) ([]byte, Metada
 		}
 		switch kind {
 		case "JWE":
-			j, err := parseJWE(&env)
+			j, err := parseJWE(env)
 			if err == nil {
 				err = j.checkAPV()
 			}
@@ -142,7 +200,7 @@ func Unpack(ctx context.Context, raw []byte, opts UnpackOptions) ([]byte, Metada
 			if stage > stageSign {
 				return nil, Metadata{}, fmt.Errorf("%w: JWS nested inside a JWS", ErrMalformed)
 			}
-			v, err := verifyJWS(ctx, &env, opts.Keys)
+			v, err := verifyJWS(ctx, env, opts.Keys)
 			if err != nil {
 				return nil, Metadata{}, err
 			}
@@ -154,7 +212,7 @@ func Unpack(ctx context.Context, raw []byte, opts UnpackOptions) ([]byte, Metada
 			stage = stagePlain
 			msg = v.payload
 		default:
-			p, err := checkPlaintext(&env)
+			p, err := parsePlaintext(msg)
 			if err != nil {
 				return nil, Metadata{}, err
 			}
@@ -272,7 +330,7 @@ type plainInfo struct {
 // checkPlaintext checks that a message is a well-formed DIDComm plaintext
 // message: id and type strings, a body object, the optional headers of the
 // right JSON types and attachments with valid data.
-func checkPlaintext(e *rawEnvelope) (plainInfo, error) {
+func checkPlaintext(e *plainJSON) (plainInfo, error) {
 	var p plainInfo
 	if _, err := requiredString(e.ID, "id"); err != nil {
 		return p, err

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -65,7 +64,10 @@ func start(t *testing.T, cfg config.Config) *running {
 
 type testWriter struct{ t *testing.T }
 
-func (w *testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 // wallet is a party with its own did:peer:2 and keys, as a wallet would have.
 type wallet struct {
@@ -237,4 +239,3 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	}
 }
 
-var _ = fmt.Sprint

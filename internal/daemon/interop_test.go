@@ -1,7 +1,6 @@
 package daemon_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -210,5 +209,4 @@ func TestInteropReplyThroughOutboxWithoutReturnRoute(t *testing.T) {
 		t.Fatal("a replayed ping was answered again")
 	case <-time.After(500 * time.Millisecond):
 	}
-	_ = context.Background
 }

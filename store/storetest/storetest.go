@@ -23,8 +23,9 @@
 //   - keys.Store: Put of a key already stored under the same kid succeeds.
 //
 // The constructors are called once per subtest; they should register any
-// cleanup with t.Cleanup. The tests call t.Parallel only where they say so,
-// and use real time only where the interface makes it necessary.
+// cleanup with t.Cleanup. Subtests do not call t.Parallel, but several start
+// many goroutines against one store, so run them with -race. Only the
+// replay-cache tests depend on the wall clock.
 package storetest
 
 import (
