@@ -91,3 +91,42 @@ func FuzzUnpack(f *testing.F) {
 		}
 	})
 }
+
+// FuzzScanTopObject compares the envelope scanner with encoding/json: it must
+// accept exactly the JSON objects json.Valid accepts and report the same
+// members (last duplicate winning) with the same raw values.
+func FuzzScanTopObject(f *testing.F) {
+	for _, s := range []string{
+		`{}`, ` {"a":1} `, `{"a":"\u00e9\n","b":[1,2.5e-3,{"c":null}],"a":true}`, `{"protected":"x","ciphertext":"y"}`,
+		`{"a":-0.0E+1}`, `{"a":01}`, `{"a":"\x01"}`, `[1]`, `{"a":1,}`, `{"a" 1}`, `{"\u0070rotected":"x"}`, `{"a":"\ud800"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got := map[string]json.RawMessage{}
+		err := scanTopObject(data, func(name []byte, _ bool, value []byte) {
+			var n string
+			if e := json.Unmarshal(name, &n); e != nil {
+				t.Fatalf("scanner passed an invalid name %q", name)
+			}
+			got[n] = value
+		})
+		var want map[string]json.RawMessage
+		werr := json.Unmarshal(data, &want)
+		isObject := werr == nil && want != nil
+		if (err == nil) != isObject {
+			t.Fatalf("scanner err %v, encoding/json err %v (object %v) for %q", err, werr, isObject, data)
+		}
+		if err != nil {
+			return
+		}
+		if len(got) != len(want) {
+			t.Fatalf("members %v, want %v", got, want)
+		}
+		for k, v := range want {
+			if string(got[k]) != string(v) {
+				t.Fatalf("member %q = %s, want %s", k, got[k], v)
+			}
+		}
+	})
+}

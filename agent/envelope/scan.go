@@ -15,8 +15,9 @@ import (
 
 var errSyntax = errors.New("invalid JSON")
 
-// maxDepth bounds nesting, so hostile input cannot exhaust the stack.
-const maxDepth = 1000
+// maxDepth bounds nesting, so hostile input cannot exhaust the stack; it is
+// the limit encoding/json applies.
+const maxDepth = 10000
 
 type scanner struct {
 	data  []byte

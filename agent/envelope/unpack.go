@@ -33,12 +33,16 @@ func scanEnvelope(msg []byte) (*rawEnvelope, error) {
 	e := &rawEnvelope{}
 	var dup string
 	err := scanTopObject(msg, func(name []byte, escaped bool, value []byte) {
-		n := string(name[1 : len(name)-1])
-		if escaped && json.Unmarshal(name, &n) != nil {
-			return
+		n := name[1 : len(name)-1]
+		if escaped {
+			var u string
+			if json.Unmarshal(name, &u) != nil {
+				return
+			}
+			n = []byte(u)
 		}
 		var slot *json.RawMessage
-		switch n {
+		switch string(n) {
 		case "protected":
 			slot = &e.Protected
 		case "recipients":
@@ -57,7 +61,7 @@ func scanEnvelope(msg []byte) (*rawEnvelope, error) {
 			return
 		}
 		if *slot != nil {
-			dup = n
+			dup = string(n)
 		}
 		*slot = value
 	})

@@ -82,7 +82,7 @@ func TestConformance(t *testing.T) {
 }
 
 // The suite again with every write in its own transaction.
-func TestConformanceNoBatch(t *testing.T) {
+func TestConformanceSoloCommit(t *testing.T) {
 	open := func(t *testing.T) *DB {
 		db := openTest(t, Options{MasterKey: RawKey(testKey(t)), NoSync: true})
 		db.mode = writeSolo
