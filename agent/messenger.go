@@ -60,6 +60,45 @@ func (m *Messenger) Send(ctx context.Context, msg Message) error {
 	return nil
 }
 
+// SendTo packs msg for each DID in msg.To and enqueues it for delivery to the
+// explicit endpoint (for example "mailto:alice@example.org") instead of the
+// service endpoint the recipient's DID document lists. The envelope is
+// authcrypted to the recipient's key agreement keys as with Send, but not
+// wrapped for the document's routing keys: it goes straight to endpoint.
+func (m *Messenger) SendTo(ctx context.Context, msg Message, endpoint string) error {
+	if len(msg.To) == 0 {
+		return Errorf(CodeMsg, "message has no recipient")
+	}
+	if endpoint == "" {
+		return Errorf(CodeXfer, "no endpoint to send to")
+	}
+	if msg.From == "" {
+		msg.From = m.Identity.DID()
+	}
+	plain, err := json.Marshal(msg)
+	if err != nil {
+		return err
+	}
+	for _, to := range msg.To {
+		recipients, err := m.recipientKeys(ctx, DIDOf(to), nil)
+		if err != nil {
+			return err
+		}
+		packed, err := m.encrypt(ctx, plain, msg.From, recipients)
+		if err != nil {
+			return err
+		}
+		out := &OutboundMessage{
+			ID: NewID(), To: DIDOf(to), Endpoint: endpoint, MediaType: MediaTypeEncrypted,
+			MessageType: msg.Type, Payload: packed,
+		}
+		if err := m.Outbox.Enqueue(ctx, out); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // PackReply packs a reply for return on the connection the inbound message came
 // on. It mirrors the inbound protection: authcrypt to the sender when the
 // sender is known, plaintext to an anonymous sender that asked for a return

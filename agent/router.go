@@ -135,7 +135,7 @@ func (r *Router) Receive(ctx context.Context, transport string, raw []byte) (*Re
 	replies, result := r.dispatch(ctx, in)
 	out := &Reply{Message: &in.Message}
 	for _, m := range replies {
-		if r.wantsReturnRoute(in, m) {
+		if Duplex(transport) && r.wantsReturnRoute(in, m) {
 			payload, mt, perr := r.cfg.Messenger.PackReply(ctx, m, in)
 			if perr == nil && out.Payload == nil {
 				out.Payload, out.MediaType = payload, mt
@@ -160,6 +160,30 @@ func (r *Router) Receive(ctx context.Context, transport string, raw []byte) (*Re
 
 var errReplay = errors.New("replay")
 
+// Check unpacks and checks a packed message exactly as Receive does (envelope,
+// addressed to us, not expired, created_time) but records and dispatches
+// nothing: no replay-cache entry, no handler, no reply. Transports that must
+// refuse bad input before they acknowledge a message they process later (SMTP
+// answers 250 only for a message it stored) call Check first and Receive when
+// they process it. The error is an *Error as from Receive.
+func (r *Router) Check(ctx context.Context, transport string, raw []byte) (*Message, error) {
+	start := time.Now()
+	in, err := r.check(ctx, transport, raw)
+	if err != nil {
+		r.obs.MessageIn(typeOf(in), "rejected", time.Since(start))
+		r.log.Info("message refused", "transport", transport, "code", ErrorCode(err), "reason", ErrorComment(err), "err", err)
+		return nil, err
+	}
+	return &in.Message, nil
+}
+
+// Duplex reports whether replies can travel back on the connection a message
+// came in on, which return_route asks for. Mail ("smtp") is one-way: replies
+// to a message that arrived by mail always go through the outbox.
+func Duplex(transport string) bool {
+	return transport != "smtp"
+}
+
 func typeOf(in *Inbound) string {
 	if in == nil || in.Message.Type == "" {
 		return "unknown"
@@ -167,9 +191,34 @@ func typeOf(in *Inbound) string {
 	return in.Message.Type
 }
 
-// accept unpacks and checks a message. On errReplay the returned Inbound holds
-// the message.
+// accept unpacks and checks a message and records it in the replay cache. On
+// errReplay the returned Inbound holds the message.
 func (r *Router) accept(ctx context.Context, transport string, raw []byte) (*Inbound, error) {
+	in, err := r.check(ctx, transport, raw)
+	if err != nil {
+		return in, err
+	}
+	m := &in.Message
+	now := in.Received
+	if r.cfg.Replay != nil {
+		until := now.Add(r.cfg.ReplayWindow)
+		if m.ExpiresTime != 0 && time.Unix(m.ExpiresTime, 0).After(until) {
+			until = time.Unix(m.ExpiresTime, 0)
+		}
+		seen, err := r.cfg.Replay.Remember(ctx, m.From+"\x00"+m.ID, until)
+		if err != nil {
+			return in, Wrap(CodeMe, err, "could not record the message")
+		}
+		if seen {
+			r.log.Warn("replayed message dropped", "id", m.ID, "type", m.Type, "from", m.From, "transport", transport)
+			return in, errReplay
+		}
+	}
+	return in, nil
+}
+
+// check unpacks a message and checks everything but replays; it changes nothing.
+func (r *Router) check(ctx context.Context, transport string, raw []byte) (*Inbound, error) {
 	plain, meta, err := envelope.Unpack(ctx, raw, envelope.UnpackOptions{Keys: r.cfg.Keys, Secrets: r.cfg.Identity})
 	if err != nil {
 		return nil, unpackError(err)
@@ -199,26 +248,12 @@ func (r *Router) accept(ctx context.Context, transport string, raw []byte) (*Inb
 			return in, Errorf(CodeNotForUs, "message is not addressed to this agent")
 		}
 	}
-	now := r.cfg.Now()
+	now := in.Received
 	if m.Expired(now) {
 		return in, Errorf(CodeMsgExpired, "message expired at %s", time.Unix(m.ExpiresTime, 0).UTC().Format(time.RFC3339))
 	}
 	if m.CreatedTime > now.Add(r.cfg.MaxClockSkew).Unix() {
 		return in, Errorf(CodeMsg, "created_time lies in the future")
-	}
-	if r.cfg.Replay != nil {
-		until := now.Add(r.cfg.ReplayWindow)
-		if m.ExpiresTime != 0 && time.Unix(m.ExpiresTime, 0).After(until) {
-			until = time.Unix(m.ExpiresTime, 0)
-		}
-		seen, err := r.cfg.Replay.Remember(ctx, m.From+"\x00"+m.ID, until)
-		if err != nil {
-			return in, Wrap(CodeMe, err, "could not record the message")
-		}
-		if seen {
-			r.log.Warn("replayed message dropped", "id", m.ID, "type", m.Type, "from", m.From, "transport", transport)
-			return in, errReplay
-		}
 	}
 	return in, nil
 }

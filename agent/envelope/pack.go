@@ -38,8 +38,8 @@ func Pack(plaintext []byte, opts PackOptions) ([]byte, error) {
 	if opts.ProtectSender && opts.Sender == nil {
 		return nil, errors.New("envelope: ProtectSender needs a Sender")
 	}
-	if len(opts.Recipients) == 0 && opts.SignBy == nil {
-		return nil, errors.New("envelope: no recipients and no signer: nothing to pack")
+	if len(opts.Recipients) == 0 && (opts.SignBy == nil || opts.Sender != nil) {
+		return nil, errors.New("envelope: no recipients to encrypt for")
 	}
 	env, err := scanEnvelope(plaintext)
 	if err != nil {

@@ -256,66 +256,60 @@ func openJWE(ctx context.Context, j *parsedJWE, authcrypt bool, opts UnpackOptio
 		return nil, "", fmt.Errorf("%w: empty skid", ErrMalformed)
 	}
 
-	type held struct {
-		i int
-		k keys.PrivateKey
-	}
-	var ours []held
-	if opts.Secrets != nil {
-		for i, kid := range j.kids {
-			k, err := opts.Secrets.PrivateKey(ctx, kid)
-			if errors.Is(err, keys.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return nil, "", fmt.Errorf("envelope: looking up recipient key %s: %w", kid, err)
-			}
-			ours = append(ours, held{i, k})
+	// Try the recipient kids we hold in JWE order; resolve the sender only
+	// once one of them is ours.
+	var (
+		cek     []byte
+		sender  *keys.PublicKey
+		held    int
+		lastErr error
+	)
+	for i, kid := range j.kids {
+		if opts.Secrets == nil {
+			break
 		}
-	}
-	if len(ours) == 0 {
-		return nil, "", fmt.Errorf("%w: none of %d recipient kids", ErrNoRecipientKey, len(j.kids))
-	}
-
-	var sender *keys.PublicKey
-	if authcrypt {
-		sk, err := resolveKey(ctx, opts.Keys, skid, PurposeKeyAgreement)
-		if err != nil {
-			return nil, "", err
-		}
-		if !sk.Curve.IsKeyAgreement() {
-			return nil, "", fmt.Errorf("%w: skid %s is a %s key, not a key agreement key", ErrSenderKey, skid, sk.Curve)
-		}
-		if sk.Curve != j.epk.Curve {
-			return nil, "", fmt.Errorf("%w: skid %s is on %s but epk on %s", ErrMalformed, skid, sk.Curve, j.epk.Curve)
-		}
-		sender = &sk
-	}
-
-	var cek []byte
-	var lastErr error
-	for _, h := range ours {
-		if h.k.Curve != j.epk.Curve {
+		k, err := opts.Secrets.PrivateKey(ctx, kid)
+		if errors.Is(err, keys.ErrNotFound) {
 			continue
 		}
-		ak, err := staticAgreeKey(h.k)
 		if err != nil {
-			return nil, "", fmt.Errorf("%w: recipient key %s: %w", ErrNoRecipientKey, h.k.ID, err)
+			return nil, "", fmt.Errorf("envelope: looking up recipient key %s: %w", kid, err)
 		}
-		cek, err = j.unwrapCEK(h.i, ak, sender, 32)
-		if err == nil {
+		held++
+		if k.Curve != j.epk.Curve {
+			lastErr = fmt.Errorf("%w: epk is on %s, recipient key %s on %s", ErrMalformed, j.epk.Curve, kid, k.Curve)
+			continue
+		}
+		if authcrypt && sender == nil {
+			sk, err := resolveKey(ctx, opts.Keys, skid, PurposeKeyAgreement)
+			if err != nil {
+				return nil, "", err
+			}
+			if !sk.Curve.IsKeyAgreement() {
+				return nil, "", fmt.Errorf("%w: skid %s is a %s key, not a key agreement key", ErrSenderKey, skid, sk.Curve)
+			}
+			if sk.Curve != j.epk.Curve {
+				return nil, "", fmt.Errorf("%w: skid %s is on %s but epk on %s", ErrMalformed, skid, sk.Curve, j.epk.Curve)
+			}
+			sender = &sk
+		}
+		ak, err := staticAgreeKey(k)
+		if err != nil {
+			return nil, "", fmt.Errorf("%w: recipient key %s is unusable: %v", ErrNoRecipientKey, kid, err)
+		}
+		if cek, err = j.unwrapCEK(i, ak, sender, 32); err == nil {
 			break
 		}
 		if !errors.Is(err, ErrDecrypt) {
 			return nil, "", err
 		}
-		lastErr = err
+		lastErr = err // a stale or wrong secret under this kid: try the next one held
 	}
 	if cek == nil {
-		if lastErr != nil {
-			return nil, "", lastErr
+		if held == 0 {
+			return nil, "", fmt.Errorf("%w: none of %d recipient kids", ErrNoRecipientKey, len(j.kids))
 		}
-		return nil, "", fmt.Errorf("%w: epk is on %s but none of our recipient keys is", ErrMalformed, j.epk.Curve)
+		return nil, "", lastErr
 	}
 	defer clear(cek)
 	pt, err = j.decrypt(cek)

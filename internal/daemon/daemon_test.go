@@ -239,3 +239,44 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	}
 }
 
+func TestPassphraseProtectedKeys(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	cfg.Keys.Passphrase = "correct horse battery staple"
+	a := start(t, cfg)
+	first := a.DID()
+	a.Shutdown(context.Background())
+
+	cfg.Keys.Passphrase = "wrong passphrase"
+	_, err := daemon.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err == nil || !strings.Contains(err.Error(), "passphrase") || strings.Contains(err.Error(), cfg.Keys.Passphrase) {
+		t.Fatalf("wrong passphrase: %v; want a clear error without the secret", err)
+	}
+	cfg.Keys.Passphrase = "correct horse battery staple"
+	b := start(t, cfg)
+	if b.DID() != first {
+		t.Fatal("DID changed after reopening with the right passphrase")
+	}
+	if _, err := osStat(filepath.Join(dir, "master.key")); err == nil {
+		t.Fatal("a key file was generated although a passphrase is configured")
+	}
+}
+
+func TestChangedEndpointGivesNewDIDAndKeepsOld(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	a := start(t, cfg)
+	old := a.DID()
+	a.Shutdown(context.Background())
+	cfg.HTTP.PublicURL = "https://agent.example/didcomm"
+	b := start(t, cfg)
+	if b.DID() == old {
+		t.Fatal("a new public URL must give a new DID (the endpoint is part of did:peer:2)")
+	}
+	// The old DID is still answered: a plaintext ping to it is accepted.
+	code, _, body := post(t, b.base+"/didcomm", "application/didcomm-plain+json",
+		[]byte(`{"id":"x1","type":"https://didcomm.org/trust-ping/2.0/ping","to":["`+old+`"],"body":{"response_requested":false}}`))
+	if code != 202 {
+		t.Fatalf("message to the previous DID: %d %s", code, body)
+	}
+}

@@ -1,0 +1,163 @@
+package http
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agentd/agentd/agent"
+)
+
+type fakeReceiver struct {
+	got   []byte
+	reply *agent.Reply
+	err   error
+}
+
+func (f *fakeReceiver) Receive(ctx context.Context, transport string, raw []byte) (*agent.Reply, error) {
+	f.got = raw
+	return f.reply, f.err
+}
+
+type fakePublic struct{}
+
+func (fakePublic) DIDDocument(ctx context.Context) (string, any, error) {
+	return "did:example:a", map[string]string{"id": "did:example:a"}, nil
+}
+func (fakePublic) Invitation(ctx context.Context) (any, string, error) {
+	return map[string]string{"id": "inv"}, "https://x/?_oob=e30", nil
+}
+
+type fakeAdmin struct{ AdminService }
+
+func (fakeAdmin) OutboxDepth(ctx context.Context) (int, int, error) { return 3, 1, nil }
+func (fakeAdmin) RetryDeadLetter(ctx context.Context, id string) error {
+	return agent.ErrNotFound
+}
+
+func do(t *testing.T, h http.Handler, method, path, ct, token, body string) (*http.Response, string) {
+	t.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	if ct != "" {
+		req.Header.Set("Content-Type", ct)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	b, _ := io.ReadAll(rec.Result().Body)
+	return rec.Result(), string(b)
+}
+
+func TestEndpoint(t *testing.T) {
+	rcv := &fakeReceiver{}
+	h := NewHandler(Config{Receiver: rcv, Public: fakePublic{}, MaxBodyBytes: 2048})
+	resp, _ := do(t, h, "POST", "/didcomm", "application/didcomm-encrypted+json; charset=utf-8", "", `{"a":1}`)
+	if resp.StatusCode != 202 || string(rcv.got) != `{"a":1}` {
+		t.Fatalf("accepted message: %d, receiver got %q", resp.StatusCode, rcv.got)
+	}
+	rcv.reply = &agent.Reply{Payload: []byte(`{"r":1}`), MediaType: agent.MediaTypeEncrypted}
+	resp, body := do(t, h, "POST", "/didcomm", agent.MediaTypePlain, "", `{}`)
+	if resp.StatusCode != 200 || body != `{"r":1}` || resp.Header.Get("Content-Type") != agent.MediaTypeEncrypted {
+		t.Fatalf("return-route reply: %d %q %s", resp.StatusCode, body, resp.Header.Get("Content-Type"))
+	}
+	rcv.got, rcv.reply = nil, nil
+	for _, tc := range []struct {
+		ct, body string
+		status   int
+	}{
+		{"application/json", `{}`, 415},
+		{"", `{}`, 415},
+		{agent.MediaTypeSigned, `{not json`, 400},
+		{agent.MediaTypeSigned, `{"x":"` + strings.Repeat("a", 3000) + `"}`, 413},
+	} {
+		resp, body := do(t, h, "POST", "/didcomm", tc.ct, "", tc.body)
+		if resp.StatusCode != tc.status || !strings.Contains(body, `"reason"`) {
+			t.Fatalf("%s %.20s: %d %s, want %d with a reason", tc.ct, tc.body, resp.StatusCode, body, tc.status)
+		}
+		if rcv.got != nil {
+			t.Fatal("refused input reached the router")
+		}
+	}
+	rcv.err = agent.Errorf(agent.CodeTrustCrypto, "decryption failed")
+	resp, body = do(t, h, "POST", "/didcomm", agent.MediaTypeEncrypted, "", `{}`)
+	if resp.StatusCode != 400 || !strings.Contains(body, "e.p.trust.crypto") {
+		t.Fatalf("router error: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := do(t, h, "GET", "/didcomm", "", "", ""); resp.StatusCode != 405 {
+		t.Fatalf("GET on the endpoint: %d", resp.StatusCode)
+	}
+}
+
+func TestAdminNeedsToken(t *testing.T) {
+	h := NewHandler(Config{Receiver: &fakeReceiver{}, Public: fakePublic{}, Admin: fakeAdmin{}, AdminToken: "0123456789abcdef0123"})
+	if resp, _ := do(t, h, "GET", "/admin/outbox", "", "", ""); resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") == "" {
+		t.Fatalf("no token: %d", resp.StatusCode)
+	}
+	if resp, _ := do(t, h, "GET", "/admin/outbox", "", "0123456789abcdef0124", ""); resp.StatusCode != 401 {
+		t.Fatalf("wrong token: %d", resp.StatusCode)
+	}
+	resp, body := do(t, h, "GET", "/admin/outbox", "", "0123456789abcdef0123", "")
+	if resp.StatusCode != 200 || !strings.Contains(body, `"pending": 3`) {
+		t.Fatalf("outbox: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := do(t, h, "POST", "/admin/deadletters/x/retry", "", "0123456789abcdef0123", ""); resp.StatusCode != 404 {
+		t.Fatalf("retry of unknown dead letter: %d", resp.StatusCode)
+	}
+	if resp, _ := do(t, h, "POST", "/admin/ping", "application/json", "0123456789abcdef0123", `{}`); resp.StatusCode != 400 {
+		t.Fatalf("ping without to: %d", resp.StatusCode)
+	}
+	if resp, _ := do(t, h, "GET", "/admin/nothing", "", "0123456789abcdef0123", ""); resp.StatusCode != 404 {
+		t.Fatalf("unknown admin path: %d", resp.StatusCode)
+	}
+	// An empty configured token never authorises anything.
+	h = NewHandler(Config{Receiver: &fakeReceiver{}, Public: fakePublic{}, Admin: fakeAdmin{}})
+	if resp, _ := do(t, h, "GET", "/admin/outbox", "", "", ""); resp.StatusCode != 401 {
+		t.Fatalf("empty token config: %d", resp.StatusCode)
+	}
+}
+
+func TestSenderClassifiesFailures(t *testing.T) {
+	status := 202
+	var gotCT string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotCT = r.Header.Get("Content-Type")
+		w.WriteHeader(status)
+		io.WriteString(w, "reason text")
+	}))
+	defer srv.Close()
+	s := NewSender("agentd-test")
+	ctx := context.Background()
+	if err := s.Deliver(ctx, srv.URL, agent.MediaTypeEncrypted, []byte("{}")); err != nil || gotCT != agent.MediaTypeEncrypted {
+		t.Fatalf("2xx: %v, content type %q", err, gotCT)
+	}
+	var perm *agent.PermanentError
+	for _, tc := range []struct {
+		status    int
+		permanent bool
+	}{{400, true}, {404, true}, {413, true}, {408, false}, {429, false}, {500, false}, {503, false}} {
+		status = tc.status
+		err := s.Deliver(ctx, srv.URL, agent.MediaTypeEncrypted, []byte("{}"))
+		if err == nil || errors.As(err, &perm) != tc.permanent || !strings.Contains(err.Error(), "reason text") {
+			t.Fatalf("status %d: %v (permanent %v)", tc.status, err, tc.permanent)
+		}
+	}
+	// A connection failure is retried.
+	srv.Close()
+	err := s.Deliver(ctx, srv.URL, agent.MediaTypeEncrypted, []byte("{}"))
+	if err == nil || errors.As(err, &perm) {
+		t.Fatalf("connection refused should be a retryable error: %v", err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, time.Millisecond)
+	defer cancel()
+	time.Sleep(2 * time.Millisecond)
+	if err := s.Deliver(cctx, "http://127.0.0.1:1/", agent.MediaTypeEncrypted, nil); err == nil {
+		t.Fatal("expired context delivered")
+	}
+}
