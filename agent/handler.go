@@ -16,6 +16,16 @@ type Inbound struct {
 	Transport string
 	// Received is when the transport received it.
 	Received time.Time
+	// Session is the persistent connection the message came on (a
+	// WebSocket), or nil for a one-shot transport such as an HTTP POST.
+	Session Session
+	// ReplayKey and ReplayUntil are set for the message types a protocol
+	// de-duplicates itself (Protocol.OwnReplay): the router did not record
+	// the message, and the handler must record ReplayKey until ReplayUntil
+	// atomically with what it does, treating a key already recorded as a
+	// replay.
+	ReplayKey   string
+	ReplayUntil time.Time
 }
 
 // Handler handles the messages of one protocol. It returns the replies to send
@@ -46,6 +56,11 @@ type Protocol struct {
 	GoalCodes []string
 	// Handler receives every message whose type starts with PIURI + "/".
 	Handler Handler
+	// OwnReplay lists message names (the last segment of the type) whose
+	// replays the handler detects itself, in the same transaction as its own
+	// write, so that accepting such a message costs one durable write, not
+	// two (see Inbound.ReplayKey). A mediator's forward is one.
+	OwnReplay []string
 }
 
 // Sender sends a plaintext message to the DIDs in its to field: it packs it

@@ -2,7 +2,15 @@
 // serialization) for authcrypt (ECDH-1PU+A256KW) and anoncrypt (ECDH-ES+A256KW),
 // and JWS (General JSON serialization) for signed messages. The functions are
 // pure over keys: callers pass keys in, and Unpack looks keys up through the
-// KeyResolver and SecretResolver it is given.
+// KeyResolver and SecretResolver it is given. The one piece of state is a
+// bounded in-memory cache of the agent's own key-agreement private keys in
+// parsed form (see staticAgreeKey), which halves the cost of X25519.
+//
+// The wire format follows the DIDComm v2 spec and its reference
+// implementation didcomm-rust: typ values, protected headers (skid, apu =
+// BASE64URL(skid), apv = BASE64URL(SHA-256 of the sorted recipient kids
+// joined with '.'), one shared epk), ECDH-1PU draft-04 with the tag in the
+// KDF, and a JWS protected header of typ and alg with the kid unprotected.
 package envelope
 
 import (
@@ -45,7 +53,9 @@ var (
 
 // KeyResolver resolves a key id (an absolute DID URL) to its public key,
 // usually by DID resolution. It returns an error wrapping keys.ErrNotFound
-// when the key does not exist.
+// when the key does not exist. Unpack keeps the resolver's error in the chain
+// of the ErrSenderKey it returns. Implement PurposeKeyResolver as well to have
+// verification relationships checked.
 type KeyResolver interface {
 	PublicKey(ctx context.Context, kid string) (keys.PublicKey, error)
 }

@@ -222,7 +222,11 @@ func TestPackedShape(t *testing.T) {
 	f := newFixture(t)
 	for _, c := range kaCurves {
 		sender := f.alice.ka[c]
-		rcpt := []keys.PublicKey{f.bob.ka[c].PublicKey, f.mallory.ka[c].PublicKey}
+		second, err := keys.Generate(c, f.bob.did+"#second")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rcpt := []keys.PublicKey{f.bob.ka[c].PublicKey, second.PublicKey}
 		jwe, err := PackAuthcrypt(message(f.alice.did, `{}`), sender, rcpt)
 		if err != nil {
 			t.Fatal(err)
@@ -679,6 +683,23 @@ func TestLimits(t *testing.T) {
 	if _, err := PackAuthcrypt(message("", `{}`), x, []keys.PublicKey{f.bob.ka[keys.P256].PublicKey}); err == nil {
 		t.Fatal("authcrypt across curves")
 	}
+
+	// One JWE is for the keys of one DID (spec "Message Encryption").
+	two := []keys.PublicKey{bob, f.mallory.ka[keys.X25519].PublicKey}
+	if _, err := PackAnoncrypt(message("", `{}`), two, ""); err == nil {
+		t.Fatal("anoncrypt for two DIDs")
+	}
+	if _, err := PackAuthcrypt(message(f.alice.did, `{}`), x, two); err == nil {
+		t.Fatal("authcrypt for two DIDs")
+	}
+	apv, _ := apvOf([]string{two[0].ID, two[1].ID})
+	sk, _ := staticAgreeKey(x)
+	jwe, err := packJWE(message(f.alice.did, `{}`), AlgAuthcrypt, A256CBCHS512, &sk, x.ID, apv, two, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = Unpack(ctx, jwe, f.bobOpts())
+	expectErr(t, err, ErrMalformed)
 	if _, err := PackAnoncrypt(message("", `{}`), nil, ""); err == nil {
 		t.Fatal("packed for no recipients")
 	}

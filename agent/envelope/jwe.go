@@ -25,9 +25,10 @@ const MaxRecipients = 100
 
 // DefaultEncAnon is the content encryption PackAnoncrypt and Pack use when
 // none is given: XC20P, the default of the reference implementation
-// didcomm-rust (AnonCryptAlg::default). The DIDComm v2 spec makes
-// A256CBC-HS512 and A256GCM mandatory for anoncrypt and XC20P optional, so
-// pass A256CBCHS512 explicitly when the recipient's software is unknown.
+// didcomm-rust (AnonCryptAlg::default). The DIDComm v2 spec ("Curves and
+// Content Encryption Algorithms") makes A256CBC-HS512 required, A256GCM
+// recommended and XC20P optional, so pass A256CBCHS512 explicitly when the
+// recipient's software is unknown.
 const DefaultEncAnon = XC20P
 
 // sealFixed injects the otherwise random values of a JWE. Only tests set it,
@@ -92,8 +93,8 @@ func packAnoncrypt(plaintext []byte, recipients []keys.PublicKey, enc Enc, fixed
 	return packJWE(plaintext, AlgAnoncrypt, enc, nil, "", apv, recipients, fixed)
 }
 
-// recipientsAPV checks the recipient list (1..MaxRecipients keys with
-// distinct ids, all on curve) and returns the DIDComm apv:
+// recipientsAPV checks the recipient list (1..MaxRecipients keys of one DID
+// with distinct ids, all on curve) and returns the DIDComm apv:
 // SHA-256 of the sorted kids joined with '.'.
 func recipientsAPV(recipients []keys.PublicKey, curve keys.Curve) ([]byte, error) {
 	if len(recipients) == 0 {
@@ -112,6 +113,9 @@ func recipientsAPV(recipients []keys.PublicKey, curve keys.Curve) ([]byte, error
 		}
 		if r.Curve != curve {
 			return nil, fmt.Errorf("envelope: recipient %s is on %s, expected %s: all keys of one JWE must share a curve", r.ID, r.Curve, curve)
+		}
+		if didOf(r.ID) != didOf(recipients[0].ID) {
+			return nil, fmt.Errorf("envelope: recipients %s and %s belong to different DIDs: encrypt for each DID separately", recipients[0].ID, r.ID)
 		}
 		kids[i] = r.ID
 	}

@@ -45,8 +45,8 @@ func Pack(plaintext []byte, opts PackOptions) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if k, _ := env.kind(); k != "plaintext" {
-		return nil, fmt.Errorf("%w: Pack takes a plaintext message, not a %s", ErrMalformed, k)
+	if k, err := env.kind(); err != nil || k != "plaintext" {
+		return nil, fmt.Errorf("%w: Pack takes a plaintext message, not a JWE or JWS", ErrMalformed)
 	}
 	p, err := parsePlaintext(plaintext)
 	if err != nil {

@@ -1,7 +1,6 @@
 package envelope
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -93,29 +92,98 @@ func (e *rawEnvelope) kind() (string, error) {
 // plainJSON holds the members of a plaintext message Unpack checks. It is
 // decoded with encoding/json, like agent.Message, so that both read the same
 // values (encoding/json matches names case-insensitively and lets the last
-// duplicate win).
+// duplicate win). Members whose value is not needed are only type-checked.
 type plainJSON struct {
-	ID          json.RawMessage `json:"id"`
-	Type        json.RawMessage `json:"type"`
-	Typ         json.RawMessage `json:"typ"`
-	Body        json.RawMessage `json:"body"`
-	From        json.RawMessage `json:"from"`
-	To          json.RawMessage `json:"to"`
-	Thid        json.RawMessage `json:"thid"`
-	Pthid       json.RawMessage `json:"pthid"`
-	CreatedTime json.RawMessage `json:"created_time"`
-	ExpiresTime json.RawMessage `json:"expires_time"`
-	Attachments json.RawMessage `json:"attachments"`
-	FromPrior   json.RawMessage `json:"from_prior"`
+	ID          jsonKind          `json:"id"`
+	Type        jsonKind          `json:"type"`
+	Typ         *string           `json:"typ"`
+	Body        jsonKind          `json:"body"`
+	From        *string           `json:"from"`
+	To          []string          `json:"to"`
+	Thid        jsonKind          `json:"thid"`
+	Pthid       jsonKind          `json:"pthid"`
+	CreatedTime *uint64           `json:"created_time"`
+	ExpiresTime *uint64           `json:"expires_time"`
+	Attachments *[]attachmentJSON `json:"attachments"`
+	FromPrior   *string           `json:"from_prior"`
 }
 
-// parsePlaintext decodes and checks a plaintext message.
+type attachmentJSON struct {
+	ID          *string             `json:"id"`
+	Description *string             `json:"description"`
+	Filename    *string             `json:"filename"`
+	MediaType   *string             `json:"media_type"`
+	Format      *string             `json:"format"`
+	LastmodTime *uint64             `json:"lastmod_time"`
+	ByteCount   *uint64             `json:"byte_count"`
+	Data        *attachmentDataJSON `json:"data"`
+}
+
+type attachmentDataJSON struct {
+	JWS    jsonKind  `json:"jws"`
+	Hash   *string   `json:"hash"`
+	Links  *[]string `json:"links"`
+	Base64 jsonKind  `json:"base64"`
+	JSON   jsonKind  `json:"json"`
+}
+
+// jsonKind records that a member is present and the kind of its value (the
+// value's first byte: '"', '{', '[', 'n' for null, ...) without copying it.
+type jsonKind byte
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (k *jsonKind) UnmarshalJSON(b []byte) error {
+	*k = jsonKind(b[0])
+	return nil
+}
+
+// parsePlaintext decodes and checks a plaintext message: id and type strings,
+// a body object, the optional headers of the right JSON types, and
+// attachments whose data holds base64, json, or links with a hash.
 func parsePlaintext(msg []byte) (plainInfo, error) {
-	var p plainJSON
-	if err := json.Unmarshal(msg, &p); err != nil {
-		return plainInfo{}, fmt.Errorf("%w: plaintext is not a JSON object of the expected shape", ErrMalformed)
+	var p plainInfo
+	var m plainJSON
+	if err := json.Unmarshal(msg, &m); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return p, fmt.Errorf("%w: plaintext member %s has the wrong JSON type", ErrMalformed, te.Field)
+		}
+		return p, fmt.Errorf("%w: plaintext is not a JSON object", ErrMalformed)
 	}
-	return checkPlaintext(&p)
+	switch {
+	case m.ID != '"':
+		return p, fmt.Errorf("%w: id is missing or not a string", ErrMalformed)
+	case m.Type != '"':
+		return p, fmt.Errorf("%w: type is missing or not a string", ErrMalformed)
+	case m.Body != '{':
+		return p, fmt.Errorf("%w: body is missing or not a JSON object", ErrMalformed)
+	case m.Thid != 0 && m.Thid != 'n' && m.Thid != '"', m.Pthid != 0 && m.Pthid != 'n' && m.Pthid != '"':
+		return p, fmt.Errorf("%w: thid or pthid is not a string", ErrMalformed)
+	}
+	if m.Typ != nil && *m.Typ != TypPlain && *m.Typ != strings.TrimPrefix(TypPlain, "application/") {
+		if *m.Typ == TypEncrypted || *m.Typ == TypSigned {
+			return p, fmt.Errorf("%w: typ %q on a message that is not one", ErrMalformed, *m.Typ)
+		}
+		return p, fmt.Errorf("%w: plaintext typ %q", ErrUnsupported, *m.Typ)
+	}
+	if m.Attachments != nil {
+		for i, a := range *m.Attachments {
+			d := a.Data
+			if d == nil {
+				return p, fmt.Errorf("%w: attachment %d has no data", ErrMalformed, i)
+			}
+			if d.Base64 != '"' && d.JSON == 0 && (d.Links == nil || d.Hash == nil) {
+				return p, fmt.Errorf("%w: attachment %d data has neither base64, json nor links with hash", ErrMalformed, i)
+			}
+		}
+	}
+	if m.From != nil {
+		p.from = *m.From
+	}
+	if m.FromPrior != nil {
+		p.fromPrior = *m.FromPrior
+	}
+	return p, nil
 }
 
 // Layers may appear only in this order, each at most once:
@@ -132,7 +200,8 @@ const (
 // plaintext apart by structure and peels the layers DIDComm allows, in this
 // order and each at most once: anoncrypt (ECDH-ES+A256KW), authcrypt
 // (ECDH-1PU+A256KW), signature (JWS), plaintext. It returns the plaintext
-// message as it was packed and metadata describing the protection found.
+// message as it was packed (raw itself when raw is a plaintext message) and
+// metadata describing the protection found.
 //
 // For a JWE it decrypts with the first recipient kid the SecretResolver holds
 // (trying further held kids if the content key does not unwrap), after
@@ -255,6 +324,14 @@ func openJWE(ctx context.Context, j *parsedJWE, authcrypt bool, opts UnpackOptio
 	if authcrypt && skid == "" {
 		return nil, "", fmt.Errorf("%w: empty skid", ErrMalformed)
 	}
+	if authcrypt {
+		// As didcomm-rust: an authcrypt JWE is for the keys of one DID.
+		for _, kid := range j.kids[1:] {
+			if didOf(kid) != didOf(j.kids[0]) {
+				return nil, "", fmt.Errorf("%w: recipients %s and %s belong to different DIDs", ErrMalformed, j.kids[0], kid)
+			}
+		}
+	}
 
 	// Try the recipient kids we hold in JWE order; resolve the sender only
 	// once one of them is ours.
@@ -323,105 +400,6 @@ func openJWE(ctx context.Context, j *parsedJWE, authcrypt bool, opts UnpackOptio
 type plainInfo struct {
 	from      string
 	fromPrior string
-}
-
-// checkPlaintext checks that a message is a well-formed DIDComm plaintext
-// message: id and type strings, a body object, the optional headers of the
-// right JSON types and attachments with valid data.
-func checkPlaintext(e *plainJSON) (plainInfo, error) {
-	var p plainInfo
-	if _, err := requiredString(e.ID, "id"); err != nil {
-		return p, err
-	}
-	if _, err := requiredString(e.Type, "type"); err != nil {
-		return p, err
-	}
-	typ, ok, err := jsonString(e.Typ, "typ")
-	if err != nil {
-		return p, err
-	}
-	if ok && typ != TypPlain && typ != strings.TrimPrefix(TypPlain, "application/") {
-		if typ == TypEncrypted || typ == TypSigned {
-			return p, fmt.Errorf("%w: typ %q on a message that is not one", ErrMalformed, typ)
-		}
-		return p, fmt.Errorf("%w: plaintext typ %q", ErrUnsupported, typ)
-	}
-	if body := bytes.TrimLeft(e.Body, " \t\r\n"); len(body) == 0 || body[0] != '{' {
-		return p, fmt.Errorf("%w: body is missing or not a JSON object", ErrMalformed)
-	}
-	if p.from, _, err = jsonString(e.From, "from"); err != nil {
-		return p, err
-	}
-	for _, f := range []struct {
-		raw  json.RawMessage
-		name string
-	}{{e.Thid, "thid"}, {e.Pthid, "pthid"}} {
-		if _, _, err := jsonString(f.raw, f.name); err != nil {
-			return p, err
-		}
-	}
-	var to []string
-	var t uint64
-	for _, f := range []struct {
-		raw  json.RawMessage
-		v    any
-		what string
-	}{{e.To, &to, "to is not an array of strings"}, {e.CreatedTime, &t, "created_time is not a non-negative integer"}, {e.ExpiresTime, &t, "expires_time is not a non-negative integer"}} {
-		if !isNull(f.raw) && json.Unmarshal(f.raw, f.v) != nil {
-			return p, fmt.Errorf("%w: %s", ErrMalformed, f.what)
-		}
-	}
-	if err := checkAttachments(e.Attachments); err != nil {
-		return p, err
-	}
-	if p.fromPrior, _, err = jsonString(e.FromPrior, "from_prior"); err != nil {
-		return p, err
-	}
-	return p, nil
-}
-
-type attachmentJSON struct {
-	ID          *string         `json:"id"`
-	Description *string         `json:"description"`
-	Filename    *string         `json:"filename"`
-	MediaType   *string         `json:"media_type"`
-	Format      *string         `json:"format"`
-	LastmodTime *uint64         `json:"lastmod_time"`
-	ByteCount   *uint64         `json:"byte_count"`
-	Data        json.RawMessage `json:"data"`
-}
-
-type attachmentDataJSON struct {
-	JWS    json.RawMessage `json:"jws"`
-	Hash   *string         `json:"hash"`
-	Links  *[]string       `json:"links"`
-	Base64 *string         `json:"base64"`
-	JSON   json.RawMessage `json:"json"`
-}
-
-// checkAttachments checks the attachments header: an array of objects whose
-// data holds base64, json, or links with a hash.
-func checkAttachments(raw json.RawMessage) error {
-	if isNull(raw) {
-		return nil
-	}
-	var as []attachmentJSON
-	if err := json.Unmarshal(raw, &as); err != nil {
-		return fmt.Errorf("%w: attachments is not an array of attachment objects", ErrMalformed)
-	}
-	for i, a := range as {
-		if isNull(a.Data) {
-			return fmt.Errorf("%w: attachment %d has no data", ErrMalformed, i)
-		}
-		var d attachmentDataJSON
-		if err := json.Unmarshal(a.Data, &d); err != nil {
-			return fmt.Errorf("%w: attachment %d data is not an object of the expected shape", ErrMalformed, i)
-		}
-		if d.Base64 == nil && len(d.JSON) == 0 && (d.Links == nil || d.Hash == nil) {
-			return fmt.Errorf("%w: attachment %d data has neither base64, json nor links with hash", ErrMalformed, i)
-		}
-	}
-	return nil
 }
 
 // checkSender enforces that from is the DID of the authcrypt sender key and of

@@ -17,7 +17,9 @@ type JWK struct {
 	Kid string `json:"kid,omitempty"`
 }
 
-var b64 = base64.RawURLEncoding
+// b64 is strict: non-canonical trailing bits are refused, as the DIDComm
+// reference implementations do.
+var b64 = base64.RawURLEncoding.Strict()
 
 // JWK returns the public key as a JWK (without kid).
 func (k PublicKey) JWK() JWK {

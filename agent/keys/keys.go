@@ -169,8 +169,9 @@ func FromPrivate(c Curve, kid string, d []byte) (PrivateKey, error) {
 		}
 		return PrivateKey{PublicKey{kid, c, priv.PublicKey().Bytes()}, priv.Bytes()}, nil
 	case Secp256k1:
-		if len(d) != 32 {
-			return PrivateKey{}, errors.New("secp256k1 private key must be 32 bytes")
+		var scalar secp256k1.ModNScalar
+		if len(d) != 32 || scalar.SetByteSlice(d) || scalar.IsZero() {
+			return PrivateKey{}, errors.New("secp256k1 private key must be a 32-byte scalar in [1, n-1]")
 		}
 		priv := secp256k1.PrivKeyFromBytes(d)
 		return PrivateKey{PublicKey{kid, c, priv.PubKey().SerializeUncompressed()}, append([]byte(nil), d...)}, nil
@@ -265,6 +266,9 @@ func (k PrivateKey) SharedSecret(peer PublicKey) ([]byte, error) {
 		return nil, fmt.Errorf("key agreement between %s and %s keys", k.Curve, peer.Curve)
 	}
 	if k.Curve == Secp256k1 {
+		// decred offers no constant-time variable-base multiplication; the
+		// secp256k1 path is for interoperability, X25519 and the NIST curves
+		// (constant time in crypto/ecdh) are the agent's defaults.
 		pub, err := secp256k1.ParsePubKey(peer.Raw)
 		if err != nil {
 			return nil, fmt.Errorf("secp256k1 public key: %w", err)
@@ -273,6 +277,9 @@ func (k PrivateKey) SharedSecret(peer PublicKey) ([]byte, error) {
 		var p, r secp256k1.JacobianPoint
 		pub.AsJacobian(&p)
 		secp256k1.ScalarMultNonConst(&priv.Key, &p, &r)
+		if (r.X.IsZero() && r.Y.IsZero()) || r.Z.IsZero() {
+			return nil, errors.New("secp256k1 key agreement gave the point at infinity")
+		}
 		r.ToAffine()
 		x := r.X.Bytes()
 		return x[:], nil

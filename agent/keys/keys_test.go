@@ -185,3 +185,15 @@ func TestBase58(t *testing.T) {
 		t.Fatal("base58 encoding differs from the Bitcoin alphabet reference")
 	}
 }
+
+func TestSecp256k1RejectsOutOfRangeSecrets(t *testing.T) {
+	zero := make([]byte, 32)
+	if _, err := FromPrivate(Secp256k1, "k", zero); err == nil {
+		t.Fatal("zero secp256k1 secret accepted")
+	}
+	n := []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe,
+		0xba, 0xae, 0xdc, 0xe6, 0xaf, 0x48, 0xa0, 0x3b, 0xbf, 0xd2, 0x5e, 0x8c, 0xd0, 0x36, 0x41, 0x41}
+	if _, err := FromPrivate(Secp256k1, "k", n); err == nil {
+		t.Fatal("secp256k1 secret equal to the group order accepted")
+	}
+}
