@@ -5,7 +5,7 @@ NPM_STAMP := $(NPM_DIR)/node_modules/.package-lock.json
 GOFLAGS_TEST ?= -count=1 -timeout 20m
 BENCH    ?= .
 
-.PHONY: run test build vet fmt-check deps bench clean
+.PHONY: run test build vet fmt-check deps deps-apt bench clean
 
 ## run: start the daemon on its embedded defaults (./data, 127.0.0.1:8080)
 run:
@@ -23,8 +23,32 @@ $(NPM_STAMP): $(NPM_DIR)/package-lock.json $(NPM_DIR)/package.json
 	npm ci --prefix $(NPM_DIR) --no-audit --no-fund
 	@touch $(NPM_STAMP)
 
-## test: formatting, vet, and every test (interop with didcomm-node included)
-test: deps fmt-check vet
+## deps-apt: install the Debian packages the tests drive when they are missing:
+## swaks and postfix (mail), unbound (the DNS server of the Prove Control
+## Domain tests), poppler-utils and zbar-tools (the letter's text and QR
+## code). It needs root; without root it only says what is missing, and the
+## tests that need them then fail with the same advice. Postfix is
+## preseeded with "No configuration": the package starts no system mail
+## service; the tests run a private instance from a temporary directory.
+deps-apt:
+	@missing=""; \
+	command -v swaks >/dev/null 2>&1 || missing="$$missing swaks"; \
+	{ command -v postfix >/dev/null 2>&1 || [ -x /usr/sbin/postfix ]; } || missing="$$missing postfix"; \
+	{ command -v unbound >/dev/null 2>&1 || [ -x /usr/sbin/unbound ]; } || missing="$$missing unbound"; \
+	command -v pdftoppm >/dev/null 2>&1 || missing="$$missing poppler-utils"; \
+	command -v zbarimg >/dev/null 2>&1 || missing="$$missing zbar-tools"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+		echo "deps-apt: the Debian packages$$missing are missing and installing them needs root; the tests that use them will fail."; \
+		echo "deps-apt: run make test as root, or: sudo apt-get install --no-install-recommends$$missing"; \
+		exit 0; \
+	fi; \
+	echo "deps-apt: installing$$missing"; \
+	echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; \
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing
+
+## test: formatting, vet, and every test (interop with didcomm-node and the mail tests included)
+test: deps deps-apt fmt-check vet
 	$(GO) test $(GOFLAGS_TEST) ./...
 
 fmt-check:

@@ -35,6 +35,33 @@ func (id *Identity) AddDID(did string) {
 	id.dids[did] = true
 }
 
+// SetPrimary makes did, which the agent must already answer for (AddDID),
+// the primary DID: the one outbound messages are sent from by default. An
+// agent that is mediated makes its mediated DID primary, so that peers
+// answer through its mediator.
+func (id *Identity) SetPrimary(did string) error {
+	id.mu.Lock()
+	defer id.mu.Unlock()
+	if !id.dids[did] {
+		return fmt.Errorf("identity: %s is not one of the agent's DIDs", did)
+	}
+	id.primary = did
+	return nil
+}
+
+// DIDs returns the DIDs the agent answers for, the primary one first.
+func (id *Identity) DIDs() []string {
+	id.mu.RLock()
+	defer id.mu.RUnlock()
+	out := []string{id.primary}
+	for d := range id.dids {
+		if d != id.primary {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
 // DID returns the primary DID.
 func (id *Identity) DID() string {
 	id.mu.RLock()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,6 +30,12 @@ type Messenger struct {
 	// Schemes are the endpoint URI schemes the agent can deliver to, in order of
 	// preference (e.g. "https", "http", "mailto").
 	Schemes []string
+	// SignTypes are the message types that are signed (a JWS by an
+	// authentication key of the sender's DID) before they are encrypted, for
+	// non-repudiation: the recipient can keep the signed message as the
+	// sender's statement. Other messages are only encrypted. Set it before
+	// the first message is sent.
+	SignTypes []string
 }
 
 // Send packs msg for each DID in msg.To and enqueues it in the outbox. It
@@ -40,7 +47,7 @@ func (m *Messenger) Send(ctx context.Context, msg Message) error {
 	if msg.From == "" {
 		msg.From = m.Identity.DID()
 	}
-	plain, err := json.Marshal(msg)
+	plain, err := m.plaintext(ctx, msg)
 	if err != nil {
 		return err
 	}
@@ -75,7 +82,7 @@ func (m *Messenger) SendTo(ctx context.Context, msg Message, endpoint string) er
 	if msg.From == "" {
 		msg.From = m.Identity.DID()
 	}
-	plain, err := json.Marshal(msg)
+	plain, err := m.plaintext(ctx, msg)
 	if err != nil {
 		return err
 	}
@@ -104,12 +111,16 @@ func (m *Messenger) SendTo(ctx context.Context, msg Message, endpoint string) er
 // sender is known, plaintext to an anonymous sender that asked for a return
 // route (there is no key to encrypt to).
 func (m *Messenger) PackReply(ctx context.Context, reply Message, in *Inbound) ([]byte, string, error) {
-	plain, err := json.Marshal(reply)
+	if len(reply.To) == 0 {
+		plain, err := json.Marshal(reply)
+		if err != nil {
+			return nil, "", err
+		}
+		return plain, MediaTypePlain, nil
+	}
+	plain, err := m.plaintext(ctx, reply)
 	if err != nil {
 		return nil, "", err
-	}
-	if len(reply.To) == 0 {
-		return plain, MediaTypePlain, nil
 	}
 	recipients, err := m.recipientKeys(ctx, DIDOf(reply.To[0]), in)
 	if err != nil {
@@ -122,17 +133,108 @@ func (m *Messenger) PackReply(ctx context.Context, reply Message, in *Inbound) (
 	return packed, MediaTypeEncrypted, nil
 }
 
+// Relay hands on a message that is already packed for next (a DID or a key
+// id): it resolves next's DIDComm service, wraps the message in a forward for
+// each of the service's routing keys and queues it in the outbox for the
+// service endpoint. A mediator relays this way the forwards whose next is not
+// one of its own recipients. It returns once the message is durably queued.
+func (m *Messenger) Relay(ctx context.Context, packed []byte, next string) error {
+	out, err := m.PrepareRelay(ctx, packed, next)
+	if err != nil {
+		return err
+	}
+	return m.Outbox.Enqueue(ctx, out)
+}
+
+// PrepareRelay is the first half of Relay: it returns the outbound message
+// without queueing it, so that the caller can record the forward against
+// replays between resolving and queueing. A service that routes through one
+// of the agent's own keys is refused (e.p.xfer): relaying there would loop.
+func (m *Messenger) PrepareRelay(ctx context.Context, packed []byte, next string) (*OutboundMessage, error) {
+	to := DIDOf(next)
+	doc, err := m.Resolver.Resolve(ctx, to)
+	if err != nil {
+		return nil, resolveError(to, err)
+	}
+	svc, err := m.pickService(ctx, doc, 0)
+	if err != nil {
+		return nil, err
+	}
+	for _, rk := range svc.ServiceEndpoint.RoutingKeys {
+		if m.Identity.Owns(DIDOf(rk)) {
+			return nil, Errorf(CodeXfer, "%s is routed through this agent, which does not mediate for it", to)
+		}
+	}
+	wrapped, err := m.wrapForward(ctx, packed, next, svc.ServiceEndpoint.RoutingKeys)
+	if err != nil {
+		return nil, err
+	}
+	return &OutboundMessage{
+		ID: NewID(), To: to, Endpoint: svc.ServiceEndpoint.URI, MediaType: MediaTypeEncrypted,
+		MessageType: ForwardType, Payload: wrapped,
+	}, nil
+}
+
 // Pack packs msg for one recipient DID and returns the envelope and the
 // endpoint to deliver it to, without queueing it.
 func (m *Messenger) Pack(ctx context.Context, msg Message, to string) (packed []byte, endpoint string, err error) {
 	if msg.From == "" {
 		msg.From = m.Identity.DID()
 	}
-	plain, err := json.Marshal(msg)
+	plain, err := m.plaintext(ctx, msg)
 	if err != nil {
 		return nil, "", err
 	}
 	return m.packFor(ctx, plain, msg.From, DIDOf(to))
+}
+
+// Encrypt authcrypts msg for the key agreement keys of the DID to and
+// returns the envelope, without routing: no forward wrapping and no endpoint,
+// for a message that travels outside DIDComm routing (fetched through a
+// one-time link, printed, handed over by hand). Types in SignTypes are
+// signed first, as everywhere.
+func (m *Messenger) Encrypt(ctx context.Context, msg Message, to string) ([]byte, error) {
+	if msg.From == "" {
+		msg.From = m.Identity.DID()
+	}
+	plain, err := m.plaintext(ctx, msg)
+	if err != nil {
+		return nil, err
+	}
+	recipients, err := m.recipientKeys(ctx, DIDOf(to), nil)
+	if err != nil {
+		return nil, err
+	}
+	return m.encrypt(ctx, plain, msg.From, recipients)
+}
+
+// plaintext returns what is encrypted for msg: its JSON, or for a type in
+// SignTypes a JWS of it by an authentication key of msg.From that the agent
+// holds.
+func (m *Messenger) plaintext(ctx context.Context, msg Message) ([]byte, error) {
+	plain, err := json.Marshal(msg)
+	if err != nil || !slices.Contains(m.SignTypes, msg.Type) {
+		return plain, err
+	}
+	if !m.Identity.Owns(msg.From) {
+		return nil, Errorf(CodeMe, "cannot sign as %s: not one of this agent's DIDs", msg.From)
+	}
+	doc, err := m.Resolver.Resolve(ctx, msg.From)
+	if err != nil {
+		return nil, resolveError(msg.From, err)
+	}
+	auth, err := doc.Authentication()
+	if err != nil {
+		return nil, Wrap(CodeMe, err, "our own DID document has no usable authentication key")
+	}
+	for _, k := range auth {
+		priv, err := m.Identity.PrivateKey(ctx, k.ID)
+		if err != nil {
+			continue
+		}
+		return envelope.Sign(plain, priv)
+	}
+	return nil, Errorf(CodeMe, "no authentication key of %s to sign %s with", msg.From, msg.Type)
 }
 
 func (m *Messenger) packFor(ctx context.Context, plain []byte, from, to string) ([]byte, string, error) {

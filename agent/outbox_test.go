@@ -64,7 +64,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestOutboxRetriesThenDelivers(t *testing.T) {
 	db := openDB(t, filepath.Join(t.TempDir(), "a.db"))
 	defer db.Close()
-	tr := &fakeTransport{fail: 2, done: make(chan struct{})}
+	done := make(chan struct{})
+	tr := &fakeTransport{fail: 2, done: done}
 	ob := &agent.Outbox{Store: db.Outbox(), Policy: agent.RetryPolicy{Base: 10 * time.Millisecond, Max: 20 * time.Millisecond, MaxAttempts: 5}}
 	ob.Handle("http", tr)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -74,7 +75,7 @@ func TestOutboxRetriesThenDelivers(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case <-tr.done:
+	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("message not delivered")
 	}
@@ -144,17 +145,20 @@ func TestOutboxSurvivesRestart(t *testing.T) {
 
 	db = openDB(t, path)
 	defer db.Close()
-	tr := &fakeTransport{done: make(chan struct{})}
+	done := make(chan struct{})
+	tr := &fakeTransport{done: done}
 	ob = &agent.Outbox{Store: db.Outbox()}
 	ob.Handle("http", tr)
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go ob.Run(rctx)
 	select {
-	case <-tr.done:
+	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("message queued before the restart was not delivered after it")
 	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
 	if string(tr.received[0]) != "keep me" {
 		t.Fatalf("delivered %q", tr.received[0])
 	}

@@ -117,10 +117,20 @@ type Reply struct {
 
 // Receive takes a packed message as a transport received it. An error means the
 // message was refused before any processing (bad envelope, not for us,
-// expired, ...): it is an *Error whose code maps to the transport's status, and
-// nothing was changed. Once a message is accepted, handler failures are
-// answered by a problem report to the sender and Receive returns no error.
+// expired, ...) or by its handler (see Refuse): it is an *Error whose code
+// maps to the transport's status, and nothing was changed. Once a message is
+// accepted, handler failures are answered by a problem report to the sender
+// and Receive returns no error.
 func (r *Router) Receive(ctx context.Context, transport string, raw []byte) (*Reply, error) {
+	return r.ReceiveSession(ctx, transport, raw, nil)
+}
+
+// ReceiveSession is Receive for a message that came on a persistent
+// connection (a WebSocket): the handler sees the session in
+// Inbound.Session, and replies that go back on the connection beyond the
+// first (which is returned in Reply.Payload, as with Receive) are pushed on
+// it. A nil session makes it Receive.
+func (r *Router) ReceiveSession(ctx context.Context, transport string, raw []byte, session Session) (*Reply, error) {
 	start := time.Now()
 	in, err := r.accept(ctx, transport, raw)
 	if err != nil {
@@ -132,7 +142,13 @@ func (r *Router) Receive(ctx context.Context, transport string, raw []byte) (*Re
 		r.log.Info("message refused", "transport", transport, "code", ErrorCode(err), "reason", ErrorComment(err), "err", err)
 		return nil, err
 	}
-	replies, result := r.dispatch(ctx, in)
+	in.Session = session
+	replies, result, refused := r.dispatch(ctx, in)
+	if refused != nil {
+		r.obs.MessageIn(in.Message.Type, "refused", time.Since(start))
+		r.log.Info("message refused by its handler", "transport", transport, "type", in.Message.Type, "code", ErrorCode(refused), "reason", ErrorComment(refused))
+		return &Reply{Message: &in.Message}, refused
+	}
 	out := &Reply{Message: &in.Message}
 	for _, m := range replies {
 		if Duplex(transport) && r.wantsReturnRoute(in, m) {
@@ -141,6 +157,12 @@ func (r *Router) Receive(ctx context.Context, transport string, raw []byte) (*Re
 				out.Payload, out.MediaType = payload, mt
 				r.obs.MessageOut(m.Type, "return-route")
 				continue
+			}
+			if perr == nil && session != nil {
+				if err := session.Push(ctx, mt, payload); err == nil {
+					r.obs.MessageOut(m.Type, "return-route")
+					continue
+				}
 			}
 			if perr != nil {
 				r.log.Warn("packing return-route reply failed", "type", m.Type, "err", perr)
@@ -178,10 +200,11 @@ func (r *Router) Check(ctx context.Context, transport string, raw []byte) (*Mess
 }
 
 // Duplex reports whether replies can travel back on the connection a message
-// came in on, which return_route asks for. Mail ("smtp") is one-way: replies
-// to a message that arrived by mail always go through the outbox.
+// came in on, which return_route asks for. Mail ("smtp") is one-way, and so
+// is a message picked up from a mediator ("pickup"): replies to them always
+// go through the outbox.
 func Duplex(transport string) bool {
-	return transport != "smtp"
+	return transport != "smtp" && transport != "pickup"
 }
 
 func typeOf(in *Inbound) string {
@@ -204,6 +227,10 @@ func (r *Router) accept(ctx context.Context, transport string, raw []byte) (*Inb
 		until := now.Add(r.cfg.ReplayWindow)
 		if m.ExpiresTime != 0 && time.Unix(m.ExpiresTime, 0).After(until) {
 			until = time.Unix(m.ExpiresTime, 0)
+		}
+		if r.ownReplay(m.Type) {
+			in.ReplayKey, in.ReplayUntil = m.From+"\x00"+m.ID, until
+			return in, nil
 		}
 		seen, err := r.cfg.Replay.Remember(ctx, m.From+"\x00"+m.ID, until)
 		if err != nil {
@@ -286,9 +313,27 @@ func unpackError(err error) error {
 	return Wrap(CodeMsg, err, "message could not be unpacked")
 }
 
+// ownReplay reports whether the protocol of msgType de-duplicates messages of
+// that type itself (Protocol.OwnReplay).
+func (r *Router) ownReplay(msgType string) bool {
+	r.mu.RLock()
+	p, ok := r.protocols[PIURI(msgType)]
+	r.mu.RUnlock()
+	if !ok || len(p.OwnReplay) == 0 {
+		return false
+	}
+	name := msgType[len(p.PIURI)+1:]
+	for _, n := range p.OwnReplay {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
 // dispatch runs the handler and returns the replies, problem reports included,
-// and a result word for metrics.
-func (r *Router) dispatch(ctx context.Context, in *Inbound) ([]Message, string) {
+// and a result word for metrics; or the handler's refusal (see Refuse).
+func (r *Router) dispatch(ctx context.Context, in *Inbound) ([]Message, string, error) {
 	m := in.Message
 	r.mu.RLock()
 	p, ok := r.protocols[PIURI(m.Type)]
@@ -300,12 +345,15 @@ func (r *Router) dispatch(ctx context.Context, in *Inbound) ([]Message, string) 
 	} else {
 		replies, err = r.safeHandle(ctx, p.Handler, in)
 	}
+	if err != nil && IsRefusal(err) {
+		return nil, "", err
+	}
 	result := "ok"
 	if err != nil {
 		result = "problem"
 		r.log.Info("message answered with a problem report", "type", m.Type, "id", m.ID, "code", ErrorCode(err), "err", err)
 		if m.Type == ProblemReportType {
-			return nil, result // never answer a problem report with one
+			return nil, result, nil // never answer a problem report with one
 		}
 		replies = append(replies, ProblemReport(m, err))
 	}
@@ -318,7 +366,7 @@ func (r *Router) dispatch(ctx context.Context, in *Inbound) ([]Message, string) 
 			replies[i].To = []string{m.From}
 		}
 	}
-	return replies, result
+	return replies, result, nil
 }
 
 func (r *Router) safeHandle(ctx context.Context, h Handler, in *Inbound) (replies []Message, err error) {

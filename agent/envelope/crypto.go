@@ -4,7 +4,6 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/ecdh"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -49,11 +48,20 @@ func ecdhCurve(c keys.Curve) ecdh.Curve {
 // crypto/ecdh it holds the parsed *ecdh.PrivateKey, so repeated agreements do
 // not re-derive the public key (crypto/ecdh's NewPrivateKey computes it, which
 // for X25519 costs a full scalar multiplication). secp256k1 keys go through
-// keys.PrivateKey.SharedSecret.
+// keys.PrivateKey.SharedSecret, and ephemeral X25519 keys are a bare scalar
+// for the ladder of x25519.go.
 type agreeKey struct {
 	curve keys.Curve
 	ec    *ecdh.PrivateKey
+	x     *[32]byte       // ephemeral X25519 only
 	k     keys.PrivateKey // secp256k1 only
+}
+
+// destroy clears an ephemeral X25519 scalar once the key is no longer needed.
+func (a agreeKey) destroy() {
+	if a.x != nil {
+		clear(a.x[:])
+	}
 }
 
 // agree computes the raw shared secret Z with a peer public key, which must be
@@ -61,6 +69,16 @@ type agreeKey struct {
 func (a agreeKey) agree(peer keys.PublicKey) ([]byte, error) {
 	if peer.Curve != a.curve {
 		return nil, fmt.Errorf("%w: %s key against %s key", errKeyAgreement, a.curve, peer.Curve)
+	}
+	if a.x != nil {
+		if len(peer.Raw) != 32 {
+			return nil, errKeyAgreement
+		}
+		z := make([]byte, 32)
+		if !x25519((*[32]byte)(z), a.x, (*[32]byte)(peer.Raw)) {
+			return nil, errKeyAgreement // low-order point
+		}
+		return z, nil
 	}
 	if a.ec == nil {
 		z, err := a.k.SharedSecret(peer)
@@ -84,6 +102,22 @@ func (a agreeKey) agree(peer keys.PublicKey) ([]byte, error) {
 // newEphemeral creates an ephemeral key pair on the curve. d, when not nil,
 // fixes the private key (tests only); otherwise it is random.
 func newEphemeral(c keys.Curve, d []byte) (agreeKey, keys.PublicKey, error) {
+	if c == keys.X25519 {
+		// No crypto/ecdh here: it would compute the public key with the
+		// ladder, and again for every agreement (see x25519.go).
+		x := new([32]byte)
+		if d != nil {
+			if len(d) != len(x) {
+				return agreeKey{}, keys.PublicKey{}, fmt.Errorf("ephemeral %s key: private key must be 32 bytes", c)
+			}
+			copy(x[:], d)
+		} else {
+			rand.Read(x[:])
+		}
+		pub := make([]byte, 32)
+		x25519PublicKey((*[32]byte)(pub), x)
+		return agreeKey{curve: c, x: x}, keys.PublicKey{Curve: c, Raw: pub}, nil
+	}
 	if ec := ecdhCurve(c); ec != nil {
 		var (
 			priv *ecdh.PrivateKey
@@ -281,6 +315,9 @@ func encParams(enc Enc) (keyLen, ivLen, tagLen int, ok bool) {
 	return 0, 0, 0, false
 }
 
+// maxTagLen is the largest tag size encParams gives.
+const maxTagLen = 32
+
 // errContent is returned when content decryption fails authentication.
 var errContent = errors.New("content decryption failed")
 
@@ -303,7 +340,9 @@ func sealContent(enc Enc, cek, iv, plaintext, aad []byte) (ct, tag []byte, err e
 }
 
 // openContent decrypts and authenticates. Sizes of cek, iv and tag must have
-// been checked against encParams by the caller.
+// been checked against encParams by the caller. The plaintext is written over
+// ct, which the caller must not use afterwards; when ct has room for the tag
+// after it (cap(ct) >= len(ct)+len(tag)), the AEADs need no copy.
 func openContent(enc Enc, cek, iv, ct, tag, aad []byte) ([]byte, error) {
 	switch enc {
 	case A256CBCHS512:
@@ -313,8 +352,7 @@ func openContent(enc Enc, cek, iv, ct, tag, aad []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		buf := make([]byte, 0, len(ct)+len(tag))
-		buf = append(append(buf, ct...), tag...)
+		buf := append(ct, tag...)
 		pt, err := aead.Open(buf[:0], iv, buf, aad)
 		if err != nil {
 			return nil, errContent
@@ -335,6 +373,10 @@ func newAEAD(enc Enc, cek []byte) (cipher.AEAD, error) {
 	return cipher.NewGCM(block)
 }
 
+// cbcHMACTagLen is the tag size of A256CBC-HS512: HMAC-SHA-512 truncated to
+// half.
+const cbcHMACTagLen = 32
+
 // cbcHMACSeal is AES_256_CBC_HMAC_SHA_512 of RFC 7518 §5.2.5: the first half
 // of the 64-byte key is the MAC key, the second the AES key; PKCS#7 padding;
 // the tag is the first 32 bytes of HMAC-SHA-512(AAD || IV || C || AL).
@@ -344,40 +386,66 @@ func cbcHMACSeal(key, iv, plaintext, aad []byte) (ct, tag []byte, err error) {
 		return nil, nil, err
 	}
 	pad := aes.BlockSize - len(plaintext)%aes.BlockSize
-	ct = make([]byte, len(plaintext)+pad)
+	n := len(plaintext) + pad
+	buf := make([]byte, n+cbcHMACTagLen) // ciphertext and tag in one allocation
+	ct, tag = buf[:n:n], buf[n:]
 	copy(ct, plaintext)
-	for i := len(plaintext); i < len(ct); i++ {
+	for i := len(plaintext); i < n; i++ {
 		ct[i] = byte(pad)
 	}
 	cipher.NewCBCEncrypter(block, iv).CryptBlocks(ct, ct)
-	return ct, cbcHMACTag(key[:32], iv, ct, aad), nil
+	var sum [sha512.Size]byte
+	cbcHMACSum(&sum, key[:32], iv, ct, aad)
+	copy(tag, sum[:cbcHMACTagLen])
+	return ct, tag, nil
 }
 
-func cbcHMACTag(macKey, iv, ct, aad []byte) []byte {
-	m := hmac.New(sha512.New, macKey)
-	m.Write(aad)
-	m.Write(iv)
-	m.Write(ct)
+// cbcHMACSum sets sum to HMAC-SHA-512(macKey, AAD || IV || C || AL), AL being
+// the bit length of AAD as a 64-bit big-endian integer. It is RFC 2104 HMAC
+// written out, so that one SHA-512 state serves the inner and the outer hash
+// and nothing is allocated; macKey (32 bytes) is shorter than the block, so
+// it is used as is.
+func cbcHMACSum(sum *[sha512.Size]byte, macKey, iv, ct, aad []byte) {
+	var pad [sha512.BlockSize]byte
+	copy(pad[:], macKey)
+	for i := range pad {
+		pad[i] ^= 0x36
+	}
+	h := sha512.New()
+	h.Write(pad[:])
+	h.Write(aad)
+	h.Write(iv)
+	h.Write(ct)
 	var al [8]byte
 	binary.BigEndian.PutUint64(al[:], uint64(len(aad))*8)
-	m.Write(al[:])
-	return m.Sum(nil)[:32]
+	h.Write(al[:])
+	h.Sum(sum[:0])
+	for i := range pad {
+		pad[i] ^= 0x36 ^ 0x5c
+	}
+	h.Reset()
+	h.Write(pad[:])
+	h.Write(sum[:])
+	h.Sum(sum[:0])
+	clear(pad[:])
 }
 
 // cbcHMACOpen checks the tag in constant time before decrypting, then removes
-// the padding.
+// the padding. It decrypts in place: the plaintext overwrites ct.
 func cbcHMACOpen(key, iv, ct, tag, aad []byte) ([]byte, error) {
-	if len(ct) == 0 || len(ct)%aes.BlockSize != 0 {
+	if len(ct) == 0 || len(ct)%aes.BlockSize != 0 || len(tag) != cbcHMACTagLen {
 		return nil, errContent
 	}
-	if !hmac.Equal(cbcHMACTag(key[:32], iv, ct, aad), tag) {
+	var sum [sha512.Size]byte
+	cbcHMACSum(&sum, key[:32], iv, ct, aad)
+	if subtle.ConstantTimeCompare(sum[:cbcHMACTagLen], tag) != 1 {
 		return nil, errContent
 	}
 	block, err := aes.NewCipher(key[32:])
 	if err != nil {
 		return nil, err
 	}
-	pt := make([]byte, len(ct))
+	pt := ct
 	cipher.NewCBCDecrypter(block, iv).CryptBlocks(pt, ct)
 	// The MAC already authenticated the ciphertext, so a padding check cannot
 	// be turned into an oracle; it only guards against a buggy sender.

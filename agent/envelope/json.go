@@ -55,25 +55,31 @@ func requiredString(r json.RawMessage, name string) (string, error) {
 }
 
 // decodeB64 decodes a required base64url member, straight from the raw JSON
-// when the string has no escapes.
-func decodeB64(r json.RawMessage, name string) ([]byte, error) {
+// when the string has no escapes. The result has room for extra more bytes
+// (cap - len >= extra).
+func decodeB64(r json.RawMessage, name string, extra int) ([]byte, error) {
 	if len(r) >= 2 && r[0] == '"' && bytes.IndexByte(r, '\\') < 0 {
-		return decodeB64Bytes(r[1:len(r)-1], name)
+		return decodeB64Room(r[1:len(r)-1], name, extra)
 	}
 	s, err := requiredString(r, name)
 	if err != nil {
 		return nil, err
 	}
-	return decodeB64String(s, name)
+	return decodeB64Room([]byte(s), name, extra)
 }
 
-func decodeB64Bytes(src []byte, name string) ([]byte, error) {
-	out := make([]byte, b64.DecodedLen(len(src)))
+func decodeB64Room(src []byte, name string, extra int) ([]byte, error) {
+	n := b64.DecodedLen(len(src))
+	out := make([]byte, n, n+extra)
 	n, err := b64.Decode(out, src)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s is not base64url", ErrMalformed, name)
 	}
 	return out[:n], nil
+}
+
+func decodeB64Bytes(src []byte, name string) ([]byte, error) {
+	return decodeB64Room(src, name, 0)
 }
 
 func decodeB64String(s, name string) ([]byte, error) {

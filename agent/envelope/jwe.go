@@ -154,6 +154,7 @@ func packJWE(plaintext []byte, alg string, enc Enc, sender *agreeKey, skid strin
 	if err != nil {
 		return nil, err
 	}
+	defer eph.destroy()
 	h := make([]byte, 0, 384+2*len(skid))
 	h = append(h, `{"typ":"`+TypEncrypted+`","alg":"`...)
 	h = append(h, alg...)
@@ -388,13 +389,14 @@ func parseJWE(env *rawEnvelope) (*parsedJWE, error) {
 		}
 		j.kids[i], j.eks[i] = *r.Header.Kid, *r.EncryptedKey
 	}
-	if j.iv, err = decodeB64(env.IV, "iv"); err != nil {
+	if j.iv, err = decodeB64(env.IV, "iv", 0); err != nil {
 		return nil, err
 	}
-	if j.ct, err = decodeB64(env.Ciphertext, "ciphertext"); err != nil {
+	// Room for the tag after the ciphertext lets the AEADs open in place.
+	if j.ct, err = decodeB64(env.Ciphertext, "ciphertext", maxTagLen); err != nil {
 		return nil, err
 	}
-	if j.tag, err = decodeB64(env.Tag, "tag"); err != nil {
+	if j.tag, err = decodeB64(env.Tag, "tag", 0); err != nil {
 		return nil, err
 	}
 	return j, nil

@@ -2,7 +2,8 @@
 // talks to the daemon's public endpoints and its admin API.
 //
 //	agentctl [flags] did | invitation [new [goal-code [goal]]] | ping DID | health |
-//	         discover DID [MATCH] | accept URL | outbox | deadletters | retry ID | drop ID
+//	         discover DID [MATCH] | accept URL | outbox | deadletters | retry ID | drop ID |
+//	         verify SUBCOMMAND ... | credentials [ID]
 package main
 
 import (
@@ -33,7 +34,7 @@ Commands:
   deadletters                 list dead letters
   retry ID                    move a dead letter back into the outbox
   drop ID                     delete a dead letter
-
+%s
 Flags:
 `
 
@@ -56,7 +57,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	url := fs.String("url", envOr("AGENTCTL_URL", "http://127.0.0.1:8080"), "agentd base URL (env AGENTCTL_URL)")
 	tokenFile := fs.String("token-file", envOr("AGENTD_ADMIN_TOKEN_FILE", "data/admin.token"), "file with the admin token (env AGENTD_ADMIN_TOKEN_FILE); AGENTD_ADMIN_TOKEN wins when set")
 	timeout := fs.Duration("timeout", 30*time.Second, "request timeout")
-	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	fs.Usage = func() { fmt.Fprintf(stderr, usage, verifyUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -132,6 +133,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if err = need(1, "dead letter id"); err == nil {
 			err = c.do(ctx, "DELETE", "/admin/deadletters/"+rest[0], nil, nil)
 		}
+	case "verify":
+		err = c.verify(ctx, rest, stdout, &out)
+	case "credentials":
+		err = c.credentials(ctx, rest, &out)
 	default:
 		fs.Usage()
 		return fmt.Errorf("unknown command %q", cmd)
@@ -150,7 +155,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 
 func (c *client) do(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
-	if body != nil {
+	if raw, ok := body.(rawBody); ok {
+		rd = bytes.NewReader(raw)
+	} else if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return err
@@ -161,7 +168,9 @@ func (c *client) do(ctx context.Context, method, path string, body, out any) err
 	if err != nil {
 		return err
 	}
-	if body != nil {
+	if _, ok := body.(rawBody); ok {
+		req.Header.Set("Content-Type", "application/octet-stream")
+	} else if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if strings.HasPrefix(path, "/admin/") {

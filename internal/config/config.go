@@ -31,6 +31,13 @@ type Config struct {
 	DID     DIDConfig  `yaml:"did"`
 	Log     Log        `yaml:"log"`
 	Replay  ReplayConf `yaml:"replay"`
+	SMTP    SMTP       `yaml:"smtp"`
+	Email   Email      `yaml:"email"`
+	// Mediator and MediationClient are in mediator.go.
+	Mediator        Mediator        `yaml:"mediator"`
+	MediationClient MediationClient `yaml:"mediation_client"`
+	// ProveControl is in provecontrol.go.
+	ProveControl ProveControl `yaml:"provecontrol"`
 }
 
 // HTTP configures the HTTP listener and the DIDComm endpoint.
@@ -84,15 +91,72 @@ type ReplayConf struct {
 	Window time.Duration `yaml:"window"`
 }
 
+// SMTP configures the inbound mail listener (transport/email).
+type SMTP struct {
+	// Addr is the listen address; empty: no SMTP listener.
+	Addr string `yaml:"addr"`
+	// Hostname is the name in the greeting and in outbound EHLO; empty: the
+	// domain of email.address, else the first of Domains, else "localhost".
+	Hostname string `yaml:"hostname"`
+	// Domains and Addresses are what the listener takes mail for;
+	// email.address is always included.
+	Domains         []string      `yaml:"domains"`
+	Addresses       []string      `yaml:"addresses"`
+	MaxMessageBytes int64         `yaml:"max_message_bytes"`
+	MaxRecipients   int           `yaml:"max_recipients"`
+	TLSCertFile     string        `yaml:"tls_cert_file"`
+	TLSKeyFile      string        `yaml:"tls_key_file"`
+	RequireTLS      bool          `yaml:"require_tls"`
+	Auth            SMTPAuth      `yaml:"auth"`
+	RateLimit       float64       `yaml:"rate_limit"`
+	RateBurst       int           `yaml:"rate_burst"`
+	Timeout         time.Duration `yaml:"timeout"`
+}
+
+// SMTPAuth configures AUTH PLAIN on the inbound listener (for submission).
+type SMTPAuth struct {
+	Username      string `yaml:"username"`
+	Password      string `yaml:"password"`
+	PasswordFile  string `yaml:"password_file"`
+	Required      bool   `yaml:"required"`
+	AllowInsecure bool   `yaml:"allow_insecure"`
+}
+
+// Email configures the agent's own mail address and outbound mail.
+type Email struct {
+	// Address is the agent's mail address: advertised as a mailto: DIDComm
+	// service in its DID and used as the sender of outbound mail. Empty: no
+	// outbound mail and no mailto: service.
+	Address string `yaml:"address"`
+	Relay   Relay  `yaml:"relay"`
+}
+
+// Relay configures the smarthost outbound mail goes through.
+type Relay struct {
+	// Addr is HOST:PORT; empty: delivery to the recipient domain's MX hosts.
+	Addr         string `yaml:"addr"`
+	StartTLS     string `yaml:"starttls"`
+	CAFile       string `yaml:"ca_file"`
+	Username     string `yaml:"username"`
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
+}
+
 // Default returns the embedded default configuration.
 func Default() Config {
 	return Config{
-		DataDir: "./data",
-		HTTP:    HTTP{Addr: "127.0.0.1:8080", MaxBodyBytes: 1 << 20, ShutdownTimeout: 15 * time.Second},
-		Outbox:  Outbox{MaxAttempts: 30, BaseDelay: 2 * time.Second, MaxDelay: time.Hour, Workers: 8, Timeout: 30 * time.Second},
-		DID:     DIDConfig{CacheTTL: 5 * time.Minute, CacheSize: 10000, WebResolve: true, WebTimeout: 10 * time.Second, KeyAgreement: []string{"X25519"}},
-		Log:     Log{Level: "info", Format: "text"},
-		Replay:  ReplayConf{Window: 7 * 24 * time.Hour},
+		DataDir:      "./data",
+		HTTP:         HTTP{Addr: "127.0.0.1:8080", MaxBodyBytes: 1 << 20, ShutdownTimeout: 15 * time.Second},
+		Outbox:       Outbox{MaxAttempts: 30, BaseDelay: 2 * time.Second, MaxDelay: time.Hour, Workers: 8, Timeout: 30 * time.Second},
+		DID:          DIDConfig{CacheTTL: 5 * time.Minute, CacheSize: 10000, WebResolve: true, WebTimeout: 10 * time.Second, KeyAgreement: []string{"X25519"}},
+		Log:          Log{Level: "info", Format: "text"},
+		Replay:       ReplayConf{Window: 7 * 24 * time.Hour},
+		SMTP:         SMTP{MaxMessageBytes: 2 << 20, MaxRecipients: 100, RateLimit: 60, RateBurst: 20, Timeout: 2 * time.Minute},
+		Email:        Email{Relay: Relay{StartTLS: "opportunistic"}},
+		ProveControl: defaultProveControl(),
+
+		Mediator:        defaultMediator(),
+		MediationClient: defaultMediationClient(),
 	}
 }
 
@@ -147,6 +211,19 @@ func num(p func(*Config) *int) func(*Config, string) error {
 	}
 }
 
+func list(p func(*Config) *[]string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		var out []string
+		for _, f := range strings.Split(v, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				out = append(out, f)
+			}
+		}
+		*p(c) = out
+		return nil
+	}
+}
+
 var options = []option{
 	{"data-dir", "AGENTD_DATA_DIR", "data directory (config key data_dir)", str(func(c *Config) *string { return &c.DataDir })},
 	{"http-addr", "AGENTD_HTTP_ADDR", "HTTP listen address HOST:PORT (http.addr)", str(func(c *Config) *string { return &c.HTTP.Addr })},
@@ -164,6 +241,10 @@ var options = []option{
 	{"passphrase-file", "AGENTD_PASSPHRASE_FILE", "file holding a passphrase to derive the key-encryption key from (keys.passphrase_file)", str(func(c *Config) *string { return &c.Keys.PassphraseFile })},
 	{"outbox-max-attempts", "AGENTD_OUTBOX_MAX_ATTEMPTS", "delivery attempts before a message is dead-lettered (outbox.max_attempts)", num(func(c *Config) *int { return &c.Outbox.MaxAttempts })},
 	{"outbox-base-delay", "AGENTD_OUTBOX_BASE_DELAY", "first retry delay (outbox.base_delay)", dur(func(c *Config) *time.Duration { return &c.Outbox.BaseDelay })},
+	{"smtp-addr", "AGENTD_SMTP_ADDR", "SMTP listen address HOST:PORT; empty: no SMTP listener (smtp.addr)", str(func(c *Config) *string { return &c.SMTP.Addr })},
+	{"smtp-domains", "AGENTD_SMTP_DOMAINS", "comma-separated mail domains the SMTP listener takes mail for (smtp.domains)", list(func(c *Config) *[]string { return &c.SMTP.Domains })},
+	{"email-address", "AGENTD_EMAIL_ADDRESS", "the agent's mail address, advertised as a mailto: DIDComm service (email.address)", str(func(c *Config) *string { return &c.Email.Address })},
+	{"smtp-relay", "AGENTD_SMTP_RELAY", "smarthost HOST:PORT for outbound mail; empty: MX lookup (email.relay.addr)", str(func(c *Config) *string { return &c.Email.Relay.Addr })},
 	{"log-level", "AGENTD_LOG_LEVEL", "debug, info, warn or error (log.level)", str(func(c *Config) *string { return &c.Log.Level })},
 	{"log-format", "AGENTD_LOG_FORMAT", "text or json (log.format)", str(func(c *Config) *string { return &c.Log.Format })},
 }
@@ -173,6 +254,8 @@ var options = []option{
 var secretEnv = []option{
 	{"", "AGENTD_ADMIN_TOKEN", "admin API bearer token (admin.token)", str(func(c *Config) *string { return &c.Admin.Token })},
 	{"", "AGENTD_KEY_PASSPHRASE", "passphrase for keys at rest (keys.passphrase)", str(func(c *Config) *string { return &c.Keys.Passphrase })},
+	{"", "AGENTD_SMTP_AUTH_PASSWORD", "password SMTP clients log in with (smtp.auth.password)", str(func(c *Config) *string { return &c.SMTP.Auth.Password })},
+	{"", "AGENTD_SMTP_RELAY_PASSWORD", "password for the outbound relay (email.relay.password)", str(func(c *Config) *string { return &c.Email.Relay.Password })},
 }
 
 // Load builds the configuration from args (without the program name), the
@@ -186,7 +269,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 		values[i] = fs.String(o.flag, "", o.help+" (env "+o.env+")")
 	}
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: agentd [flags]\n\nRuns the agentd DIDComm v2 agent. Settings come from defaults, the config file, AGENTD_* environment variables and flags, later ones winning.\nSecrets are read from the environment or files only: AGENTD_ADMIN_TOKEN, AGENTD_KEY_PASSPHRASE.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: agentd [flags]\n\nRuns the agentd DIDComm v2 agent. Settings come from defaults, the config file, AGENTD_* environment variables and flags, later ones winning.\nSecrets are read from the environment or files only: AGENTD_ADMIN_TOKEN, AGENTD_KEY_PASSPHRASE, AGENTD_SMTP_AUTH_PASSWORD, AGENTD_SMTP_RELAY_PASSWORD.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -288,5 +371,11 @@ func (c Config) Validate() error {
 			return fmt.Errorf("did.key_agreement: unsupported curve %q (use X25519, P-256, P-384 or P-521)", k)
 		}
 	}
-	return nil
+	if err := c.validateMediator(); err != nil {
+		return err
+	}
+	if err := c.validateProveControl(); err != nil {
+		return err
+	}
+	return c.validateMail()
 }

@@ -52,6 +52,11 @@ type Daemon struct {
 	oob      *oob.Service
 	handler  http.Handler
 	token    string
+	mail     mailTransport
+	// mediation is the mediator and mediation client (mediator.go).
+	mediation mediationParts
+	// provecontrol is the Prove Control protocol (provecontrol.go).
+	provecontrol proveControlParts
 
 	listener net.Listener
 	server   *http.Server
@@ -118,7 +123,7 @@ func (d *Daemon) build(ctx context.Context) error {
 		return fmt.Errorf("key store: %w", err)
 	}
 	records := d.db.Records()
-	d.record, err = loadIdentity(ctx, records, ks, cfg.Endpoint(), cfg.DID.KeyAgreement, d.log)
+	d.record, err = loadIdentity(ctx, records, ks, cfg.Endpoint(), cfg.Email.Address, cfg.DID.KeyAgreement, d.log)
 	if err != nil {
 		return err
 	}
@@ -148,6 +153,9 @@ func (d *Daemon) build(ctx context.Context) error {
 		Identity: d.identity, Keys: keyResolver, Replay: d.db.ReplayCache(), Messenger: messenger,
 		ReplayWindow: cfg.Replay.Window, Observer: d.metrics, Logger: d.log.With("component", "router"),
 	})
+	if err := d.buildEmail(messenger); err != nil {
+		return err
+	}
 	waiters := &agent.Waiters{}
 	plog := d.log.With("component", "protocol")
 	d.ping = trustping.New(messenger, waiters, plog)
@@ -157,10 +165,19 @@ func (d *Daemon) build(ctx context.Context) error {
 	d.router.Register(d.discover.Protocol())
 	d.router.Register(reportproblem.New(waiters, plog).Protocol())
 
+	if err := d.buildMediation(ctx, messenger, keyResolver); err != nil {
+		return err
+	}
+	if err := d.buildProveControl(messenger, waiters, plog); err != nil {
+		return err
+	}
+
 	d.handler = httptransport.NewHandler(httptransport.Config{
 		Receiver: d.router, EndpointPath: config.EndpointPath, MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
 		Public: d, Admin: &admin{d}, AdminToken: token, MetricsPublic: cfg.Admin.MetricsPublic,
 		Metrics: d.metrics, Logger: d.log.With("component", "http"), Health: d.health,
+		WebSocket: d.webSocketConfig(), Mediator: d.mediatorAdmin(),
+		ProveControl: d.proveControlAdmin(), Challenges: d.challengeEndpoints(),
 	})
 	return nil
 }
@@ -208,8 +225,9 @@ func adminToken(cfg config.Config) (string, error) {
 	return t, f.Close()
 }
 
-// DID returns the agent's DID.
-func (d *Daemon) DID() string { return d.record.DID }
+// DID returns the agent's published DID: its own, or the DID routed through
+// its mediator once mediation is set up (mediation_client).
+func (d *Daemon) DID() string { return d.publicDID() }
 
 // Handler returns the HTTP handler of all routes (for tests that serve it themselves).
 func (d *Daemon) Handler() http.Handler { return d.handler }
@@ -227,11 +245,12 @@ func (d *Daemon) Addr() string {
 
 // DIDDocument returns the agent's DID and its document; it serves GET /did.
 func (d *Daemon) DIDDocument(ctx context.Context) (string, any, error) {
-	doc, err := d.resolver.Resolve(ctx, d.record.DID)
+	id := d.publicDID()
+	doc, err := d.resolver.Resolve(ctx, id)
 	if err != nil {
 		return "", nil, err
 	}
-	return d.record.DID, doc, nil
+	return id, doc, nil
 }
 
 // Invitation returns the agent's standing Out-of-Band invitation; it serves GET /invitation.
@@ -263,6 +282,10 @@ func (d *Daemon) Start(ctx context.Context) error {
 		return fmt.Errorf("http.addr: %w", err)
 	}
 	d.listener = ln
+	if err := d.listenEmail(); err != nil {
+		ln.Close()
+		return err
+	}
 	d.server = &http.Server{Handler: d.handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
 		IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -276,6 +299,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 	}()
 	go func() { defer d.wg.Done(); d.outbox.Run(bg) }()
 	go func() { defer d.wg.Done(); d.sweep(bg) }()
+	d.serveEmail(bg)
+	d.serveMediation(bg)
+	d.startProveControl(bg)
 	d.log.Info("agentd listening", "addr", ln.Addr().String(), "endpoint", d.cfg.Endpoint(), "did", d.record.DID)
 	return nil
 }
@@ -309,6 +335,10 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		}
 		cancel()
 	}
+	if err := d.stopEmail(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	d.stopMediation()
 	if d.cancel != nil {
 		d.cancel()
 	}
@@ -327,7 +357,8 @@ func (d *Daemon) Banner(ctx context.Context, w io.Writer) error {
 		return err
 	}
 	url := inv.URL(d.invitationBase())
-	fmt.Fprintf(w, "\nagentd %s\n  DID:         %s\n  endpoint:    %s\n  invitation:  %s\n", Version, d.record.DID, d.cfg.Endpoint(), url)
+	fmt.Fprintf(w, "\nagentd %s\n  DID:         %s\n  endpoint:    %s\n  invitation:  %s\n", Version, d.publicDID(), d.cfg.Endpoint(), url)
+	d.emailBanner(w)
 	if d.cfg.Admin.Token == "" {
 		path := d.cfg.Admin.TokenFile
 		if path == "" {

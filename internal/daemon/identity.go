@@ -19,6 +19,7 @@ import (
 type identityRecord struct {
 	DID          string   `json:"did"`
 	Endpoint     string   `json:"endpoint"`
+	Email        string   `json:"email,omitempty"`
 	Curves       []string `json:"curves"`
 	AgreementKID []string `json:"agreementKids"`
 	AuthKID      []string `json:"authKids"`
@@ -31,9 +32,10 @@ const (
 )
 
 // loadIdentity returns the agent's did:peer:2 identity, creating it on first
-// start. A changed endpoint or key agreement curves give a new DID; the old
-// ones are kept as previous DIDs.
-func loadIdentity(ctx context.Context, records agent.Records, ks keys.Store, endpoint string, curves []string, log *slog.Logger) (*identityRecord, error) {
+// start. A changed endpoint, mail address or key agreement curves give a new
+// DID; the old ones are kept as previous DIDs. A mail address (email) adds a
+// second DIDCommMessaging service with the uri mailto:email.
+func loadIdentity(ctx context.Context, records agent.Records, ks keys.Store, endpoint, email string, curves []string, log *slog.Logger) (*identityRecord, error) {
 	var rec identityRecord
 	raw, err := records.Get(ctx, recordKind, recordID)
 	switch {
@@ -41,16 +43,16 @@ func loadIdentity(ctx context.Context, records agent.Records, ks keys.Store, end
 		if err := json.Unmarshal(raw, &rec); err != nil {
 			return nil, fmt.Errorf("identity record is corrupt: %w", err)
 		}
-		if rec.Endpoint == endpoint && slices.Equal(rec.Curves, curves) {
+		if rec.Endpoint == endpoint && rec.Email == email && slices.Equal(rec.Curves, curves) {
 			return &rec, nil
 		}
-		log.Warn("endpoint or key agreement curves changed: creating a new DID; the old one stays answered",
-			"old_did", rec.DID, "old_endpoint", rec.Endpoint, "new_endpoint", endpoint)
+		log.Warn("endpoint, mail address or key agreement curves changed: creating a new DID; the old one stays answered",
+			"old_did", rec.DID, "old_endpoint", rec.Endpoint, "new_endpoint", endpoint, "old_email", rec.Email, "new_email", email)
 	case errors.Is(err, agent.ErrNotFound):
 	default:
 		return nil, fmt.Errorf("reading identity: %w", err)
 	}
-	next, err := newIdentity(ctx, ks, endpoint, curves)
+	next, err := newIdentity(ctx, ks, endpoint, email, curves)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +69,7 @@ func loadIdentity(ctx context.Context, records agent.Records, ks keys.Store, end
 
 // newIdentity generates the keys, derives the did:peer:2 and stores the
 // private keys under their final DID URLs.
-func newIdentity(ctx context.Context, ks keys.Store, endpoint string, curves []string) (*identityRecord, error) {
+func newIdentity(ctx context.Context, ks keys.Store, endpoint, email string, curves []string) (*identityRecord, error) {
 	var agreement []keys.PrivateKey
 	for _, c := range curves {
 		k, err := keys.Generate(keys.Curve(c), "")
@@ -87,7 +89,13 @@ func newIdentity(ctx context.Context, ks keys.Store, endpoint string, curves []s
 	svc := did.Service{ID: "#didcomm", Type: did.ServiceTypeDIDCommMessaging, ServiceEndpoint: did.ServiceEndpoint{
 		URI: endpoint, Accept: []string{"didcomm/v2"}, RoutingKeys: []string{},
 	}}
-	id, err := did.NewPeer2(agreementPub, []keys.PublicKey{auth.PublicKey}, []did.Service{svc})
+	services := []did.Service{svc}
+	if email != "" {
+		services = append(services, did.Service{ID: "#didcomm-1", Type: did.ServiceTypeDIDCommMessaging, ServiceEndpoint: did.ServiceEndpoint{
+			URI: "mailto:" + email, Accept: []string{"didcomm/v2"}, RoutingKeys: []string{},
+		}})
+	}
+	id, err := did.NewPeer2(agreementPub, []keys.PublicKey{auth.PublicKey}, services)
 	if err != nil {
 		return nil, fmt.Errorf("creating did:peer:2: %w", err)
 	}
@@ -95,7 +103,7 @@ func newIdentity(ctx context.Context, ks keys.Store, endpoint string, curves []s
 	if err != nil {
 		return nil, fmt.Errorf("resolving our own did:peer:2: %w", err)
 	}
-	rec := &identityRecord{DID: id, Endpoint: endpoint, Curves: curves}
+	rec := &identityRecord{DID: id, Endpoint: endpoint, Email: email, Curves: curves}
 	// Give each private key the kid its public key has in the resolved document.
 	assign := func(priv keys.PrivateKey, refs []keys.PublicKey) (keys.PrivateKey, error) {
 		for _, p := range refs {

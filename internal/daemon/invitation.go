@@ -22,14 +22,14 @@ func (d *Daemon) standingInvitation(ctx context.Context) (oob.Invitation, error)
 		var id string
 		if json.Unmarshal(raw, &id) == nil {
 			inv, err := d.oob.Invitation(ctx, id)
-			if err == nil && inv.From == d.record.DID {
+			if err == nil && inv.From == d.publicDID() {
 				return inv, nil
 			}
 		}
 	} else if !errors.Is(err, agent.ErrNotFound) {
 		return oob.Invitation{}, err
 	}
-	inv, err := d.oob.Create(ctx, d.record.DID, oob.WithGoal("connect", "Connect with this agent"))
+	inv, err := d.oob.Create(ctx, d.publicDID(), oob.WithGoal("connect", "Connect with this agent"))
 	if err != nil {
 		return oob.Invitation{}, err
 	}
@@ -45,7 +45,7 @@ func (d *Daemon) newInvitation(ctx context.Context, goalCode, goal string) (oob.
 	if goalCode != "" || goal != "" {
 		opts = append(opts, oob.WithGoal(goalCode, goal))
 	}
-	return d.oob.Create(ctx, d.record.DID, opts...)
+	return d.oob.Create(ctx, d.publicDID(), opts...)
 }
 
 // acceptInvitation accepts an invitation (URL or JSON), resolves the inviter's

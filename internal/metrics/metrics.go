@@ -24,6 +24,8 @@ type Metrics struct {
 	messagesOut *prometheus.CounterVec
 	latency     *prometheus.HistogramVec
 	httpLatency *prometheus.HistogramVec
+	mailIn      *prometheus.CounterVec
+	mailOut     *prometheus.CounterVec
 }
 
 // New returns Metrics with the Go runtime and process collectors registered.
@@ -48,8 +50,16 @@ func New() *Metrics {
 			Help:    "HTTP request latency by route and status code.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"route", "code"}),
+		mailIn: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "agentd", Name: "email_in_total",
+			Help: "Inbound mail by SMTP outcome (accepted, refused, relay-denied, too-large, rate-limited, auth-failed, deferred, dsn).",
+		}, []string{"result"}),
+		mailOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "agentd", Name: "email_out_total",
+			Help: "Outbound mail delivery attempts by outcome (delivered, deferred, bounced).",
+		}, []string{"result"}),
 	}
-	m.reg.MustRegister(m.messagesIn, m.messagesOut, m.latency, m.httpLatency,
+	m.reg.MustRegister(m.messagesIn, m.messagesOut, m.latency, m.httpLatency, m.mailIn, m.mailOut,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -96,6 +106,30 @@ func (m *Metrics) WatchOutbox(store agent.OutboxStore) {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "agentd", Name: "outbox_pending", Help: "Messages waiting in the outbox."}, depth(false)),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "agentd", Name: "outbox_dead", Help: "Messages in the dead-letter list."}, depth(true)),
 	)
+}
+
+// MailIn counts an inbound mail's SMTP outcome (transport/email's Observer).
+func (m *Metrics) MailIn(result string) { m.mailIn.WithLabelValues(result).Inc() }
+
+// MailOut counts an outbound mail delivery attempt's outcome; "bounced" is a
+// 5xx answer, after which the message is in the dead-letter list.
+func (m *Metrics) MailOut(result string) { m.mailOut.WithLabelValues(result).Inc() }
+
+// WatchEmailSpool exports the number of accepted mails not yet processed,
+// read at scrape time from pending.
+func (m *Metrics) WatchEmailSpool(pending func(ctx context.Context) (int, error)) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "agentd", Name: "email_spool_pending",
+		Help: "Mails accepted by the SMTP listener and not yet processed.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		n, err := pending(ctx)
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	}))
 }
 
 // Handler serves the metrics in the Prometheus text format.

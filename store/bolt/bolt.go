@@ -1,6 +1,7 @@
 // Package bolt keeps the agent's durable state in a single bbolt
 // (go.etcd.io/bbolt) file: the outbox and its dead letters, the replay cache,
-// protocol records, and the agent's private keys, sealed under a master key.
+// protocol records, a mediator's message queue, and the agent's private
+// keys, sealed under a master key.
 //
 // # Opening
 //
@@ -68,6 +69,11 @@
 //	replay   id/      id → be64 expiry
 //	         exp/     be64 expiry || id → empty
 //	records  <kind>/  id → value
+//	queue    n-msgs, n-bytes, n-rcpt → be64 counters (for Totals)
+//	         msg/     recipient 0x00 be64 received || id → be64 expires || payload
+//	         id/      id → key in msg/
+//	         exp/     be64 expires || id → empty
+//	         rcpt/    recipient → be64 count || be64 bytes
 //	keys     pub/     kid → public JWK (JSON)
 //	         priv/    kid → seal(D), additional data "agentd/key/v1" 0 curve 0 kid
 package bolt
@@ -145,6 +151,7 @@ type DB struct {
 	replay  ReplayCache
 	records Records
 	keys    KeyStore
+	queue   Queue
 
 	commit committer
 	mode   writeMode // tests and benchmarks only; set before the first write
@@ -198,6 +205,10 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	db := &DB{bolt: bdb}
 	db.outbox.db, db.replay.db, db.records.db, db.keys.db = db, db, db, db
+	if err := db.queue.init(db); err != nil {
+		bdb.Close()
+		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
+	}
 	if err := db.init(); err != nil {
 		bdb.Close()
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
@@ -231,6 +242,7 @@ func (db *DB) init() error {
 			string(bReplay):  {bID, bExp},
 			string(bRecords): nil,
 			string(bKeys):    {bPub, bPriv},
+			string(bQueue):   queueSubs,
 		} {
 			b, err := tx.CreateBucketIfNotExists([]byte(top))
 			if err != nil {
@@ -266,6 +278,10 @@ func (db *DB) ReplayCache() *ReplayCache { return &db.replay }
 // Records returns the protocol-state document store. It implements
 // agent.Records.
 func (db *DB) Records() *Records { return &db.records }
+
+// Queue returns the mediator's message queue. It implements
+// agent.QueueStore.
+func (db *DB) Queue() *Queue { return &db.queue }
 
 // Keys returns the private-key store. It implements keys.Store. It returns
 // ErrNoMasterKey if the database was opened without Options.MasterKey.

@@ -38,28 +38,39 @@ func (r *ReplayCache) Remember(ctx context.Context, id string, expires time.Time
 	exp := binary.BigEndian.AppendUint64(nil, timeBits(expires))
 	nowBits := timeBits(time.Now())
 	err = r.db.write(ctx, func(tx *bbolt.Tx) error {
-		seen = false // this function may run more than once
-		top := tx.Bucket(bReplay)
-		ids, idx := top.Bucket(bID), top.Bucket(bExp)
-		if old := ids.Get(key); old != nil {
-			if be64(old) >= nowBits {
-				seen = true
-				return nil
-			}
-			// Expired but not yet swept: forget it and record it afresh.
-			if err := idx.Delete(append(clone(old), key...)); err != nil {
-				return err
-			}
+		seen = replaySeen(tx, key, nowBits) // this function may run more than once
+		if seen {
+			return nil
 		}
-		if err := ids.Put(key, exp); err != nil {
-			return err
-		}
-		return idx.Put(append(clone(exp), key...), nil)
+		return replayPut(tx, key, exp)
 	})
 	if err != nil {
 		return false, err
 	}
 	return seen, nil
+}
+
+// replaySeen reports whether key is recorded in the replay cache with an
+// expiry not before nowBits.
+func replaySeen(tx *bbolt.Tx, key []byte, nowBits uint64) bool {
+	old := tx.Bucket(bReplay).Bucket(bID).Get(key)
+	return old != nil && be64(old) >= nowBits
+}
+
+// replayPut records key until exp (a be64 time), replacing a record that
+// expired but was not swept yet.
+func replayPut(tx *bbolt.Tx, key, exp []byte) error {
+	top := tx.Bucket(bReplay)
+	ids, idx := top.Bucket(bID), top.Bucket(bExp)
+	if old := ids.Get(key); old != nil {
+		if err := idx.Delete(append(clone(old), key...)); err != nil {
+			return err
+		}
+	}
+	if err := ids.Put(key, exp); err != nil {
+		return err
+	}
+	return idx.Put(append(clone(exp), key...), nil)
 }
 
 // Sweep forgets the ids whose expiry is before now and returns how many it

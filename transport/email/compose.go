@@ -84,22 +84,24 @@ func Compose(from, to, mediaType string, payload []byte, date time.Time) ([]byte
 
 // explanation is the human-readable text part.
 func explanation(from, mediaType string) string {
-	what := "It is encrypted: only the recipient's DIDComm wallet or agent can read it."
+	what := "It is encrypted: only the recipient's wallet or agent can read it."
 	switch mediaType {
 	case agent.MediaTypeSigned:
-		what = "It is signed, not encrypted: a DIDComm wallet or agent can verify who sent it."
+		what = "It is signed, not encrypted: a DIDComm wallet or agent can\nverify who sent it."
 	case agent.MediaTypePlain:
 		what = "It is a plaintext DIDComm message, neither signed nor encrypted."
 	}
-	return fmt.Sprintf(`This mail carries a DIDComm v2 message from the agent at %s.
+	return fmt.Sprintf(`This mail carries a DIDComm v2 message from the agent at
+%s.
 
-The message is the attachment %s (%s).
+The message is the attachment %s
+(%s).
 %s
 
-To open it, hand the attachment, or this whole mail, to a DIDComm v2 wallet or
-agent that holds the recipient's keys: forward the mail to the agent's own mail
-address, or post the attachment to its DIDComm endpoint. A mail program or
-text editor cannot open it.
+To open it, give the attachment, or this whole mail, to a DIDComm v2
+wallet or agent that holds the recipient's keys: forward the mail to
+the agent's own mail address, or post the attachment to its DIDComm
+endpoint. A mail program or a text editor cannot open it.
 
 If you did not expect this mail, you can delete it.
 `, from, Filename(mediaType), mediaType, what)

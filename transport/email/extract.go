@@ -26,13 +26,13 @@ type Part struct {
 	Data []byte `json:"data"`
 }
 
-// Name describes the part in log lines and SMTP replies: its file name, or its
-// position in the mail.
+// Name describes the i-th DIDComm message of a mail in log lines and SMTP
+// replies: by its file name when it has one.
 func (p Part) Name(i int) string {
 	if p.Filename != "" {
-		return fmt.Sprintf("part %d (%s)", i+1, safeText(p.Filename, 60))
+		return fmt.Sprintf("attachment %q", safeText(p.Filename, 60))
 	}
-	return fmt.Sprintf("part %d", i+1)
+	return fmt.Sprintf("DIDComm message %d", i+1)
 }
 
 // Limits on the MIME structure Extract walks.
@@ -70,6 +70,7 @@ var ErrNoDIDComm = errors.New("no DIDComm message in the mail: send it as a MIME
 // send back to the client.
 type ContentError struct{ Reason string }
 
+// Error returns the reason.
 func (e *ContentError) Error() string { return e.Reason }
 
 // Extract reads a whole mail (header and body, as received in DATA) and

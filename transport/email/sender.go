@@ -8,12 +8,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/smtp"
+	"net/textproto"
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/emersion/go-sasl"
-	"github.com/emersion/go-smtp"
 
 	"github.com/agentd/agentd/agent"
 )
@@ -218,27 +217,39 @@ func isNotFound(err error) bool {
 	return errors.As(err, &dnsErr) && dnsErr.IsNotFound
 }
 
-// deliverTo runs one SMTP transaction with the server at addr.
+// deliverTo runs one SMTP transaction with the server at addr (host is its
+// name, for TLS).
 func (s *Sender) deliverTo(ctx context.Context, addr, host string, relay bool, to string, msg []byte) (err error) {
 	conn, err := s.cfg.Dial(ctx, "tcp", addr)
 	if err != nil {
-		return fmt.Errorf("connecting to %s: %w", addr, err)
+		return fmt.Errorf("mail to %s: connecting to %s: %w", to, addr, err)
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	c := smtp.NewClient(conn)
-	c.CommandTimeout = 2 * time.Minute
-	c.SubmissionTimeout = 5 * time.Minute
-	defer c.Close()
+	defer conn.Close()
 	step := "greeting"
 	defer func() {
 		if err != nil {
 			err = classify(addr, step, to, err)
 		}
 	}()
+	c, err := smtp.NewClient(conn, host)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	defer func() {
+		var te *textproto.Error
+		if err != nil && errors.As(err, &te) {
+			// The server answered a command with an error: end politely.
+			conn.SetDeadline(time.Now().Add(5 * time.Second))
+			c.Quit()
+		}
+	}()
+	step = "EHLO"
 	if err := c.Hello(s.cfg.Hostname); err != nil {
 		return err
 	}
@@ -247,6 +258,7 @@ func (s *Sender) deliverTo(ctx context.Context, addr, host string, relay bool, t
 		mode = s.cfg.RelayTLS
 	}
 	step = "STARTTLS"
+	tlsOn := false
 	if ok, _ := c.Extension("STARTTLS"); ok && mode != TLSOff {
 		tc := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
 		if mode == TLSRequired {
@@ -255,31 +267,31 @@ func (s *Sender) deliverTo(ctx context.Context, addr, host string, relay bool, t
 			tc.InsecureSkipVerify = true // opportunistic: encryption without authentication, as MTAs do
 		}
 		if err := c.StartTLS(tc); err != nil {
-			return temporary{fmt.Errorf("STARTTLS: %w", err)}
+			return temporary{fmt.Errorf("STARTTLS failed: %w", err)}
 		}
+		tlsOn = true
 	} else if mode == TLSRequired {
-		return temporary{errors.New("the relay does not offer STARTTLS, which email.relay.starttls requires")}
+		return temporary{errors.New("the relay does not offer STARTTLS, which the relay's starttls setting requires")}
 	}
 	if relay && s.cfg.Auth != nil {
 		step = "AUTH"
-		_, isTLS := c.TLSConnectionState()
-		if !isTLS && !isLoopback(host) {
+		if !tlsOn && !isLoopback(host) {
 			return temporary{errors.New("refusing to send the relay password without TLS (the relay offered no STARTTLS)")}
 		}
 		if ok, _ := c.Extension("AUTH"); !ok {
 			return temporary{errors.New("the relay does not offer AUTH")}
 		}
-		if err := c.Auth(sasl.NewPlainClient("", s.cfg.Auth.Username, s.cfg.Auth.Password)); err != nil {
+		if err := c.Auth(plainAuth{s.cfg.Auth.Username, s.cfg.Auth.Password}); err != nil {
 			// Our credentials are our problem, not the recipient's: retry.
-			return temporary{fmt.Errorf("the relay refused our credentials: %w", err)}
+			return temporary{fmt.Errorf("the relay refused our credentials: %s", smtpText(err))}
 		}
 	}
 	step = "MAIL FROM"
-	if err := c.Mail(s.cfg.From, &smtp.MailOptions{Size: int64(len(msg))}); err != nil {
+	if err := c.Mail(s.cfg.From); err != nil {
 		return err
 	}
 	step = "RCPT TO"
-	if err := c.Rcpt(to, nil); err != nil {
+	if err := c.Rcpt(to); err != nil {
 		return err
 	}
 	step = "DATA"
@@ -299,30 +311,50 @@ func (s *Sender) deliverTo(ctx context.Context, addr, host string, relay bool, t
 	return nil
 }
 
+// plainAuth is SASL PLAIN for net/smtp without its own TLS check (deliverTo
+// makes it, allowing any loopback address).
+type plainAuth struct{ user, pass string }
+
+func (a plainAuth) Start(*smtp.ServerInfo) (string, []byte, error) {
+	return "PLAIN", []byte("\x00" + a.user + "\x00" + a.pass), nil
+}
+
+func (a plainAuth) Next(_ []byte, more bool) ([]byte, error) {
+	if more {
+		return nil, errors.New("unexpected challenge to AUTH PLAIN")
+	}
+	return nil, nil
+}
+
 // temporary marks an error that must be retried whatever SMTP code it wraps.
 type temporary struct{ err error }
 
 func (t temporary) Error() string { return t.err.Error() }
 func (t temporary) Unwrap() error { return t.err }
 
+// smtpText formats a server's SMTP answer, or any other error.
+func smtpText(err error) string {
+	var te *textproto.Error
+	if errors.As(err, &te) {
+		return fmt.Sprintf("%d %s", te.Code, safeText(te.Msg, 300))
+	}
+	return err.Error()
+}
+
 // classify turns a failed transaction into the outbox's terms: a 5xx answer
-// to MAIL, RCPT or DATA is a bounce (permanent); anything else is retried.
+// to MAIL, RCPT or DATA is a bounce (permanent); anything else, a 5xx
+// greeting included (the next MX may work), is retried.
 func classify(addr, step, to string, err error) error {
 	var tmp temporary
 	if errors.As(err, &tmp) {
 		return fmt.Errorf("mail to %s via %s: %s: %w", to, addr, step, tmp.err)
 	}
-	var se *smtp.SMTPError
-	if errors.As(err, &se) {
-		text := fmt.Sprintf("%d", se.Code)
-		if se.EnhancedCode != smtp.NoEnhancedCode && se.EnhancedCode != smtp.EnhancedCodeNotSet {
-			text += fmt.Sprintf(" %d.%d.%d", se.EnhancedCode[0], se.EnhancedCode[1], se.EnhancedCode[2])
+	var te *textproto.Error
+	if errors.As(err, &te) {
+		if te.Code/100 == 5 && (step == "MAIL FROM" || step == "RCPT TO" || step == "DATA") {
+			return &agent.PermanentError{Err: fmt.Errorf("mail to %s bounced by %s at %s: %s", to, addr, step, smtpText(err))}
 		}
-		text += " " + safeText(se.Message, 300)
-		if se.Code/100 == 5 {
-			return &agent.PermanentError{Err: fmt.Errorf("mail to %s bounced by %s at %s: %s", to, addr, step, text)}
-		}
-		return fmt.Errorf("mail to %s deferred by %s at %s: %s", to, addr, step, text)
+		return fmt.Errorf("mail to %s deferred by %s at %s: %s", to, addr, step, smtpText(err))
 	}
 	return fmt.Errorf("mail to %s via %s: %s: %w", to, addr, step, err)
 }

@@ -117,6 +117,10 @@ type Server struct {
 	wake    chan struct{}
 
 	inflight sync.WaitGroup
+
+	mu        sync.Mutex
+	closed    bool
+	listeners []net.Listener
 }
 
 // NewServer checks cfg and builds a Server; call Serve and Process.
@@ -199,8 +203,19 @@ func (w slogWriter) Write(p []byte) (int, error) {
 
 // Serve accepts SMTP connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	s.listeners = append(s.listeners, ln)
+	s.mu.Unlock()
 	err := s.smtp.Serve(ln)
-	if errors.Is(err, smtp.ErrServerClosed) {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed || errors.Is(err, smtp.ErrServerClosed) {
 		return nil
 	}
 	return err
@@ -211,12 +226,21 @@ func (s *Server) Serve(ln net.Listener) error {
 // not acknowledged, so its sender will try again. Shutdown returns after the
 // last DATA in progress has finished with the spool.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	lns := s.listeners
+	s.mu.Unlock()
+	// go-smtp closes only the listeners its Serve has registered; close ours
+	// too, in case Serve had not got that far.
+	for _, ln := range lns {
+		ln.Close()
+	}
 	err := s.smtp.Shutdown(ctx)
-	if err != nil {
+	if err != nil && !errors.Is(err, smtp.ErrServerClosed) {
 		s.smtp.Close()
 	}
 	s.inflight.Wait()
-	if errors.Is(err, smtp.ErrServerClosed) {
+	if errors.Is(err, smtp.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
 		return nil
 	}
 	return err
@@ -241,7 +265,6 @@ type session struct {
 	conn     *smtp.Conn
 	client   string
 	authUser string
-	hasFrom  bool
 	from     string
 	to       []string
 }
@@ -302,7 +325,7 @@ func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 		ss.s.log.Warn("smtp: client over its rate limit", "client", ss.client)
 		return smtpErr(450, smtp.EnhancedCode{4, 7, 1}, "Too much mail from %s (limit %g a minute); try again later", ss.client, cfg.RateLimit)
 	}
-	ss.hasFrom, ss.from, ss.to = true, from, nil
+	ss.from, ss.to = from, nil
 	return nil
 }
 
@@ -390,7 +413,7 @@ func (ss *session) Data(r io.Reader) error {
 }
 
 // Reset forgets the current transaction.
-func (ss *session) Reset() { ss.hasFrom, ss.from, ss.to = false, "", nil }
+func (ss *session) Reset() { ss.from, ss.to = "", nil }
 
 // Logout ends the session.
 func (ss *session) Logout() error { return nil }

@@ -157,6 +157,8 @@ func (s *server) adminRoutes() http.Handler {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
+	s.mediationRoutes(mux)
+	s.proveControlRoutes(mux)
 	mux.HandleFunc("/admin/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, errorBody{Error: "not-found", Reason: "no admin endpoint " + r.Method + " " + r.URL.Path})
 	})

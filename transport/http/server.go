@@ -45,6 +45,16 @@ type Config struct {
 	Logger  *slog.Logger
 	// Health reports whether the agent is ready; nil means always.
 	Health func(ctx context.Context) error
+	// WebSocket enables DIDComm over WebSocket on the endpoint (GET with an
+	// upgrade) when Receiver is a SessionReceiver; nil disables it.
+	WebSocket *WebSocketConfig
+	// Mediator serves the mediator's admin API; nil when the mediator is off.
+	Mediator MediatorAdmin
+	// ProveControl serves the Prove Control admin API; nil disables it.
+	ProveControl ProveControlAdmin
+	// Challenges serves the public Prove Control routes (one-time links and
+	// the IP well-known path); nil disables them.
+	Challenges ChallengeEndpoints
 }
 
 // PublicInfo gives the public description of the agent.
@@ -82,9 +92,13 @@ func NewHandler(cfg Config) http.Handler {
 		mux.Handle(pattern, handler)
 	}
 	route("POST "+cfg.EndpointPath, "didcomm", s.didcomm)
+	if _, ok := cfg.Receiver.(SessionReceiver); ok && cfg.WebSocket != nil {
+		route("GET "+cfg.EndpointPath, "websocket", s.websocket)
+	}
 	route("GET /did", "did", s.did)
 	route("GET /invitation", "invitation", s.invitation)
 	route("GET /healthz", "healthz", s.healthz)
+	s.challengeRoutes(route)
 	if cfg.Metrics != nil {
 		h := cfg.Metrics.Handler()
 		if !cfg.MetricsPublic {

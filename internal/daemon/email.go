@@ -1,0 +1,211 @@
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/agentd/agentd/agent"
+	"github.com/agentd/agentd/internal/config"
+	"github.com/agentd/agentd/transport/email"
+)
+
+// mailTransport is the daemon's mail transport: the SMTP listener (when
+// smtp.addr is set) and the mailto: sender (when email.address is set).
+type mailTransport struct {
+	server    *email.Server
+	listener  net.Listener
+	sender    *email.Sender
+	messenger *agent.Messenger
+}
+
+// buildEmail sets up the mail transport from the smtp and email sections: the
+// mailto: sender is registered with the outbox and "mailto" added to the
+// messenger's schemes (after https and http); the SMTP server gets the router
+// and the database's records as its spool.
+func (d *Daemon) buildEmail(messenger *agent.Messenger) error {
+	cfg := d.cfg
+	d.mail.messenger = messenger
+	hostname := mailHostname(cfg)
+	if cfg.Email.Address != "" {
+		r := cfg.Email.Relay
+		sc := email.SenderConfig{
+			From: cfg.Email.Address, Hostname: hostname, Relay: r.Addr, RelayTLS: r.StartTLS,
+			Observer: d.metrics, Logger: d.log.With("component", "email"),
+		}
+		if r.CAFile != "" {
+			pem, err := os.ReadFile(r.CAFile)
+			if err != nil {
+				return fmt.Errorf("email.relay.ca_file: %w", err)
+			}
+			sc.RootCAs = x509.NewCertPool()
+			if !sc.RootCAs.AppendCertsFromPEM(pem) {
+				return fmt.Errorf("email.relay.ca_file: %s holds no PEM certificate", r.CAFile)
+			}
+		}
+		if r.Username != "" {
+			pw, err := secret(r.Password, r.PasswordFile, "email.relay.password_file")
+			if err != nil {
+				return err
+			}
+			sc.Auth = &email.Credentials{Username: r.Username, Password: pw}
+		}
+		sender, err := email.NewSender(sc)
+		if err != nil {
+			return err
+		}
+		d.mail.sender = sender
+		d.outbox.Handle("mailto", sender)
+		messenger.Schemes = append(messenger.Schemes, "mailto")
+	}
+	if cfg.SMTP.Addr == "" {
+		return nil
+	}
+	s := cfg.SMTP
+	addresses := append([]string(nil), s.Addresses...)
+	if cfg.Email.Address != "" {
+		addresses = append(addresses, cfg.Email.Address)
+	}
+	sc := email.ServerConfig{
+		Hostname: hostname, Domains: s.Domains, Addresses: addresses,
+		MaxMessageBytes: s.MaxMessageBytes, MaxRecipients: s.MaxRecipients,
+		RequireTLS: s.RequireTLS, RequireAuth: s.Auth.Required, AllowInsecureAuth: s.Auth.AllowInsecure,
+		RateLimit: s.RateLimit, RateBurst: s.RateBurst, ReadTimeout: s.Timeout, WriteTimeout: s.Timeout,
+		Receiver: d.router, Spool: d.db.Records(), Observer: d.metrics, Logger: d.log.With("component", "smtp"),
+	}
+	if s.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(s.TLSCertFile, s.TLSKeyFile)
+		if err != nil {
+			return fmt.Errorf("smtp.tls_cert_file/tls_key_file: %w", err)
+		}
+		sc.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if s.Auth.Username != "" {
+		pw, err := secret(s.Auth.Password, s.Auth.PasswordFile, "smtp.auth.password_file")
+		if err != nil {
+			return err
+		}
+		sc.Auth = &email.Credentials{Username: s.Auth.Username, Password: pw}
+	}
+	srv, err := email.NewServer(sc)
+	if err != nil {
+		return fmt.Errorf("smtp: %w", err)
+	}
+	d.mail.server = srv
+	d.metrics.WatchEmailSpool(srv.Pending)
+	return nil
+}
+
+// mailHostname is the name the agent uses in SMTP greetings and EHLO.
+func mailHostname(cfg config.Config) string {
+	switch {
+	case cfg.SMTP.Hostname != "":
+		return cfg.SMTP.Hostname
+	case cfg.Email.Address != "":
+		return cfg.Email.Address[strings.LastIndexByte(cfg.Email.Address, '@')+1:]
+	case len(cfg.SMTP.Domains) > 0:
+		return cfg.SMTP.Domains[0]
+	}
+	return "localhost"
+}
+
+// secret returns a password given inline or in a file (first line).
+func secret(inline, file, key string) (string, error) {
+	if inline != "" {
+		return inline, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", key, err)
+	}
+	p := strings.TrimRight(string(b), "\r\n")
+	if p == "" {
+		return "", fmt.Errorf("%s: the file is empty", key)
+	}
+	return p, nil
+}
+
+// listenEmail opens the SMTP listener, if there is one.
+func (d *Daemon) listenEmail() error {
+	if d.mail.server == nil {
+		return nil
+	}
+	ln, err := net.Listen("tcp", d.cfg.SMTP.Addr)
+	if err != nil {
+		return fmt.Errorf("smtp.addr: %w", err)
+	}
+	d.mail.listener = ln
+	return nil
+}
+
+// serveEmail runs the SMTP server and its spool processing until Shutdown.
+func (d *Daemon) serveEmail(bg context.Context) {
+	if d.mail.listener == nil {
+		return
+	}
+	d.wg.Add(2)
+	go func() {
+		defer d.wg.Done()
+		if err := d.mail.server.Serve(d.mail.listener); err != nil && !errors.Is(err, net.ErrClosed) {
+			d.log.Error("smtp server stopped", "err", err)
+		}
+	}()
+	go func() { defer d.wg.Done(); d.mail.server.Process(bg) }()
+	d.log.Info("smtp listening", "addr", d.mail.listener.Addr().String(), "domains", d.cfg.SMTP.Domains,
+		"address", d.cfg.Email.Address)
+}
+
+// stopEmail stops taking mail: open sessions may finish until the shutdown
+// timeout. Spooled mails stay for the next start.
+func (d *Daemon) stopEmail(ctx context.Context) error {
+	if d.mail.listener == nil {
+		return nil
+	}
+	sctx, cancel := context.WithTimeout(ctx, d.cfg.HTTP.ShutdownTimeout)
+	defer cancel()
+	if err := d.mail.server.Shutdown(sctx); err != nil {
+		return fmt.Errorf("smtp shutdown: %w", err)
+	}
+	return nil
+}
+
+// SMTPAddr returns the address the SMTP listener is bound to, after Start,
+// or "" when there is none.
+func (d *Daemon) SMTPAddr() string {
+	if d.mail.listener == nil {
+		return ""
+	}
+	return d.mail.listener.Addr().String()
+}
+
+// SendEmail sends msg to the DIDs in its to field by mail to address,
+// whatever service endpoints their DID documents list: the message is
+// authcrypted to each recipient and queued in the outbox for the mailto:
+// transport. It needs email.address (the sender). It is how the agent mails
+// a DIDComm message to a person's mailbox or to a peer known by address.
+func (d *Daemon) SendEmail(ctx context.Context, msg agent.Message, address string) error {
+	if d.mail.sender == nil {
+		return agent.Errorf(agent.CodeXfer, "outbound mail is not configured (set email.address)")
+	}
+	addr, err := email.ParseAddress(address)
+	if err != nil {
+		return agent.Wrap(agent.CodeXfer, err, err.Error())
+	}
+	return d.mail.messenger.SendTo(ctx, msg, "mailto:"+addr)
+}
+
+// emailBanner adds the mail settings to the start banner.
+func (d *Daemon) emailBanner(w io.Writer) {
+	if d.cfg.Email.Address != "" {
+		fmt.Fprintf(w, "  mail:        %s\n", d.cfg.Email.Address)
+	}
+	if d.mail.listener != nil {
+		fmt.Fprintf(w, "  smtp:        %s\n", d.mail.listener.Addr())
+	}
+}

@@ -1,0 +1,424 @@
+package mediation
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agentd/agentd/agent"
+	"github.com/agentd/agentd/agent/did"
+)
+
+// GrantState is the mediator's state of mediation for one client (the DID
+// that asked for it).
+type GrantState string
+
+// The states of a grant. A client the mediator knows nothing of is in
+// GrantNone, which is never stored.
+const (
+	GrantNone    GrantState = ""
+	GrantGranted GrantState = "granted"
+	GrantRevoked GrantState = "revoked"
+)
+
+// GrantEvent is what moves a grant from one state to another.
+type GrantEvent string
+
+// The events of a grant.
+const (
+	// EventRequestAllowed is a mediate-request the policy allows.
+	EventRequestAllowed GrantEvent = "request-allowed"
+	// EventRequestRefused is a mediate-request the policy refuses.
+	EventRequestRefused GrantEvent = "request-refused"
+	// EventOperatorGrant is an operator granting mediation (admin API).
+	EventOperatorGrant GrantEvent = "operator-grant"
+	// EventOperatorRevoke is an operator revoking it.
+	EventOperatorRevoke GrantEvent = "operator-revoke"
+)
+
+// grantTransitions is the mediator's state machine. A request by a client
+// already granted is granted again (the answer may have been lost); a
+// revoked client stays revoked whatever the policy says until an operator
+// grants it again. Pairs not in the table are refused.
+var grantTransitions = map[GrantState]map[GrantEvent]GrantState{
+	GrantNone: {
+		EventRequestAllowed: GrantGranted,
+		EventRequestRefused: GrantNone,
+		EventOperatorGrant:  GrantGranted,
+	},
+	GrantGranted: {
+		EventRequestAllowed: GrantGranted,
+		EventRequestRefused: GrantGranted,
+		EventOperatorGrant:  GrantGranted,
+		EventOperatorRevoke: GrantRevoked,
+	},
+	GrantRevoked: {
+		EventRequestAllowed: GrantRevoked,
+		EventRequestRefused: GrantRevoked,
+		EventOperatorGrant:  GrantGranted,
+		EventOperatorRevoke: GrantRevoked,
+	},
+}
+
+// Next returns the state after event, and false if event is not allowed in s.
+func (s GrantState) Next(event GrantEvent) (GrantState, bool) {
+	next, ok := grantTransitions[s][event]
+	return next, ok
+}
+
+// Grant is the mediator's record of one client, kept in agent.Records as kind
+// KindGrant under the client's DID.
+type Grant struct {
+	// ClientDID is the DID that asked for mediation: the one its Coordinate
+	// Mediation and Pickup messages come from.
+	ClientDID string     `json:"client_did"`
+	State     GrantState `json:"state"`
+	// Version is the Coordinate Mediation version of the last request.
+	Version string `json:"version,omitempty"`
+	// MediatorDID is the agent DID the client talked to, which live
+	// deliveries come from.
+	MediatorDID string    `json:"mediator_did,omitempty"`
+	RoutingDID  string    `json:"routing_did,omitempty"`
+	GrantedAt   time.Time `json:"granted_at,omitzero"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	// Invitation is the mediation invitation the grant was made for, under
+	// the invitation policy.
+	Invitation string `json:"invitation,omitempty"`
+}
+
+// Recipient is one DID a client registered, kept in agent.Records as kind
+// KindRecipient under its canonical DID (the DID of the registered value).
+type Recipient struct {
+	ClientDID string `json:"client_did"`
+	// Registered is the value as the client gave it: a DID, or a key id (2.0
+	// clients often register did:key DID URLs).
+	Registered string    `json:"recipient_did"`
+	AddedAt    time.Time `json:"added_at"`
+}
+
+// Record kinds of the mediator in agent.Records.
+const (
+	KindGrant      = "mediation-grant"
+	KindRecipient  = "mediation-recipient"
+	KindInvitation = "mediation-invitation"
+)
+
+// Canonical returns the key a DID or DID URL is registered and routed under:
+// its DID. A forward's next and a registered recipient match when their DIDs
+// do, so a key id registered by a 2.0 client and a forward to the bare DID
+// (or the other way round) meet.
+func Canonical(didOrURL string) string { return agent.DIDOf(didOrURL) }
+
+// validRecipient checks that s is a DID or DID URL.
+func validRecipient(s string) bool {
+	if len(s) > 4096 {
+		return false
+	}
+	_, _, err := did.ParseDID(Canonical(s))
+	return err == nil
+}
+
+// Registry keeps the grants and recipient registrations durably in
+// agent.Records and indexes them in memory, so that routing a forward costs
+// a map lookup. Load it once at start; it is safe for concurrent use.
+type Registry struct {
+	records agent.Records
+	now     func() time.Time
+
+	write sync.Mutex // serialises changes: check, store, then index
+
+	mu         sync.RWMutex
+	grants     map[string]*Grant
+	recipients map[string]Recipient       // canonical DID → registration
+	byClient   map[string]map[string]bool // client DID → canonical DIDs
+}
+
+// NewRegistry returns an empty registry over records; call Load.
+func NewRegistry(records agent.Records) *Registry {
+	return &Registry{records: records, now: time.Now, grants: map[string]*Grant{},
+		recipients: map[string]Recipient{}, byClient: map[string]map[string]bool{}}
+}
+
+// Load reads every grant and registration into memory.
+func (r *Registry) Load(ctx context.Context) error {
+	grants := map[string]*Grant{}
+	if err := eachRecord(ctx, r.records, KindGrant, func(id string, v []byte) error {
+		g := new(Grant)
+		if err := json.Unmarshal(v, g); err != nil {
+			return fmt.Errorf("mediation grant %q: %w", id, err)
+		}
+		grants[id] = g
+		return nil
+	}); err != nil {
+		return err
+	}
+	recipients := map[string]Recipient{}
+	byClient := map[string]map[string]bool{}
+	if err := eachRecord(ctx, r.records, KindRecipient, func(id string, v []byte) error {
+		var rc Recipient
+		if err := json.Unmarshal(v, &rc); err != nil {
+			return fmt.Errorf("mediation recipient %q: %w", id, err)
+		}
+		recipients[id] = rc
+		if byClient[rc.ClientDID] == nil {
+			byClient[rc.ClientDID] = map[string]bool{}
+		}
+		byClient[rc.ClientDID][id] = true
+		return nil
+	}); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.grants, r.recipients, r.byClient = grants, recipients, byClient
+	r.mu.Unlock()
+	return nil
+}
+
+func eachRecord(ctx context.Context, records agent.Records, kind string, fn func(id string, v []byte) error) error {
+	after := ""
+	for {
+		page, err := records.List(ctx, kind, after, 500)
+		if err != nil {
+			return err
+		}
+		for _, rec := range page {
+			if err := fn(rec.ID, rec.Value); err != nil {
+				return err
+			}
+		}
+		if len(page) < 500 {
+			return nil
+		}
+		after = page[len(page)-1].ID
+	}
+}
+
+// Grant returns a copy of the client's grant; State is GrantNone for an
+// unknown client.
+func (r *Registry) Grant(client string) Grant {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if g, ok := r.grants[client]; ok {
+		return *g
+	}
+	return Grant{ClientDID: client}
+}
+
+// Grants returns up to limit grants in client DID order after the DID after.
+func (r *Registry) Grants(after string, limit int) []Grant {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	ids := make([]string, 0, len(r.grants))
+	for id := range r.grants {
+		if id > after {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	if len(ids) > limit {
+		ids = ids[:limit]
+	}
+	out := make([]Grant, len(ids))
+	for i, id := range ids {
+		out[i] = *r.grants[id]
+	}
+	return out
+}
+
+// apply moves the client's grant by event, storing the result; update
+// changes the record being stored (mediator DID, invitation, ...). It
+// returns the new grant, and an error for a transition the table refuses.
+func (r *Registry) apply(ctx context.Context, client string, event GrantEvent, update func(g *Grant)) (Grant, error) {
+	r.write.Lock()
+	defer r.write.Unlock()
+	g := r.Grant(client)
+	next, ok := g.State.Next(event)
+	if !ok {
+		return g, agent.Errorf(agent.CodeForbidden, "mediation for %s cannot go from %q on %s", client, g.State, event)
+	}
+	if next == g.State && event == EventRequestRefused {
+		return g, nil // nothing to record
+	}
+	now := r.now().UTC()
+	if next == GrantGranted && g.State != GrantGranted {
+		g.GrantedAt = now
+	}
+	g.State, g.UpdatedAt = next, now
+	if update != nil {
+		update(&g)
+	}
+	if next == GrantNone {
+		return g, nil
+	}
+	b, err := json.Marshal(g)
+	if err != nil {
+		return g, err
+	}
+	if err := r.records.Put(ctx, KindGrant, client, b); err != nil {
+		return g, agent.Wrap(agent.CodeMe, err, "could not store the mediation grant")
+	}
+	r.mu.Lock()
+	r.grants[client] = &g
+	r.mu.Unlock()
+	return g, nil
+}
+
+// Route returns the client a forward's next is registered for, with the
+// canonical DID its messages are queued under.
+func (r *Registry) Route(next string) (canonical, client string, ok bool) {
+	canonical = Canonical(next)
+	r.mu.RLock()
+	rc, ok := r.recipients[canonical]
+	if ok {
+		if g := r.grants[rc.ClientDID]; g == nil || g.State != GrantGranted {
+			ok = false
+		}
+	}
+	r.mu.RUnlock()
+	return canonical, rc.ClientDID, ok
+}
+
+// Recipients returns the canonical DIDs the client registered, sorted.
+func (r *Registry) Recipients(client string) []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]string, 0, len(r.byClient[client]))
+	for c := range r.byClient[client] {
+		out = append(out, c)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Registrations returns the client's registrations (as registered), sorted
+// by canonical DID.
+func (r *Registry) Registrations(client string) []Recipient {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	keys := make([]string, 0, len(r.byClient[client]))
+	for c := range r.byClient[client] {
+		keys = append(keys, c)
+	}
+	slices.Sort(keys)
+	out := make([]Recipient, len(keys))
+	for i, k := range keys {
+		out[i] = r.recipients[k]
+	}
+	return out
+}
+
+// errTaken is an add of a DID another client registered.
+var errTaken = errors.New("registered by another client")
+
+// errLimit is an add beyond the per-client limit.
+var errLimit = errors.New("too many recipients")
+
+// addRecipient registers value for client. It reports false (no change) when
+// the client had already registered that DID.
+func (r *Registry) addRecipient(ctx context.Context, client, value string, maxPerClient int) (bool, error) {
+	canonical := Canonical(value)
+	r.write.Lock()
+	defer r.write.Unlock()
+	r.mu.RLock()
+	cur, exists := r.recipients[canonical]
+	count := len(r.byClient[client])
+	r.mu.RUnlock()
+	if exists {
+		if cur.ClientDID == client {
+			return false, nil
+		}
+		return false, errTaken
+	}
+	if maxPerClient > 0 && count >= maxPerClient {
+		return false, errLimit
+	}
+	rc := Recipient{ClientDID: client, Registered: value, AddedAt: r.now().UTC()}
+	b, err := json.Marshal(rc)
+	if err != nil {
+		return false, err
+	}
+	if err := r.records.Put(ctx, KindRecipient, canonical, b); err != nil {
+		return false, err
+	}
+	r.mu.Lock()
+	r.recipients[canonical] = rc
+	if r.byClient[client] == nil {
+		r.byClient[client] = map[string]bool{}
+	}
+	r.byClient[client][canonical] = true
+	r.mu.Unlock()
+	return true, nil
+}
+
+// removeRecipient unregisters value for client; purge runs, with the
+// registry locked, before the registration is dropped (the mediator purges
+// the DID's queue there, so that a later owner of the DID never sees its
+// messages). It reports false when the client had not registered it.
+func (r *Registry) removeRecipient(ctx context.Context, client, value string, purge func(canonical string) error) (bool, error) {
+	canonical := Canonical(value)
+	r.write.Lock()
+	defer r.write.Unlock()
+	r.mu.RLock()
+	cur, exists := r.recipients[canonical]
+	r.mu.RUnlock()
+	if !exists || cur.ClientDID != client {
+		return false, nil
+	}
+	// Stop routing first, so no forward is queued between the purge and the
+	// removal of the record.
+	r.mu.Lock()
+	delete(r.recipients, canonical)
+	delete(r.byClient[client], canonical)
+	r.mu.Unlock()
+	restore := func() {
+		r.mu.Lock()
+		r.recipients[canonical] = cur
+		if r.byClient[client] == nil {
+			r.byClient[client] = map[string]bool{}
+		}
+		r.byClient[client][canonical] = true
+		r.mu.Unlock()
+	}
+	if purge != nil {
+		if err := purge(canonical); err != nil {
+			restore()
+			return false, err
+		}
+	}
+	if err := r.records.Delete(ctx, KindRecipient, canonical); err != nil && !errors.Is(err, agent.ErrNotFound) {
+		restore()
+		return false, err
+	}
+	return true, nil
+}
+
+// Counts returns the number of grants in each state and of registered recipients.
+func (r *Registry) Counts() (granted, revoked, recipients int) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, g := range r.grants {
+		switch g.State {
+		case GrantGranted:
+			granted++
+		case GrantRevoked:
+			revoked++
+		}
+	}
+	return granted, revoked, len(r.recipients)
+}
+
+// normalizeDIDs returns the canonical DIDs of a configuration list.
+func normalizeDIDs(list []string) map[string]bool {
+	out := make(map[string]bool, len(list))
+	for _, s := range list {
+		if s = strings.TrimSpace(s); s != "" {
+			out[Canonical(s)] = true
+		}
+	}
+	return out
+}

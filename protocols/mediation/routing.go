@@ -1,0 +1,149 @@
+package mediation
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/agentd/agentd/agent"
+)
+
+// handleRouting takes a forward: it unwraps the attached messages and queues
+// them for next, when next is a registered recipient, in one durable,
+// group-committed write that also records the forward against replays; or,
+// with relay on, passes them on to next's endpoint; or refuses the forward.
+// Refusals (agent.Refuse) make the transport refuse the forward itself, with
+// the problem code in its answer, since a forward's sender is anonymous and
+// cannot be sent a problem report: unknown recipient, quota or size
+// (e.p.me.res.storage), malformed forward. Nothing is stored for a refused
+// forward, so the sender may retry it.
+func (m *Mediator) handleRouting(ctx context.Context, in *agent.Inbound) ([]agent.Message, error) {
+	if in.Message.Type != ForwardType {
+		return nil, agent.Refuse(agent.Errorf(agent.CodeMsgUnsupported, "unsupported message type %s", in.Message.Type))
+	}
+	var body ForwardBody
+	if err := in.Message.DecodeBody(&body); err != nil {
+		return nil, agent.Refuse(agent.Wrap(agent.CodeMsg, err, "malformed forward body"))
+	}
+	if body.Next == "" || !validRecipient(body.Next) {
+		return nil, agent.Refuse(agent.Errorf(agent.CodeMsg, "forward needs next: the DID of the recipient"))
+	}
+	payloads, err := m.forwarded(in.Message.Attachments)
+	if err != nil {
+		return nil, agent.Refuse(err)
+	}
+
+	m.routeMu.RLock()
+	defer m.routeMu.RUnlock()
+	canonical, clientDID, ok := m.registry.Route(body.Next)
+	if !ok {
+		return m.relay(ctx, in, body.Next, payloads)
+	}
+	now := m.cfg.Now()
+	expires := now.Add(m.cfg.MessageTTL)
+	if e := in.Message.ExpiresTime; e != 0 && time.Unix(e, 0).Before(expires) {
+		expires = time.Unix(e, 0)
+	}
+	msgs := make([]*agent.QueuedMessage, len(payloads))
+	for i, p := range payloads {
+		msgs[i] = &agent.QueuedMessage{Recipient: canonical, Payload: p, Received: now, Expires: expires}
+	}
+	dup, err := m.queue.Add(ctx, msgs, agent.QueueAdd{Limits: m.cfg.Limits, ReplayKey: in.ReplayKey, ReplayUntil: in.ReplayUntil})
+	switch {
+	case errors.Is(err, agent.ErrQuota):
+		m.log.InfoContext(ctx, "forward refused: recipient over quota", "recipient", canonical, "err", err)
+		return nil, agent.Refuse(agent.Errorf(agent.CodeMeResStorage, "the recipient's queue is full"))
+	case err != nil:
+		return nil, agent.Refuse(agent.Wrap(agent.CodeMe, err, "could not queue the message"))
+	case dup:
+		m.log.InfoContext(ctx, "replayed forward dropped", "id", in.Message.ID)
+		return nil, nil
+	}
+	m.live.notify(clientDID, msgs)
+	return nil, nil
+}
+
+// forwarded returns the messages attached to a forward: inline JSON or
+// base64, each a JSON object (an encrypted DIDComm message) within the size
+// limit.
+func (m *Mediator) forwarded(atts []agent.Attachment) ([][]byte, error) {
+	if len(atts) == 0 {
+		return nil, agent.Errorf(agent.CodeMsg, "forward has no attached message")
+	}
+	out := make([][]byte, 0, len(atts))
+	for i, a := range atts {
+		var p []byte
+		switch {
+		case len(a.Data.JSON) > 0:
+			p = a.Data.JSON
+		case a.Data.Base64 != "":
+			b, err := decodeBase64(a.Data.Base64)
+			if err != nil {
+				return nil, agent.Errorf(agent.CodeMsg, "forward attachment %d: bad base64", i)
+			}
+			p = b
+		default:
+			return nil, agent.Errorf(agent.CodeMsg, "forward attachment %d must carry the message inline (data.json or data.base64)", i)
+		}
+		if len(p) > m.cfg.MaxMessageBytes {
+			return nil, agent.Errorf(agent.CodeMeResStorage, "forwarded message of %d bytes exceeds the limit of %d bytes", len(p), m.cfg.MaxMessageBytes)
+		}
+		p = bytes.TrimSpace(p)
+		if len(p) == 0 || p[0] != '{' || !json.Valid(p) {
+			return nil, agent.Errorf(agent.CodeMsg, "forward attachment %d is not a DIDComm message (a JSON object)", i)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func decodeBase64(s string) ([]byte, error) {
+	s = string(bytes.TrimRight([]byte(s), "="))
+	if b, err := base64.RawURLEncoding.DecodeString(s); err == nil {
+		return b, nil
+	}
+	return base64.RawStdEncoding.DecodeString(s)
+}
+
+// relay passes the messages of a forward for an unregistered next on, when
+// the mediator relays.
+// All messages are resolved and wrapped before the forward is recorded
+// against replays and the results queued in the outbox, one by one.
+func (m *Mediator) relay(ctx context.Context, in *agent.Inbound, next string, payloads [][]byte) ([]agent.Message, error) {
+	if !m.cfg.Relay || m.relayer == nil {
+		m.log.InfoContext(ctx, "forward refused: unknown recipient", "next", next)
+		return nil, agent.Refuse(agent.Errorf(CodeUnknownRecipient, "%s is not a recipient of this mediator", next))
+	}
+	outs := make([]*agent.OutboundMessage, 0, len(payloads))
+	for _, p := range payloads {
+		out, err := m.relayer.PrepareRelay(ctx, p, next)
+		if err != nil {
+			m.log.InfoContext(ctx, "forward refused: cannot relay", "next", next, "code", agent.ErrorCode(err), "err", err)
+			if agent.ErrorCode(err) == agent.CodeXfer {
+				return nil, agent.Refuse(agent.Errorf(CodeUnknownRecipient, "%s is not a recipient of this mediator, and cannot be relayed to", next))
+			}
+			return nil, agent.Refuse(err)
+		}
+		outs = append(outs, out)
+	}
+	if m.replay != nil && in.ReplayKey != "" {
+		seen, err := m.replay.Remember(ctx, in.ReplayKey, in.ReplayUntil)
+		if err != nil {
+			return nil, agent.Refuse(agent.Wrap(agent.CodeMe, err, "could not record the message"))
+		}
+		if seen {
+			m.log.InfoContext(ctx, "replayed forward dropped", "id", in.Message.ID)
+			return nil, nil
+		}
+	}
+	for _, out := range outs {
+		if err := m.relayer.Enqueue(ctx, out); err != nil {
+			return nil, agent.Refuse(agent.Wrap(agent.CodeMe, err, "could not queue the message"))
+		}
+	}
+	m.log.DebugContext(ctx, "forward relayed", "next", next, "messages", len(payloads))
+	return nil, nil
+}

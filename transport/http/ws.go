@@ -1,0 +1,238 @@
+package http
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/agentd/agentd/agent"
+)
+
+// DIDComm over WebSocket on the HTTP listener: a GET of the DIDComm endpoint
+// with an Upgrade header opens a socket on which each text or binary message
+// is one packed DIDComm message. Messages are handed to the router with the
+// socket as their agent.Session, so that replies asked for with return_route
+// come back on the socket and protocols can push on it (Pickup 3.0 live
+// delivery). A message the router refuses is answered on the socket with a
+// plaintext problem report, since a WebSocket message has no status code.
+// Keepalive pings find dead and half-open sockets and close them.
+
+// SessionReceiver is a Receiver that also takes messages arriving on
+// persistent connections; *agent.Router is one.
+type SessionReceiver interface {
+	Receiver
+	ReceiveSession(ctx context.Context, transport string, raw []byte, s agent.Session) (*agent.Reply, error)
+}
+
+// WebSocketConfig configures DIDComm over WebSocket.
+type WebSocketConfig struct {
+	// PingInterval is the time between keepalive pings; default 30s.
+	PingInterval time.Duration
+	// PingTimeout is how long a pong may take before the socket is closed as
+	// dead; default 10s.
+	PingTimeout time.Duration
+	// WriteTimeout bounds writing one message; default 10s.
+	WriteTimeout time.Duration
+	// Shutdown, when closed, closes every socket with "going away". The
+	// daemon closes it when it shuts down: http.Server.Shutdown does not
+	// track upgraded connections.
+	Shutdown <-chan struct{}
+	// OnOpen and OnClose, when set, are told when a socket opens and closes
+	// (for metrics).
+	OnOpen, OnClose func()
+}
+
+// wsSession is one WebSocket as an agent.Session.
+type wsSession struct {
+	id      string
+	conn    *websocket.Conn
+	timeout time.Duration
+	done    chan struct{}
+	once    sync.Once
+	writes  atomic.Int64
+}
+
+func (s *wsSession) ID() string            { return s.id }
+func (s *wsSession) Done() <-chan struct{} { return s.done }
+
+// Push writes one message; a failed write closes the socket, so that Done
+// fires and whoever pushes stops.
+func (s *wsSession) Push(ctx context.Context, _ string, payload []byte) error {
+	select {
+	case <-s.done:
+		return errors.New("websocket closed")
+	default:
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if err := s.conn.Write(ctx, websocket.MessageText, payload); err != nil {
+		s.close(websocket.StatusAbnormalClosure, "write failed")
+		return err
+	}
+	s.writes.Add(1)
+	return nil
+}
+
+func (s *wsSession) close(code websocket.StatusCode, reason string) {
+	s.once.Do(func() {
+		close(s.done)
+		// Close waits for the peer's close frame for a while; do not hold up
+		// the caller.
+		go s.conn.Close(code, reason)
+	})
+}
+
+func newSessionID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return "ws-" + hex.EncodeToString(b[:])
+}
+
+// isWebSocket reports whether r asks for a WebSocket upgrade.
+func isWebSocket(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket") &&
+		strings.Contains(strings.ToLower(r.Header.Get("Connection")), "upgrade")
+}
+
+func (s *server) websocket(w http.ResponseWriter, r *http.Request) {
+	recv := s.cfg.Receiver.(SessionReceiver) // NewHandler routes here only then
+	if !isWebSocket(r) {
+		w.Header().Set("Upgrade", "websocket")
+		writeJSON(w, http.StatusUpgradeRequired, errorBody{Error: agent.CodeXfer,
+			Reason: "POST DIDComm messages to this endpoint, or open a WebSocket on it"})
+		return
+	}
+	wc := s.cfg.WebSocket
+	// The server's read and write deadlines would cut a long-lived socket.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Time{})
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		// DIDComm messages protect themselves; there is no cookie or ambient
+		// authority a cross-origin page could abuse.
+		OriginPatterns: []string{"*"},
+		Subprotocols:   []string{"didcomm/v2", "didcomm"},
+	})
+	if err != nil {
+		s.cfg.Logger.Info("websocket upgrade failed", "err", err)
+		return
+	}
+	conn.SetReadLimit(s.cfg.MaxBodyBytes)
+	sess := &wsSession{id: newSessionID(), conn: conn, timeout: orDefault(wc.WriteTimeout, 10*time.Second), done: make(chan struct{})}
+	log := s.cfg.Logger.With("session", sess.id)
+	log.Debug("websocket opened", "remote", r.RemoteAddr)
+	if wc.OnOpen != nil {
+		wc.OnOpen()
+	}
+	defer func() {
+		if wc.OnClose != nil {
+			wc.OnClose()
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	defer cancel()
+	go s.keepalive(ctx, sess, wc, log)
+
+	for {
+		typ, data, err := conn.Read(ctx)
+		if err != nil {
+			status := websocket.CloseStatus(err)
+			if status == -1 && ctx.Err() == nil {
+				log.Debug("websocket read ended", "err", err)
+			}
+			var tooBig bool
+			if errors.Is(err, websocket.ErrMessageTooBig) || strings.Contains(err.Error(), "read limited") {
+				tooBig = true
+			}
+			if tooBig {
+				sess.close(websocket.StatusMessageTooBig, "message exceeds the size limit")
+			} else {
+				sess.close(websocket.StatusNormalClosure, "")
+			}
+			break
+		}
+		if typ != websocket.MessageText && typ != websocket.MessageBinary {
+			continue
+		}
+		s.wsMessage(ctx, recv, sess, data, log)
+	}
+	log.Debug("websocket closed", "writes", sess.writes.Load())
+}
+
+// wsMessage hands one inbound message to the router and writes the answer.
+func (s *server) wsMessage(ctx context.Context, recv SessionReceiver, sess *wsSession, data []byte, log *slog.Logger) {
+	var (
+		reply *agent.Reply
+		err   error
+	)
+	if !json.Valid(data) {
+		err = agent.Errorf(agent.CodeMsg, "message is not valid JSON")
+	} else {
+		reply, err = recv.ReceiveSession(ctx, "ws", data, sess)
+	}
+	if err != nil {
+		var m agent.Message
+		if reply != nil && reply.Message != nil {
+			m = *reply.Message
+			m.From = "" // the refusal goes back on the socket, in plaintext
+		}
+		pr := agent.ProblemReport(m, err)
+		pr.To = nil
+		b, _ := json.Marshal(pr)
+		if perr := sess.Push(ctx, agent.MediaTypePlain, b); perr != nil {
+			log.Debug("writing a problem report failed", "err", perr)
+		}
+		return
+	}
+	if reply != nil && reply.Payload != nil {
+		if perr := sess.Push(ctx, reply.MediaType, reply.Payload); perr != nil {
+			log.Debug("writing a reply failed", "err", perr)
+		}
+	}
+}
+
+// keepalive pings the socket and closes it when a pong does not come back in
+// time, or when the server shuts down.
+func (s *server) keepalive(ctx context.Context, sess *wsSession, wc *WebSocketConfig, log *slog.Logger) {
+	t := time.NewTicker(orDefault(wc.PingInterval, 30*time.Second))
+	defer t.Stop()
+	timeout := orDefault(wc.PingTimeout, 10*time.Second)
+	for {
+		select {
+		case <-sess.done:
+			return
+		case <-ctx.Done():
+			return
+		case <-wc.Shutdown:
+			sess.close(websocket.StatusGoingAway, "server shutting down")
+			return
+		case <-t.C:
+			pctx, cancel := context.WithTimeout(ctx, timeout)
+			err := sess.conn.Ping(pctx)
+			cancel()
+			if err != nil {
+				log.Info("websocket keepalive failed: closing", "err", err)
+				sess.close(websocket.StatusPolicyViolation, "keepalive timeout")
+				sess.conn.CloseNow()
+				return
+			}
+		}
+	}
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
