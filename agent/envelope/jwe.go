@@ -293,10 +293,12 @@ type jweHeader struct {
 }
 
 type jweRecipient struct {
-	Header *struct {
-		Kid *string `json:"kid"`
-	} `json:"header"`
-	EncryptedKey *string `json:"encrypted_key"`
+	Header       *jweRecipientHeader `json:"header"`
+	EncryptedKey *string             `json:"encrypted_key"`
+}
+
+type jweRecipientHeader struct {
+	Kid *string `json:"kid"`
 }
 
 // parsedJWE is a structurally checked JWE.
@@ -327,7 +329,7 @@ func parseJWE(env *rawEnvelope) (*parsedJWE, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal(hdrJSON, &j.hdr); err != nil {
+	if err := decodeJWEHeader(hdrJSON, &j.hdr); err != nil {
 		return nil, fmt.Errorf("%w: protected header is not a JSON object of the expected shape", ErrMalformed)
 	}
 	h := &j.hdr
@@ -372,7 +374,7 @@ func parseJWE(env *rawEnvelope) (*parsedJWE, error) {
 		return nil, fmt.Errorf("%w: recipients is missing", ErrMalformed)
 	}
 	var rs []jweRecipient
-	if err := json.Unmarshal(env.Recipients, &rs); err != nil {
+	if err := decodeRecipients(env.Recipients, &rs); err != nil {
 		return nil, fmt.Errorf("%w: recipients is not an array of recipient objects", ErrMalformed)
 	}
 	if len(rs) == 0 || len(rs) > MaxRecipients {

@@ -92,6 +92,49 @@ func scanTopObject(data []byte, member func(name []byte, escaped bool, value []b
 	return nil
 }
 
+// scanTopArray checks that data is exactly one JSON array (surrounding
+// whitespace allowed) and calls elem for each of its elements, in order, with
+// the raw value.
+func scanTopArray(data []byte, elem func(value []byte)) error {
+	s := &scanner{data: data}
+	s.ws()
+	if s.i >= len(data) || data[s.i] != '[' {
+		return errSyntax
+	}
+	s.i++
+	s.depth = 1
+	s.ws()
+	if s.i < len(data) && data[s.i] == ']' {
+		s.i++
+	} else {
+		for {
+			s.ws()
+			start := s.i
+			if err := s.value(); err != nil {
+				return err
+			}
+			elem(data[start:s.i])
+			s.ws()
+			if s.i >= len(data) {
+				return errSyntax
+			}
+			if data[s.i] == ']' {
+				s.i++
+				break
+			}
+			if data[s.i] != ',' {
+				return errSyntax
+			}
+			s.i++
+		}
+	}
+	s.ws()
+	if s.i != len(data) {
+		return errSyntax
+	}
+	return nil
+}
+
 // value scans one JSON value.
 func (s *scanner) value() error {
 	if s.i >= len(s.data) {

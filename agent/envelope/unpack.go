@@ -143,7 +143,7 @@ func (k *jsonKind) UnmarshalJSON(b []byte) error {
 func parsePlaintext(msg []byte) (plainInfo, error) {
 	var p plainInfo
 	var m plainJSON
-	if err := json.Unmarshal(msg, &m); err != nil {
+	if err := decodePlain(msg, &m); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
 			return p, fmt.Errorf("%w: plaintext member %s has the wrong JSON type", ErrMalformed, te.Field)

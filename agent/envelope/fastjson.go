@@ -1,0 +1,284 @@
+package envelope
+
+import (
+	"bytes"
+	"encoding/json"
+	"unicode/utf8"
+
+	"github.com/agentd/agentd/agent/keys"
+)
+
+// Fast paths for the three small structures Unpack decodes with
+// encoding/json: the plaintext message, the JWE protected header and the JWE
+// recipients. encoding/json scans its input two or three times with a
+// byte-at-a-time state machine and allocates through reflection; for a
+// message with a 1 KiB body that was most of Unpack's time outside the key
+// agreements. Each fast decoder gives exactly the result json.Unmarshal would
+// give, or reports that it cannot, and the caller then runs json.Unmarshal
+// on a fresh value (so error values, and the handling of anything unusual,
+// are encoding/json's). The fast path is taken only when encoding/json's
+// rules reduce to the obvious ones:
+//
+//   - every member name is plain lower-case ASCII without escapes. encoding/json
+//     matches names to fields case-insensitively (with Unicode folding, so
+//     that "\u212Aty" is "kty"); for such names, all our tags being lower-case
+//     ASCII, that is an exact match;
+//   - members are decoded into their fields in order, each as json.Unmarshal
+//     decodes a member (a later duplicate overwrites, or for a pointer to a
+//     struct merges into, what an earlier one set; null sets pointers, slices
+//     and raw messages to nil or "null" and leaves strings alone);
+//   - any value of an unexpected JSON type, a string with escapes or invalid
+//     UTF-8, makes the fast decoder give up (strings with escapes are decoded
+//     by json.Unmarshal member by member, which is equivalent).
+//
+// TestFastJSON* and FuzzFastJSON compare them with json.Unmarshal.
+
+// fastObject calls member for each member of the JSON object data, in order,
+// with the name (without quotes) and the raw value. It returns false when
+// data is not exactly one valid JSON object, when a member name is not plain
+// lower-case ASCII, or when member returns false; the caller must then fall
+// back to json.Unmarshal.
+func fastObject(data []byte, member func(name, value []byte) bool) bool {
+	ok := true
+	err := scanTopObject(data, func(name []byte, escaped bool, value []byte) {
+		if !ok {
+			return
+		}
+		n := name[1 : len(name)-1]
+		if escaped || !plainLowerASCII(n) {
+			ok = false
+			return
+		}
+		ok = member(n, value)
+	})
+	return err == nil && ok
+}
+
+// plainLowerASCII reports whether b has only printable ASCII other than
+// upper-case letters.
+func plainLowerASCII(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c >= 0x7f || 'A' <= c && c <= 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
+// plainString returns the value of a JSON string without escapes and with
+// valid UTF-8, which is its content as it stands.
+func plainString(value []byte) (string, bool) {
+	if len(value) < 2 || value[0] != '"' {
+		return "", false
+	}
+	inner := value[1 : len(value)-1]
+	if bytes.IndexByte(inner, '\\') >= 0 || !utf8.Valid(inner) {
+		return "", false
+	}
+	return string(inner), true
+}
+
+// fastString decodes value into a string field.
+func fastString(value []byte, dst *string) bool {
+	if value[0] == 'n' { // null leaves a string alone
+		return true
+	}
+	if s, ok := plainString(value); ok {
+		*dst = s
+		return true
+	}
+	return value[0] == '"' && json.Unmarshal(value, dst) == nil
+}
+
+// fastStringPtr decodes value into a *string field.
+func fastStringPtr(value []byte, dst **string) bool {
+	if value[0] == 'n' {
+		*dst = nil
+		return true
+	}
+	if s, ok := plainString(value); ok {
+		if *dst == nil {
+			*dst = new(string)
+		}
+		**dst = s
+		return true
+	}
+	return value[0] == '"' && json.Unmarshal(value, dst) == nil
+}
+
+// fastUnmarshal decodes value into the field v points to with encoding/json,
+// as the decoding of the whole object would.
+func fastUnmarshal(value []byte, v any) bool {
+	return json.Unmarshal(value, v) == nil
+}
+
+// decodePlain decodes a plaintext message like json.Unmarshal(msg, m).
+func decodePlain(msg []byte, m *plainJSON) error {
+	if fastPlain(msg, m) {
+		return nil
+	}
+	*m = plainJSON{}
+	return json.Unmarshal(msg, m)
+}
+
+func fastPlain(msg []byte, m *plainJSON) bool {
+	return fastObject(msg, func(name, v []byte) bool {
+		switch string(name) {
+		case "id":
+			m.ID = jsonKind(v[0])
+		case "type":
+			m.Type = jsonKind(v[0])
+		case "typ":
+			return fastStringPtr(v, &m.Typ)
+		case "body":
+			m.Body = jsonKind(v[0])
+		case "from":
+			return fastStringPtr(v, &m.From)
+		case "to":
+			return fastUnmarshal(v, &m.To)
+		case "thid":
+			m.Thid = jsonKind(v[0])
+		case "pthid":
+			m.Pthid = jsonKind(v[0])
+		case "created_time":
+			return fastUnmarshal(v, &m.CreatedTime)
+		case "expires_time":
+			return fastUnmarshal(v, &m.ExpiresTime)
+		case "attachments":
+			return fastUnmarshal(v, &m.Attachments)
+		case "from_prior":
+			return fastStringPtr(v, &m.FromPrior)
+		}
+		return true
+	})
+}
+
+// decodeJWEHeader decodes a JWE protected header like json.Unmarshal(b, h).
+func decodeJWEHeader(b []byte, h *jweHeader) error {
+	if fastJWEHeader(b, h) {
+		return nil
+	}
+	*h = jweHeader{}
+	return json.Unmarshal(b, h)
+}
+
+func fastJWEHeader(b []byte, h *jweHeader) bool {
+	return fastObject(b, func(name, v []byte) bool {
+		switch string(name) {
+		case "typ":
+			return fastStringPtr(v, &h.Typ)
+		case "alg":
+			return fastString(v, &h.Alg)
+		case "enc":
+			return fastString(v, &h.Enc)
+		case "skid":
+			return fastStringPtr(v, &h.Skid)
+		case "apu":
+			return fastStringPtr(v, &h.Apu)
+		case "apv":
+			return fastStringPtr(v, &h.Apv)
+		case "epk":
+			switch v[0] {
+			case 'n':
+				h.Epk = nil
+				return true
+			case '{':
+				if h.Epk == nil {
+					h.Epk = new(keys.JWK)
+				}
+				return fastJWK(v, h.Epk)
+			}
+			return false
+		case "crit":
+			// json.RawMessage keeps the raw value, "null" included.
+			h.Crit = append(h.Crit[:0], v...)
+		case "zip":
+			h.Zip = append(h.Zip[:0], v...)
+		}
+		return true
+	})
+}
+
+// fastJWK decodes the object v into k (merging, as encoding/json does).
+func fastJWK(v []byte, k *keys.JWK) bool {
+	return fastObject(v, func(name, v []byte) bool {
+		switch string(name) {
+		case "kty":
+			return fastString(v, &k.Kty)
+		case "crv":
+			return fastString(v, &k.Crv)
+		case "x":
+			return fastString(v, &k.X)
+		case "y":
+			return fastString(v, &k.Y)
+		case "d":
+			return fastString(v, &k.D)
+		case "kid":
+			return fastString(v, &k.Kid)
+		}
+		return true
+	})
+}
+
+// decodeRecipients decodes the JWE recipients like json.Unmarshal(b, rs).
+func decodeRecipients(b []byte, rs *[]jweRecipient) error {
+	if fastRecipients(b, rs) {
+		return nil
+	}
+	*rs = nil
+	return json.Unmarshal(b, rs)
+}
+
+func fastRecipients(b []byte, rs *[]jweRecipient) bool {
+	if string(b) == "null" { // a nil slice
+		*rs = nil
+		return true
+	}
+	out := (*rs)[:0]
+	ok := true
+	err := scanTopArray(b, func(v []byte) {
+		if !ok {
+			return
+		}
+		out = append(out, jweRecipient{})
+		r := &out[len(out)-1]
+		switch v[0] {
+		case 'n': // null leaves the element zero
+		case '{':
+			ok = fastObject(v, func(name, v []byte) bool {
+				switch string(name) {
+				case "header":
+					switch v[0] {
+					case 'n':
+						r.Header = nil
+						return true
+					case '{':
+						if r.Header == nil {
+							r.Header = new(jweRecipientHeader)
+						}
+						return fastObject(v, func(name, v []byte) bool {
+							if string(name) == "kid" {
+								return fastStringPtr(v, &r.Header.Kid)
+							}
+							return true
+						})
+					}
+					return false
+				case "encrypted_key":
+					return fastStringPtr(v, &r.EncryptedKey)
+				}
+				return true
+			})
+		default:
+			ok = false
+		}
+	})
+	if err != nil || !ok {
+		return false
+	}
+	if out == nil {
+		out = []jweRecipient{} // [] decodes to an empty, non-nil slice
+	}
+	*rs = out
+	return true
+}
