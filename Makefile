@@ -5,7 +5,7 @@ NPM_STAMP := $(NPM_DIR)/node_modules/.package-lock.json
 GOFLAGS_TEST ?= -count=1 -timeout 20m
 BENCH    ?= .
 
-.PHONY: run test build vet fmt-check deps deps-apt bench clean
+.PHONY: run test build vet fmt-check deps deps-apt bench bench-mediator clean
 
 ## run: start the daemon on its embedded defaults (./data, 127.0.0.1:8080)
 run:
@@ -61,6 +61,18 @@ vet:
 ## bench: the envelope benchmarks (go test -bench)
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem ./agent/envelope/
+
+## bench-mediator: agentd as a mediator under load (cmd/agentbench) on a fresh
+## data directory; extra flags in BENCH_ARGS, e.g. BENCH_ARGS="-senders 128"
+BENCH_ARGS ?=
+BENCH_PORT ?= 18089
+bench-mediator:
+	$(GO) build -o bin/agentd ./cmd/agentd
+	$(GO) build -o bin/agentbench ./cmd/agentbench
+	@dir=$$(mktemp -d); \
+	AGENTD_MEDIATOR=true bin/agentd --data-dir $$dir --http-addr 127.0.0.1:$(BENCH_PORT) --log-level warn >/dev/null 2>$$dir/agentd.log & pid=$$!; \
+	bin/agentbench -url http://127.0.0.1:$(BENCH_PORT) -pid $$pid $(BENCH_ARGS); status=$$?; \
+	kill $$pid; wait $$pid; rm -rf $$dir; exit $$status
 
 clean:
 	rm -rf bin

@@ -49,19 +49,6 @@ func (id *Identity) SetPrimary(did string) error {
 	return nil
 }
 
-// DIDs returns the DIDs the agent answers for, the primary one first.
-func (id *Identity) DIDs() []string {
-	id.mu.RLock()
-	defer id.mu.RUnlock()
-	out := []string{id.primary}
-	for d := range id.dids {
-		if d != id.primary {
-			out = append(out, d)
-		}
-	}
-	return out
-}
-
 // DID returns the primary DID.
 func (id *Identity) DID() string {
 	id.mu.RLock()

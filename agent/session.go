@@ -24,7 +24,10 @@ type Session interface {
 // refusal marks a handler error that refuses the message itself.
 type refusal struct{ err error }
 
+// Error returns the refused error's text.
 func (r *refusal) Error() string { return r.err.Error() }
+
+// Unwrap returns the refused error.
 func (r *refusal) Unwrap() error { return r.err }
 
 // Refuse marks a handler's error as a refusal of the message: the handler did

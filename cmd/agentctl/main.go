@@ -3,7 +3,7 @@
 //
 //	agentctl [flags] did | invitation [new [goal-code [goal]]] | ping DID | health |
 //	         discover DID [MATCH] | accept URL | outbox | deadletters | retry ID | drop ID |
-//	         verify SUBCOMMAND ... | credentials [ID]
+//	         verify SUBCOMMAND ... | credentials [ID] | mediation SUBCOMMAND ...
 package main
 
 import (
@@ -57,7 +57,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	url := fs.String("url", envOr("AGENTCTL_URL", "http://127.0.0.1:8080"), "agentd base URL (env AGENTCTL_URL)")
 	tokenFile := fs.String("token-file", envOr("AGENTD_ADMIN_TOKEN_FILE", "data/admin.token"), "file with the admin token (env AGENTD_ADMIN_TOKEN_FILE); AGENTD_ADMIN_TOKEN wins when set")
 	timeout := fs.Duration("timeout", 30*time.Second, "request timeout")
-	fs.Usage = func() { fmt.Fprintf(stderr, usage, verifyUsage); fs.PrintDefaults() }
+	fs.Usage = func() { fmt.Fprintf(stderr, usage, verifyUsage+mediationUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -137,6 +137,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		err = c.verify(ctx, rest, stdout, &out)
 	case "credentials":
 		err = c.credentials(ctx, rest, &out)
+	case "mediation":
+		err = c.mediation(ctx, rest, &out)
 	default:
 		fs.Usage()
 		return fmt.Errorf("unknown command %q", cmd)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -27,9 +28,11 @@ type mediationParts struct {
 	mediator  *mediation.Mediator
 	routing   *routingRecord
 	client    *mediationClient
-	// wsStop closes every WebSocket on shutdown; wsOpen counts them.
-	wsStop chan struct{}
-	wsOpen atomic.Int64
+	// wsStop closes every WebSocket on shutdown (once: wsStopOnce); wsOpen
+	// counts them.
+	wsStop     chan struct{}
+	wsStopOnce sync.Once
+	wsOpen     atomic.Int64
 }
 
 // routingRecord is the mediator's routing DID: a did:peer:2 with one X25519
@@ -116,10 +119,12 @@ type relayer struct {
 	o *agent.Outbox
 }
 
+// PrepareRelay implements mediation.Relayer.
 func (r relayer) PrepareRelay(ctx context.Context, packed []byte, next string) (*agent.OutboundMessage, error) {
 	return r.m.PrepareRelay(ctx, packed, next)
 }
 
+// Enqueue implements mediation.Relayer.
 func (r relayer) Enqueue(ctx context.Context, m *agent.OutboundMessage) error {
 	return r.o.Enqueue(ctx, m)
 }
@@ -217,11 +222,7 @@ func (d *Daemon) serveMediation(bg context.Context) {
 // closeWebSockets closes every WebSocket (http.Server.Shutdown does not
 // track them). It may be called more than once.
 func (d *Daemon) closeWebSockets() {
-	select {
-	case <-d.mediation.wsStop:
-	default:
-		close(d.mediation.wsStop)
-	}
+	d.mediation.wsStopOnce.Do(func() { close(d.mediation.wsStop) })
 }
 
 // stopMediation closes the WebSockets and waits a little for their handlers
@@ -272,6 +273,7 @@ type queueView struct {
 	Newest   time.Time `json:"newest,omitzero"`
 }
 
+// MediationGrants implements httptransport.MediatorAdmin.
 func (a *mediatorAdmin) MediationGrants(ctx context.Context, after string, limit int) (any, error) {
 	reg := a.d.mediation.mediator.Registry()
 	out := []grantView{}
@@ -281,6 +283,7 @@ func (a *mediatorAdmin) MediationGrants(ctx context.Context, after string, limit
 	return out, nil
 }
 
+// MediationGrant implements httptransport.MediatorAdmin.
 func (a *mediatorAdmin) MediationGrant(ctx context.Context, clientDID string) (any, error) {
 	reg := a.d.mediation.mediator.Registry()
 	g := reg.Grant(agent.DIDOf(clientDID))
@@ -296,6 +299,7 @@ func (a *mediatorAdmin) MediationGrant(ctx context.Context, clientDID string) (a
 		Queue: &queueView{Messages: st.Messages, Bytes: st.Bytes, Oldest: st.Oldest, Newest: st.Newest}}, nil
 }
 
+// GrantMediation implements httptransport.MediatorAdmin.
 func (a *mediatorAdmin) GrantMediation(ctx context.Context, clientDID string) (any, error) {
 	g, err := a.d.mediation.mediator.GrantTo(ctx, clientDID)
 	if err != nil {
@@ -304,10 +308,12 @@ func (a *mediatorAdmin) GrantMediation(ctx context.Context, clientDID string) (a
 	return grantView{Grant: g}, nil
 }
 
+// RevokeMediation implements httptransport.MediatorAdmin.
 func (a *mediatorAdmin) RevokeMediation(ctx context.Context, clientDID string) error {
 	return a.d.mediation.mediator.Revoke(ctx, clientDID)
 }
 
+// MediationQueue implements httptransport.MediatorAdmin.
 func (a *mediatorAdmin) MediationQueue(ctx context.Context) (any, error) {
 	t, err := a.d.db.Queue().Totals(ctx)
 	if err != nil {
@@ -328,6 +334,7 @@ func (a *mediatorAdmin) MediationQueue(ctx context.Context) (any, error) {
 // mediationGoalCode is the goal code of mediation invitations.
 const mediationGoalCode = "request-mediate"
 
+// CreateMediationInvitation implements httptransport.MediatorAdmin.
 func (a *mediatorAdmin) CreateMediationInvitation(ctx context.Context) (any, string, error) {
 	med := a.d.mediation.mediator
 	inv, err := a.d.oob.Create(ctx, a.d.record.DID, oob.WithGoal(mediationGoalCode, "Request mediation"),

@@ -76,9 +76,11 @@ func (m *Mediator) forwarded(atts []agent.Attachment) ([][]byte, error) {
 	out := make([][]byte, 0, len(atts))
 	for i, a := range atts {
 		var p []byte
+		valid := false
 		switch {
 		case len(a.Data.JSON) > 0:
-			p = a.Data.JSON
+			// Decoding the forward checked that it is JSON.
+			p, valid = a.Data.JSON, true
 		case a.Data.Base64 != "":
 			b, err := decodeBase64(a.Data.Base64)
 			if err != nil {
@@ -92,7 +94,7 @@ func (m *Mediator) forwarded(atts []agent.Attachment) ([][]byte, error) {
 			return nil, agent.Errorf(agent.CodeMeResStorage, "forwarded message of %d bytes exceeds the limit of %d bytes", len(p), m.cfg.MaxMessageBytes)
 		}
 		p = bytes.TrimSpace(p)
-		if len(p) == 0 || p[0] != '{' || !json.Valid(p) {
+		if len(p) == 0 || p[0] != '{' || (!valid && !json.Valid(p)) {
 			return nil, agent.Errorf(agent.CodeMsg, "forward attachment %d is not a DIDComm message (a JSON object)", i)
 		}
 		out = append(out, p)

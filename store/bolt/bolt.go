@@ -70,10 +70,11 @@
 //	         exp/     be64 expiry || id → empty
 //	records  <kind>/  id → value
 //	queue    n-msgs, n-bytes, n-rcpt → be64 counters (for Totals)
-//	         msg/     recipient 0x00 be64 received || id → be64 expires || payload
-//	         id/      id → key in msg/
-//	         exp/     be64 expires || id → empty
-//	         rcpt/    recipient → be64 count || be64 bytes
+//	         data/    be64 seq → be64 received || be64 expires || uvarint n || recipient (n bytes) || payload
+//	         msg/     be64 handle || be64 received || be64 seq → empty
+//	         exp/     be64 expires || be64 seq → empty
+//	         rcpt/    recipient → be64 count || be64 bytes || be64 handle
+//	         (the queue id of a message is its seq in base 36)
 //	keys     pub/     kid → public JWK (JSON)
 //	         priv/    kid → seal(D), additional data "agentd/key/v1" 0 curve 0 kid
 package bolt
@@ -204,11 +205,7 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
 	db := &DB{bolt: bdb}
-	db.outbox.db, db.replay.db, db.records.db, db.keys.db = db, db, db, db
-	if err := db.queue.init(db); err != nil {
-		bdb.Close()
-		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
-	}
+	db.outbox.db, db.replay.db, db.records.db, db.keys.db, db.queue.db = db, db, db, db, db
 	if err := db.init(); err != nil {
 		bdb.Close()
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)

@@ -2,15 +2,14 @@ package bolt
 
 import (
 	"bytes"
+	"cmp"
 	"context"
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -21,122 +20,169 @@ import (
 // Queue is a mediator's message queue, implementing agent.QueueStore. Get it
 // from DB.Queue.
 //
-// Messages are keyed by recipient, receive time and id, so a recipient's
-// messages are one contiguous, time-ordered range: listing the oldest, and
-// finding the oldest and newest for a status, cost in proportion to what they
-// return. An id index finds a message from its queue id (messages-received),
-// an expiry index lets Sweep remove expired messages without a scan, and
-// per-recipient counters (count and bytes), kept in the same transactions as
-// the messages, make the quota check and the status cheap.
+// A message is stored once, under its queue id, a sequence number that only
+// grows: the payloads are appended at the end of one bucket, which is the
+// cheapest way to write them. An index keyed by recipient, receive time and
+// id makes a recipient's messages one contiguous, time-ordered range of small
+// entries: listing the oldest, and finding the oldest and newest for a
+// status, cost in proportion to what they return. An expiry index lets Sweep
+// remove expired messages without a scan, and per-recipient counters (count
+// and bytes), kept in the same transactions as the messages, make the quota
+// check and the status cheap.
 //
 // Add is durable on return and goes through group commit, so concurrent
 // forwards share fsyncs. A quota refusal or a duplicate does not fail the
 // group it was committed with.
-type Queue struct {
-	db *DB
-
-	// Queue ids are a random prefix drawn when the database is opened and a
-	// counter: unique, short, and generated without a system call. Add also
-	// checks the id index, so a collision fails instead of overwriting.
-	idPrefix string
-	idSeq    atomic.Uint64
-}
+type Queue struct{ db *DB }
 
 var _ agent.QueueStore = (*Queue)(nil)
 
 // Bucket and key names of the queue; see the package documentation.
 var (
 	bQueue    = []byte("queue")
+	bData     = []byte("data")
 	bRcpt     = []byte("rcpt")
 	kNMsgs    = []byte("n-msgs")
 	kNBytes   = []byte("n-bytes")
 	kNRcpt    = []byte("n-rcpt")
-	queueSubs = [][]byte{bMsg, bID, bExp, bRcpt}
+	queueSubs = [][]byte{bData, bMsg, bExp, bRcpt}
 )
 
 // queueChunk bounds the messages one Sweep or Purge transaction removes.
 const queueChunk = 10000
 
-func (q *Queue) init(db *DB) error {
-	q.db = db
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return err
-	}
-	q.idPrefix = strconv.FormatUint(binary.BigEndian.Uint64(b[:])>>16, 36) + "."
-	return nil
-}
-
-func (q *Queue) newID() string {
-	return q.idPrefix + strconv.FormatUint(q.idSeq.Add(1), 36)
-}
-
 type queueBuckets struct {
-	top, msg, id, exp, rcpt *bbolt.Bucket
+	top, data, msg, exp, rcpt *bbolt.Bucket
 }
 
 func queueOf(tx *bbolt.Tx) queueBuckets {
 	top := tx.Bucket(bQueue)
-	return queueBuckets{top, top.Bucket(bMsg), top.Bucket(bID), top.Bucket(bExp), top.Bucket(bRcpt)}
+	return queueBuckets{top, top.Bucket(bData), top.Bucket(bMsg), top.Bucket(bExp), top.Bucket(bRcpt)}
 }
 
-// queuePrefix is the key prefix of a recipient's messages.
-func queuePrefix(recipient string) []byte {
-	p := make([]byte, 0, len(recipient)+1)
-	return append(append(p, recipient...), 0)
-}
+// Queue ids are the sequence numbers in base 36.
+func formatQueueID(seq uint64) string { return strconv.FormatUint(seq, 36) }
 
-// queueKey is recipient 0x00 be64(received) id.
-func queueKey(recipient string, received time.Time, id string) []byte {
-	k := make([]byte, 0, len(recipient)+9+len(id))
-	k = append(append(k, recipient...), 0)
-	k = binary.BigEndian.AppendUint64(k, timeBits(received))
-	return append(k, id...)
-}
-
-// splitQueueKey returns the parts of a message key.
-func splitQueueKey(k []byte) (recipient string, received time.Time, id string, ok bool) {
-	i := bytes.IndexByte(k, 0)
-	if i < 0 || len(k) < i+9 {
-		return "", time.Time{}, "", false
+func parseQueueID(id string) (uint64, bool) {
+	if id == "" || len(id) > 13 {
+		return 0, false
 	}
-	return string(k[:i]), bitsTime(be64(k[i+1 : i+9])), string(k[i+9:]), true
+	n, err := strconv.ParseUint(id, 36, 64)
+	return n, err == nil && n > 0
 }
 
-// counters reads a recipient's message count and bytes.
-func (b queueBuckets) counters(recipient []byte) (n, size int64) {
+// Index keys are be64(handle) be64(received) be64(seq): a recipient is
+// known in the index by a short handle (assigned from the rcpt bucket's
+// sequence while it has messages), so that index pages hold many entries
+// however long the DIDs.
+func indexPrefix(handle uint64) []byte { return putBE64(handle) }
+
+func indexKey(handle, receivedBits, seq uint64) []byte {
+	k := make([]byte, 24)
+	binary.BigEndian.PutUint64(k, handle)
+	binary.BigEndian.PutUint64(k[8:], receivedBits)
+	binary.BigEndian.PutUint64(k[16:], seq)
+	return k
+}
+
+// splitIndexKey returns the receive time and sequence of an index key.
+func splitIndexKey(k []byte) (received time.Time, seq uint64, ok bool) {
+	if len(k) != 24 {
+		return time.Time{}, 0, false
+	}
+	return bitsTime(be64(k[8:16])), be64(k[16:]), true
+}
+
+// record is a stored message: be64 received, be64 expires, uvarint length
+// of the recipient, the recipient, the payload.
+type record struct {
+	receivedBits, expiresBits uint64
+	recipient                 string
+	payload                   []byte // aliases the page until copied
+}
+
+func encodeRecord(m *agent.QueuedMessage) []byte {
+	v := make([]byte, 16, 16+binary.MaxVarintLen64+len(m.Recipient)+len(m.Payload))
+	binary.BigEndian.PutUint64(v, timeBits(m.Received))
+	binary.BigEndian.PutUint64(v[8:], timeBits(m.Expires))
+	v = binary.AppendUvarint(v, uint64(len(m.Recipient)))
+	v = append(v, m.Recipient...)
+	return append(v, m.Payload...)
+}
+
+func decodeRecord(v []byte) (record, error) {
+	if len(v) < 17 {
+		return record{}, errors.New("bolt: queue record too short")
+	}
+	n, w := binary.Uvarint(v[16:])
+	if w <= 0 || uint64(len(v)-16-w) < n {
+		return record{}, errors.New("bolt: queue record is corrupt")
+	}
+	r := record{receivedBits: be64(v), expiresBits: be64(v[8:])}
+	rest := v[16+w:]
+	r.recipient, r.payload = string(rest[:n]), rest[n:]
+	return r, nil
+}
+
+// rcptState is a recipient's entry in the rcpt bucket: be64 count, be64
+// bytes, be64 handle. A recipient has an entry only while it has messages.
+type rcptState struct {
+	n, size int64
+	handle  uint64
+	ok      bool
+}
+
+func (b queueBuckets) state(recipient []byte) rcptState {
 	v := b.rcpt.Get(recipient)
-	if len(v) < 16 {
-		return 0, 0
+	if len(v) < 24 {
+		return rcptState{}
 	}
-	return int64(be64(v[:8])), int64(be64(v[8:16]))
+	return rcptState{n: int64(be64(v[:8])), size: int64(be64(v[8:16])), handle: be64(v[16:24]), ok: true}
 }
 
-// account adds dn messages and dsize bytes to a recipient's and the global
-// counters, dropping the recipient's entry when it reaches zero.
+func (b queueBuckets) putState(recipient []byte, st rcptState) error {
+	v := make([]byte, 24)
+	binary.BigEndian.PutUint64(v, uint64(st.n))
+	binary.BigEndian.PutUint64(v[8:], uint64(st.size))
+	binary.BigEndian.PutUint64(v[16:], st.handle)
+	return b.rcpt.Put(recipient, v)
+}
+
+// handle returns the recipient's handle, giving it one (and an entry) if it
+// has none.
+func (b queueBuckets) handle(recipient []byte) (uint64, error) {
+	st := b.state(recipient)
+	if st.ok {
+		return st.handle, nil
+	}
+	h, err := b.rcpt.NextSequence()
+	if err != nil {
+		return 0, err
+	}
+	if err := b.putState(recipient, rcptState{handle: h, ok: true}); err != nil {
+		return 0, err
+	}
+	return h, addCounter(b.top, kNRcpt, 1)
+}
+
+// account adds dn messages and dsize bytes to a recipient's entry (which must
+// exist) and the global counters, dropping the entry when it has no
+// messages left.
 func (b queueBuckets) account(recipient []byte, dn, dsize int64) error {
-	n, size := b.counters(recipient)
-	wasEmpty := n == 0
-	n, size = max(n+dn, 0), max(size+dsize, 0)
-	if n == 0 {
-		if !wasEmpty {
-			if err := b.rcpt.Delete(recipient); err != nil {
-				return err
-			}
-			if err := addCounter(b.top, kNRcpt, -1); err != nil {
-				return err
-			}
-		}
-	} else {
-		v := binary.BigEndian.AppendUint64(make([]byte, 0, 16), uint64(n))
-		if err := b.rcpt.Put(recipient, binary.BigEndian.AppendUint64(v, uint64(size))); err != nil {
+	st := b.state(recipient)
+	if !st.ok {
+		return fmt.Errorf("bolt: queue recipient %q has no entry", recipient)
+	}
+	st.n, st.size = max(st.n+dn, 0), max(st.size+dsize, 0)
+	if st.n == 0 {
+		if err := b.rcpt.Delete(recipient); err != nil {
 			return err
 		}
-		if wasEmpty {
-			if err := addCounter(b.top, kNRcpt, 1); err != nil {
-				return err
-			}
+		if err := addCounter(b.top, kNRcpt, -1); err != nil {
+			return err
 		}
+	} else if err := b.putState(recipient, st); err != nil {
+		return err
 	}
 	if err := addCounter(b.top, kNMsgs, dn); err != nil {
 		return err
@@ -153,21 +199,33 @@ func addCounter(b *bbolt.Bucket, key []byte, delta int64) error {
 	return b.Put(key, putBE64(uint64(n)))
 }
 
-// remove deletes the message at key (value v) with its index entries and
-// accounts for it.
-func (b queueBuckets) remove(key, v []byte) error {
-	recipient, _, id, ok := splitQueueKey(key)
-	if !ok || len(v) < 8 {
-		return fmt.Errorf("bolt: queue entry %q is corrupt", key)
+// load reads the record of message seq, or reports false.
+func (b queueBuckets) load(seq uint64) (record, bool, error) {
+	v := b.data.Get(putBE64(seq))
+	if v == nil {
+		return record{}, false, nil
 	}
-	size := int64(len(v) - 8)
-	if err := b.exp.Delete(append(clone(v[:8]), id...)); err != nil {
+	r, err := decodeRecord(v)
+	return r, err == nil, err
+}
+
+// remove deletes message seq, whose record is r, with its index entries,
+// and accounts for it.
+func (b queueBuckets) remove(seq uint64, r record) error {
+	size := int64(len(r.payload))
+	recipient := r.recipient
+	expKey := binary.BigEndian.AppendUint64(putBE64(r.expiresBits), seq)
+	if err := b.exp.Delete(expKey); err != nil {
 		return err
 	}
-	if err := b.id.Delete([]byte(id)); err != nil {
+	st := b.state([]byte(recipient))
+	if !st.ok {
+		return fmt.Errorf("bolt: queue recipient %q has no entry", recipient)
+	}
+	if err := b.msg.Delete(indexKey(st.handle, r.receivedBits, seq)); err != nil {
 		return err
 	}
-	if err := b.msg.Delete(key); err != nil {
+	if err := b.data.Delete(putBE64(seq)); err != nil {
 		return err
 	}
 	return b.account([]byte(recipient), -1, -size)
@@ -194,12 +252,7 @@ func (q *Queue) Add(ctx context.Context, msgs []*agent.QueuedMessage, opts agent
 		return false, nil
 	}
 	now := time.Now()
-	type entry struct {
-		key, val, idxKey, expKey []byte
-		recipient                []byte
-		size                     int64
-	}
-	entries := make([]entry, len(msgs))
+	values := make([][]byte, len(msgs))
 	perRecipient := map[string][2]int64{}
 	for i, m := range msgs {
 		if err := checkRecipient(m.Recipient); err != nil {
@@ -211,18 +264,9 @@ func (q *Queue) Add(ctx context.Context, msgs []*agent.QueuedMessage, opts agent
 		if m.Expires.IsZero() {
 			return false, errors.New("bolt: queued message without an expiry")
 		}
-		m.ID = q.newID()
-		val := make([]byte, 8, 8+len(m.Payload))
-		binary.BigEndian.PutUint64(val, timeBits(m.Expires))
-		val = append(val, m.Payload...)
-		e := entry{
-			key: queueKey(m.Recipient, m.Received, m.ID), val: val, idxKey: []byte(m.ID),
-			recipient: []byte(m.Recipient), size: int64(len(m.Payload)),
-		}
-		e.expKey = append(clone(val[:8]), m.ID...)
-		entries[i] = e
+		values[i] = encodeRecord(m)
 		c := perRecipient[m.Recipient]
-		perRecipient[m.Recipient] = [2]int64{c[0] + 1, c[1] + e.size}
+		perRecipient[m.Recipient] = [2]int64{c[0] + 1, c[1] + int64(len(m.Payload))}
 	}
 	var replayKey, replayExp []byte
 	if opts.ReplayKey != "" {
@@ -233,6 +277,7 @@ func (q *Queue) Add(ctx context.Context, msgs []*agent.QueuedMessage, opts agent
 		replayExp = putBE64(timeBits(opts.ReplayUntil))
 	}
 	nowBits := timeBits(now)
+	seqs := make([]uint64, len(msgs))
 	var quotaErr error
 	err = q.db.write(ctx, func(tx *bbolt.Tx) error {
 		duplicate, quotaErr = false, nil // this function may run more than once
@@ -243,7 +288,8 @@ func (q *Queue) Add(ctx context.Context, msgs []*agent.QueuedMessage, opts agent
 		b := queueOf(tx)
 		lim := opts.Limits
 		for r, add := range perRecipient {
-			n, size := b.counters([]byte(r))
+			st := b.state([]byte(r))
+			n, size := st.n, st.size
 			if lim.MaxMessages > 0 && n+add[0] > int64(lim.MaxMessages) {
 				quotaErr = fmt.Errorf("%w: %s has %d messages queued, the limit is %d", agent.ErrQuota, r, n, lim.MaxMessages)
 				return nil
@@ -253,17 +299,31 @@ func (q *Queue) Add(ctx context.Context, msgs []*agent.QueuedMessage, opts agent
 				return nil
 			}
 		}
-		for _, e := range entries {
-			if b.id.Get(e.idxKey) != nil {
-				return fmt.Errorf("bolt: queue id %q: %w", e.idxKey, ErrExists)
-			}
-			if err := b.msg.Put(e.key, e.val); err != nil {
+		// Payloads go at the end of the data bucket, which only grows:
+		// fill its pages.
+		b.data.FillPercent = 1
+		handles := make(map[string]uint64, len(perRecipient))
+		for r := range perRecipient {
+			h, err := b.handle([]byte(r))
+			if err != nil {
 				return err
 			}
-			if err := b.id.Put(e.idxKey, e.key); err != nil {
+			handles[r] = h
+		}
+		for i, m := range msgs {
+			seq, err := b.data.NextSequence()
+			if err != nil {
 				return err
 			}
-			if err := b.exp.Put(e.expKey, nil); err != nil {
+			seqs[i] = seq
+			v := values[i]
+			if err := b.data.Put(putBE64(seq), v); err != nil {
+				return err
+			}
+			if err := b.msg.Put(indexKey(handles[m.Recipient], be64(v), seq), nil); err != nil {
+				return err
+			}
+			if err := b.exp.Put(binary.BigEndian.AppendUint64(clone(v[8:16]), seq), nil); err != nil {
 				return err
 			}
 		}
@@ -283,6 +343,11 @@ func (q *Queue) Add(ctx context.Context, msgs []*agent.QueuedMessage, opts agent
 	if quotaErr != nil {
 		return false, quotaErr
 	}
+	if !duplicate {
+		for i, m := range msgs {
+			m.ID = formatQueueID(seqs[i])
+		}
+	}
 	return duplicate, nil
 }
 
@@ -294,23 +359,38 @@ func (q *Queue) List(ctx context.Context, recipients []string, now time.Time, li
 		return nil, err
 	}
 	nowBits := timeBits(now)
-	var out []*agent.QueuedMessage
+	type found struct {
+		m   *agent.QueuedMessage
+		seq uint64
+	}
+	var out []found
 	err := q.db.view(ctx, func(tx *bbolt.Tx) error {
 		b := queueOf(tx)
 		for _, r := range dedupe(recipients) {
-			prefix := queuePrefix(r)
+			st := b.state([]byte(r))
+			if !st.ok {
+				continue
+			}
+			prefix := indexPrefix(st.handle)
 			c := b.msg.Cursor()
 			n := 0
-			for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && n < limit; k, v = c.Next() {
-				if len(v) < 8 || be64(v[:8]) < nowBits {
+			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && n < limit; k, _ = c.Next() {
+				received, seq, ok := splitIndexKey(k)
+				if !ok {
+					return fmt.Errorf("bolt: queue index entry %q is corrupt", k)
+				}
+				rec, ok, err := b.load(seq)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return fmt.Errorf("bolt: queue index inconsistent for message %d", seq)
+				}
+				if rec.expiresBits < nowBits {
 					continue // expired, waiting for the sweeper
 				}
-				recipient, received, id, ok := splitQueueKey(k)
-				if !ok {
-					return fmt.Errorf("bolt: queue entry %q is corrupt", k)
-				}
-				out = append(out, &agent.QueuedMessage{ID: id, Recipient: recipient, Payload: clone(v[8:]),
-					Received: received, Expires: bitsTime(be64(v[:8]))})
+				out = append(out, found{&agent.QueuedMessage{ID: formatQueueID(seq), Recipient: r, Payload: clone(rec.payload),
+					Received: received, Expires: bitsTime(rec.expiresBits)}, seq})
 				n++
 			}
 		}
@@ -320,17 +400,21 @@ func (q *Queue) List(ctx context.Context, recipients []string, now time.Time, li
 		return nil, err
 	}
 	if len(recipients) > 1 {
-		slices.SortStableFunc(out, func(a, b *agent.QueuedMessage) int {
-			if c := a.Received.Compare(b.Received); c != 0 {
+		slices.SortStableFunc(out, func(a, b found) int {
+			if c := a.m.Received.Compare(b.m.Received); c != 0 {
 				return c
 			}
-			return strings.Compare(a.ID, b.ID)
+			return cmp.Compare(a.seq, b.seq)
 		})
 	}
 	if len(out) > limit {
 		out = out[:limit]
 	}
-	return out, nil
+	msgs := make([]*agent.QueuedMessage, len(out))
+	for i, f := range out {
+		msgs[i] = f.m
+	}
+	return msgs, nil
 }
 
 func dedupe(ss []string) []string {
@@ -344,8 +428,8 @@ func dedupe(ss []string) []string {
 
 // Remove deletes the messages among ids that are queued for one of the
 // recipients, in one group-committed transaction, and returns how many it
-// deleted. Ids that are unknown, already removed or queued for someone else
-// are ignored.
+// deleted. Ids that are unknown, malformed, already removed or queued for
+// someone else are ignored.
 func (q *Queue) Remove(ctx context.Context, recipients []string, ids []string) (int, error) {
 	if len(ids) == 0 || len(recipients) == 0 {
 		return 0, nil
@@ -354,28 +438,25 @@ func (q *Queue) Remove(ctx context.Context, recipients []string, ids []string) (
 	for _, r := range recipients {
 		allowed[r] = true
 	}
+	seqs := make([]uint64, 0, len(ids))
+	for _, id := range ids {
+		if seq, ok := parseQueueID(id); ok {
+			seqs = append(seqs, seq)
+		}
+	}
 	n := 0
 	err := q.db.write(ctx, func(tx *bbolt.Tx) error {
 		n = 0
 		b := queueOf(tx)
-		for _, id := range ids {
-			if id == "" || len(id) > bbolt.MaxKeySize {
+		for _, seq := range seqs {
+			rec, ok, err := b.load(seq)
+			if err != nil {
+				return err
+			}
+			if !ok || !allowed[rec.recipient] {
 				continue
 			}
-			key := b.id.Get([]byte(id))
-			if key == nil {
-				continue
-			}
-			key = clone(key)
-			recipient, _, _, ok := splitQueueKey(key)
-			if !ok || !allowed[recipient] {
-				continue
-			}
-			v := b.msg.Get(key)
-			if v == nil {
-				return fmt.Errorf("bolt: queue index inconsistent for id %q", id)
-			}
-			if err := b.remove(key, clone(v)); err != nil {
+			if err := b.remove(seq, rec); err != nil {
 				return err
 			}
 			n++
@@ -396,28 +477,27 @@ func (q *Queue) Stats(ctx context.Context, recipients []string) (agent.QueueStat
 		s = agent.QueueStats{}
 		b := queueOf(tx)
 		for _, r := range dedupe(recipients) {
-			n, size := b.counters([]byte(r))
-			if n == 0 {
+			st := b.state([]byte(r))
+			if !st.ok || st.n == 0 {
 				continue
 			}
-			s.Messages += int(n)
-			s.Bytes += size
-			prefix := queuePrefix(r)
+			s.Messages += int(st.n)
+			s.Bytes += st.size
+			prefix := indexPrefix(st.handle)
 			c := b.msg.Cursor()
 			if k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) {
-				if _, t, _, ok := splitQueueKey(k); ok && (s.Oldest.IsZero() || t.Before(s.Oldest)) {
+				if t, _, ok := splitIndexKey(k); ok && (s.Oldest.IsZero() || t.Before(s.Oldest)) {
 					s.Oldest = t
 				}
 			}
-			end := append(clone(prefix[:len(prefix)-1]), 1)
-			k, _ := c.Seek(end)
+			k, _ := c.Seek(putBE64(st.handle + 1))
 			if k == nil {
 				k, _ = c.Last()
 			} else {
 				k, _ = c.Prev()
 			}
 			if k != nil && bytes.HasPrefix(k, prefix) {
-				if _, t, _, ok := splitQueueKey(k); ok && t.After(s.Newest) {
+				if t, _, ok := splitIndexKey(k); ok && t.After(s.Newest) {
 					s.Newest = t
 				}
 			}
@@ -445,14 +525,18 @@ func (q *Queue) Purge(ctx context.Context, recipient string) (int, error) {
 	if err := checkRecipient(recipient); err != nil {
 		return 0, err
 	}
-	prefix := queuePrefix(recipient)
-	return q.removeChunks(ctx, func(b queueBuckets, yield func(key, v []byte) bool) {
-		c := b.msg.Cursor()
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Seek(prefix) {
-			if !yield(clone(k), clone(v)) {
-				return
-			}
+	return q.removeChunks(ctx, func(b queueBuckets) (uint64, bool) {
+		st := b.state([]byte(recipient))
+		if !st.ok {
+			return 0, false
 		}
+		prefix := indexPrefix(st.handle)
+		k, _ := b.msg.Cursor().Seek(prefix)
+		if k == nil || !bytes.HasPrefix(k, prefix) {
+			return 0, false
+		}
+		_, seq, _ := splitIndexKey(k)
+		return seq, true
 	})
 }
 
@@ -461,48 +545,42 @@ func (q *Queue) Purge(ctx context.Context, recipient string) (int, error) {
 // deleted.
 func (q *Queue) Sweep(ctx context.Context, now time.Time) (int, error) {
 	bound := timeBits(now)
-	return q.removeChunks(ctx, func(b queueBuckets, yield func(key, v []byte) bool) {
-		c := b.exp.Cursor()
-		for k, _ := c.First(); k != nil && be64(k) < bound; k, _ = c.First() {
-			id := clone(k[8:])
-			key := b.id.Get(id)
-			if key == nil {
-				// An orphan index entry: drop it rather than loop on it.
-				if err := c.Delete(); err != nil {
-					return
-				}
-				continue
-			}
-			key = clone(key)
-			if !yield(key, clone(b.msg.Get(key))) {
-				return
-			}
+	return q.removeChunks(ctx, func(b queueBuckets) (uint64, bool) {
+		k, _ := b.exp.Cursor().First()
+		if k == nil || len(k) != 16 || be64(k) >= bound {
+			return 0, false
 		}
+		return be64(k[8:]), true
 	})
 }
 
-// removeChunks removes the messages walk yields, up to queueChunk per
-// transaction, until walk yields none.
-func (q *Queue) removeChunks(ctx context.Context, walk func(b queueBuckets, yield func(key, v []byte) bool)) (int, error) {
+// removeChunks removes the message next names, again and again, up to
+// queueChunk per transaction, until next reports none.
+func (q *Queue) removeChunks(ctx context.Context, next func(b queueBuckets) (uint64, bool)) (int, error) {
 	total := 0
 	for {
 		n := 0
 		err := q.db.update(ctx, func(tx *bbolt.Tx) error {
 			n = 0
 			b := queueOf(tx)
-			var ferr error
-			walk(b, func(key, v []byte) bool {
-				if v == nil {
-					ferr = fmt.Errorf("bolt: queue index inconsistent for %q", key)
-					return false
+			for n < queueChunk {
+				seq, ok := next(b)
+				if !ok {
+					return nil
 				}
-				if ferr = b.remove(key, v); ferr != nil {
-					return false
+				rec, ok, err := b.load(seq)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return fmt.Errorf("bolt: queue index inconsistent for message %d", seq)
+				}
+				if err := b.remove(seq, rec); err != nil {
+					return err
 				}
 				n++
-				return n < queueChunk
-			})
-			return ferr
+			}
+			return nil
 		})
 		if err != nil {
 			return total, err

@@ -57,7 +57,7 @@ func TestQueueSurvivesReopen(t *testing.T) {
 	if dup, err := db.Queue().Add(ctx, []*agent.QueuedMessage{{Recipient: "did:example:alice", Payload: []byte("x"), Expires: exp}}, opts); err != nil || !dup {
 		t.Fatalf("replayed forward after reopen: dup %v, %v", dup, err)
 	}
-	// A new database opening draws another id prefix: ids stay unique.
+	// Ids keep growing across openings.
 	m2 := &agent.QueuedMessage{Recipient: "did:example:alice", Payload: []byte("x"), Expires: exp}
 	if _, err := db.Queue().Add(ctx, []*agent.QueuedMessage{m2}, agent.QueueAdd{}); err != nil || m2.ID == m.ID {
 		t.Fatalf("second id %q (first %q), %v", m2.ID, m.ID, err)

@@ -62,7 +62,10 @@ type wsSession struct {
 	writes  atomic.Int64
 }
 
-func (s *wsSession) ID() string            { return s.id }
+// ID identifies the socket in logs.
+func (s *wsSession) ID() string { return s.id }
+
+// Done is closed when the socket has closed.
 func (s *wsSession) Done() <-chan struct{} { return s.done }
 
 // Push writes one message; a failed write closes the socket, so that Done

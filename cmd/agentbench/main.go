@@ -1,0 +1,724 @@
+// Command agentbench is a load tool for agentd as a mediator. Against a
+// running agentd (mediator.enabled) it:
+//
+//  1. sets up C mediation clients that register M recipient DIDs between them
+//     (Coordinate Mediation 3.0, over HTTP);
+//  2. queues 10,000 forwards of the given size (not timed) and reads the
+//     daemon's memory (VmRSS, VmHWM from /proc/PID/status), then drains them;
+//  3. runs N forwards from S concurrent senders to the M recipients over
+//     HTTP (every forward anoncrypted to the routing key, packed beforehand),
+//     and reports forwards/s and the latency of each POST up to its 202;
+//  4. drains the queues by Pickup 3.0 (delivery-request, messages-received;
+//     the clients in parallel) and reports messages/s;
+//  5. opens a WebSocket per client in live mode and sends L forwards at a
+//     steady rate, reporting the time from sending each forward to its push
+//     arriving on the socket, and from its 202 to the push.
+//
+// Usage:
+//
+//	agentbench -url http://127.0.0.1:8080 -pid $(pidof agentd) -senders 64 -recipients 100 -forwards 30000
+//
+// make bench-mediator starts a fresh agentd and runs it.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/agentd/agentd/agent"
+	"github.com/agentd/agentd/agent/did"
+	"github.com/agentd/agentd/agent/envelope"
+	"github.com/agentd/agentd/agent/keys"
+	"github.com/agentd/agentd/protocols/mediation"
+)
+
+type options struct {
+	url        string
+	pid        int
+	senders    int
+	recipients int
+	clients    int
+	forwards   int
+	size       int
+	queued     int
+	live       int
+	liveRate   int
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.url, "url", "http://127.0.0.1:8080", "base URL of the agentd mediator")
+	flag.IntVar(&o.pid, "pid", 0, "process id of agentd, to read its memory from /proc (0: not reported)")
+	flag.IntVar(&o.senders, "senders", 64, "concurrent senders of forwards")
+	flag.IntVar(&o.recipients, "recipients", 100, "recipient DIDs the forwards go to")
+	flag.IntVar(&o.clients, "clients", 10, "mediation clients the recipients are spread over")
+	flag.IntVar(&o.forwards, "forwards", 30000, "forwards in the timed run")
+	flag.IntVar(&o.size, "size", 2048, "size in bytes of each forwarded message")
+	flag.IntVar(&o.queued, "queued", 10000, "messages queued for the memory reading (0: skip)")
+	flag.IntVar(&o.live, "live", 2000, "forwards in the live-delivery run (0: skip)")
+	flag.IntVar(&o.liveRate, "live-rate", 500, "forwards per second in the live-delivery run")
+	flag.Parse()
+	// The load tool keeps its garbage collection light: its CPU is taken
+	// from the daemon under test.
+	debug.SetGCPercent(400)
+	if err := waitHealthy(o.url, 30*time.Second); err != nil {
+		fmt.Fprintln(os.Stderr, "agentbench:", err)
+		os.Exit(1)
+	}
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "agentbench:", err)
+		os.Exit(1)
+	}
+}
+
+// waitHealthy waits for the daemon's /healthz to answer 200.
+func waitHealthy(base string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		resp, err := http.Get(strings.TrimRight(base, "/") + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s is not healthy after %s: %v", base, d, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// party is a mediation client with its own did:peer:2.
+type party struct {
+	did        string
+	secrets    []keys.PrivateKey
+	recipients []string
+	mc         mediation.Client
+}
+
+// PrivateKey implements envelope.SecretResolver.
+func (p *party) PrivateKey(_ context.Context, kid string) (keys.PrivateKey, error) {
+	for _, k := range p.secrets {
+		if k.ID == kid {
+			return k, nil
+		}
+	}
+	return keys.PrivateKey{}, keys.ErrNotFound
+}
+
+func newParty() (*party, error) {
+	x, err := keys.Generate(keys.X25519, "")
+	if err != nil {
+		return nil, err
+	}
+	e, err := keys.Generate(keys.Ed25519, "")
+	if err != nil {
+		return nil, err
+	}
+	id, err := did.NewPeer2([]keys.PublicKey{x.PublicKey}, []keys.PublicKey{e.PublicKey}, nil)
+	if err != nil {
+		return nil, err
+	}
+	doc, err := did.ResolvePeer2(id)
+	if err != nil {
+		return nil, err
+	}
+	ka, _ := doc.KeyAgreement()
+	au, _ := doc.Authentication()
+	x.ID, e.ID = ka[0].ID, au[0].ID
+	return &party{did: id, secrets: []keys.PrivateKey{x, e}}, nil
+}
+
+type bench struct {
+	o         options
+	endpoint  string
+	mediator  string
+	medKA     []keys.PublicKey
+	routingKA []keys.PublicKey
+	resolver  *did.KeyResolver
+	http      *http.Client
+	clients   []*party
+	owner     map[string]*party // recipient → client
+}
+
+func run(o options) error {
+	b := &bench{o: o, endpoint: strings.TrimRight(o.url, "/") + "/didcomm", resolver: did.NewKeyResolver(did.NewDefaultRegistry(nil, nil)),
+		http:  &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024}},
+		owner: map[string]*party{}}
+	fmt.Printf("agentbench: %s, %d senders, %d recipients over %d clients, %d B messages, GOMAXPROCS %d\n",
+		o.url, o.senders, o.recipients, o.clients, o.size, runtime.GOMAXPROCS(0))
+	if err := b.setup(); err != nil {
+		return fmt.Errorf("setup: %w", err)
+	}
+	b.memory("after setup")
+
+	if o.queued > 0 {
+		fs := b.pack(o.queued, "q")
+		if _, _, err := b.send(fs, o.senders); err != nil {
+			return err
+		}
+		time.Sleep(time.Second)
+		b.memory(fmt.Sprintf("with %d messages of %d B queued", o.queued, o.size))
+		if _, err := b.drain(); err != nil {
+			return err
+		}
+	}
+
+	fs := b.pack(o.forwards, "f")
+	cpu0 := b.cpu()
+	start := time.Now()
+	lat, failed, err := b.send(fs, o.senders)
+	if err != nil {
+		return err
+	}
+	el := time.Since(start)
+	fmt.Printf("\nforwards: %d in %.2fs = %.0f forwards/s (durable, 202 after commit); %d refused\n", len(lat), el.Seconds(), float64(len(lat))/el.Seconds(), failed)
+	fmt.Printf("  POST→202 latency: p50 %s, p90 %s, p99 %s, max %s\n", pct(lat, 50), pct(lat, 90), pct(lat, 99), pct(lat, 100))
+	if cpu1 := b.cpu(); cpu1 > 0 {
+		fmt.Printf("  daemon CPU: %.0f µs per forward (%.2f cores)\n", (cpu1-cpu0).Seconds()*1e6/float64(len(lat)), (cpu1-cpu0).Seconds()/el.Seconds())
+	}
+	b.memory("after the forward run")
+
+	start = time.Now()
+	n, err := b.drain()
+	if err != nil {
+		return err
+	}
+	el = time.Since(start)
+	fmt.Printf("\npickup: %d messages in %.2fs = %.0f messages/s (delivery-request of 100 + messages-received, %d clients in parallel)\n",
+		n, el.Seconds(), float64(n)/el.Seconds(), len(b.clients))
+
+	if o.live > 0 {
+		if err := b.liveRun(); err != nil {
+			return fmt.Errorf("live run: %w", err)
+		}
+	}
+	b.memory("at the end")
+	return nil
+}
+
+// exchanger sends requests by HTTP POST and unpacks the answers.
+type exchanger struct {
+	b *bench
+	p *party
+}
+
+// Exchange implements mediation.Exchanger.
+func (e exchanger) Exchange(ctx context.Context, m agent.Message) (agent.Message, error) {
+	packed, err := e.b.authcrypt(e.p, m)
+	if err != nil {
+		return agent.Message{}, err
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.b.endpoint, bytes.NewReader(packed))
+	req.Header.Set("Content-Type", agent.MediaTypeEncrypted)
+	resp, err := e.b.http.Do(req)
+	if err != nil {
+		return agent.Message{}, err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return agent.Message{}, fmt.Errorf("%s: %s %s", m.Type, resp.Status, body)
+	}
+	return e.b.open(e.p, body)
+}
+
+func (b *bench) authcrypt(p *party, m agent.Message) ([]byte, error) {
+	plain, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return envelope.PackAuthcrypt(plain, p.secrets[0], b.medKA)
+}
+
+func (b *bench) open(p *party, packed []byte) (agent.Message, error) {
+	plain, _, err := envelope.Unpack(context.Background(), packed, envelope.UnpackOptions{Keys: b.resolver, Secrets: p})
+	if err != nil {
+		return agent.Message{}, err
+	}
+	var m agent.Message
+	return m, json.Unmarshal(plain, &m)
+}
+
+func (b *bench) setup() error {
+	resp, err := b.http.Get(strings.TrimRight(b.o.url, "/") + "/did")
+	if err != nil {
+		return err
+	}
+	var got struct {
+		DID         string  `json:"did"`
+		DIDDocument did.Doc `json:"didDocument"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&got)
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	b.mediator = got.DID
+	if b.medKA, err = got.DIDDocument.KeyAgreement(); err != nil {
+		return err
+	}
+	ctx := context.Background()
+	for i := range b.o.clients {
+		p, err := newParty()
+		if err != nil {
+			return err
+		}
+		p.mc = mediation.Client{DID: p.did, Mediator: b.mediator}
+		routing, err := p.mc.RequestMediation(ctx, exchanger{b, p}, "")
+		if err != nil {
+			return fmt.Errorf("mediate-request: %w", err)
+		}
+		if b.routingKA == nil {
+			doc, err := did.ResolvePeer2(routing[0])
+			if err != nil {
+				return err
+			}
+			if b.routingKA, err = doc.KeyAgreement(); err != nil {
+				return err
+			}
+		}
+		var ups []mediation.Update
+		for r := i; r < b.o.recipients; r += b.o.clients {
+			rp, err := newParty()
+			if err != nil {
+				return err
+			}
+			p.recipients = append(p.recipients, rp.did)
+			b.owner[rp.did] = p
+			ups = append(ups, mediation.Update{RecipientDID: rp.did, Action: mediation.ActionAdd})
+		}
+		res, err := p.mc.UpdateRecipients(ctx, exchanger{b, p}, ups)
+		if err != nil {
+			return err
+		}
+		for _, r := range res {
+			if r.Result != mediation.ResultSuccess {
+				return fmt.Errorf("registering %s: %s", r.RecipientDID, r.Result)
+			}
+		}
+		b.clients = append(b.clients, p)
+	}
+	return nil
+}
+
+// recipients lists every recipient DID in a fixed order.
+func (b *bench) recipients() []string {
+	var out []string
+	for _, p := range b.clients {
+		out = append(out, p.recipients...)
+	}
+	return out
+}
+
+// forward is one prepared forward.
+type forward struct {
+	tag    string
+	next   string
+	packed []byte
+}
+
+// pack prepares n forwards round-robin over the recipients, each carrying a
+// stand-in encrypted message of the configured size marked with its tag.
+func (b *bench) pack(n int, prefix string) []forward {
+	rs := b.recipients()
+	out := make([]forward, n)
+	pad := strings.Repeat("A", max(b.o.size-260, 0))
+	var wg sync.WaitGroup
+	var idx atomic.Int64
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(idx.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				next := rs[i%len(rs)]
+				tag := prefix + strconv.Itoa(i)
+				inner := `{"protected":"eyJ0eXAiOiJhcHBsaWNhdGlvbi9kaWRjb21tLWVuY3J5cHRlZCtqc29uIiwiYWxnIjoiRUNESC0xUFUrQTI1NktXIn0","recipients":[{"header":{"kid":"` +
+					next + `#key-1"},"encrypted_key":"AAAA"}],"iv":"` + tag + `","ciphertext":"` + pad + `","tag":"AAAA"}`
+				m, _ := agent.NewMessage(agent.ForwardType, map[string]string{"next": next})
+				m.Attachments = []agent.Attachment{{ID: agent.NewID(), MediaType: agent.MediaTypeEncrypted, Data: agent.AttachmentData{JSON: json.RawMessage(inner)}}}
+				plain, _ := json.Marshal(m)
+				packed, err := envelope.PackAnoncrypt(plain, b.routingKA, envelope.XC20P)
+				if err != nil {
+					panic(err)
+				}
+				out[i] = forward{tag: tag, next: next, packed: packed}
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// post sends one forward and returns its status.
+func (b *bench) post(f forward) (int, error) {
+	resp, err := b.http.Post(b.endpoint, agent.MediaTypeEncrypted, bytes.NewReader(f.packed))
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// rawConn is a sender's own keep-alive HTTP/1.1 connection: the load tool
+// writes each request in one go and reads the status line and headers
+// itself, so that it spends far less CPU per request than net/http's client
+// and leaves the machine's cores to the daemon under test.
+type rawConn struct {
+	host string
+	path string
+	c    net.Conn
+	r    *bufio.Reader
+	hdr  []byte
+}
+
+func (b *bench) dialRaw() (*rawConn, error) {
+	u, err := url.Parse(b.endpoint)
+	if err != nil {
+		return nil, err
+	}
+	c, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		return nil, err
+	}
+	return &rawConn{host: u.Host, path: u.Path, c: c, r: bufio.NewReaderSize(c, 4096)}, nil
+}
+
+// post sends one request and returns the status code, discarding the body.
+func (rc *rawConn) post(body []byte) (int, error) {
+	rc.hdr = fmt.Appendf(rc.hdr[:0], "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n",
+		rc.path, rc.host, agent.MediaTypeEncrypted, len(body))
+	if _, err := (&net.Buffers{rc.hdr, body}).WriteTo(rc.c); err != nil {
+		return 0, err
+	}
+	line, err := rc.r.ReadSlice('\n')
+	if err != nil {
+		return 0, err
+	}
+	if len(line) < 12 {
+		return 0, fmt.Errorf("bad status line %q", line)
+	}
+	code, err := strconv.Atoi(string(line[9:12]))
+	if err != nil {
+		return 0, fmt.Errorf("bad status line %q", line)
+	}
+	length := 0
+	for {
+		h, err := rc.r.ReadSlice('\n')
+		if err != nil {
+			return 0, err
+		}
+		if len(h) <= 2 {
+			break
+		}
+		if k, v, ok := strings.Cut(string(h), ":"); ok && strings.EqualFold(k, "Content-Length") {
+			length, _ = strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	if _, err := rc.r.Discard(length); err != nil {
+		return 0, err
+	}
+	return code, nil
+}
+
+// send posts the forwards from c concurrent senders and returns the latency
+// of each accepted one.
+func (b *bench) send(fs []forward, c int) ([]time.Duration, int, error) {
+	lat := make([]time.Duration, 0, len(fs))
+	var mu sync.Mutex
+	var idx atomic.Int64
+	var failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for range c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := make([]time.Duration, 0, len(fs)/c+1)
+			var rc *rawConn
+			for {
+				i := int(idx.Add(1)) - 1
+				if i >= len(fs) {
+					break
+				}
+				var err error
+				if rc == nil {
+					if rc, err = b.dialRaw(); err != nil {
+						firstErr.CompareAndSwap(nil, err)
+						failed.Add(1)
+						continue
+					}
+				}
+				t0 := time.Now()
+				code, err := rc.post(fs[i].packed)
+				if err != nil {
+					rc.c.Close()
+					rc = nil
+					firstErr.CompareAndSwap(nil, err)
+					failed.Add(1)
+					continue
+				}
+				if code != http.StatusAccepted {
+					failed.Add(1)
+					continue
+				}
+				local = append(local, time.Since(t0))
+			}
+			if rc != nil {
+				rc.c.Close()
+			}
+			mu.Lock()
+			lat = append(lat, local...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if e, ok := firstErr.Load().(error); ok && len(lat) == 0 {
+		return nil, 0, e
+	}
+	return lat, int(failed.Load()), nil
+}
+
+// drain picks up everything queued, the clients in parallel.
+func (b *bench) drain() (int, error) {
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, len(b.clients))
+	for _, p := range b.clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ex := exchanger{b, p}
+			for {
+				got, err := p.mc.Deliver(context.Background(), ex, 100, "")
+				if err != nil {
+					errs <- err
+					return
+				}
+				if len(got) == 0 {
+					return
+				}
+				ids := make([]string, len(got))
+				for i, d := range got {
+					ids[i] = d.ID
+				}
+				if _, err := p.mc.Received(context.Background(), ex, ids); err != nil {
+					errs <- err
+					return
+				}
+				total.Add(int64(len(got)))
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		return int(total.Load()), err
+	}
+	return int(total.Load()), nil
+}
+
+// liveRun measures live delivery: a WebSocket per client in live mode, then
+// forwards at a steady rate.
+func (b *bench) liveRun() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	wsURL := "ws" + strings.TrimPrefix(b.endpoint, "http")
+	type arrival struct {
+		tag string
+		at  time.Time
+	}
+	arrivals := make(chan arrival, 4096)
+	var socks []*websocket.Conn
+	for _, p := range b.clients {
+		conn, _, err := websocket.Dial(ctx, wsURL, nil)
+		if err != nil {
+			return err
+		}
+		conn.SetReadLimit(64 << 20)
+		socks = append(socks, conn)
+		req, _ := p.mc.Request(mediation.LiveDeliveryChangeType, mediation.LiveDeliveryChangeBody{LiveDelivery: ptr(true)})
+		packed, err := b.authcrypt(p, req)
+		if err != nil {
+			return err
+		}
+		if err := conn.Write(ctx, websocket.MessageText, packed); err != nil {
+			return err
+		}
+		if _, _, err := conn.Read(ctx); err != nil { // the status
+			return err
+		}
+		go func(p *party, conn *websocket.Conn) {
+			for {
+				_, data, err := conn.Read(ctx)
+				if err != nil {
+					return
+				}
+				at := time.Now()
+				m, err := b.open(p, data)
+				if err != nil || m.Type != mediation.DeliveryType {
+					continue
+				}
+				ds, err := mediation.ParseDelivery(m)
+				if err != nil {
+					continue
+				}
+				ids := make([]string, 0, len(ds))
+				for _, d := range ds {
+					var inner struct {
+						IV string `json:"iv"`
+					}
+					json.Unmarshal(d.Message, &inner)
+					arrivals <- arrival{inner.IV, at}
+					ids = append(ids, d.ID)
+				}
+				ack, _ := p.mc.Request(mediation.MessagesReceivedType, mediation.MessagesReceivedBody{MessageIDList: ids})
+				if packed, err := b.authcrypt(p, ack); err == nil {
+					conn.Write(ctx, websocket.MessageText, packed)
+				}
+			}
+		}(p, conn)
+	}
+	defer func() {
+		for _, c := range socks {
+			c.CloseNow()
+		}
+	}()
+
+	fs := b.pack(b.o.live, "l")
+	sent := make(map[string]time.Time, len(fs))
+	accepted := make(map[string]time.Time, len(fs))
+	var mu sync.Mutex
+	interval := time.Second / time.Duration(max(b.o.liveRate, 1))
+	tick := time.NewTicker(interval)
+	var wg sync.WaitGroup
+	for _, f := range fs {
+		<-tick.C
+		wg.Add(1)
+		go func(f forward) {
+			defer wg.Done()
+			mu.Lock()
+			sent[f.tag] = time.Now()
+			mu.Unlock()
+			if code, err := b.post(f); err == nil && code == http.StatusAccepted {
+				mu.Lock()
+				accepted[f.tag] = time.Now()
+				mu.Unlock()
+			}
+		}(f)
+	}
+	tick.Stop()
+	wg.Wait()
+	var fromSend, fromAccept []time.Duration
+	timeout := time.After(30 * time.Second)
+	for len(fromSend) < len(accepted) {
+		select {
+		case a := <-arrivals:
+			mu.Lock()
+			s, ok1 := sent[a.tag]
+			acc, ok2 := accepted[a.tag]
+			mu.Unlock()
+			if ok1 && ok2 {
+				fromSend = append(fromSend, a.at.Sub(s))
+				fromAccept = append(fromAccept, max(a.at.Sub(acc), 0))
+			}
+		case <-timeout:
+			return fmt.Errorf("%d of %d accepted forwards were pushed within 30s", len(fromSend), len(accepted))
+		}
+	}
+	fmt.Printf("\nlive delivery: %d forwards at %d/s to %d WebSockets in live mode, all pushed\n", len(fromSend), b.o.liveRate, len(socks))
+	fmt.Printf("  POST sent → push received: p50 %s, p99 %s, max %s\n", pct(fromSend, 50), pct(fromSend, 99), pct(fromSend, 100))
+	fmt.Printf("  202 received → push received (0 when the push came first): p50 %s, p99 %s, max %s\n", pct(fromAccept, 50), pct(fromAccept, 99), pct(fromAccept, 100))
+	// The pushed messages were confirmed; what is left is in flight.
+	time.Sleep(200 * time.Millisecond)
+	_, err := b.drain()
+	return err
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func pct(d []time.Duration, p int) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	i := (len(s) - 1) * p / 100
+	return s[i].Round(10 * time.Microsecond)
+}
+
+// cpu returns the daemon's CPU time so far (user and system), or 0.
+func (b *bench) cpu() time.Duration {
+	if b.o.pid == 0 {
+		return 0
+	}
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", b.o.pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses.
+	s := string(raw)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	k, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+k) * time.Second / 100 // clock ticks (USER_HZ is 100 on Linux)
+}
+
+// memory prints the daemon's resident memory now and at its peak.
+func (b *bench) memory(when string) {
+	if b.o.pid == 0 {
+		return
+	}
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", b.o.pid))
+	if err != nil {
+		fmt.Println("memory:", err)
+		return
+	}
+	defer f.Close()
+	vals := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && (k == "VmRSS" || k == "VmHWM" || k == "RssAnon" || k == "RssFile") {
+			vals[k] = strings.TrimSpace(v)
+		}
+	}
+	fmt.Printf("daemon memory %s: VmRSS %s (anonymous %s, file-backed %s: the database's memory map), VmHWM (peak) %s\n",
+		when, mib(vals["VmRSS"]), mib(vals["RssAnon"]), mib(vals["RssFile"]), mib(vals["VmHWM"]))
+}
+
+func mib(kb string) string {
+	n, err := strconv.Atoi(strings.TrimSuffix(kb, " kB"))
+	if err != nil {
+		return kb
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/1024)
+}
