@@ -5,7 +5,7 @@ NPM_STAMP := $(NPM_DIR)/node_modules/.package-lock.json
 GOFLAGS_TEST ?= -count=1 -timeout 20m
 BENCH    ?= .
 
-.PHONY: run test build vet fmt-check deps deps-apt bench bench-mediator clean
+.PHONY: run test test-race build vet fmt-check deps deps-apt bench bench-mediator clean
 
 ## run: start the daemon on its embedded defaults (./data, 127.0.0.1:8080)
 run:
@@ -50,6 +50,10 @@ deps-apt:
 ## test: formatting, vet, and every test (interop with didcomm-node and the mail tests included)
 test: deps deps-apt fmt-check vet
 	$(GO) test $(GOFLAGS_TEST) ./...
+
+## test-race: every test under the race detector (needs cgo/gcc)
+test-race: deps deps-apt
+	$(GO) test -race $(GOFLAGS_TEST) ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './$(NPM_DIR)/*')); \
