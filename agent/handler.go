@@ -12,25 +12,31 @@ type Inbound struct {
 	Message Message
 	// Envelope tells how the message was protected (encrypted, authenticated, signed).
 	Envelope envelope.Metadata
-	// Transport names the transport it came in on: "http", "ws", "smtp".
+	// Transport names the transport it came in on: "http", "ws", "smtp", ...
+	// (for logs; whether replies can go back on the connection is the
+	// router's business, see Router.ReceiveDuplex).
 	Transport string
 	// Received is when the transport received it.
 	Received time.Time
 	// Session is the persistent connection the message came on (a
 	// WebSocket), or nil for a one-shot transport such as an HTTP POST.
 	Session Session
-	// ReplayKey and ReplayUntil are set for the message types a protocol
-	// de-duplicates itself (Protocol.OwnReplay): the router did not record
-	// the message, and the handler must record ReplayKey until ReplayUntil
-	// atomically with what it does, treating a key already recorded as a
-	// replay.
-	ReplayKey   string
-	ReplayUntil time.Time
+	// Work is the message's unit of work. A handler stages in it what it
+	// changes (record writes, messages for the outbox or a mediator's queue,
+	// after-commit actions) instead of writing to the stores; the router
+	// commits it with the message's replay record and the handler's
+	// replies, all or nothing. Reads through Work.Get are checked at the
+	// commit: if a concurrent message changed what this one read, the
+	// handler runs again.
+	Work *Work
 }
 
 // Handler handles the messages of one protocol. It returns the replies to send
 // back to the sender (the router addresses and delivers them: on the same
-// connection when return_route asks for it, otherwise through the outbox).
+// connection when return_route asks for it and the transport allows, otherwise
+// through the outbox) and stages its writes in in.Work. It must have no
+// other lasting effect (use Work.AfterCommit): it may run more than once for
+// one message, and what it did counts only if the work commits.
 // An error makes the router answer with a Report Problem 2.0 message whose
 // code is ErrorCode(err) and whose comment is ErrorComment(err).
 type Handler interface {
@@ -56,11 +62,11 @@ type Protocol struct {
 	GoalCodes []string
 	// Handler receives every message whose type starts with PIURI + "/".
 	Handler Handler
-	// OwnReplay lists message names (the last segment of the type) whose
-	// replays the handler detects itself, in the same transaction as its own
-	// write, so that accepting such a message costs one durable write, not
-	// two (see Inbound.ReplayKey). A mediator's forward is one.
-	OwnReplay []string
+	// Signed lists the message types (full type URIs) the agent signs
+	// before it encrypts them, for non-repudiation: the recipient can keep
+	// the signed message as the sender's statement. Router.Signs answers
+	// from it for the Messenger.
+	Signed []string
 }
 
 // Sender sends a plaintext message to the DIDs in its to field: it packs it

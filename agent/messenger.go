@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -26,82 +25,114 @@ type Messenger struct {
 	Identity *Identity
 	Resolver did.Resolver
 	Keys     envelope.KeyResolver
-	Outbox   *Outbox
+	// Store commits what Send and SendTo queue, one unit of work per call.
+	Store Store
 	// Schemes are the endpoint URI schemes the agent can deliver to, in order of
 	// preference (e.g. "https", "http", "mailto").
 	Schemes []string
-	// SignTypes are the message types that are signed (a JWS by an
-	// authentication key of the sender's DID) before they are encrypted, for
-	// non-repudiation: the recipient can keep the signed message as the
-	// sender's statement. Other messages are only encrypted. Set it before
-	// the first message is sent.
-	SignTypes []string
+	// Signs reports whether a message type is signed (a JWS by an
+	// authentication key of the sender's DID) before it is encrypted, for
+	// non-repudiation: Router.Signs, which answers from the registered
+	// protocols' Protocol.Signed. Nil: nothing is signed.
+	Signs func(msgType string) bool
 }
 
-// Send packs msg for each DID in msg.To and enqueues it in the outbox. It
-// returns after every copy is durably queued, or with the first error.
+// Send packs msg for each DID in msg.To and queues the envelopes in the
+// outbox, in one unit of work. It returns after every copy is durably
+// queued, or with the first error and nothing queued. A handler, whose
+// messages must commit with its own writes, calls Outbound and stages the
+// result in its Work instead.
 func (m *Messenger) Send(ctx context.Context, msg Message) error {
+	outs, err := m.Outbound(ctx, msg)
+	if err != nil {
+		return err
+	}
+	return m.commit(ctx, outs)
+}
+
+// Outbound packs msg for each DID in msg.To (authcrypt from msg.From, the
+// agent's primary DID when empty; signed first if Signs says so; wrapped in
+// forwards for the routing keys of the recipient's service) and returns the
+// outbound messages for the outbox, without queueing them.
+func (m *Messenger) Outbound(ctx context.Context, msg Message) ([]*OutboundMessage, error) {
 	if len(msg.To) == 0 {
-		return Errorf(CodeMsg, "message has no recipient")
+		return nil, Errorf(CodeMsg, "message has no recipient")
 	}
 	if msg.From == "" {
 		msg.From = m.Identity.DID()
 	}
 	plain, err := m.plaintext(ctx, msg)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	outs := make([]*OutboundMessage, 0, len(msg.To))
 	for _, to := range msg.To {
 		packed, endpoint, err := m.packFor(ctx, plain, msg.From, DIDOf(to))
 		if err != nil {
-			return err
+			return nil, err
 		}
-		out := &OutboundMessage{
+		outs = append(outs, &OutboundMessage{
 			ID: NewID(), To: DIDOf(to), Endpoint: endpoint, MediaType: MediaTypeEncrypted,
 			MessageType: msg.Type, Payload: packed,
-		}
-		if err := m.Outbox.Enqueue(ctx, out); err != nil {
-			return err
-		}
+		})
 	}
-	return nil
+	return outs, nil
 }
 
-// SendTo packs msg for each DID in msg.To and enqueues it for delivery to the
-// explicit endpoint (for example "mailto:alice@example.org") instead of the
-// service endpoint the recipient's DID document lists. The envelope is
-// authcrypted to the recipient's key agreement keys as with Send, but not
-// wrapped for the document's routing keys: it goes straight to endpoint.
+// SendTo is Send to an explicit endpoint (see OutboundTo).
 func (m *Messenger) SendTo(ctx context.Context, msg Message, endpoint string) error {
+	outs, err := m.OutboundTo(ctx, msg, endpoint)
+	if err != nil {
+		return err
+	}
+	return m.commit(ctx, outs)
+}
+
+// OutboundTo packs msg for each DID in msg.To for delivery to the explicit
+// endpoint (for example "mailto:alice@example.org") instead of the service
+// endpoint the recipient's DID document lists. The envelope is authcrypted
+// to the recipient's key agreement keys as with Outbound, but not wrapped
+// for the document's routing keys: it goes straight to endpoint.
+func (m *Messenger) OutboundTo(ctx context.Context, msg Message, endpoint string) ([]*OutboundMessage, error) {
 	if len(msg.To) == 0 {
-		return Errorf(CodeMsg, "message has no recipient")
+		return nil, Errorf(CodeMsg, "message has no recipient")
 	}
 	if endpoint == "" {
-		return Errorf(CodeXfer, "no endpoint to send to")
+		return nil, Errorf(CodeXfer, "no endpoint to send to")
 	}
 	if msg.From == "" {
 		msg.From = m.Identity.DID()
 	}
 	plain, err := m.plaintext(ctx, msg)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	outs := make([]*OutboundMessage, 0, len(msg.To))
 	for _, to := range msg.To {
 		recipients, err := m.recipientKeys(ctx, DIDOf(to), nil)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		packed, err := m.encrypt(ctx, plain, msg.From, recipients)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		out := &OutboundMessage{
+		outs = append(outs, &OutboundMessage{
 			ID: NewID(), To: DIDOf(to), Endpoint: endpoint, MediaType: MediaTypeEncrypted,
 			MessageType: msg.Type, Payload: packed,
-		}
-		if err := m.Outbox.Enqueue(ctx, out); err != nil {
-			return err
-		}
+		})
+	}
+	return outs, nil
+}
+
+// commit queues outs in the outbox in one unit of work.
+func (m *Messenger) commit(ctx context.Context, outs []*OutboundMessage) error {
+	err := m.Store.Update(ctx, func(w *Work) error {
+		w.Enqueue(outs...)
+		return nil
+	})
+	if err != nil {
+		return Wrap(CodeMe, err, "could not queue the message")
 	}
 	return nil
 }
@@ -133,23 +164,13 @@ func (m *Messenger) PackReply(ctx context.Context, reply Message, in *Inbound) (
 	return packed, MediaTypeEncrypted, nil
 }
 
-// Relay hands on a message that is already packed for next (a DID or a key
-// id): it resolves next's DIDComm service, wraps the message in a forward for
-// each of the service's routing keys and queues it in the outbox for the
-// service endpoint. A mediator relays this way the forwards whose next is not
-// one of its own recipients. It returns once the message is durably queued.
-func (m *Messenger) Relay(ctx context.Context, packed []byte, next string) error {
-	out, err := m.PrepareRelay(ctx, packed, next)
-	if err != nil {
-		return err
-	}
-	return m.Outbox.Enqueue(ctx, out)
-}
-
-// PrepareRelay is the first half of Relay: it returns the outbound message
-// without queueing it, so that the caller can record the forward against
-// replays between resolving and queueing. A service that routes through one
-// of the agent's own keys is refused (e.p.xfer): relaying there would loop.
+// PrepareRelay prepares a message that is already packed for next (a DID or
+// a key id) to be handed on: it resolves next's DIDComm service, wraps the
+// message in a forward for each of the service's routing keys and returns
+// the outbound message for the service endpoint, for the caller's unit of
+// work. A mediator relays this way the forwards whose next is not one of its
+// own recipients. A service that routes through one of the agent's own keys
+// is refused (e.p.xfer): relaying there would loop.
 func (m *Messenger) PrepareRelay(ctx context.Context, packed []byte, next string) (*OutboundMessage, error) {
 	to := DIDOf(next)
 	doc, err := m.Resolver.Resolve(ctx, to)
@@ -191,8 +212,8 @@ func (m *Messenger) Pack(ctx context.Context, msg Message, to string) (packed []
 // Encrypt authcrypts msg for the key agreement keys of the DID to and
 // returns the envelope, without routing: no forward wrapping and no endpoint,
 // for a message that travels outside DIDComm routing (fetched through a
-// one-time link, printed, handed over by hand). Types in SignTypes are
-// signed first, as everywhere.
+// one-time link, printed, handed over by hand). Signed types are signed
+// first, as everywhere.
 func (m *Messenger) Encrypt(ctx context.Context, msg Message, to string) ([]byte, error) {
 	if msg.From == "" {
 		msg.From = m.Identity.DID()
@@ -208,12 +229,12 @@ func (m *Messenger) Encrypt(ctx context.Context, msg Message, to string) ([]byte
 	return m.encrypt(ctx, plain, msg.From, recipients)
 }
 
-// plaintext returns what is encrypted for msg: its JSON, or for a type in
-// SignTypes a JWS of it by an authentication key of msg.From that the agent
+// plaintext returns what is encrypted for msg: its JSON, or for a signed
+// type (Signs) a JWS of it by an authentication key of msg.From that the agent
 // holds.
 func (m *Messenger) plaintext(ctx context.Context, msg Message) ([]byte, error) {
 	plain, err := json.Marshal(msg)
-	if err != nil || !slices.Contains(m.SignTypes, msg.Type) {
+	if err != nil || m.Signs == nil || !m.Signs(msg.Type) {
 		return plain, err
 	}
 	if !m.Identity.Owns(msg.From) {

@@ -43,14 +43,14 @@ func peer(t *testing.T) (*agent.Identity, string) {
 	return ident, id
 }
 
-// Messages of the SignTypes are signed by the sender's authentication key
+// Messages of the signed types are signed by the sender's authentication key
 // and then encrypted; others are only encrypted. Encrypt packs without routing.
 func TestMessengerSignsSignTypes(t *testing.T) {
 	ctx := context.Background()
 	reg := did.NewDefaultRegistry(nil, nil)
 	me, meDID := peer(t)
 	them, themDID := peer(t)
-	m := &agent.Messenger{Identity: me, Resolver: reg, Keys: did.NewKeyResolver(reg), SignTypes: []string{"https://example.org/p/1/signed"}}
+	m := &agent.Messenger{Identity: me, Resolver: reg, Keys: did.NewKeyResolver(reg), Signs: func(t string) bool { return t == "https://example.org/p/1/signed" }}
 	for _, tc := range []struct {
 		typ    string
 		signed bool

@@ -118,11 +118,18 @@ func (o *Outbox) Enqueue(ctx context.Context, m *OutboundMessage) error {
 	if err := o.Store.Enqueue(ctx, m); err != nil {
 		return Wrap(CodeMe, err, "could not queue the message")
 	}
+	o.Wake()
+	return nil
+}
+
+// Wake makes the delivery loop look for due messages now: call it after
+// committing outbound messages through a unit of work (Store.Wake).
+func (o *Outbox) Wake() {
+	o.init()
 	select {
 	case o.wake <- struct{}{}:
 	default:
 	}
-	return nil
 }
 
 // Run delivers due messages until ctx is cancelled. Deliveries in flight when
@@ -231,9 +238,6 @@ func (o *Outbox) Revive(ctx context.Context, id string) error {
 	if err := o.Store.Revive(ctx, id, time.Now()); err != nil {
 		return err
 	}
-	select {
-	case o.wake <- struct{}{}:
-	default:
-	}
+	o.Wake()
 	return nil
 }

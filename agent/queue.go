@@ -33,18 +33,6 @@ type QueueLimits struct {
 	MaxBytes    int64
 }
 
-// QueueAdd says how QueueStore.Add stores a batch.
-type QueueAdd struct {
-	// Limits is the per-recipient quota the batch must fit in.
-	Limits QueueLimits
-	// ReplayKey, when set, is recorded in the replay cache until ReplayUntil
-	// in the same transaction as the messages; a key already recorded makes
-	// Add store nothing and report a duplicate. This is how a forward is
-	// de-duplicated without a second write.
-	ReplayKey   string
-	ReplayUntil time.Time
-}
-
 // QueueStats describes the messages queued for a set of recipients.
 type QueueStats struct {
 	Messages int
@@ -68,10 +56,10 @@ type QueueTotals struct {
 type QueueStore interface {
 	// Add queues msgs in one transaction, assigning each its ID. The batch is
 	// stored entirely or not at all: if it would take a recipient over
-	// opts.Limits, Add stores nothing and returns an error wrapping ErrQuota.
-	// If opts.ReplayKey was already recorded, Add stores nothing and returns
-	// duplicate true.
-	Add(ctx context.Context, msgs []*QueuedMessage, opts QueueAdd) (duplicate bool, err error)
+	// limits, Add stores nothing and returns an error wrapping ErrQuota.
+	// (A handler queues messages with Work.Queue instead, so that they
+	// commit with the rest of its unit of work.)
+	Add(ctx context.Context, msgs []*QueuedMessage, limits QueueLimits) error
 	// List returns up to limit unexpired messages queued for any of the
 	// recipients, oldest first.
 	List(ctx context.Context, recipients []string, now time.Time, limit int) ([]*QueuedMessage, error)

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -33,9 +35,13 @@ type RouterConfig struct {
 	Identity *Identity
 	// Keys resolves other parties' public keys (skid, signer kids) by DID resolution.
 	Keys envelope.KeyResolver
-	// Replay remembers message ids to drop replays.
+	// Store commits each message's unit of work: its replay record, its
+	// handler's writes and its replies.
+	Store Store
+	// Replay is looked at before a handler runs, to drop a replay early
+	// (the commit of the replay record is what decides); nil skips the look.
 	Replay ReplayCache
-	// Messenger packs replies for return_route and sends the others through the outbox.
+	// Messenger packs replies for return_route and for the outbox.
 	Messenger *Messenger
 	// ReplayWindow is how long a message id is remembered when the message has
 	// no later expires_time. Default 7 days.
@@ -84,11 +90,21 @@ func NewRouter(cfg RouterConfig) *Router {
 }
 
 // Register adds a protocol. A later registration of the same PIURI replaces
-// the earlier one.
+// the earlier one. Registering may happen in any order, before or after the
+// Messenger first asks Signs.
 func (r *Router) Register(p Protocol) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.protocols[p.PIURI] = p
+}
+
+// Signs reports whether msgType is one of the types a registered protocol
+// signs before encrypting (Protocol.Signed). A Messenger asks it.
+func (r *Router) Signs(msgType string) bool {
+	r.mu.RLock()
+	p, ok := r.protocols[PIURI(msgType)]
+	r.mu.RUnlock()
+	return ok && slices.Contains(p.Signed, msgType)
 }
 
 // Protocols lists the registered protocols in PIURI order. It makes the Router
@@ -115,72 +131,150 @@ type Reply struct {
 	Message *Message
 }
 
-// Receive takes a packed message as a transport received it. An error means the
-// message was refused before any processing (bad envelope, not for us,
-// expired, ...) or by its handler (see Refuse): it is an *Error whose code
-// maps to the transport's status, and nothing was changed. Once a message is
-// accepted, handler failures are answered by a problem report to the sender
-// and Receive returns no error.
+// Receive takes a packed message that arrived on a one-way transport (mail,
+// a message picked up from a mediator, an invitation's attachment, an
+// imported file): replies always go through the outbox, whatever
+// return_route asks. transport names the transport, for logs and metrics.
+//
+// An error means the message was refused (bad envelope, not for us,
+// expired, refused by its handler with Refuse, or not recorded because of
+// our own fault): it is an *Error whose code the transport maps to its
+// status, and nothing was changed. Once a message is accepted, handler
+// failures are answered by a problem report to the sender and Receive
+// returns no error. A replay of a message already handled is dropped with
+// no error and no reply.
+//
+// Accepting a message is one unit of work (see Work): its replay record,
+// what its handler wrote and the replies it queued in the outbox are
+// committed together, durably, before Receive returns, or none of them is.
 func (r *Router) Receive(ctx context.Context, transport string, raw []byte) (*Reply, error) {
-	return r.ReceiveSession(ctx, transport, raw, nil)
+	return r.receive(ctx, transport, raw, false, nil)
 }
 
-// ReceiveSession is Receive for a message that came on a persistent
-// connection (a WebSocket): the handler sees the session in
-// Inbound.Session, and replies that go back on the connection beyond the
-// first (which is returned in Reply.Payload, as with Receive) are pushed on
-// it. A nil session makes it Receive.
-func (r *Router) ReceiveSession(ctx context.Context, transport string, raw []byte, session Session) (*Reply, error) {
+// ReceiveDuplex is Receive for a transport that can carry replies back
+// (return_route): an HTTP request, whose response body takes the first
+// reply (Reply.Payload), or a persistent connection such as a WebSocket
+// (session not nil), on which further replies are pushed after the commit.
+// The handler sees the session in Inbound.Session.
+func (r *Router) ReceiveDuplex(ctx context.Context, transport string, raw []byte, session Session) (*Reply, error) {
+	return r.receive(ctx, transport, raw, true, session)
+}
+
+// maxHandlerRetries bounds how often a message's handler is run again when
+// its unit of work conflicted with a concurrent one.
+const maxHandlerRetries = 5
+
+func (r *Router) receive(ctx context.Context, transport string, raw []byte, duplex bool, session Session) (*Reply, error) {
 	start := time.Now()
-	in, err := r.accept(ctx, transport, raw)
+	in, err := r.check(ctx, transport, raw)
 	if err != nil {
-		if errors.Is(err, errReplay) {
-			r.obs.MessageIn(in.Message.Type, "replay", time.Since(start))
-			return &Reply{Message: &in.Message}, nil
-		}
 		r.obs.MessageIn(typeOf(in), "rejected", time.Since(start))
 		r.log.Info("message refused", "transport", transport, "code", ErrorCode(err), "reason", ErrorComment(err), "err", err)
 		return nil, err
 	}
 	in.Session = session
-	replies, result, refused := r.dispatch(ctx, in)
-	if refused != nil {
-		r.obs.MessageIn(in.Message.Type, "refused", time.Since(start))
-		r.log.Info("message refused by its handler", "transport", transport, "type", in.Message.Type, "code", ErrorCode(refused), "reason", ErrorComment(refused))
-		return &Reply{Message: &in.Message}, refused
+	key, until := r.replayKey(in)
+	if r.cfg.Replay != nil {
+		// A cheap look before the handler runs; the commit decides.
+		if seen, err := r.cfg.Replay.Seen(ctx, key); err == nil && seen {
+			return r.replayed(in, transport, start), nil
+		}
 	}
+	for attempt := 0; ; attempt++ {
+		in.Work = r.cfg.Store.New()
+		in.Work.Remember(key, until)
+		replies, result, refused := r.dispatch(ctx, in)
+		if refused != nil {
+			r.obs.MessageIn(in.Message.Type, "refused", time.Since(start))
+			r.log.Info("message refused by its handler", "transport", transport, "type", in.Message.Type, "code", ErrorCode(refused), "reason", ErrorComment(refused))
+			return &Reply{Message: &in.Message}, refused
+		}
+		out, pushes := r.route(ctx, in, replies, duplex)
+		err := r.cfg.Store.Commit(ctx, in.Work)
+		switch {
+		case errors.Is(err, ErrConflict) && attempt < maxHandlerRetries:
+			continue
+		case errors.Is(err, ErrReplay):
+			return r.replayed(in, transport, start), nil
+		case errors.Is(err, ErrQuota):
+			r.obs.MessageIn(in.Message.Type, "refused", time.Since(start))
+			r.log.Info("message refused: storage quota", "transport", transport, "type", in.Message.Type, "err", err)
+			return &Reply{Message: &in.Message}, Wrap(CodeMeResStorage, err, "the recipient's queue is full")
+		case err != nil:
+			r.obs.MessageIn(in.Message.Type, "failed", time.Since(start))
+			r.log.Error("message not recorded", "transport", transport, "type", in.Message.Type, "id", in.Message.ID, "err", err)
+			return &Reply{Message: &in.Message}, Wrap(CodeMe, err, "could not record the message")
+		}
+		for _, p := range pushes {
+			if err := session.Push(ctx, p.mediaType, p.payload); err != nil {
+				r.log.Info("pushing a return-route reply failed", "session", session.ID(), "err", err)
+			} else {
+				r.obs.MessageOut(p.msgType, "return-route")
+			}
+		}
+		r.obs.MessageIn(in.Message.Type, result, time.Since(start))
+		return out, nil
+	}
+}
+
+func (r *Router) replayed(in *Inbound, transport string, start time.Time) *Reply {
+	m := &in.Message
+	r.log.Warn("replayed message dropped", "id", m.ID, "type", m.Type, "from", m.From, "transport", transport)
+	r.obs.MessageIn(m.Type, "replay", time.Since(start))
+	return &Reply{Message: m}
+}
+
+// replayKey is what the replay cache remembers of in, and until when.
+func (r *Router) replayKey(in *Inbound) (string, time.Time) {
+	m := &in.Message
+	until := in.Received.Add(r.cfg.ReplayWindow)
+	if m.ExpiresTime != 0 && time.Unix(m.ExpiresTime, 0).After(until) {
+		until = time.Unix(m.ExpiresTime, 0)
+	}
+	return m.From + "\x00" + m.ID, until
+}
+
+// push is a packed reply to push on the session once the work is committed.
+type push struct {
+	msgType, mediaType string
+	payload            []byte
+}
+
+// route packs the replies: the first that may go back on the connection
+// becomes the Reply's payload, further ones are pushed on the session after
+// the commit, and the others are staged in the message's work for the
+// outbox. A reply that can go nowhere is dropped with a log line.
+func (r *Router) route(ctx context.Context, in *Inbound, replies []Message, duplex bool) (*Reply, []push) {
 	out := &Reply{Message: &in.Message}
+	var pushes []push
 	for _, m := range replies {
-		if Duplex(transport) && r.wantsReturnRoute(in, m) {
-			payload, mt, perr := r.cfg.Messenger.PackReply(ctx, m, in)
-			if perr == nil && out.Payload == nil {
+		if duplex && r.wantsReturnRoute(in, m) {
+			payload, mt, err := r.cfg.Messenger.PackReply(ctx, m, in)
+			switch {
+			case err != nil:
+				r.log.Warn("packing return-route reply failed", "type", m.Type, "err", err)
+			case out.Payload == nil:
 				out.Payload, out.MediaType = payload, mt
 				r.obs.MessageOut(m.Type, "return-route")
 				continue
-			}
-			if perr == nil && session != nil {
-				if err := session.Push(ctx, mt, payload); err == nil {
-					r.obs.MessageOut(m.Type, "return-route")
-					continue
-				}
-			}
-			if perr != nil {
-				r.log.Warn("packing return-route reply failed", "type", m.Type, "err", perr)
+			case in.Session != nil:
+				pushes = append(pushes, push{msgType: m.Type, mediaType: mt, payload: payload})
+				continue
 			}
 		}
 		if len(m.To) == 0 {
-			r.log.Info("reply dropped: sender is anonymous and asked for no return route", "type", m.Type, "thid", m.ThID)
+			r.log.Info("reply dropped: sender is anonymous and the transport has no way back", "type", m.Type, "thid", m.ThID)
 			continue
 		}
-		if serr := r.cfg.Messenger.Send(ctx, m); serr != nil {
-			r.log.Warn("sending reply failed", "type", m.Type, "to", m.To, "err", serr)
+		outs, err := r.cfg.Messenger.Outbound(ctx, m)
+		if err != nil {
+			r.log.Warn("reply not sent: packing failed", "type", m.Type, "to", m.To, "code", ErrorCode(err), "err", err)
+			continue
 		}
+		in.Work.Enqueue(outs...)
 	}
-	r.obs.MessageIn(in.Message.Type, result, time.Since(start))
-	return out, nil
+	return out, pushes
 }
-
-var errReplay = errors.New("replay")
 
 // Check unpacks and checks a packed message exactly as Receive does (envelope,
 // addressed to us, not expired, created_time) but records and dispatches
@@ -199,49 +293,11 @@ func (r *Router) Check(ctx context.Context, transport string, raw []byte) (*Mess
 	return &in.Message, nil
 }
 
-// Duplex reports whether replies can travel back on the connection a message
-// came in on, which return_route asks for. Mail ("smtp") is one-way, and so
-// is a message picked up from a mediator ("pickup"): replies to them always
-// go through the outbox.
-func Duplex(transport string) bool {
-	return transport != "smtp" && transport != "pickup"
-}
-
 func typeOf(in *Inbound) string {
 	if in == nil || in.Message.Type == "" {
 		return "unknown"
 	}
 	return in.Message.Type
-}
-
-// accept unpacks and checks a message and records it in the replay cache. On
-// errReplay the returned Inbound holds the message.
-func (r *Router) accept(ctx context.Context, transport string, raw []byte) (*Inbound, error) {
-	in, err := r.check(ctx, transport, raw)
-	if err != nil {
-		return in, err
-	}
-	m := &in.Message
-	now := in.Received
-	if r.cfg.Replay != nil {
-		until := now.Add(r.cfg.ReplayWindow)
-		if m.ExpiresTime != 0 && time.Unix(m.ExpiresTime, 0).After(until) {
-			until = time.Unix(m.ExpiresTime, 0)
-		}
-		if r.ownReplay(m.Type) {
-			in.ReplayKey, in.ReplayUntil = m.From+"\x00"+m.ID, until
-			return in, nil
-		}
-		seen, err := r.cfg.Replay.Remember(ctx, m.From+"\x00"+m.ID, until)
-		if err != nil {
-			return in, Wrap(CodeMe, err, "could not record the message")
-		}
-		if seen {
-			r.log.Warn("replayed message dropped", "id", m.ID, "type", m.Type, "from", m.From, "transport", transport)
-			return in, errReplay
-		}
-	}
-	return in, nil
 }
 
 // check unpacks a message and checks everything but replays; it changes nothing.
@@ -313,24 +369,6 @@ func unpackError(err error) error {
 	return Wrap(CodeMsg, err, "message could not be unpacked")
 }
 
-// ownReplay reports whether the protocol of msgType de-duplicates messages of
-// that type itself (Protocol.OwnReplay).
-func (r *Router) ownReplay(msgType string) bool {
-	r.mu.RLock()
-	p, ok := r.protocols[PIURI(msgType)]
-	r.mu.RUnlock()
-	if !ok || len(p.OwnReplay) == 0 {
-		return false
-	}
-	name := msgType[len(p.PIURI)+1:]
-	for _, n := range p.OwnReplay {
-		if n == name {
-			return true
-		}
-	}
-	return false
-}
-
 // dispatch runs the handler and returns the replies, problem reports included,
 // and a result word for metrics; or the handler's refusal (see Refuse).
 func (r *Router) dispatch(ctx context.Context, in *Inbound) ([]Message, string, error) {
@@ -369,10 +407,15 @@ func (r *Router) dispatch(ctx context.Context, in *Inbound) ([]Message, string, 
 	return replies, result, nil
 }
 
+// safeHandle runs the handler; a panic is logged with its stack and its
+// unit of work discarded, and the message answered as an internal error.
 func (r *Router) safeHandle(ctx context.Context, h Handler, in *Inbound) (replies []Message, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			r.log.Error("handler panicked", "type", in.Message.Type, "panic", fmt.Sprint(p))
+			r.log.Error("handler panicked", "type", in.Message.Type, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			in.Work = r.cfg.Store.New()
+			key, until := r.replayKey(in)
+			in.Work.Remember(key, until)
 			replies, err = nil, Errorf(CodeMe, "internal error")
 		}
 	}()

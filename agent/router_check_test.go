@@ -55,9 +55,6 @@ func TestRouterCheckChangesNothing(t *testing.T) {
 // not packed for the connection when the message came by mail (one-way);
 // it goes through the messenger instead.
 func TestRouterNoReturnRouteOverMail(t *testing.T) {
-	if agent.Duplex("smtp") || !agent.Duplex("http") {
-		t.Fatal("smtp is one-way, http is duplex")
-	}
 	r, _ := newRouter(t)
 	r.Register(agent.Protocol{PIURI: "https://example.org/echo/1.0", Handler: agent.HandlerFunc(
 		func(ctx context.Context, in *agent.Inbound) ([]agent.Message, error) {

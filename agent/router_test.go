@@ -25,7 +25,8 @@ func newRouter(t *testing.T) (*agent.Router, *bolt.DB) {
 	t.Cleanup(func() { db.Close() })
 	id := agent.NewIdentity(nil)
 	id.AddDID(self)
-	r := agent.NewRouter(agent.RouterConfig{Identity: id, Replay: db.ReplayCache(), Messenger: &agent.Messenger{Identity: id}})
+	st := agent.Store{Records: db.Records(), Committer: db}
+	r := agent.NewRouter(agent.RouterConfig{Identity: id, Store: st, Replay: db.ReplayCache(), Messenger: &agent.Messenger{Identity: id, Store: st}})
 	return r, db
 }
 
@@ -78,7 +79,7 @@ func TestRouterDispatchesByPIURI(t *testing.T) {
 			reply, _ := in.Message.Reply("https://example.org/echo/1.0/echoed", map[string]string{"ok": "yes"})
 			return []agent.Message{reply}, nil
 		})})
-	rep, err := r.Receive(context.Background(), "test", plain(t, map[string]any{"id": "m1", "type": "https://example.org/echo/1.0/say", "body": map[string]any{}}))
+	rep, err := r.ReceiveDuplex(context.Background(), "test", plain(t, map[string]any{"id": "m1", "type": "https://example.org/echo/1.0/say", "body": map[string]any{}}), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +107,7 @@ func TestRouterProblemReports(t *testing.T) {
 		{"https://example.org/fail/1.0/plain", agent.CodeMe, "internal error"},
 		{"https://example.org/fail/1.0/panic", agent.CodeMe, "internal error"},
 	} {
-		rep, err := r.Receive(context.Background(), "test", plain(t, map[string]any{"id": tc.typ, "type": tc.typ, "body": map[string]any{}}))
+		rep, err := r.ReceiveDuplex(context.Background(), "test", plain(t, map[string]any{"id": tc.typ, "type": tc.typ, "body": map[string]any{}}), nil)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.typ, err)
 		}
@@ -124,7 +125,7 @@ func TestRouterProblemReports(t *testing.T) {
 		}
 	}
 	// A problem report about an unknown thing is never answered with another one.
-	rep, err := r.Receive(context.Background(), "test", plain(t, map[string]any{"type": agent.ProblemReportType, "body": map[string]any{"code": "e.p.x"}}))
+	rep, err := r.ReceiveDuplex(context.Background(), "test", plain(t, map[string]any{"type": agent.ProblemReportType, "body": map[string]any{"code": "e.p.x"}}), nil)
 	if err != nil || rep.Payload != nil {
 		t.Fatalf("problem report answered: %v %s", err, rep.Payload)
 	}
@@ -146,41 +147,51 @@ func TestRouterRefusals(t *testing.T) {
 		{"expired", map[string]any{"type": "https://example.org/ok/1.0/x", "expires_time": time.Now().Add(-time.Second).Unix()}, agent.CodeMsgExpired},
 		{"from the future", map[string]any{"type": "https://example.org/ok/1.0/x", "created_time": time.Now().Add(time.Hour).Unix()}, agent.CodeMsg},
 	} {
-		_, err := r.Receive(context.Background(), "test", plain(t, tc.msg))
+		_, err := r.ReceiveDuplex(context.Background(), "test", plain(t, tc.msg), nil)
 		if agent.ErrorCode(err) != tc.code {
 			t.Fatalf("%s: error %v, want code %s", tc.name, err, tc.code)
 		}
 	}
-	if _, err := r.Receive(context.Background(), "test", []byte(`not json`)); agent.HTTPStatus(err) != 400 {
+	if _, err := r.ReceiveDuplex(context.Background(), "test", []byte(`not json`), nil); agent.HTTPStatus(err) != 400 {
 		t.Fatalf("garbage: %v", err)
 	}
 }
 
+// TestRouterDropsReplaysExactlyOnce: of concurrent copies of one message,
+// exactly one unit of work commits (a handler may run for the others, but
+// what it staged is discarded).
 func TestRouterDropsReplaysExactlyOnce(t *testing.T) {
-	r, _ := newRouter(t)
+	r, db := newRouter(t)
 	var calls atomic.Int32
 	r.Register(agent.Protocol{PIURI: "https://example.org/count/1.0", Handler: agent.HandlerFunc(
-		func(ctx context.Context, in *agent.Inbound) ([]agent.Message, error) { calls.Add(1); return nil, nil })})
+		func(ctx context.Context, in *agent.Inbound) ([]agent.Message, error) {
+			in.Work.Put("count", agent.NewID(), []byte("x"))
+			in.Work.AfterCommit(func() { calls.Add(1) })
+			return nil, nil
+		})})
 	raw := plain(t, map[string]any{"type": "https://example.org/count/1.0/x", "from": "did:example:alice"})
 	var wg sync.WaitGroup
 	for i := 0; i < 20; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := r.Receive(context.Background(), "test", raw); err != nil {
+			if _, err := r.ReceiveDuplex(context.Background(), "test", raw, nil); err != nil {
 				t.Error(err)
 			}
 		}()
 	}
 	wg.Wait()
 	if calls.Load() != 1 {
-		t.Fatalf("handler ran %d times for one message id", calls.Load())
+		t.Fatalf("%d units of work committed for one message id", calls.Load())
+	}
+	if recs, _ := db.Records().List(context.Background(), "count", "", 100); len(recs) != 1 {
+		t.Fatalf("%d records written for one message id", len(recs))
 	}
 	// The same id from another sender is another message.
 	var m map[string]any
 	json.Unmarshal(raw, &m)
 	m["from"] = "did:example:bob"
-	if _, err := r.Receive(context.Background(), "test", plain(t, m)); err != nil || calls.Load() != 2 {
+	if _, err := r.ReceiveDuplex(context.Background(), "test", plain(t, m), nil); err != nil || calls.Load() != 2 {
 		t.Fatalf("same id from another sender: %v, calls %d", err, calls.Load())
 	}
 }

@@ -58,12 +58,16 @@ type ReplayCache interface {
 	// recorded (a replay). It is atomic: of two concurrent calls with the same id,
 	// exactly one reports false.
 	Remember(ctx context.Context, id string, expires time.Time) (seen bool, err error)
+	// Seen reports whether id is recorded and not expired, changing nothing.
+	Seen(ctx context.Context, id string) (bool, error)
 	// Sweep forgets ids whose expiry is before now and returns how many it removed.
 	Sweep(ctx context.Context, now time.Time) (int, error)
 }
 
 // Records is a small document store for protocol state: JSON values by kind
 // (a namespace such as "oob-invitation") and id. Put is durable on return.
+// Handlers change records through their unit of work (Work) instead, so
+// that the change commits with the messages it causes.
 type Records interface {
 	Put(ctx context.Context, kind, id string, value []byte) error
 	// Get returns ErrNotFound for a missing record.

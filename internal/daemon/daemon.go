@@ -46,6 +46,7 @@ type Daemon struct {
 	resolver did.Resolver
 	router   *agent.Router
 	outbox   *agent.Outbox
+	store    agent.Store
 	metrics  *metrics.Metrics
 	ping     *trustping.Service
 	discover *discoverfeatures.Service
@@ -147,12 +148,14 @@ func (d *Daemon) build(ctx context.Context) error {
 	sender := httptransport.NewSender("agentd/" + Version)
 	d.outbox.Handle("http", sender)
 	d.outbox.Handle("https", sender)
-	messenger := &agent.Messenger{Identity: d.identity, Resolver: d.resolver, Keys: keyResolver, Outbox: d.outbox,
+	d.store = agent.Store{Records: d.db.Records(), Committer: d.db, Wake: d.outbox.Wake}
+	messenger := &agent.Messenger{Identity: d.identity, Resolver: d.resolver, Keys: keyResolver, Store: d.store,
 		Schemes: []string{"https", "http"}}
 	d.router = agent.NewRouter(agent.RouterConfig{
-		Identity: d.identity, Keys: keyResolver, Replay: d.db.ReplayCache(), Messenger: messenger,
+		Identity: d.identity, Keys: keyResolver, Store: d.store, Replay: d.db.ReplayCache(), Messenger: messenger,
 		ReplayWindow: cfg.Replay.Window, Observer: d.metrics, Logger: d.log.With("component", "router"),
 	})
+	messenger.Signs = d.router.Signs
 	if err := d.buildEmail(messenger); err != nil {
 		return err
 	}

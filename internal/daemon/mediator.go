@@ -93,7 +93,7 @@ func (d *Daemon) buildMediator(ctx context.Context, messenger *agent.Messenger) 
 		InvitationTTL: cfg.InvitationTTL, Logger: d.log,
 	}, mediation.Deps{
 		Records: d.db.Records(), Queue: d.db.Queue(), Packer: messenger,
-		Relayer: relayer{messenger, d.outbox}, Replay: d.db.ReplayCache(),
+		Relayer: messenger,
 	})
 	if err := med.Load(ctx); err != nil {
 		return fmt.Errorf("loading mediation grants: %w", err)
@@ -111,22 +111,6 @@ func (d *Daemon) buildMediator(ctx context.Context, messenger *agent.Messenger) 
 	granted, _, recipients := med.Registry().Counts()
 	d.log.Info("mediator enabled", "routing_did", rec.DID, "policy", policy, "relay", cfg.Relay, "clients", granted, "recipients", recipients)
 	return nil
-}
-
-// relayer joins the messenger's PrepareRelay and the outbox's Enqueue.
-type relayer struct {
-	m *agent.Messenger
-	o *agent.Outbox
-}
-
-// PrepareRelay implements mediation.Relayer.
-func (r relayer) PrepareRelay(ctx context.Context, packed []byte, next string) (*agent.OutboundMessage, error) {
-	return r.m.PrepareRelay(ctx, packed, next)
-}
-
-// Enqueue implements mediation.Relayer.
-func (r relayer) Enqueue(ctx context.Context, m *agent.OutboundMessage) error {
-	return r.o.Enqueue(ctx, m)
 }
 
 // loadRoutingDID returns the routing DID, creating it on first start and

@@ -28,10 +28,9 @@ type proveControlParts struct {
 // buildProveControl sets up Prove Control from the provecontrol section:
 // the channels that are configured (mail when the email transport sends
 // mail, SMS, Discord, letters), the DNS server for Domain verification, and
-// the messenger's signing of confirmations. It must run after buildEmail.
+// the messenger's signing of confirmations.
 func (d *Daemon) buildProveControl(messenger *agent.Messenger, waiters *agent.Waiters, log *slog.Logger) error {
 	pc := d.cfg.ProveControl
-	messenger.SignTypes = append(messenger.SignTypes, provecontrol.SignedTypes...)
 	ch := provecontrol.Channels{DNS: channels.NewTXTResolver(pc.DNSServer)}
 	if slices.Contains(messenger.Schemes, "mailto") {
 		ch.Email = mailChannel{messenger}
@@ -67,7 +66,7 @@ func (d *Daemon) buildProveControl(messenger *agent.Messenger, waiters *agent.Wa
 		linkBase = u.Scheme + "://" + u.Host
 	}
 	d.provecontrol.service = provecontrol.New(provecontrol.Config{
-		Identity: d.identity, Records: d.db.Records(), Messenger: messenger, Outbox: d.outbox, Resolver: d.resolver,
+		Identity: d.identity, Store: d.store, Messenger: messenger, Resolver: d.resolver,
 		Waiters: waiters, Logger: log, Channels: ch,
 		Verifier: provecontrol.VerifierConfig{
 			Enabled: v.Enabled, Types: types, ChallengeTTL: v.ChallengeTTL, MaxAttempts: v.MaxAttempts,
@@ -129,9 +128,9 @@ func (d *Daemon) challengeEndpoints() httptransport.ChallengeEndpoints {
 // to the user, delivered to the address being verified.
 type mailChannel struct{ m *agent.Messenger }
 
-// SendChallenge encrypts msg for its to and queues it for the mailbox address.
-func (c mailChannel) SendChallenge(ctx context.Context, msg agent.Message, address string) error {
-	return c.m.SendTo(ctx, msg, "mailto:"+address)
+// MailChallenge encrypts msg for its to, for the mailbox address.
+func (c mailChannel) MailChallenge(ctx context.Context, msg agent.Message, address string) ([]*agent.OutboundMessage, error) {
+	return c.m.OutboundTo(ctx, msg, "mailto:"+address)
 }
 
 // pcAdmin implements the Prove Control admin API and public routes.

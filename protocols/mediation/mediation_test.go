@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,10 +33,8 @@ func (plainPacker) PackReply(_ context.Context, m agent.Message, _ *agent.Inboun
 	return b, agent.MediaTypePlain, err
 }
 
-// fakeRelayer records what it relays.
+// fakeRelayer prepares relays to the DIDs it can resolve.
 type fakeRelayer struct {
-	mu       sync.Mutex
-	queued   []*agent.OutboundMessage
 	resolves map[string]bool // DIDs it can resolve
 }
 
@@ -46,13 +43,6 @@ func (r *fakeRelayer) PrepareRelay(_ context.Context, packed []byte, next string
 		return nil, agent.Errorf(agent.CodeDIDUnresolved, "cannot resolve %s", next)
 	}
 	return &agent.OutboundMessage{ID: agent.NewID(), To: next, Endpoint: "https://elsewhere.example", Payload: packed}, nil
-}
-
-func (r *fakeRelayer) Enqueue(_ context.Context, m *agent.OutboundMessage) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.queued = append(r.queued, m)
-	return nil
 }
 
 // fakeSession is a live connection that records what is pushed.
@@ -79,6 +69,7 @@ func (s *fakeSession) Done() <-chan struct{} { return s.done }
 
 type harness struct {
 	m       *Mediator
+	st      *fakes.Store
 	q       *fakes.Queue
 	records *fakes.Records
 	relayer *fakeRelayer
@@ -88,7 +79,8 @@ type harness struct {
 
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
-	h := &harness{q: &fakes.Queue{}, records: &fakes.Records{}, relayer: &fakeRelayer{resolves: map[string]bool{}}, now: time.Now()}
+	st := &fakes.Store{}
+	h := &harness{st: st, q: &st.Queue, records: &st.Records, relayer: &fakeRelayer{resolves: map[string]bool{}}, now: time.Now()}
 	cfg.RoutingDID = routingDID
 	cfg.DID = mediatorDIDx
 	if cfg.Logger == nil && !testing.Verbose() {
@@ -106,16 +98,29 @@ func newHarness(t *testing.T, cfg Config) *harness {
 }
 
 // deliver dispatches msg as the router would, authenticated when it has a
-// from, and returns the replies or the handler's error.
+// from, commits its unit of work with its replay record, and returns the
+// replies or the handler's error (or the router's refusal when the commit
+// fails).
 func (h *harness) deliver(msg agent.Message, s agent.Session) ([]agent.Message, error) {
 	for _, p := range h.protos {
 		if strings.HasPrefix(msg.Type, p.PIURI+"/") {
-			in := &agent.Inbound{Message: msg, Session: s, Received: h.now,
+			st := h.st.Agent()
+			in := &agent.Inbound{Message: msg, Session: s, Received: h.now, Work: st.New(),
 				Envelope: envelope.Metadata{Authenticated: msg.From != "", Encrypted: true, AnonymousSender: msg.From == ""}}
-			if slices.Contains(p.OwnReplay, strings.TrimPrefix(msg.Type, p.PIURI+"/")) {
-				in.ReplayKey, in.ReplayUntil = msg.From+"\x00"+msg.ID, h.now.Add(time.Hour)
+			in.Work.Remember(msg.From+"\x00"+msg.ID, h.now.Add(time.Hour))
+			replies, err := p.Handler.HandleMessage(context.Background(), in)
+			if agent.IsRefusal(err) {
+				return nil, err
 			}
-			return p.Handler.HandleMessage(context.Background(), in)
+			switch cerr := st.Commit(context.Background(), in.Work); {
+			case errors.Is(cerr, agent.ErrReplay):
+				return nil, nil
+			case errors.Is(cerr, agent.ErrQuota):
+				return nil, agent.Refuse(agent.Wrap(agent.CodeMeResStorage, cerr, "the recipient's queue is full"))
+			case cerr != nil:
+				return nil, agent.Refuse(agent.Wrap(agent.CodeMe, cerr, "could not record the message"))
+			}
+			return replies, err
 		}
 	}
 	return nil, fmt.Errorf("no protocol for %s", msg.Type)
@@ -370,7 +375,7 @@ func TestMediateRequestPolicies(t *testing.T) {
 	t.Run("revoked stays denied", func(t *testing.T) {
 		h := newHarness(t, Config{Policy: PolicyOpen})
 		c := h.grant(t, V3, alice, "did:example:alice-inbox")
-		if _, err := h.q.Add(ctx, []*agent.QueuedMessage{{Recipient: "did:example:alice-inbox", Payload: []byte("{}"), Expires: h.now.Add(time.Hour)}}, agent.QueueAdd{}); err != nil {
+		if err := h.q.Add(ctx, []*agent.QueuedMessage{{Recipient: "did:example:alice-inbox", Payload: []byte("{}"), Expires: h.now.Add(time.Hour)}}, agent.QueueLimits{}); err != nil {
 			t.Fatal(err)
 		}
 		if err := h.m.Revoke(ctx, alice); err != nil {
@@ -568,12 +573,12 @@ func TestForwardRelay(t *testing.T) {
 	if _, err := h.deliver(fwd, nil); err != nil {
 		t.Fatal(err)
 	}
-	if len(h.relayer.queued) != 2 || string(h.relayer.queued[0].Payload) != jwe("1") {
-		t.Fatalf("relayed %d", len(h.relayer.queued))
+	if out := h.st.Outbound(); len(out) != 2 || string(out[0].Payload) != jwe("1") {
+		t.Fatalf("relayed %d", len(out))
 	}
 	_, err := h.deliver(forward(t, "did:example:nowhere", jwe("1")), nil)
 	wantRefusal(t, err, agent.CodeDIDUnresolved)
-	if len(h.relayer.queued) != 2 {
+	if len(h.st.Outbound()) != 2 {
 		t.Fatal("a refused relay queued something")
 	}
 }

@@ -43,13 +43,11 @@ type Packer interface {
 	PackReply(ctx context.Context, reply agent.Message, in *agent.Inbound) ([]byte, string, error)
 }
 
-// Relayer passes already packed messages on to other parties:
-// agent.Messenger.PrepareRelay and agent.Outbox.Enqueue.
+// Relayer prepares already packed messages to be passed on to other
+// parties: agent.Messenger.PrepareRelay.
 type Relayer interface {
 	// PrepareRelay resolves next and wraps packed for its service.
 	PrepareRelay(ctx context.Context, packed []byte, next string) (*agent.OutboundMessage, error)
-	// Enqueue queues the result durably for delivery.
-	Enqueue(ctx context.Context, m *agent.OutboundMessage) error
 }
 
 // Config configures a Mediator.
@@ -101,9 +99,6 @@ type Deps struct {
 	Packer Packer
 	// Relayer passes on forwards for other parties; needed when Config.Relay is on.
 	Relayer Relayer
-	// Replay records relayed forwards against replays (queued ones are
-	// recorded by the queue write itself); nil disables that check.
-	Replay agent.ReplayCache
 }
 
 // Mediator plays the mediator role of Coordinate Mediation 2.0 and 3.0,
@@ -116,15 +111,10 @@ type Mediator struct {
 	records  agent.Records
 	packer   Packer
 	relayer  Relayer
-	replay   agent.ReplayCache
 	live     *Hub
 	allow    map[string]bool
 
-	// routeMu orders forwards (read side, from routing to the commit)
-	// against removals of recipients (write side), so that no forward is
-	// queued for a DID after its queue was purged.
-	routeMu sync.RWMutex
-	invMu   sync.Mutex
+	invMu sync.Mutex
 }
 
 // NewMediator returns a Mediator over deps. Call Load before use.
@@ -158,7 +148,7 @@ func NewMediator(cfg Config, deps Deps) *Mediator {
 	}
 	log := cfg.Logger.With("component", "mediator")
 	m := &Mediator{cfg: cfg, log: log, registry: NewRegistry(deps.Records), queue: deps.Queue, records: deps.Records,
-		packer: deps.Packer, relayer: deps.Relayer, replay: deps.Replay, allow: normalizeDIDs(cfg.AllowList)}
+		packer: deps.Packer, relayer: deps.Relayer, allow: normalizeDIDs(cfg.AllowList)}
 	m.registry.now = cfg.Now
 	m.live = newHub(deps.Packer, cfg.LiveBuffer, cfg.MaxDeliveryMessages, log)
 	return m
@@ -182,7 +172,7 @@ func (m *Mediator) Protocols() []agent.Protocol {
 	return []agent.Protocol{
 		{PIURI: CoordinateV2PIURI, Roles: []string{RoleMediator}, Handler: m.coordinateHandler(V2)},
 		{PIURI: CoordinateV3PIURI, Roles: []string{RoleMediator}, Handler: m.coordinateHandler(V3)},
-		{PIURI: RoutingPIURI, Roles: []string{RoleMediator}, Handler: agent.HandlerFunc(m.handleRouting), OwnReplay: []string{"forward"}},
+		{PIURI: RoutingPIURI, Roles: []string{RoleMediator}, Handler: agent.HandlerFunc(m.handleRouting)},
 		{PIURI: PickupPIURI, Roles: []string{RoleMediator}, Handler: agent.HandlerFunc(m.handlePickup)},
 	}
 }
@@ -376,23 +366,20 @@ func (m *Mediator) handleUpdate(ctx context.Context, in *agent.Inbound, v Versio
 	return []agent.Message{reply}, nil
 }
 
+// addRecipient registers value for the client c. Nothing may be waiting for
+// a DID its new owner did not register before: anything left over is
+// dropped before the DID is routed.
 func (m *Mediator) addRecipient(ctx context.Context, c, value string) (bool, error) {
-	m.routeMu.Lock()
-	defer m.routeMu.Unlock()
-	changed, err := m.registry.addRecipient(ctx, c, value, m.cfg.MaxRecipients)
-	if err == nil && changed {
-		// Nothing may be waiting for a DID its new owner did not register
-		// before; drop anything left over.
-		if _, err := m.queue.Purge(ctx, Canonical(value)); err != nil {
+	return m.registry.addRecipient(ctx, c, value, m.cfg.MaxRecipients, func(canonical string) error {
+		if _, err := m.queue.Purge(ctx, canonical); err != nil {
 			m.log.WarnContext(ctx, "purging the queue of a new recipient failed", "err", err)
 		}
-	}
-	return changed, err
+		return nil
+	})
 }
 
+// removeRecipient unregisters value for the client c and purges its queue.
 func (m *Mediator) removeRecipient(ctx context.Context, c, value string) (bool, error) {
-	m.routeMu.Lock()
-	defer m.routeMu.Unlock()
 	return m.registry.removeRecipient(ctx, c, value, func(canonical string) error {
 		_, err := m.queue.Purge(ctx, canonical)
 		return err

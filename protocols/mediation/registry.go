@@ -319,8 +319,10 @@ var errTaken = errors.New("registered by another client")
 var errLimit = errors.New("too many recipients")
 
 // addRecipient registers value for client. It reports false (no change) when
-// the client had already registered that DID.
-func (r *Registry) addRecipient(ctx context.Context, client, value string, maxPerClient int) (bool, error) {
+// the client had already registered that DID. purge runs before the DID is
+// routed (the mediator drops messages left over for the DID there, before any
+// forward for its new owner can be queued).
+func (r *Registry) addRecipient(ctx context.Context, client, value string, maxPerClient int, purge func(canonical string) error) (bool, error) {
 	canonical := Canonical(value)
 	r.write.Lock()
 	defer r.write.Unlock()
@@ -336,6 +338,11 @@ func (r *Registry) addRecipient(ctx context.Context, client, value string, maxPe
 	}
 	if maxPerClient > 0 && count >= maxPerClient {
 		return false, errLimit
+	}
+	if purge != nil {
+		if err := purge(canonical); err != nil {
+			return false, err
+		}
 	}
 	rc := Recipient{ClientDID: client, Registered: value, AddedAt: r.now().UTC()}
 	b, err := json.Marshal(rc)
@@ -355,10 +362,13 @@ func (r *Registry) addRecipient(ctx context.Context, client, value string, maxPe
 	return true, nil
 }
 
-// removeRecipient unregisters value for client; purge runs, with the
-// registry locked, before the registration is dropped (the mediator purges
-// the DID's queue there, so that a later owner of the DID never sees its
-// messages). It reports false when the client had not registered it.
+// removeRecipient unregisters value for client, then runs purge (the
+// mediator purges the DID's queue there, so that a later owner of the DID
+// never sees its messages). A forward routed before the removal reads the
+// recipient's record through its unit of work (see Mediator.handleRouting),
+// so it cannot commit once the record is deleted: nothing is queued for the
+// DID after the purge. It reports false when the client had not registered
+// it.
 func (r *Registry) removeRecipient(ctx context.Context, client, value string, purge func(canonical string) error) (bool, error) {
 	canonical := Canonical(value)
 	r.write.Lock()
@@ -369,30 +379,17 @@ func (r *Registry) removeRecipient(ctx context.Context, client, value string, pu
 	if !exists || cur.ClientDID != client {
 		return false, nil
 	}
-	// Stop routing first, so no forward is queued between the purge and the
-	// removal of the record.
+	if err := r.records.Delete(ctx, KindRecipient, canonical); err != nil && !errors.Is(err, agent.ErrNotFound) {
+		return false, err
+	}
 	r.mu.Lock()
 	delete(r.recipients, canonical)
 	delete(r.byClient[client], canonical)
 	r.mu.Unlock()
-	restore := func() {
-		r.mu.Lock()
-		r.recipients[canonical] = cur
-		if r.byClient[client] == nil {
-			r.byClient[client] = map[string]bool{}
-		}
-		r.byClient[client][canonical] = true
-		r.mu.Unlock()
-	}
 	if purge != nil {
 		if err := purge(canonical); err != nil {
-			restore()
-			return false, err
+			return true, err
 		}
-	}
-	if err := r.records.Delete(ctx, KindRecipient, canonical); err != nil && !errors.Is(err, agent.ErrNotFound) {
-		restore()
-		return false, err
 	}
 	return true, nil
 }

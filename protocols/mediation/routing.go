@@ -36,11 +36,18 @@ func (m *Mediator) handleRouting(ctx context.Context, in *agent.Inbound) ([]agen
 		return nil, agent.Refuse(err)
 	}
 
-	m.routeMu.RLock()
-	defer m.routeMu.RUnlock()
 	canonical, clientDID, ok := m.registry.Route(body.Next)
 	if !ok {
 		return m.relay(ctx, in, body.Next, payloads)
+	}
+	// Read the registration through the work: if the recipient is removed
+	// (and its queue purged) before this forward commits, the commit
+	// conflicts and the forward is routed again, and refused.
+	if _, err := in.Work.Get(ctx, KindRecipient, canonical); err != nil {
+		if errors.Is(err, agent.ErrNotFound) {
+			return nil, agent.Refuse(agent.Errorf(CodeUnknownRecipient, "%s is not a recipient of this mediator", body.Next))
+		}
+		return nil, agent.Refuse(agent.Wrap(agent.CodeMe, err, "could not read the registration"))
 	}
 	now := m.cfg.Now()
 	expires := now.Add(m.cfg.MessageTTL)
@@ -51,18 +58,11 @@ func (m *Mediator) handleRouting(ctx context.Context, in *agent.Inbound) ([]agen
 	for i, p := range payloads {
 		msgs[i] = &agent.QueuedMessage{Recipient: canonical, Payload: p, Received: now, Expires: expires}
 	}
-	dup, err := m.queue.Add(ctx, msgs, agent.QueueAdd{Limits: m.cfg.Limits, ReplayKey: in.ReplayKey, ReplayUntil: in.ReplayUntil})
-	switch {
-	case errors.Is(err, agent.ErrQuota):
-		m.log.InfoContext(ctx, "forward refused: recipient over quota", "recipient", canonical, "err", err)
-		return nil, agent.Refuse(agent.Errorf(agent.CodeMeResStorage, "the recipient's queue is full"))
-	case err != nil:
-		return nil, agent.Refuse(agent.Wrap(agent.CodeMe, err, "could not queue the message"))
-	case dup:
-		m.log.InfoContext(ctx, "replayed forward dropped", "id", in.Message.ID)
-		return nil, nil
-	}
-	m.live.notify(clientDID, msgs)
+	// Committed by the router with the forward's replay record, in one
+	// durable write; over quota, the router refuses the forward with
+	// e.p.me.res.storage.
+	in.Work.Queue(m.cfg.Limits, msgs...)
+	in.Work.AfterCommit(func() { m.live.notify(clientDID, msgs) })
 	return nil, nil
 }
 
@@ -111,15 +111,14 @@ func decodeBase64(s string) ([]byte, error) {
 }
 
 // relay passes the messages of a forward for an unregistered next on, when
-// the mediator relays.
-// All messages are resolved and wrapped before the forward is recorded
-// against replays and the results queued in the outbox, one by one.
+// the mediator relays: each is resolved and wrapped, and the results are
+// staged for the outbox in the forward's unit of work, so that they are
+// queued together with the forward's replay record, or not at all.
 func (m *Mediator) relay(ctx context.Context, in *agent.Inbound, next string, payloads [][]byte) ([]agent.Message, error) {
 	if !m.cfg.Relay || m.relayer == nil {
 		m.log.InfoContext(ctx, "forward refused: unknown recipient", "next", next)
 		return nil, agent.Refuse(agent.Errorf(CodeUnknownRecipient, "%s is not a recipient of this mediator", next))
 	}
-	outs := make([]*agent.OutboundMessage, 0, len(payloads))
 	for _, p := range payloads {
 		out, err := m.relayer.PrepareRelay(ctx, p, next)
 		if err != nil {
@@ -129,22 +128,7 @@ func (m *Mediator) relay(ctx context.Context, in *agent.Inbound, next string, pa
 			}
 			return nil, agent.Refuse(err)
 		}
-		outs = append(outs, out)
-	}
-	if m.replay != nil && in.ReplayKey != "" {
-		seen, err := m.replay.Remember(ctx, in.ReplayKey, in.ReplayUntil)
-		if err != nil {
-			return nil, agent.Refuse(agent.Wrap(agent.CodeMe, err, "could not record the message"))
-		}
-		if seen {
-			m.log.InfoContext(ctx, "replayed forward dropped", "id", in.Message.ID)
-			return nil, nil
-		}
-	}
-	for _, out := range outs {
-		if err := m.relayer.Enqueue(ctx, out); err != nil {
-			return nil, agent.Refuse(agent.Wrap(agent.CodeMe, err, "could not queue the message"))
-		}
+		in.Work.Enqueue(out)
 	}
 	m.log.DebugContext(ctx, "forward relayed", "next", next, "messages", len(payloads))
 	return nil, nil

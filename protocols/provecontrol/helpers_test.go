@@ -104,12 +104,24 @@ func (f *fakeMessenger) add(s sent) error {
 	return nil
 }
 
-func (f *fakeMessenger) Send(_ context.Context, m agent.Message) error {
-	return f.add(sent{op: "send", msg: m, to: m.To[0]})
+// outbound stands in for a packed message: its plaintext JSON.
+func outbound(m agent.Message, to, endpoint string) []*agent.OutboundMessage {
+	b, _ := json.Marshal(m)
+	return []*agent.OutboundMessage{{ID: agent.NewID(), To: to, Endpoint: endpoint, MediaType: agent.MediaTypeEncrypted, MessageType: m.Type, Payload: b}}
 }
 
-func (f *fakeMessenger) SendTo(_ context.Context, m agent.Message, endpoint string) error {
-	return f.add(sent{op: "sendto", msg: m, to: m.To[0], endpoint: endpoint})
+func (f *fakeMessenger) Outbound(_ context.Context, m agent.Message) ([]*agent.OutboundMessage, error) {
+	if err := f.add(sent{op: "send", msg: m, to: m.To[0]}); err != nil {
+		return nil, err
+	}
+	return outbound(m, m.To[0], "https://user.example/didcomm"), nil
+}
+
+func (f *fakeMessenger) OutboundTo(_ context.Context, m agent.Message, endpoint string) ([]*agent.OutboundMessage, error) {
+	if err := f.add(sent{op: "sendto", msg: m, to: m.To[0], endpoint: endpoint}); err != nil {
+		return nil, err
+	}
+	return outbound(m, m.To[0], endpoint), nil
 }
 
 func (f *fakeMessenger) Pack(_ context.Context, m agent.Message, to string) ([]byte, string, error) {
@@ -138,19 +150,6 @@ func (f *fakeMessenger) last(t *testing.T) sent {
 	return f.out[len(f.out)-1]
 }
 
-// fakeOutbox records queued messages.
-type fakeOutbox struct {
-	mu  sync.Mutex
-	out []*agent.OutboundMessage
-}
-
-func (o *fakeOutbox) Enqueue(_ context.Context, m *agent.OutboundMessage) error {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.out = append(o.out, m)
-	return nil
-}
-
 // fakeSMS, fakeDiscord, fakeMail and fakeTXT are channel stand-ins.
 type fakeSMS struct{ to, text []string }
 
@@ -177,9 +176,9 @@ type fakeMail struct {
 	addrs []string
 }
 
-func (f *fakeMail) SendChallenge(_ context.Context, m agent.Message, addr string) error {
+func (f *fakeMail) MailChallenge(_ context.Context, m agent.Message, addr string) ([]*agent.OutboundMessage, error) {
 	f.msgs, f.addrs = append(f.msgs, m), append(f.addrs, addr)
-	return nil
+	return outbound(m, m.To[0], "mailto:"+addr), nil
 }
 
 type fakeTXT struct {
@@ -228,9 +227,9 @@ type rig struct {
 	svc     *Service
 	me      *party
 	user    *party
+	st      *fakes.Store
 	records *fakes.Records
 	msgr    *fakeMessenger
-	outbox  *fakeOutbox
 	sms     *fakeSMS
 	discord *fakeDiscord
 	mail    *fakeMail
@@ -245,18 +244,38 @@ func newRig(t *testing.T) *rig {
 	t.Helper()
 	r := &rig{
 		me: newParty(t, "https://verifier.example/didcomm"), user: newParty(t, "https://user.example/didcomm"),
-		records: &fakes.Records{}, msgr: &fakeMessenger{}, outbox: &fakeOutbox{}, sms: &fakeSMS{}, discord: &fakeDiscord{},
+		st: &fakes.Store{}, msgr: &fakeMessenger{}, sms: &fakeSMS{}, discord: &fakeDiscord{},
 		mail: &fakeMail{}, txt: &fakeTXT{records: map[string][]string{}}, letters: &fakeLetters{},
 		clock: &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)},
 	}
+	r.records = &r.st.Records
 	r.svc = New(Config{
-		Identity: r.me.id, Records: r.records, Messenger: r.msgr, Outbox: r.outbox, Resolver: resolver,
+		Identity: r.me.id, Store: r.st.Agent(), Messenger: r.msgr, Resolver: resolver,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: r.clock.now,
 		Verifier: VerifierConfig{Enabled: true, MaxAttempts: 3, LinkBaseURL: "https://verifier.example/",
 			AllowPrivateIPs: true, Name: "Test Verifier"},
 		Channels: Channels{Email: r.mail, SMS: r.sms, Discord: r.discord, DNS: r.txt, Letters: r.letters},
 	})
 	return r
+}
+
+// handle hands in to the service and commits its unit of work, as the
+// router does: a refusal or a failed commit leaves nothing behind.
+func (r *rig) handle(ctx context.Context, in *agent.Inbound) ([]agent.Message, error) {
+	return handleIn(ctx, r.svc, r.st, in)
+}
+
+func handleIn(ctx context.Context, svc *Service, st *fakes.Store, in *agent.Inbound) ([]agent.Message, error) {
+	store := st.Agent()
+	in.Work = store.New()
+	replies, err := svc.HandleMessage(ctx, in)
+	if agent.IsRefusal(err) {
+		return nil, err
+	}
+	if cerr := store.Commit(ctx, in.Work); cerr != nil {
+		return nil, agent.Wrap(agent.CodeMe, cerr, "could not record the message")
+	}
+	return replies, err
 }
 
 // authIn wraps a message as the router hands an authcrypted one to a handler.
@@ -280,7 +299,7 @@ func (r *rig) request(t *testing.T, vt VerificationType, subject string) agent.M
 	if err != nil {
 		t.Fatal(err)
 	}
-	replies, err := r.svc.HandleMessage(context.Background(), authIn(m))
+	replies, err := r.handle(context.Background(), authIn(m))
 	if err != nil {
 		t.Fatalf("request %s %q: %v", vt, subject, err)
 	}
@@ -305,7 +324,7 @@ func (r *rig) prove(c VerificationChallenge, edit func(*agent.Message)) ([]agent
 	if edit != nil {
 		edit(&m)
 	}
-	return r.svc.HandleMessage(context.Background(), authIn(m))
+	return r.handle(context.Background(), authIn(m))
 }
 
 func mustChallenge(t *testing.T, m agent.Message) VerificationChallenge {

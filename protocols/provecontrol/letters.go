@@ -34,8 +34,8 @@ type LetterView struct {
 	ChallengeState ChallengeState `json:"challenge_state"`
 }
 
-// newLetter renders and queues the letter for an Address challenge.
-func (s *Service) newLetter(ctx context.Context, ch *Challenge, link string) error {
+// newLetter renders the letter for an Address challenge and stages it in w.
+func (s *Service) newLetter(w *agent.Work, ch *Challenge, link string) error {
 	pdf, err := s.cfg.Channels.Letters.RenderLetter(LetterContent{
 		Address: ch.Subject, VerifierName: s.cfg.Verifier.Name, Verifier: ch.Verifier, User: ch.User,
 		Link: link, Expires: ch.Expires, Reference: ch.ID,
@@ -44,7 +44,7 @@ func (s *Service) newLetter(ctx context.Context, ch *Challenge, link string) err
 		return err
 	}
 	l := Letter{ID: ch.ID, User: ch.User, Address: ch.Subject, Created: s.now(), Expires: ch.Expires, PDF: pdf}
-	return s.st.put(ctx, KindLetter, l.ID, &l)
+	return putIn(w, KindLetter, l.ID, &l)
 }
 
 func (s *Service) letterView(ctx context.Context, l *Letter) LetterView {
@@ -78,20 +78,25 @@ func (s *Service) LetterPDF(ctx context.Context, id string) ([]byte, error) {
 
 // MarkLetterSent records that the operator mailed the letter.
 func (s *Service) MarkLetterSent(ctx context.Context, id string) (LetterView, error) {
-	unlock := s.locks.lock("letter/" + id)
-	defer unlock()
 	var l Letter
-	if err := s.st.get(ctx, KindLetter, id, &l); err != nil {
+	err := s.cfg.Store.Update(ctx, func(w *agent.Work) error {
+		if err := getIn(ctx, w, KindLetter, id, &l); err != nil {
+			if isNotFound(err) {
+				return notFound("letter", id)
+			}
+			return err
+		}
+		if l.Sent.IsZero() {
+			l.Sent = s.now()
+			return putIn(w, KindLetter, id, &l)
+		}
+		return nil
+	})
+	if err != nil {
 		if isNotFound(err) {
-			return LetterView{}, notFound("letter", id)
+			return LetterView{}, err
 		}
-		return LetterView{}, err
-	}
-	if l.Sent.IsZero() {
-		l.Sent = s.now()
-		if err := s.st.put(ctx, KindLetter, id, &l); err != nil {
-			return LetterView{}, agent.Wrap(agent.CodeMe, err, "could not update the letter")
-		}
+		return LetterView{}, storeError(err, "could not update the letter")
 	}
 	return s.letterView(ctx, &l), nil
 }

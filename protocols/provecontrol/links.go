@@ -44,12 +44,12 @@ func tokenKey(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// newLink stores the packed challenge behind a fresh token and returns the
-// link URL.
-func (s *Service) newLink(ctx context.Context, ch *Challenge, packed []byte) (string, error) {
+// newLink stages the packed challenge behind a fresh token in w and returns
+// the link URL.
+func (s *Service) newLink(w *agent.Work, ch *Challenge, packed []byte) (string, error) {
 	token := randomString(tokenBytes)
 	l := link{ChallengeID: ch.ID, Payload: packed, MediaType: agent.MediaTypeEncrypted, Created: s.now(), Expires: ch.Expires}
-	if err := s.st.put(ctx, KindLink, tokenKey(token), &l); err != nil {
+	if err := putIn(w, KindLink, tokenKey(token), &l); err != nil {
 		return "", err
 	}
 	return s.cfg.Verifier.LinkBaseURL + LinkPath + token, nil
@@ -77,29 +77,34 @@ func (s *Service) FetchLink(ctx context.Context, token string) ([]byte, string, 
 		return nil, "", ErrLinkUnknown
 	}
 	key := tokenKey(token)
-	unlock := s.locks.lock("link/" + key)
-	defer unlock()
-	var l link
-	if err := s.st.get(ctx, KindLink, key, &l); err != nil {
-		if isNotFound(err) {
-			return nil, "", ErrLinkUnknown
+	var payload []byte
+	var mt, challenge string
+	// The link is read through the work: of two fetches at the same time,
+	// the second one's commit conflicts, and it then finds the link used.
+	err := s.cfg.Store.Update(ctx, func(w *agent.Work) error {
+		var l link
+		if err := getIn(ctx, w, KindLink, key, &l); err != nil {
+			if isNotFound(err) {
+				return ErrLinkUnknown
+			}
+			return err
 		}
+		now := s.now()
+		if !l.Fetched.IsZero() || len(l.Payload) == 0 || !now.Before(l.Expires) {
+			return ErrLinkGone
+		}
+		var ch Challenge
+		if err := getIn(ctx, w, KindChallenge, l.ChallengeID, &ch); err != nil || ch.State != StatePending {
+			return ErrLinkGone
+		}
+		payload, mt, challenge = l.Payload, l.MediaType, l.ChallengeID
+		l.Payload, l.Fetched = nil, now
+		return putIn(w, KindLink, key, &l)
+	})
+	if err != nil {
 		return nil, "", err
 	}
-	now := s.now()
-	if !l.Fetched.IsZero() || len(l.Payload) == 0 || !now.Before(l.Expires) {
-		return nil, "", ErrLinkGone
-	}
-	var ch Challenge
-	if err := s.st.get(ctx, KindChallenge, l.ChallengeID, &ch); err != nil || ch.State != StatePending {
-		return nil, "", ErrLinkGone
-	}
-	payload, mt := l.Payload, l.MediaType
-	l.Payload, l.Fetched = nil, now
-	if err := s.st.put(ctx, KindLink, key, &l); err != nil {
-		return nil, "", err
-	}
-	s.log.InfoContext(ctx, "one-time link used", "challenge", l.ChallengeID)
+	s.log.InfoContext(ctx, "one-time link used", "challenge", challenge)
 	return payload, mt, nil
 }
 
@@ -121,20 +126,24 @@ func (s *Service) sweepLinks(ctx context.Context, now time.Time) (int, error) {
 	}
 	n := 0
 	for _, id := range old {
-		if s.cfg.Records.Delete(ctx, KindLink, id) == nil {
+		if s.cfg.Store.Update(ctx, func(w *agent.Work) error { w.Delete(KindLink, id); return nil }) == nil {
 			n++
 		}
 	}
 	for _, id := range expired {
-		unlock := s.locks.lock("link/" + id)
-		var l link
-		if s.st.get(ctx, KindLink, id, &l) == nil && len(l.Payload) > 0 {
-			l.Payload = nil
-			if s.st.put(ctx, KindLink, id, &l) == nil {
-				n++
+		dropped := false
+		err := s.cfg.Store.Update(ctx, func(w *agent.Work) error {
+			var l link
+			dropped = false
+			if getIn(ctx, w, KindLink, id, &l) != nil || len(l.Payload) == 0 {
+				return nil
 			}
+			l.Payload, dropped = nil, true
+			return putIn(w, KindLink, id, &l)
+		})
+		if err == nil && dropped {
+			n++
 		}
-		unlock()
 	}
 	return n, nil
 }

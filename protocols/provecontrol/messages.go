@@ -27,7 +27,7 @@ const (
 
 // SignedTypes are the message types that must be signed before they are
 // encrypted: the confirmation is the verifier's statement, which the user
-// keeps. The daemon lists them in agent.Messenger.SignTypes.
+// keeps. The protocol declares them when it registers (agent.Protocol.Signed).
 var SignedTypes = []string{ConfirmVerificationType}
 
 // VerificationType names the kind of identity whose control is proved. Its

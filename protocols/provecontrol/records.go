@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/agentd/agentd/agent"
@@ -250,12 +249,27 @@ func (s store) get(ctx context.Context, kind, id string, v any) error {
 	return nil
 }
 
-func (s store) put(ctx context.Context, kind, id string, v any) error {
+// getIn reads a record through the unit of work w (the commit checks it is
+// unchanged).
+func getIn(ctx context.Context, w *agent.Work, kind, id string, v any) error {
+	b, err := w.Get(ctx, kind, id)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("provecontrol: record %s/%s is corrupt: %w", kind, id, err)
+	}
+	return nil
+}
+
+// putIn stages a record write in w.
+func putIn(w *agent.Work, kind, id string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	return s.r.Put(ctx, kind, id, b)
+	w.Put(kind, id, b)
+	return nil
 }
 
 // each calls fn for every record of kind after the id after ("" for the
@@ -302,38 +316,3 @@ func notFound(what, id string) error {
 }
 
 func isNotFound(err error) bool { return errors.Is(err, agent.ErrNotFound) }
-
-// keyedMutex serialises work on one key (a challenge id) without blocking
-// other keys.
-type keyedMutex struct {
-	mu sync.Mutex
-	m  map[string]*keyedEntry
-}
-
-type keyedEntry struct {
-	mu sync.Mutex
-	n  int
-}
-
-func (k *keyedMutex) lock(key string) (unlock func()) {
-	k.mu.Lock()
-	if k.m == nil {
-		k.m = map[string]*keyedEntry{}
-	}
-	e := k.m[key]
-	if e == nil {
-		e = &keyedEntry{}
-		k.m[key] = e
-	}
-	e.n++
-	k.mu.Unlock()
-	e.mu.Lock()
-	return func() {
-		e.mu.Unlock()
-		k.mu.Lock()
-		if e.n--; e.n == 0 {
-			delete(k.m, key)
-		}
-		k.mu.Unlock()
-	}
-}

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/agentd/agentd/agent"
@@ -13,22 +12,20 @@ import (
 	"github.com/agentd/agentd/agent/keys"
 )
 
-// Messenger is what the protocol needs from agent.Messenger.
+// Messenger is what the protocol needs from agent.Messenger: packing
+// messages for the outbox, which the service queues through its units of
+// work (never directly), so that a message and the state change it
+// reflects commit together.
 type Messenger interface {
-	// Send packs msg for its to and queues it for the DID's endpoint.
-	Send(ctx context.Context, msg agent.Message) error
-	// SendTo packs msg for its to and queues it for an explicit endpoint.
-	SendTo(ctx context.Context, msg agent.Message, endpoint string) error
+	// Outbound packs msg for its to, for the DIDs' endpoints.
+	Outbound(ctx context.Context, msg agent.Message) ([]*agent.OutboundMessage, error)
+	// OutboundTo packs msg for its to, for an explicit endpoint.
+	OutboundTo(ctx context.Context, msg agent.Message, endpoint string) ([]*agent.OutboundMessage, error)
 	// Pack packs msg for the DID to (which need not be msg's to) and returns
 	// the envelope and to's endpoint.
 	Pack(ctx context.Context, msg agent.Message, to string) ([]byte, string, error)
 	// Encrypt packs msg for the DID to without routing.
 	Encrypt(ctx context.Context, msg agent.Message, to string) ([]byte, error)
-}
-
-// Outbox queues packed messages durably; *agent.Outbox is one.
-type Outbox interface {
-	Enqueue(ctx context.Context, m *agent.OutboundMessage) error
 }
 
 // Identity is what the protocol needs from agent.Identity.
@@ -38,10 +35,10 @@ type Identity interface {
 	PrivateKey(ctx context.Context, kid string) (keys.PrivateKey, error)
 }
 
-// EmailChannel hands a challenge to the mail transport: encrypted to its to
-// and delivered to the address.
+// EmailChannel packs a challenge for the mail transport: encrypted to its
+// to, for delivery to the address (the service queues it).
 type EmailChannel interface {
-	SendChallenge(ctx context.Context, msg agent.Message, address string) error
+	MailChallenge(ctx context.Context, msg agent.Message, address string) ([]*agent.OutboundMessage, error)
 }
 
 // SMSSender sends a text message to a phone number in E.164 form.
@@ -128,10 +125,11 @@ type VerifierConfig struct {
 
 // Config is what a Service needs.
 type Config struct {
-	Identity  Identity
-	Records   agent.Records
+	Identity Identity
+	// Store holds the protocol's records; every change goes through one of
+	// its units of work (the router's, for a message).
+	Store     agent.Store
 	Messenger Messenger
-	Outbox    Outbox
 	// Resolver resolves DIDs: subject DIDs, our own authentication keys,
 	// credential issuers.
 	Resolver did.Resolver
@@ -148,14 +146,11 @@ type Config struct {
 // Service is Prove Control in both roles: the verifier (requestverification
 // and prove) and the user (verificationchallenge and confirmverification).
 type Service struct {
-	cfg   Config
-	st    store
-	log   *slog.Logger
-	now   func() time.Time
-	dns   TXTResolver
-	locks keyedMutex
-	// createMu serialises challenge creation, so that the pending limits hold.
-	createMu sync.Mutex
+	cfg Config
+	st  store
+	log *slog.Logger
+	now func() time.Time
+	dns TXTResolver
 }
 
 // New returns a Service; zero settings get their defaults.
@@ -192,7 +187,7 @@ func New(cfg Config) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Service{cfg: cfg, st: store{cfg.Records}, log: cfg.Logger.With("protocol", PIURI), now: cfg.Now, dns: cfg.Channels.DNS}
+	s := &Service{cfg: cfg, st: store{cfg.Store.Records}, log: cfg.Logger.With("protocol", PIURI), now: cfg.Now, dns: cfg.Channels.DNS}
 	if s.dns == nil {
 		s.dns = net.DefaultResolver
 	}
@@ -206,7 +201,7 @@ func (s *Service) Protocol() agent.Protocol {
 	if s.cfg.Verifier.Enabled {
 		roles = []string{RoleVerifier, RoleUser}
 	}
-	return agent.Protocol{PIURI: PIURI, Roles: roles, Handler: s}
+	return agent.Protocol{PIURI: PIURI, Roles: roles, Handler: s, Signed: SignedTypes}
 }
 
 // HandleMessage handles one Prove Control message; the role follows from

@@ -51,14 +51,19 @@ func (s *Service) RequestVerification(ctx context.Context, verifier string, t Ve
 		return RequestOutcome{}, err
 	}
 	r := Request{ID: msg.ID, Verifier: verifier, User: user, VerificationType: t, Subject: subject, Sent: s.now()}
-	if err := s.st.put(ctx, KindRequest, r.ID, &r); err != nil {
-		return RequestOutcome{}, agent.Wrap(agent.CodeMe, err, "could not store the request")
+	outs, err := s.cfg.Messenger.Outbound(ctx, msg)
+	if err != nil {
+		return RequestOutcome{}, err
 	}
 	waitFn, cancel := s.cfg.Waiters.Expect(msg.ID)
 	defer cancel()
-	if err := s.cfg.Messenger.Send(ctx, msg); err != nil {
-		_ = s.cfg.Records.Delete(ctx, KindRequest, r.ID)
-		return RequestOutcome{}, err
+	// The request and the message that makes it are stored together.
+	err = s.cfg.Store.Update(ctx, func(w *agent.Work) error {
+		w.Enqueue(outs...)
+		return putIn(w, KindRequest, r.ID, &r)
+	})
+	if err != nil {
+		return RequestOutcome{}, storeError(err, "could not store the request")
 	}
 	s.log.InfoContext(ctx, "verification requested", "request", r.ID, "verifier", verifier, "type", t)
 	out := RequestOutcome{Request: r}
@@ -73,11 +78,15 @@ func (s *Service) RequestVerification(ctx context.Context, verifier string, t Ve
 	}
 	if pr := problemOf(in.Message); pr != nil {
 		out.Problem = pr
-		unlock := s.locks.lock("request/" + r.ID)
-		defer unlock()
-		if s.st.get(ctx, KindRequest, r.ID, &r) == nil {
+		err := s.cfg.Store.Update(ctx, func(w *agent.Work) error {
+			if err := getIn(ctx, w, KindRequest, r.ID, &r); err != nil {
+				return err
+			}
 			r.Problem, r.ProblemComment = pr.Code, pr.Comment
-			_ = s.st.put(ctx, KindRequest, r.ID, &r)
+			return putIn(w, KindRequest, r.ID, &r)
+		})
+		if err != nil {
+			s.log.WarnContext(ctx, "could not record the verifier's problem with the request", "request", r.ID, "err", err)
 		}
 		out.Request = r
 		return out, nil
@@ -120,10 +129,9 @@ func (s *Service) handleChallenge(ctx context.Context, in *agent.Inbound) error 
 	if !s.cfg.Identity.Owns(c.To) {
 		return agent.Errorf(agent.CodeNotForUs, "the challenge is not for one of this agent's DIDs")
 	}
-	unlock := s.locks.lock("received/" + c.ID)
-	defer unlock()
+	w := in.Work
 	var old Received
-	switch err := s.st.get(ctx, KindReceived, c.ID, &old); {
+	switch err := getIn(ctx, w, KindReceived, c.ID, &old); {
 	case err == nil:
 		if old.Verifier == c.From && old.Proof == c.Proof() {
 			return nil // the same challenge again, by another way
@@ -142,9 +150,7 @@ func (s *Service) handleChallenge(ctx context.Context, in *agent.Inbound) error 
 	}
 	var req Request
 	if c.ThID != "" {
-		unlockReq := s.locks.lock("request/" + c.ThID)
-		defer unlockReq()
-		switch err := s.st.get(ctx, KindRequest, c.ThID, &req); {
+		switch err := getIn(ctx, w, KindRequest, c.ThID, &req); {
 		case err == nil:
 			if req.Verifier != c.From || req.VerificationType != c.VerificationType || !sameSubject(c.VerificationType, req.Subject, c.Subject) {
 				return agent.Errorf(CodeRequestMismatch, "the challenge does not match request %s (verifier, verification_type or subject)", clip(c.ThID, 60))
@@ -154,20 +160,22 @@ func (s *Service) handleChallenge(ctx context.Context, in *agent.Inbound) error 
 			return agent.Wrap(agent.CodeMe, err, "internal error")
 		}
 	}
-	if err := s.st.put(ctx, KindReceived, rec.ID, &rec); err != nil {
+	if err := putIn(w, KindReceived, rec.ID, &rec); err != nil {
 		return agent.Wrap(agent.CodeMe, err, "could not store the challenge")
 	}
 	if rec.Requested {
 		req.ChallengeID = rec.ID
-		if err := s.st.put(ctx, KindRequest, req.ID, &req); err != nil {
-			s.log.WarnContext(ctx, "could not link the challenge to its request", "request", req.ID, "err", err)
+		if err := putIn(w, KindRequest, req.ID, &req); err != nil {
+			return agent.Wrap(agent.CodeMe, err, "could not store the challenge")
 		}
 	}
-	s.log.InfoContext(ctx, "challenge received", "challenge", rec.ID, "verifier", rec.Verifier, "type", rec.VerificationType,
-		"transport", rec.Transport, "requested", rec.Requested)
-	if rec.Requested {
-		s.cfg.Waiters.NotifyThread(rec.RequestID, in)
-	}
+	w.AfterCommit(func() {
+		s.log.InfoContext(ctx, "challenge received", "challenge", rec.ID, "verifier", rec.Verifier, "type", rec.VerificationType,
+			"transport", rec.Transport, "requested", rec.Requested)
+		if rec.Requested {
+			s.cfg.Waiters.NotifyThread(rec.RequestID, in)
+		}
+	})
 	return nil
 }
 
@@ -195,41 +203,43 @@ type ProveOutcome struct {
 // problem leaves the challenge proved (fix it and prove again); an "e.p"
 // problem rejects it.
 func (s *Service) Prove(ctx context.Context, id string, wait time.Duration) (ProveOutcome, error) {
-	unlock := s.locks.lock("received/" + id)
-	var rec Received
-	if err := s.st.get(ctx, KindReceived, id, &rec); err != nil {
-		unlock()
-		if isNotFound(err) {
-			return ProveOutcome{}, notFound("received challenge", id)
-		}
-		return ProveOutcome{}, err
-	}
-	now := s.now()
-	if !rec.Expires.IsZero() && !now.Before(rec.Expires) {
-		unlock()
-		return ProveOutcome{}, agent.Errorf(CodeExpired, "challenge %s expired at %s", rec.ID, rec.Expires.Format(time.RFC3339))
-	}
-	if err := rec.moveTo(HeldProved, now); err != nil {
-		unlock()
-		return ProveOutcome{}, agent.Errorf(agent.CodeMsg, "challenge %s is %s: there is nothing to prove", rec.ID, rec.State)
-	}
-	p := Prove{To: rec.Verifier, From: rec.User, ThID: rec.ID, VerificationType: rec.VerificationType, Subject: rec.Subject, Proof: rec.Proof}
-	msg, err := p.Message()
-	if err != nil {
-		unlock()
-		return ProveOutcome{}, err
-	}
-	rec.Proves++
-	rec.Problem, rec.ProblemComment = "", ""
-	if err := s.st.put(ctx, KindReceived, rec.ID, &rec); err != nil {
-		unlock()
-		return ProveOutcome{}, agent.Wrap(agent.CodeMe, err, "internal error")
-	}
-	waitFn, cancel := s.cfg.Waiters.Expect(rec.ID)
+	waitFn, cancel := s.cfg.Waiters.Expect(id)
 	defer cancel()
-	unlock()
-	if err := s.cfg.Messenger.Send(ctx, msg); err != nil {
-		return ProveOutcome{}, err
+	var rec Received
+	// The challenge's move to proved and the prove message commit together.
+	err := s.cfg.Store.Update(ctx, func(w *agent.Work) error {
+		if err := getIn(ctx, w, KindReceived, id, &rec); err != nil {
+			if isNotFound(err) {
+				return notFound("received challenge", id)
+			}
+			return err
+		}
+		now := s.now()
+		if !rec.Expires.IsZero() && !now.Before(rec.Expires) {
+			return agent.Errorf(CodeExpired, "challenge %s expired at %s", rec.ID, rec.Expires.Format(time.RFC3339))
+		}
+		if err := rec.moveTo(HeldProved, now); err != nil {
+			return agent.Errorf(agent.CodeMsg, "challenge %s is %s: there is nothing to prove", rec.ID, rec.State)
+		}
+		p := Prove{To: rec.Verifier, From: rec.User, ThID: rec.ID, VerificationType: rec.VerificationType, Subject: rec.Subject, Proof: rec.Proof}
+		msg, err := p.Message()
+		if err != nil {
+			return err
+		}
+		outs, err := s.cfg.Messenger.Outbound(ctx, msg)
+		if err != nil {
+			return err
+		}
+		w.Enqueue(outs...)
+		rec.Proves++
+		rec.Problem, rec.ProblemComment = "", ""
+		return putIn(w, KindReceived, rec.ID, &rec)
+	})
+	if err != nil {
+		if isNotFound(err) {
+			return ProveOutcome{}, err
+		}
+		return ProveOutcome{}, storeError(err, "could not send the prove")
 	}
 	s.log.InfoContext(ctx, "prove sent", "challenge", rec.ID, "verifier", rec.Verifier, "type", rec.VerificationType)
 	out := ProveOutcome{Challenge: rec.view()}
@@ -245,14 +255,18 @@ func (s *Service) Prove(ctx context.Context, id string, wait time.Duration) (Pro
 	out.Answered = true
 	if pr := problemOf(in.Message); pr != nil {
 		out.Problem = pr
-		unlock := s.locks.lock("received/" + id)
-		defer unlock()
-		if s.st.get(ctx, KindReceived, id, &rec) == nil {
+		err := s.cfg.Store.Update(ctx, func(w *agent.Work) error {
+			if err := getIn(ctx, w, KindReceived, id, &rec); err != nil {
+				return err
+			}
 			rec.Problem, rec.ProblemComment = pr.Code, clip(pr.Comment, 500)
 			if strings.HasPrefix(pr.Code, "e.p.") && rec.State.CanMoveTo(HeldRejected) {
 				_ = rec.moveTo(HeldRejected, s.now())
 			}
-			_ = s.st.put(ctx, KindReceived, id, &rec)
+			return putIn(w, KindReceived, id, &rec)
+		})
+		if err != nil {
+			s.log.WarnContext(ctx, "could not record the verifier's problem with the prove", "challenge", id, "err", err)
 		}
 		out.Challenge = rec.view()
 		return out, nil
@@ -280,10 +294,9 @@ func (s *Service) handleConfirm(ctx context.Context, in *agent.Inbound) error {
 	if !in.Envelope.NonRepudiation || agent.DIDOf(in.Envelope.SignFrom) != c.From {
 		return agent.Errorf(CodeUnsigned, "a confirmverification must be signed by the verifier")
 	}
-	unlock := s.locks.lock("received/" + c.ThID)
-	defer unlock()
+	w := in.Work
 	var rec Received
-	if err := s.st.get(ctx, KindReceived, c.ThID, &rec); err != nil {
+	if err := getIn(ctx, w, KindReceived, c.ThID, &rec); err != nil {
 		if isNotFound(err) {
 			return agent.Errorf(CodeUnknownChallenge, "no challenge %s is held", clip(c.ThID, 60))
 		}
@@ -294,6 +307,12 @@ func (s *Service) handleConfirm(ctx context.Context, in *agent.Inbound) error {
 		return agent.Errorf(CodeWrongVerifier, "challenge %s came from another verifier", rec.ID)
 	case c.To != rec.User:
 		return agent.Errorf(CodeTo, "challenge %s was for another DID", rec.ID)
+	case rec.State == HeldConfirmed:
+		// The verifier confirmed again (a prove was sent again, or its
+		// answer delivered twice): the credential is held already.
+		s.log.InfoContext(ctx, "confirmation of a confirmed challenge ignored", "challenge", rec.ID)
+		w.AfterCommit(func() { s.cfg.Waiters.Notify(in) })
+		return nil
 	case rec.State != HeldProved:
 		return agent.Errorf(CodeNotProved, "challenge %s is %s, not proved", rec.ID, rec.State)
 	case c.VerificationType != rec.VerificationType:
@@ -323,19 +342,21 @@ func (s *Service) handleConfirm(ctx context.Context, in *agent.Inbound) error {
 	if cred.ID == "" {
 		cred.ID = agent.NewID()
 	}
-	if err := s.st.put(ctx, KindCredential, cred.ID, &cred); err != nil {
-		return agent.Wrap(agent.CodeMe, err, "could not store the credential")
-	}
 	if err := rec.moveTo(HeldConfirmed, now); err != nil {
 		return agent.Wrap(agent.CodeMe, err, "internal error")
 	}
 	rec.CredentialID = cred.ID
-	if err := s.st.put(ctx, KindReceived, rec.ID, &rec); err != nil {
-		return agent.Wrap(agent.CodeMe, err, "internal error")
+	if err := putIn(w, KindCredential, cred.ID, &cred); err != nil {
+		return agent.Wrap(agent.CodeMe, err, "could not store the credential")
 	}
-	s.log.InfoContext(ctx, "verification confirmed: credential stored", "challenge", rec.ID, "verifier", rec.Verifier,
-		"type", rec.VerificationType, "credential", cred.ID)
-	s.cfg.Waiters.Notify(in)
+	if err := putIn(w, KindReceived, rec.ID, &rec); err != nil {
+		return agent.Wrap(agent.CodeMe, err, "could not store the credential")
+	}
+	w.AfterCommit(func() {
+		s.log.InfoContext(ctx, "verification confirmed: credential stored", "challenge", rec.ID, "verifier", rec.Verifier,
+			"type", rec.VerificationType, "credential", cred.ID)
+		s.cfg.Waiters.Notify(in)
+	})
 	return nil
 }
 

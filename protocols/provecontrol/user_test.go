@@ -19,14 +19,20 @@ import (
 // userSide is a user-role Service over the rig's user party.
 type userSide struct {
 	svc     *Service
+	st      *fakes.Store
 	msgr    *fakeMessenger
 	records *fakes.Records
 	waiters *agent.Waiters
 }
 
+func (u *userSide) handle(ctx context.Context, in *agent.Inbound) ([]agent.Message, error) {
+	return handleIn(ctx, u.svc, u.st, in)
+}
+
 func newUserSide(t *testing.T, r *rig) *userSide {
-	u := &userSide{msgr: &fakeMessenger{}, records: &fakes.Records{}, waiters: &agent.Waiters{}}
-	u.svc = New(Config{Identity: r.user.id, Records: u.records, Messenger: u.msgr, Resolver: resolver, Waiters: u.waiters,
+	u := &userSide{st: &fakes.Store{}, msgr: &fakeMessenger{}, waiters: &agent.Waiters{}}
+	u.records = &u.st.Records
+	u.svc = New(Config{Identity: r.user.id, Store: u.st.Agent(), Messenger: u.msgr, Resolver: resolver, Waiters: u.waiters,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: r.clock.now})
 	return u
 }
@@ -57,18 +63,18 @@ func TestUserFlow(t *testing.T) {
 	if req.Type != RequestVerificationType || req.To[0] != r.me.did || req.From != r.user.did || out.Request.ID != req.ID {
 		t.Fatalf("request %+v", req)
 	}
-	replies, err := r.svc.HandleMessage(ctx, authIn(req))
+	replies, err := r.handle(ctx, authIn(req))
 	if err != nil || len(replies) != 1 {
 		t.Fatalf("verifier: %v", err)
 	}
 	challenge := replies[0]
 	// A plaintext challenge is refused: its secret was exposed.
-	_, err = u.svc.HandleMessage(ctx, &agent.Inbound{Message: challenge})
+	_, err = u.handle(ctx, &agent.Inbound{Message: challenge})
 	wantCode(t, err, CodeUnencrypted)
 	if u.records.Len(KindReceived) != 0 {
 		t.Fatal("a plaintext challenge was kept")
 	}
-	if _, err := u.svc.HandleMessage(ctx, encIn(challenge)); err != nil {
+	if _, err := u.handle(ctx, encIn(challenge)); err != nil {
 		t.Fatal(err)
 	}
 	got, err := u.svc.ReceivedChallenge(ctx, challenge.ID)
@@ -98,23 +104,23 @@ func TestUserFlow(t *testing.T) {
 	if prove.Type != ProveType || prove.ThID != c.ID || prove.To[0] != r.me.did {
 		t.Fatalf("prove %+v", prove)
 	}
-	replies, err = r.svc.HandleMessage(ctx, authIn(prove))
+	replies, err = r.handle(ctx, authIn(prove))
 	if err != nil || len(replies) != 1 {
 		t.Fatalf("verifier on prove: %v", err)
 	}
 	confirm := replies[0]
 
 	// An unsigned confirmation is refused.
-	_, err = u.svc.HandleMessage(ctx, encIn(confirm))
+	_, err = u.handle(ctx, encIn(confirm))
 	wantCode(t, err, CodeUnsigned)
 	// One signed by someone else than its from, too.
-	_, err = u.svc.HandleMessage(ctx, signedIn(confirm, r.user.did))
+	_, err = u.handle(ctx, signedIn(confirm, r.user.did))
 	wantCode(t, err, CodeUnsigned)
 	if u.records.Len(KindCredential) != 0 {
 		t.Fatal("a credential was stored from an unsigned confirmation")
 	}
 
-	if _, err := u.svc.HandleMessage(ctx, signedIn(confirm, r.me.did)); err != nil {
+	if _, err := u.handle(ctx, signedIn(confirm, r.me.did)); err != nil {
 		t.Fatal(err)
 	}
 	creds, _ := u.svc.Credentials(ctx, "", 10)
@@ -130,9 +136,19 @@ func TestUserFlow(t *testing.T) {
 	if got.State != HeldConfirmed || got.CredentialID != cr.ID {
 		t.Fatalf("received after confirmation %+v", got)
 	}
-	// The same confirmation again changes nothing.
-	_, err = u.svc.HandleMessage(ctx, signedIn(confirm, r.me.did))
-	wantCode(t, err, CodeNotProved)
+	// The same confirmation again (the verifier answered a repeated prove)
+	// is accepted and changes nothing.
+	if _, err = u.handle(ctx, signedIn(confirm, r.me.did)); err != nil {
+		t.Fatalf("a repeated confirmation: %v", err)
+	}
+	if creds, _ := u.svc.Credentials(ctx, "", 10); len(creds) != 1 || creds[0].ID != cr.ID {
+		t.Fatalf("a repeated confirmation changed the credentials: %+v", creds)
+	}
+	// A confirmation from another verifier is still refused.
+	other := confirm
+	other.From = r.user.did
+	_, err = u.handle(ctx, signedIn(other, r.user.did))
+	wantCode(t, err, CodeWrongVerifier)
 	if _, err := u.svc.Prove(ctx, c.ID, 0); agent.ErrorCode(err) != agent.CodeMsg {
 		t.Fatalf("prove of a confirmed challenge: %v", err)
 	}
@@ -149,7 +165,7 @@ func TestUserRefusesBadConfirmations(t *testing.T) {
 		t.Fatal(err)
 	}
 	challenge := r.msgr.last(t).msg
-	if _, err := u.svc.HandleMessage(ctx, encIn(challenge)); err != nil {
+	if _, err := u.handle(ctx, encIn(challenge)); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := u.svc.ReceivedChallenge(ctx, v.ID); got.Requested || got.DNSRecord != nil {
@@ -158,12 +174,12 @@ func TestUserRefusesBadConfirmations(t *testing.T) {
 	// A confirmation before any prove.
 	c := mustChallenge(t, challenge)
 	proveMsg, _ := c.Prove().Message()
-	replies, err := r.svc.HandleMessage(ctx, authIn(proveMsg))
+	replies, err := r.handle(ctx, authIn(proveMsg))
 	if err != nil {
 		t.Fatal(err)
 	}
 	confirm := replies[0]
-	_, err = u.svc.HandleMessage(ctx, signedIn(confirm, r.me.did))
+	_, err = u.handle(ctx, signedIn(confirm, r.me.did))
 	wantCode(t, err, CodeNotProved)
 	if _, err := u.svc.Prove(ctx, c.ID, 0); err != nil {
 		t.Fatal(err)
@@ -210,7 +226,7 @@ func TestUserRefusesBadConfirmations(t *testing.T) {
 		if tc.in != nil {
 			in = tc.in(tc.msg)
 		}
-		_, err := u.svc.HandleMessage(ctx, in)
+		_, err := u.handle(ctx, in)
 		if agent.ErrorCode(err) != tc.code {
 			t.Errorf("%s: %v, want %s", tc.name, err, tc.code)
 		}
@@ -219,7 +235,7 @@ func TestUserRefusesBadConfirmations(t *testing.T) {
 		}
 	}
 	// The genuine one still works.
-	if _, err := u.svc.HandleMessage(ctx, signedIn(confirm, r.me.did)); err != nil {
+	if _, err := u.handle(ctx, signedIn(confirm, r.me.did)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -236,13 +252,13 @@ func TestUserRefusesMismatchedChallenge(t *testing.T) {
 	c := VerificationChallenge{ID: agent.NewID(), To: r.user.did, From: r.me.did, ThID: out.Request.ID,
 		VerificationType: Email, Subject: "eve@example.org", Secret: NewSecret()}
 	m, _ := c.Message()
-	_, err = u.svc.HandleMessage(ctx, encIn(m))
+	_, err = u.handle(ctx, encIn(m))
 	wantCode(t, err, CodeRequestMismatch)
 	// Answering the request from another DID than the one asked.
 	other := newParty(t, "")
 	c.Subject, c.From = "ana@example.org", other.did
 	m, _ = c.Message()
-	_, err = u.svc.HandleMessage(ctx, encIn(m))
+	_, err = u.handle(ctx, encIn(m))
 	wantCode(t, err, CodeRequestMismatch)
 	if u.records.Len(KindReceived) != 0 {
 		t.Fatal("a mismatched challenge was kept")
@@ -250,7 +266,7 @@ func TestUserRefusesMismatchedChallenge(t *testing.T) {
 	// A challenge for a DID that is not ours.
 	c.From, c.To = r.me.did, other.did
 	m, _ = c.Message()
-	_, err = u.svc.HandleMessage(ctx, encIn(m))
+	_, err = u.handle(ctx, encIn(m))
 	wantCode(t, err, agent.CodeNotForUs)
 }
 
@@ -261,7 +277,7 @@ func TestProveWaitsForTheAnswer(t *testing.T) {
 	r := newRig(t)
 	u := newUserSide(t, r)
 	v, _ := r.svc.StartChallenge(ctx, r.user.did, Domain, "wait.example")
-	if _, err := u.svc.HandleMessage(ctx, encIn(r.msgr.last(t).msg)); err != nil {
+	if _, err := u.handle(ctx, encIn(r.msgr.last(t).msg)); err != nil {
 		t.Fatal(err)
 	}
 	answer := func(code string) ProveOutcome {

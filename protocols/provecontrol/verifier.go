@@ -23,6 +23,8 @@ func authenticated(in *agent.Inbound) bool {
 // over the channel of its verification type. A Domain challenge is the
 // reply itself (on the return route when asked for, else to the user's
 // endpoint); the others travel their own way and the request gets no reply.
+// The challenge record and what carries it (the outbox message, the
+// one-time link, the letter) are staged in the request's unit of work.
 func (s *Service) handleRequest(ctx context.Context, in *agent.Inbound) ([]agent.Message, error) {
 	if !s.cfg.Verifier.Enabled {
 		return nil, agent.Errorf(CodeTypeUnavailable, "this agent is not a Prove Control verifier")
@@ -37,7 +39,7 @@ func (s *Service) handleRequest(ctx context.Context, in *agent.Inbound) ([]agent
 	if !s.cfg.Identity.Owns(r.To) {
 		return nil, agent.Errorf(agent.CodeNotForUs, "the request is not addressed to this verifier")
 	}
-	ch, msg, err := s.createChallenge(ctx, challengeSpec{verifier: r.To, user: r.From, t: r.VerificationType, subject: r.Subject, requestID: r.ID})
+	ch, msg, err := s.createChallenge(ctx, in.Work, challengeSpec{verifier: r.To, user: r.From, t: r.VerificationType, subject: r.Subject, requestID: r.ID})
 	if err != nil {
 		return nil, err
 	}
@@ -64,17 +66,46 @@ func (s *Service) StartChallenge(ctx context.Context, user string, t Verificatio
 	if s.cfg.Identity.Owns(user) {
 		return ChallengeView{}, agent.Errorf(agent.CodeMsg, "user is one of this agent's own DIDs")
 	}
-	ch, msg, err := s.createChallenge(ctx, challengeSpec{verifier: s.cfg.Identity.DID(), user: user, t: t, subject: subject})
-	if err != nil {
-		return ChallengeView{}, err
-	}
-	if ch.Channel == ChannelDIDComm {
-		if err := s.cfg.Messenger.Send(ctx, msg); err != nil {
-			s.undelivered(ctx, ch, err)
-			return ChallengeView{}, deliveryError(ch, err)
+	var ch *Challenge
+	var failed error // a delivery failure, recorded with the challenge
+	err := s.cfg.Store.Update(ctx, func(w *agent.Work) error {
+		var msg agent.Message
+		var err error
+		ch, msg, err = s.createChallenge(ctx, w, challengeSpec{verifier: s.cfg.Identity.DID(), user: user, t: t, subject: subject})
+		failed = nil
+		switch {
+		case agent.ErrorCode(err) == CodeDelivery:
+			failed = err
+			return nil
+		case err != nil:
+			return err
+		case ch.Channel == ChannelDIDComm:
+			outs, err := s.cfg.Messenger.Outbound(ctx, msg)
+			if err != nil {
+				failed = s.undelivered(ctx, w, ch, err)
+				return nil
+			}
+			w.Enqueue(outs...)
 		}
+		return nil
+	})
+	if err != nil {
+		return ChallengeView{}, storeError(err, "could not store the challenge")
+	}
+	if failed != nil {
+		return ChallengeView{}, failed
 	}
 	return ch.view(s.now()), nil
+}
+
+// storeError is the error for a failed unit of work: the cause, when it is
+// already an *agent.Error, else an internal error saying what failed.
+func storeError(err error, what string) error {
+	var e *agent.Error
+	if errors.As(err, &e) {
+		return err
+	}
+	return agent.Wrap(agent.CodeMe, err, what)
 }
 
 type challengeSpec struct {
@@ -104,11 +135,13 @@ func channelFor(t VerificationType) string {
 	return ""
 }
 
-// createChallenge checks the request, stores a pending challenge and
-// delivers it, except over ChannelDIDComm, which the caller sends. It
+// createChallenge checks the request and stages in w a pending challenge
+// and its delivery, except over ChannelDIDComm, which the caller sends. It
 // returns the challenge and its message (which holds the secret: the caller
-// only hands it to the messenger).
-func (s *Service) createChallenge(ctx context.Context, sp challengeSpec) (*Challenge, agent.Message, error) {
+// only hands it to the messenger). A channel that cannot deliver (an SMS or
+// Discord API that refuses) leaves the challenge staged as undelivered and
+// returns a CodeDelivery error: commit w and pass the error on.
+func (s *Service) createChallenge(ctx context.Context, w *agent.Work, sp challengeSpec) (*Challenge, agent.Message, error) {
 	v := s.cfg.Verifier
 	if !s.Offers(sp.t) {
 		return nil, agent.Message{}, agent.Errorf(CodeTypeUnavailable, "this verifier does not offer %s verification; it offers %s", sp.t, typeList(s.Offered()))
@@ -138,13 +171,15 @@ func (s *Service) createChallenge(ctx context.Context, sp challengeSpec) (*Chall
 		MaxAttempts: v.MaxAttempts, Channel: channelFor(sp.t), ProofDigest: digest(vc.Proof()),
 	}
 	msg.ExpiresTime = ch.Expires.Unix()
-	if err := s.storePending(ctx, ch); err != nil {
+	if err := s.checkPending(ctx, ch); err != nil {
 		return nil, agent.Message{}, err
 	}
+	if err := putIn(w, KindChallenge, ch.ID, ch); err != nil {
+		return nil, agent.Message{}, agent.Wrap(agent.CodeMe, err, "could not store the challenge")
+	}
 	if ch.Channel != ChannelDIDComm {
-		if err := s.deliver(ctx, ch, msg); err != nil {
-			s.undelivered(ctx, ch, err)
-			return nil, agent.Message{}, deliveryError(ch, err)
+		if err := s.deliver(ctx, w, ch, msg); err != nil {
+			return ch, agent.Message{}, s.undelivered(ctx, w, ch, err)
 		}
 	}
 	s.log.InfoContext(ctx, "challenge issued", "challenge", ch.ID, "user", ch.User, "type", ch.VerificationType,
@@ -152,12 +187,11 @@ func (s *Service) createChallenge(ctx context.Context, sp challengeSpec) (*Chall
 	return ch, msg, nil
 }
 
-// storePending checks the pending limits and stores ch, atomically with
-// respect to other creations.
-func (s *Service) storePending(ctx context.Context, ch *Challenge) error {
+// checkPending checks the limits of pending challenges per user and per
+// subject. (Two requests handled at the very same moment may both pass: the
+// limits bound floods, they are not exact.)
+func (s *Service) checkPending(ctx context.Context, ch *Challenge) error {
 	v := s.cfg.Verifier
-	s.createMu.Lock()
-	defer s.createMu.Unlock()
 	byUser, bySubject := 0, 0
 	err := each(ctx, s.st, KindChallenge, "", func(_ string, c *Challenge) (bool, error) {
 		if c.State == StatePending && s.now().Before(c.Expires) {
@@ -178,9 +212,6 @@ func (s *Service) storePending(ctx context.Context, ch *Challenge) error {
 	}
 	if bySubject >= v.MaxPendingPerSubject {
 		return agent.Errorf(CodeTooManyPending, "this subject already has %d pending challenges; prove or let them expire first", bySubject)
-	}
-	if err := s.st.put(ctx, KindChallenge, ch.ID, ch); err != nil {
-		return agent.Wrap(agent.CodeMe, err, "could not store the challenge")
 	}
 	return nil
 }
@@ -205,29 +236,44 @@ func (s *Service) checkSubjectDID(ctx context.Context, subject, user string) err
 	return nil
 }
 
-// deliver hands the challenge to its channel.
-func (s *Service) deliver(ctx context.Context, ch *Challenge, msg agent.Message) error {
+// deliver stages the challenge's delivery in w: the outbox message (Email,
+// DID, IP) or the one-time link (and the letter, for Address). Tel and
+// Discord send their text now, before the commit: an external API cannot
+// take part in the unit of work, and a text whose link was never committed
+// only leads to "unknown link".
+func (s *Service) deliver(ctx context.Context, w *agent.Work, ch *Challenge, msg agent.Message) error {
 	c := s.cfg.Channels
 	switch ch.VerificationType {
 	case Email:
-		return c.Email.SendChallenge(ctx, msg, ch.Subject)
+		outs, err := c.Email.MailChallenge(ctx, msg, ch.Subject)
+		if err != nil {
+			return err
+		}
+		w.Enqueue(outs...)
+		return nil
 	case DID:
 		packed, endpoint, err := s.cfg.Messenger.Pack(ctx, msg, ch.Subject)
 		if err != nil {
 			return err
 		}
-		return s.cfg.Outbox.Enqueue(ctx, &agent.OutboundMessage{
+		w.Enqueue(&agent.OutboundMessage{
 			ID: agent.NewID(), To: ch.Subject, Endpoint: endpoint, MediaType: agent.MediaTypeEncrypted,
 			MessageType: msg.Type, Payload: packed,
 		})
+		return nil
 	case IP:
-		return s.cfg.Messenger.SendTo(ctx, msg, ChallengeURL(ch.Subject))
+		outs, err := s.cfg.Messenger.OutboundTo(ctx, msg, ChallengeURL(ch.Subject))
+		if err != nil {
+			return err
+		}
+		w.Enqueue(outs...)
+		return nil
 	case Tel, Discord, Address:
 		packed, err := s.cfg.Messenger.Encrypt(ctx, msg, ch.User)
 		if err != nil {
 			return err
 		}
-		link, err := s.newLink(ctx, ch, packed)
+		link, err := s.newLink(w, ch, packed)
 		if err != nil {
 			return err
 		}
@@ -237,7 +283,7 @@ func (s *Service) deliver(ctx context.Context, ch *Challenge, msg agent.Message)
 		case Discord:
 			return c.Discord.SendDM(ctx, ch.Subject, s.linkText(link, ch, 1))
 		}
-		return s.newLetter(ctx, ch, link)
+		return s.newLetter(w, ch, link)
 	}
 	return fmt.Errorf("no channel for %s", ch.VerificationType)
 }
@@ -255,22 +301,22 @@ func (s *Service) linkText(link string, ch *Challenge, style int) string {
 		"If that was you, open this one-time link in your wallet before %s:\n<%s>\nIf not, ignore this message.", v.Name, until, link)
 }
 
-// undelivered marks ch undelivered after a delivery failure.
-func (s *Service) undelivered(ctx context.Context, ch *Challenge, cause error) {
+// undelivered stages ch as undelivered after a delivery failure (and drops
+// its letter) and returns the CodeDelivery error that says so.
+func (s *Service) undelivered(ctx context.Context, w *agent.Work, ch *Challenge, cause error) error {
 	s.log.WarnContext(ctx, "challenge could not be delivered", "challenge", ch.ID, "type", ch.VerificationType, "channel", ch.Channel, "err", cause)
-	unlock := s.locks.lock(ch.ID)
-	defer unlock()
 	reason := "delivery failed: " + clip(agent.ErrorComment(cause), 200)
 	var e *agent.Error
 	if !errors.As(cause, &e) {
 		reason = "delivery failed: " + clip(cause.Error(), 200)
 	}
 	if err := ch.moveTo(StateUndelivered, s.now(), reason); err == nil {
-		if err := s.st.put(ctx, KindChallenge, ch.ID, ch); err != nil {
+		if err := putIn(w, KindChallenge, ch.ID, ch); err != nil {
 			s.log.ErrorContext(ctx, "could not record an undelivered challenge", "challenge", ch.ID, "err", err)
 		}
 	}
-	_ = s.cfg.Records.Delete(ctx, KindLetter, ch.ID)
+	w.Delete(KindLetter, ch.ID)
+	return deliveryError(ch, cause)
 }
 
 func deliveryError(ch *Challenge, err error) error {
@@ -290,9 +336,16 @@ func typeList(ts []VerificationType) string {
 
 // handleProve checks a prove against its challenge and, when it holds,
 // confirms: a signed confirmverification with the credential, and a
-// recorded verification. Every failure is a problem report of its own code
-// and confirms nothing; only a wrong proof (or a missing DNS record) from
-// the challenged user counts as an attempt.
+// recorded verification, committed together in the prove's unit of work.
+// Every failure is a problem report of its own code and confirms nothing;
+// only a wrong proof (or a missing DNS record) from the challenged user
+// counts as an attempt. A prove of a challenge the same user already
+// confirmed with the right proof gets the stored confirmation again (the
+// first answer may have been lost), not an error.
+//
+// The challenge is read through the work: two proves of one challenge at
+// the same time cannot both confirm it, since the second one's commit
+// conflicts and it runs again against the confirmed challenge.
 func (s *Service) handleProve(ctx context.Context, in *agent.Inbound) ([]agent.Message, error) {
 	p, err := ParseProve(in.Message)
 	if err != nil {
@@ -301,10 +354,9 @@ func (s *Service) handleProve(ctx context.Context, in *agent.Inbound) ([]agent.M
 	if !authenticated(in) {
 		return nil, agent.Errorf(CodeUnauthenticated, "a prove must be authenticated (authcrypt or signed by from)")
 	}
-	unlock := s.locks.lock(p.ThID)
-	defer unlock()
+	w := in.Work
 	var ch Challenge
-	if err := s.st.get(ctx, KindChallenge, p.ThID, &ch); err != nil {
+	if err := getIn(ctx, w, KindChallenge, p.ThID, &ch); err != nil {
 		if isNotFound(err) {
 			return nil, agent.Errorf(CodeUnknownChallenge, "no challenge %s", clip(p.ThID, 60))
 		}
@@ -317,6 +369,9 @@ func (s *Service) handleProve(ctx context.Context, in *agent.Inbound) ([]agent.M
 	now := s.now()
 	switch ch.State {
 	case StateConfirmed:
+		if p.VerificationType == ch.VerificationType && p.Subject == ch.Subject && proofMatches(p.Proof, ch.ProofDigest) {
+			return s.confirmAgain(ctx, w, &ch)
+		}
 		return nil, agent.Errorf(CodeAlreadyConfirmed, "challenge %s was already confirmed; it succeeds once", ch.ID)
 	case StateExpired:
 		return nil, agent.Errorf(CodeExpired, "challenge %s expired at %s", ch.ID, ch.Expires.UTC().Format(time.RFC3339))
@@ -327,7 +382,7 @@ func (s *Service) handleProve(ctx context.Context, in *agent.Inbound) ([]agent.M
 	}
 	if !now.Before(ch.Expires) {
 		if err := ch.moveTo(StateExpired, now, "expired before it was proved"); err == nil {
-			if err := s.st.put(ctx, KindChallenge, ch.ID, &ch); err != nil {
+			if err := putIn(w, KindChallenge, ch.ID, &ch); err != nil {
 				return nil, agent.Wrap(agent.CodeMe, err, "internal error")
 			}
 		}
@@ -340,28 +395,30 @@ func (s *Service) handleProve(ctx context.Context, in *agent.Inbound) ([]agent.M
 		return nil, agent.Errorf(CodeSubjectMismatch, "the subject is not the challenge's subject")
 	}
 	if !proofMatches(p.Proof, ch.ProofDigest) {
-		return nil, s.failAttempt(ctx, &ch, now, CodeWrongProof, "the proof does not match the challenge")
+		return nil, s.failAttempt(ctx, w, &ch, now, CodeWrongProof, "the proof does not match the challenge")
 	}
 	if ch.VerificationType == Domain {
 		if err := s.checkTXT(ctx, &ch, p.Proof); err != nil {
 			if agent.ErrorCode(err) == CodeDNSRecord {
-				return nil, s.failAttempt(ctx, &ch, now, CodeDNSRecord, agent.ErrorComment(err))
+				return nil, s.failAttempt(ctx, w, &ch, now, CodeDNSRecord, agent.ErrorComment(err))
 			}
 			return nil, err
 		}
 	}
-	return s.confirm(ctx, &ch, now)
+	return s.confirm(ctx, w, &ch, now)
 }
 
-// failAttempt counts a failed attempt, failing the challenge on the last.
-func (s *Service) failAttempt(ctx context.Context, ch *Challenge, now time.Time, code, what string) error {
+// failAttempt stages a failed attempt, failing the challenge on the last;
+// the count commits with the problem report that the returned error
+// becomes.
+func (s *Service) failAttempt(ctx context.Context, w *agent.Work, ch *Challenge, now time.Time, code, what string) error {
 	ch.Attempts++
 	ch.Updated = now
 	left := ch.MaxAttempts - ch.Attempts
 	if left <= 0 {
 		_ = ch.moveTo(StateFailed, now, "attempts exhausted")
 	}
-	if err := s.st.put(ctx, KindChallenge, ch.ID, ch); err != nil {
+	if err := putIn(w, KindChallenge, ch.ID, ch); err != nil {
 		return agent.Wrap(agent.CodeMe, err, "internal error")
 	}
 	s.log.InfoContext(ctx, "prove refused", "challenge", ch.ID, "code", code, "attempts", ch.Attempts, "state", ch.State)
@@ -394,9 +451,10 @@ func (s *Service) checkTXT(ctx context.Context, ch *Challenge, proof string) err
 	return agent.Errorf(CodeDNSRecord, "the TXT record %s does not hold the proof", name)
 }
 
-// confirm issues the credential, records the verification, moves the
-// challenge to confirmed and returns the confirmverification.
-func (s *Service) confirm(ctx context.Context, ch *Challenge, now time.Time) ([]agent.Message, error) {
+// confirm issues the credential and stages the verification record and the
+// challenge, moved to confirmed, in w; it returns the confirmverification,
+// which the router packs and commits in the same unit of work.
+func (s *Service) confirm(ctx context.Context, w *agent.Work, ch *Challenge, now time.Time) ([]agent.Message, error) {
 	signer, err := s.signingKey(ctx, ch.Verifier)
 	if err != nil {
 		return nil, agent.Wrap(agent.CodeMe, err, "internal error")
@@ -405,11 +463,9 @@ func (s *Service) confirm(ctx context.Context, ch *Challenge, now time.Time) ([]
 	if err != nil {
 		return nil, agent.Wrap(agent.CodeMe, err, "internal error")
 	}
-	cv := ConfirmVerification{To: ch.User, From: ch.Verifier, ThID: ch.ID, VerificationType: ch.VerificationType,
-		Subject: ch.Subject, Attachments: []agent.Attachment{credentialAttachment(jwt)}}
-	msg, err := cv.Message()
+	msg, err := confirmation(ch, jwt)
 	if err != nil {
-		return nil, agent.Wrap(agent.CodeMe, err, "internal error")
+		return nil, err
 	}
 	credID := strings.TrimPrefix(claims.Jti, "urn:uuid:")
 	ver := Verification{ID: credID, ChallengeID: ch.ID, Verifier: ch.Verifier, User: ch.User,
@@ -418,15 +474,46 @@ func (s *Service) confirm(ctx context.Context, ch *Challenge, now time.Time) ([]
 		return nil, agent.Wrap(agent.CodeMe, err, "internal error")
 	}
 	ch.CredentialID = credID
-	if err := s.st.put(ctx, KindVerification, ver.ID, &ver); err != nil {
+	if err := putIn(w, KindVerification, ver.ID, &ver); err != nil {
 		return nil, agent.Wrap(agent.CodeMe, err, "could not record the verification")
 	}
-	if err := s.st.put(ctx, KindChallenge, ch.ID, ch); err != nil {
-		_ = s.cfg.Records.Delete(ctx, KindVerification, ver.ID)
+	if err := putIn(w, KindChallenge, ch.ID, ch); err != nil {
 		return nil, agent.Wrap(agent.CodeMe, err, "could not record the verification")
 	}
-	s.log.InfoContext(ctx, "verification confirmed", "challenge", ch.ID, "user", ch.User, "type", ch.VerificationType, "credential", credID)
+	w.AfterCommit(func() {
+		s.log.InfoContext(ctx, "verification confirmed", "challenge", ch.ID, "user", ch.User, "type", ch.VerificationType, "credential", credID)
+	})
 	return []agent.Message{msg}, nil
+}
+
+// confirmAgain answers a repeated prove of a confirmed challenge with the
+// confirmation of the credential issued then.
+func (s *Service) confirmAgain(ctx context.Context, w *agent.Work, ch *Challenge) ([]agent.Message, error) {
+	var ver Verification
+	if err := getIn(ctx, w, KindVerification, ch.CredentialID, &ver); err != nil {
+		if isNotFound(err) {
+			// Past the retention, or deleted by the operator.
+			return nil, agent.Errorf(CodeAlreadyConfirmed, "challenge %s was already confirmed; it succeeds once", ch.ID)
+		}
+		return nil, agent.Wrap(agent.CodeMe, err, "internal error")
+	}
+	msg, err := confirmation(ch, ver.Credential)
+	if err != nil {
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "confirmation sent again for a repeated prove", "challenge", ch.ID, "credential", ver.ID)
+	return []agent.Message{msg}, nil
+}
+
+// confirmation is the confirmverification of ch carrying the credential jwt.
+func confirmation(ch *Challenge, jwt string) (agent.Message, error) {
+	cv := ConfirmVerification{To: ch.User, From: ch.Verifier, ThID: ch.ID, VerificationType: ch.VerificationType,
+		Subject: ch.Subject, Attachments: []agent.Attachment{credentialAttachment(jwt)}}
+	msg, err := cv.Message()
+	if err != nil {
+		return agent.Message{}, agent.Wrap(agent.CodeMe, err, "internal error")
+	}
+	return msg, nil
 }
 
 // signingKey returns a private authentication key of our DID d.
@@ -495,20 +582,32 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	for _, id := range expire {
-		unlock := s.locks.lock(id)
-		var c Challenge
-		if err := s.st.get(ctx, KindChallenge, id, &c); err == nil && c.State == StatePending && !now.Before(c.Expires) {
-			if c.moveTo(StateExpired, now, "expired before it was proved") == nil && s.st.put(ctx, KindChallenge, id, &c) == nil {
-				changed++
+		moved := false
+		err := s.cfg.Store.Update(ctx, func(w *agent.Work) error {
+			var c Challenge
+			moved = false
+			if err := getIn(ctx, w, KindChallenge, id, &c); err != nil || c.State != StatePending || now.Before(c.Expires) {
+				return nil // proved or gone meanwhile
 			}
-		}
-		unlock()
-	}
-	for _, id := range drop {
-		if s.cfg.Records.Delete(ctx, KindChallenge, id) == nil {
+			if c.moveTo(StateExpired, now, "expired before it was proved") != nil {
+				return nil
+			}
+			moved = true
+			return putIn(w, KindChallenge, id, &c)
+		})
+		if err == nil && moved {
 			changed++
 		}
-		_ = s.cfg.Records.Delete(ctx, KindLetter, id)
+	}
+	for _, id := range drop {
+		err := s.cfg.Store.Update(ctx, func(w *agent.Work) error {
+			w.Delete(KindChallenge, id)
+			w.Delete(KindLetter, id)
+			return nil
+		})
+		if err == nil {
+			changed++
+		}
 	}
 	n, err := s.sweepLinks(ctx, now)
 	return changed + n, err

@@ -123,15 +123,15 @@ func TestVerifierChannels(t *testing.T) {
 		if s.op != "pack" || s.to != subject.did || s.msg.To[0] != r.user.did {
 			t.Fatalf("packed %+v", s)
 		}
-		if len(r.outbox.out) != 1 || r.outbox.out[0].Endpoint != "https://subject.example/didcomm" || r.outbox.out[0].To != subject.did {
-			t.Fatalf("outbox %+v", r.outbox.out)
+		if out := r.st.Outbound(); len(out) != 1 || out[0].Endpoint != "https://subject.example/didcomm" || out[0].To != subject.did {
+			t.Fatalf("outbox %+v", out)
 		}
 		// The user's own DID, or a DID without an endpoint, can't be the subject.
 		m, _ := RequestVerification{To: r.me.did, From: r.user.did, VerificationType: DID, Subject: r.user.did}.Message()
-		_, err := r.svc.HandleMessage(ctx, authIn(m))
+		_, err := r.handle(ctx, authIn(m))
 		wantCode(t, err, CodeSubject)
 		m, _ = RequestVerification{To: r.me.did, From: r.user.did, VerificationType: DID, Subject: newParty(t, "").did}.Message()
-		_, err = r.svc.HandleMessage(ctx, authIn(m))
+		_, err = r.handle(ctx, authIn(m))
 		wantCode(t, err, CodeSubject)
 	})
 	t.Run("IP", func(t *testing.T) {
@@ -312,7 +312,7 @@ func TestProveBadInput(t *testing.T) {
 				in.Message.Type = t
 				in.Envelope = envelope.Metadata{} // plaintext: from is not authenticated
 			}
-			replies, err := r.svc.HandleMessage(context.Background(), in)
+			replies, err := r.handle(context.Background(), in)
 			wantCode(t, err, tc.code)
 			if len(replies) != 0 || r.confirmed() != 0 {
 				t.Fatalf("confirmed: %d replies, %d verifications", len(replies), r.confirmed())
@@ -337,18 +337,37 @@ func TestProveBadInput(t *testing.T) {
 	}
 }
 
-// A challenge succeeds at most once, and runs out of attempts.
+// A challenge succeeds at most once: a repeated prove with the right proof
+// gets the same confirmation again (idempotent), another proof is refused;
+// and a challenge runs out of attempts.
 func TestProveReplayAndAttempts(t *testing.T) {
 	r := newRig(t)
 	c := mustChallenge(t, r.request(t, IP, "198.51.100.7"))
-	if _, err := r.prove(c, nil); err != nil {
-		t.Fatal(err)
+	first, err := r.prove(c, nil)
+	if err != nil || len(first) != 1 {
+		t.Fatal(len(first), err)
 	}
-	// A replayed prove (the same proof again, in a new message).
+	// A repeated prove (the same proof again, in a new message): the
+	// confirmation may have been lost, so it is sent again, with the same
+	// credential, and nothing new is recorded.
 	replies, err := r.prove(c, nil)
+	if err != nil || len(replies) != 1 || r.confirmed() != 1 {
+		t.Fatalf("repeated prove: %v, %d replies, %d verifications", err, len(replies), r.confirmed())
+	}
+	a, _ := ParseConfirmVerification(first[0])
+	b, _ := ParseConfirmVerification(replies[0])
+	ja, _ := credentialFromAttachments(a.Attachments)
+	jb, _ := credentialFromAttachments(b.Attachments)
+	if ja == "" || ja != jb || b.ThID != c.ID {
+		t.Fatal("the repeated confirmation does not carry the credential issued first")
+	}
+	// Another proof for the confirmed challenge is refused.
+	_, err = r.prove(c, func(m *agent.Message) {
+		m.Body = json.RawMessage(`{"verification_type":"IP","subject":"198.51.100.7","proof":"` + strings.Repeat("0", 64) + `"}`)
+	})
 	wantCode(t, err, CodeAlreadyConfirmed)
-	if len(replies) != 0 || r.confirmed() != 1 {
-		t.Fatalf("replay confirmed again: %d", r.confirmed())
+	if r.confirmed() != 1 {
+		t.Fatalf("confirmed again: %d", r.confirmed())
 	}
 
 	r = newRig(t)
@@ -378,7 +397,7 @@ func TestRequestRefusals(t *testing.T) {
 	r := newRig(t)
 	req := func(vt VerificationType, subject string) error {
 		m, _ := RequestVerification{To: r.me.did, From: r.user.did, VerificationType: vt, Subject: subject}.Message()
-		_, err := r.svc.HandleMessage(ctx, authIn(m))
+		_, err := r.handle(ctx, authIn(m))
 		return err
 	}
 	for _, tc := range []struct {
@@ -393,13 +412,13 @@ func TestRequestRefusals(t *testing.T) {
 	// Unknown verification types, and types whose channel is missing.
 	m, _ := RequestVerification{To: r.me.did, From: r.user.did, VerificationType: "Fax", Subject: "x"}.Message()
 	m.Body = json.RawMessage(`{"verification_type":"Fax","subject":"x"}`)
-	_, err := r.svc.HandleMessage(ctx, authIn(m))
+	_, err := r.handle(ctx, authIn(m))
 	wantCode(t, err, CodeVerificationType)
 	r.svc.cfg.Channels.SMS = nil
 	wantCode(t, req(Tel, "+15555550100"), CodeTypeUnavailable)
 	// An unauthenticated request.
 	m, _ = RequestVerification{To: r.me.did, From: r.user.did, VerificationType: Domain, Subject: "example.org"}.Message()
-	_, err = r.svc.HandleMessage(ctx, &agent.Inbound{Message: m})
+	_, err = r.handle(ctx, &agent.Inbound{Message: m})
 	wantCode(t, err, CodeUnauthenticated)
 	// Too many pending challenges for one subject.
 	for i := 0; i < 3; i++ {
@@ -450,5 +469,26 @@ func TestOperatorStartedChallengeAndSweep(t *testing.T) {
 	}
 	if _, err := r.svc.Challenge(ctx, v.ID); !errors.Is(err, agent.ErrNotFound) {
 		t.Fatalf("after retention: %v", err)
+	}
+}
+
+// TestProveCommitsAtomically: when the prove's unit of work cannot commit
+// (a full disk, a crash), neither the confirmed state nor the verification
+// nor the confirmation is left behind, and the same prove succeeds later.
+func TestProveCommitsAtomically(t *testing.T) {
+	r := newRig(t)
+	c := mustChallenge(t, r.request(t, IP, "198.51.100.7"))
+	r.st.FailCommit = errors.New("disk full")
+	replies, err := r.prove(c, nil)
+	wantCode(t, err, agent.CodeMe)
+	if len(replies) != 0 || r.confirmed() != 0 || len(r.st.Outbound()) != 1 {
+		t.Fatalf("a failed commit left %d replies, %d verifications, %d outbound", len(replies), r.confirmed(), len(r.st.Outbound()))
+	}
+	if st := r.challenge(t, c.ID).State; st != StatePending {
+		t.Fatalf("state %s after a failed commit", st)
+	}
+	r.st.FailCommit = nil
+	if replies, err := r.prove(c, nil); err != nil || len(replies) != 1 || r.confirmed() != 1 {
+		t.Fatalf("prove after the store recovered: %v, %d replies, %d verifications", err, len(replies), r.confirmed())
 	}
 }

@@ -91,6 +91,7 @@ import (
 	"go.etcd.io/bbolt"
 	bberrors "go.etcd.io/bbolt/errors"
 
+	"github.com/agentd/agentd/agent"
 	"github.com/agentd/agentd/store/seal"
 )
 
@@ -140,6 +141,12 @@ type Options struct {
 	// and the file may be corrupted by a machine crash or power loss. For
 	// tests and benchmarks only.
 	NoSync bool
+
+	// CommitHook, when set, is called at each CommitPoint of every Commit
+	// with the work being committed. It is a fault-injection point for
+	// tests (a crash test kills the process there); production leaves it
+	// nil.
+	CommitHook func(CommitPoint, *agent.Work)
 }
 
 // DB is an open agentd database file. Get the stores from its methods. Close
@@ -154,8 +161,9 @@ type DB struct {
 	keys    KeyStore
 	queue   Queue
 
-	commit committer
-	mode   writeMode // tests and benchmarks only; set before the first write
+	commit     committer
+	mode       writeMode // tests and benchmarks only; set before the first write
+	commitHook func(CommitPoint, *agent.Work)
 }
 
 // Bucket names; see the package documentation.
@@ -204,7 +212,7 @@ func Open(path string, opts Options) (*DB, error) {
 		}
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	db := &DB{bolt: bdb}
+	db := &DB{bolt: bdb, commitHook: opts.CommitHook}
 	db.outbox.db, db.replay.db, db.records.db, db.keys.db, db.queue.db = db, db, db, db, db
 	if err := db.init(); err != nil {
 		bdb.Close()

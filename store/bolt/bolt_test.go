@@ -79,6 +79,13 @@ func TestConformance(t *testing.T) {
 			return mustKeys(t, openTest(t, Options{MasterKey: RawKey(testKey(t))}))
 		})
 	})
+	t.Run("Commit", func(t *testing.T) {
+		storetest.TestCommit(t, func(t *testing.T) storetest.Backend { return backendOf(openTest(t, Options{})) })
+	})
+}
+
+func backendOf(db *DB) storetest.Backend {
+	return storetest.Backend{Committer: db, Records: db.Records(), Outbox: db.Outbox(), Queue: db.Queue(), Replay: db.ReplayCache()}
 }
 
 // The suite again with every write in its own transaction.
@@ -99,6 +106,9 @@ func TestConformanceSoloCommit(t *testing.T) {
 	})
 	t.Run("KeyStore", func(t *testing.T) {
 		storetest.TestKeyStore(t, func(t *testing.T) keys.Store { return mustKeys(t, open(t)) })
+	})
+	t.Run("Commit", func(t *testing.T) {
+		storetest.TestCommit(t, func(t *testing.T) storetest.Backend { return backendOf(open(t)) })
 	})
 }
 

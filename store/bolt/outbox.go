@@ -98,28 +98,43 @@ func (o outboxBuckets) deadKey(id string) []byte {
 // dead letters; a taken id gives an error wrapping ErrExists. The message is
 // stored as given. Enqueue returns after the commit is on disk.
 func (o *Outbox) Enqueue(ctx context.Context, m *agent.OutboundMessage) error {
-	if err := checkID("message id", m.ID); err != nil {
+	p, err := prepareOutbound(m)
+	if err != nil {
 		return err
+	}
+	return o.db.write(ctx, p.put)
+}
+
+// preparedOutbound is an outbound message encoded for the outbox outside the
+// transaction.
+type preparedOutbound struct {
+	id, value, dueKey []byte
+}
+
+func prepareOutbound(m *agent.OutboundMessage) (preparedOutbound, error) {
+	if err := checkID("message id", m.ID); err != nil {
+		return preparedOutbound{}, err
 	}
 	v, err := json.Marshal(m)
 	if err != nil {
-		return fmt.Errorf("bolt: outbox message %q: %w", m.ID, err)
+		return preparedOutbound{}, fmt.Errorf("bolt: outbox message %q: %w", m.ID, err)
 	}
-	id := []byte(m.ID)
-	dueKey := timeIDKey(m.NextAttempt, m.ID)
-	return o.db.write(ctx, func(tx *bbolt.Tx) error {
-		ob := outboxOf(tx)
-		if ob.msg.Get(id) != nil || ob.deadID.Get(id) != nil {
-			return fmt.Errorf("bolt: outbox message %q: %w", m.ID, ErrExists)
-		}
-		if err := ob.msg.Put(id, v); err != nil {
-			return err
-		}
-		if err := ob.due.Put(dueKey, nil); err != nil {
-			return err
-		}
-		return ob.add(kNPending, 1)
-	})
+	return preparedOutbound{id: []byte(m.ID), value: v, dueKey: timeIDKey(m.NextAttempt, m.ID)}, nil
+}
+
+// put adds the message to the outbox, refusing an id that is taken.
+func (p preparedOutbound) put(tx *bbolt.Tx) error {
+	ob := outboxOf(tx)
+	if ob.msg.Get(p.id) != nil || ob.deadID.Get(p.id) != nil {
+		return fmt.Errorf("bolt: outbox message %q: %w", p.id, ErrExists)
+	}
+	if err := ob.msg.Put(p.id, p.value); err != nil {
+		return err
+	}
+	if err := ob.due.Put(p.dueKey, nil); err != nil {
+		return err
+	}
+	return ob.add(kNPending, 1)
 }
 
 // Due returns up to limit pending messages whose NextAttempt is at or before

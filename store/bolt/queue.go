@@ -31,8 +31,8 @@ import (
 // check and the status cheap.
 //
 // Add is durable on return and goes through group commit, so concurrent
-// forwards share fsyncs. A quota refusal or a duplicate does not fail the
-// group it was committed with.
+// forwards share fsyncs. A quota refusal does not fail the group it was
+// committed with.
 type Queue struct{ db *DB }
 
 var _ agent.QueueStore = (*Queue)(nil)
@@ -241,114 +241,113 @@ func checkRecipient(r string) error {
 	return nil
 }
 
-// Add queues msgs in one group-committed transaction, assigning each an ID.
-// Received defaults to now and Expires must be set. If opts.ReplayKey is
-// already in the replay cache, nothing is stored and Add reports a
-// duplicate; otherwise the key is recorded in the same transaction. If the
-// batch would take a recipient over opts.Limits, nothing is stored and the
-// error wraps agent.ErrQuota.
-func (q *Queue) Add(ctx context.Context, msgs []*agent.QueuedMessage, opts agent.QueueAdd) (duplicate bool, err error) {
+// Add queues msgs in one group-committed transaction, assigning each an ID:
+// a unit of work holding only the messages (see DB.Commit, which queues
+// messages together with everything else a handler decides on). Received
+// defaults to now and Expires must be set. If the batch would take a
+// recipient over limits, nothing is stored and the error wraps
+// agent.ErrQuota.
+func (q *Queue) Add(ctx context.Context, msgs []*agent.QueuedMessage, limits agent.QueueLimits) error {
 	if len(msgs) == 0 {
-		return false, nil
+		return nil
 	}
-	now := time.Now()
-	values := make([][]byte, len(msgs))
-	perRecipient := map[string][2]int64{}
+	w := agent.NewWork(nil)
+	w.Queue(limits, msgs...)
+	return q.db.Commit(ctx, w)
+}
+
+// queueBatch is a batch of messages prepared for queueing outside the
+// transaction: validated and encoded.
+type queueBatch struct {
+	msgs         []*agent.QueuedMessage
+	values       [][]byte
+	perRecipient map[string][2]int64 // count, bytes
+	limits       agent.QueueLimits
+	seqs         []uint64
+}
+
+func prepareQueue(msgs []*agent.QueuedMessage, limits agent.QueueLimits, now time.Time) (*queueBatch, error) {
+	qb := &queueBatch{msgs: msgs, values: make([][]byte, len(msgs)), perRecipient: map[string][2]int64{},
+		limits: limits, seqs: make([]uint64, len(msgs))}
 	for i, m := range msgs {
 		if err := checkRecipient(m.Recipient); err != nil {
-			return false, err
+			return nil, err
 		}
 		if m.Received.IsZero() {
 			m.Received = now
 		}
 		if m.Expires.IsZero() {
-			return false, errors.New("bolt: queued message without an expiry")
+			return nil, errors.New("bolt: queued message without an expiry")
 		}
-		values[i] = encodeRecord(m)
-		c := perRecipient[m.Recipient]
-		perRecipient[m.Recipient] = [2]int64{c[0] + 1, c[1] + int64(len(m.Payload))}
+		qb.values[i] = encodeRecord(m)
+		c := qb.perRecipient[m.Recipient]
+		qb.perRecipient[m.Recipient] = [2]int64{c[0] + 1, c[1] + int64(len(m.Payload))}
 	}
-	var replayKey, replayExp []byte
-	if opts.ReplayKey != "" {
-		if err := checkID("replay key", opts.ReplayKey); err != nil {
-			return false, err
+	return qb, nil
+}
+
+// checkQuota returns an error wrapping agent.ErrQuota if the batch would take
+// a recipient over its limits. It writes nothing.
+func (qb *queueBatch) checkQuota(tx *bbolt.Tx) error {
+	b := queueOf(tx)
+	lim := qb.limits
+	for r, add := range qb.perRecipient {
+		st := b.state([]byte(r))
+		n, size := st.n, st.size
+		if lim.MaxMessages > 0 && n+add[0] > int64(lim.MaxMessages) {
+			return fmt.Errorf("%w: %s has %d messages queued, the limit is %d", agent.ErrQuota, r, n, lim.MaxMessages)
 		}
-		replayKey = []byte(opts.ReplayKey)
-		replayExp = putBE64(timeBits(opts.ReplayUntil))
-	}
-	nowBits := timeBits(now)
-	seqs := make([]uint64, len(msgs))
-	var quotaErr error
-	err = q.db.write(ctx, func(tx *bbolt.Tx) error {
-		duplicate, quotaErr = false, nil // this function may run more than once
-		if replayKey != nil && replaySeen(tx, replayKey, nowBits) {
-			duplicate = true
-			return nil
-		}
-		b := queueOf(tx)
-		lim := opts.Limits
-		for r, add := range perRecipient {
-			st := b.state([]byte(r))
-			n, size := st.n, st.size
-			if lim.MaxMessages > 0 && n+add[0] > int64(lim.MaxMessages) {
-				quotaErr = fmt.Errorf("%w: %s has %d messages queued, the limit is %d", agent.ErrQuota, r, n, lim.MaxMessages)
-				return nil
-			}
-			if lim.MaxBytes > 0 && size+add[1] > lim.MaxBytes {
-				quotaErr = fmt.Errorf("%w: %s has %d bytes queued, the limit is %d", agent.ErrQuota, r, size, lim.MaxBytes)
-				return nil
-			}
-		}
-		// Payloads go at the end of the data bucket, which only grows:
-		// fill its pages.
-		b.data.FillPercent = 1
-		handles := make(map[string]uint64, len(perRecipient))
-		for r := range perRecipient {
-			h, err := b.handle([]byte(r))
-			if err != nil {
-				return err
-			}
-			handles[r] = h
-		}
-		for i, m := range msgs {
-			seq, err := b.data.NextSequence()
-			if err != nil {
-				return err
-			}
-			seqs[i] = seq
-			v := values[i]
-			if err := b.data.Put(putBE64(seq), v); err != nil {
-				return err
-			}
-			if err := b.msg.Put(indexKey(handles[m.Recipient], be64(v), seq), nil); err != nil {
-				return err
-			}
-			if err := b.exp.Put(binary.BigEndian.AppendUint64(clone(v[8:16]), seq), nil); err != nil {
-				return err
-			}
-		}
-		for r, add := range perRecipient {
-			if err := b.account([]byte(r), add[0], add[1]); err != nil {
-				return err
-			}
-		}
-		if replayKey != nil {
-			return replayPut(tx, replayKey, replayExp)
-		}
-		return nil
-	})
-	if err != nil {
-		return false, err
-	}
-	if quotaErr != nil {
-		return false, quotaErr
-	}
-	if !duplicate {
-		for i, m := range msgs {
-			m.ID = formatQueueID(seqs[i])
+		if lim.MaxBytes > 0 && size+add[1] > lim.MaxBytes {
+			return fmt.Errorf("%w: %s has %d bytes queued, the limit is %d", agent.ErrQuota, r, size, lim.MaxBytes)
 		}
 	}
-	return duplicate, nil
+	return nil
+}
+
+// put stores the batch, recording each message's sequence number in seqs.
+func (qb *queueBatch) put(tx *bbolt.Tx) error {
+	b := queueOf(tx)
+	// Payloads go at the end of the data bucket, which only grows: fill its
+	// pages.
+	b.data.FillPercent = 1
+	handles := make(map[string]uint64, len(qb.perRecipient))
+	for r := range qb.perRecipient {
+		h, err := b.handle([]byte(r))
+		if err != nil {
+			return err
+		}
+		handles[r] = h
+	}
+	for i, m := range qb.msgs {
+		seq, err := b.data.NextSequence()
+		if err != nil {
+			return err
+		}
+		qb.seqs[i] = seq
+		v := qb.values[i]
+		if err := b.data.Put(putBE64(seq), v); err != nil {
+			return err
+		}
+		if err := b.msg.Put(indexKey(handles[m.Recipient], be64(v), seq), nil); err != nil {
+			return err
+		}
+		if err := b.exp.Put(binary.BigEndian.AppendUint64(clone(v[8:16]), seq), nil); err != nil {
+			return err
+		}
+	}
+	for r, add := range qb.perRecipient {
+		if err := b.account([]byte(r), add[0], add[1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// assignIDs gives each message its queue id once the batch is committed.
+func (qb *queueBatch) assignIDs() {
+	for i, m := range qb.msgs {
+		m.ID = formatQueueID(qb.seqs[i])
+	}
 }
 
 // List returns up to limit messages queued for any of the recipients whose

@@ -39,8 +39,13 @@ func TestQueueSurvivesReopen(t *testing.T) {
 	}
 	exp := time.Now().Add(time.Hour)
 	m := &agent.QueuedMessage{Recipient: "did:example:alice", Payload: []byte("hello"), Expires: exp}
-	opts := agent.QueueAdd{ReplayKey: "\x00fwd", ReplayUntil: exp}
-	if _, err := db.Queue().Add(ctx, []*agent.QueuedMessage{m}, opts); err != nil {
+	forward := func(m *agent.QueuedMessage) error {
+		w := agent.NewWork(nil)
+		w.Queue(agent.QueueLimits{}, m)
+		w.Remember("\x00fwd", exp)
+		return db.Commit(ctx, w)
+	}
+	if err := forward(m); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
@@ -54,12 +59,12 @@ func TestQueueSurvivesReopen(t *testing.T) {
 		t.Fatalf("totals after reopen %+v", tt)
 	}
 	// The replay key was committed with the message.
-	if dup, err := db.Queue().Add(ctx, []*agent.QueuedMessage{{Recipient: "did:example:alice", Payload: []byte("x"), Expires: exp}}, opts); err != nil || !dup {
-		t.Fatalf("replayed forward after reopen: dup %v, %v", dup, err)
+	if err := forward(&agent.QueuedMessage{Recipient: "did:example:alice", Payload: []byte("x"), Expires: exp}); !errors.Is(err, agent.ErrReplay) {
+		t.Fatalf("replayed forward after reopen: %v, want ErrReplay", err)
 	}
 	// Ids keep growing across openings.
 	m2 := &agent.QueuedMessage{Recipient: "did:example:alice", Payload: []byte("x"), Expires: exp}
-	if _, err := db.Queue().Add(ctx, []*agent.QueuedMessage{m2}, agent.QueueAdd{}); err != nil || m2.ID == m.ID {
+	if err := db.Queue().Add(ctx, []*agent.QueuedMessage{m2}, agent.QueueLimits{}); err != nil || m2.ID == m.ID {
 		t.Fatalf("second id %q (first %q), %v", m2.ID, m.ID, err)
 	}
 }
@@ -70,7 +75,7 @@ func TestQueueQuotaInGroup(t *testing.T) {
 	ctx := context.Background()
 	q := openTest(t, Options{}).Queue()
 	exp := time.Now().Add(time.Hour)
-	lim := agent.QueueAdd{Limits: agent.QueueLimits{MaxMessages: 5}}
+	lim := agent.QueueLimits{MaxMessages: 5}
 	var wg sync.WaitGroup
 	var ok, quota atomic.Int64
 	for i := range 40 {
@@ -78,7 +83,7 @@ func TestQueueQuotaInGroup(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			m := &agent.QueuedMessage{Recipient: fmt.Sprintf("did:example:r%d", i%4), Payload: []byte("p"), Expires: exp}
-			_, err := q.Add(ctx, []*agent.QueuedMessage{m}, lim)
+			err := q.Add(ctx, []*agent.QueuedMessage{m}, lim)
 			switch {
 			case err == nil:
 				ok.Add(1)
@@ -98,8 +103,8 @@ func TestQueueQuotaInGroup(t *testing.T) {
 	}
 }
 
-// TestQueueReplayKeySharesReplayCache: a forward's replay key lives in the
-// replay cache, so the cache's sweep forgets it like any other id.
+// TestQueueReplayKeySharesReplayCache: a forward's replay key, committed
+// with its messages in one unit of work, lives in the replay cache, so the cache's sweep forgets it like any other id.
 func TestQueueReplayKeySharesReplayCache(t *testing.T) {
 	ctx := context.Background()
 	db := openTest(t, Options{})
@@ -107,9 +112,14 @@ func TestQueueReplayKeySharesReplayCache(t *testing.T) {
 	m := func() []*agent.QueuedMessage {
 		return []*agent.QueuedMessage{{Recipient: "did:example:alice", Payload: []byte("x"), Expires: time.Now().Add(time.Hour)}}
 	}
-	opts := agent.QueueAdd{ReplayKey: "\x00fwd-1", ReplayUntil: soon}
-	if dup, err := db.Queue().Add(ctx, m(), opts); err != nil || dup {
-		t.Fatal(dup, err)
+	forward := func() error {
+		w := agent.NewWork(nil)
+		w.Queue(agent.QueueLimits{}, m()...)
+		w.Remember("\x00fwd-1", soon)
+		return db.Commit(ctx, w)
+	}
+	if err := forward(); err != nil {
+		t.Fatal(err)
 	}
 	if seen, err := db.ReplayCache().Remember(ctx, "\x00fwd-1", soon); err != nil || !seen {
 		t.Fatalf("the replay cache does not know the forward: %v %v", seen, err)
@@ -118,8 +128,8 @@ func TestQueueReplayKeySharesReplayCache(t *testing.T) {
 	if n, err := db.ReplayCache().Sweep(ctx, time.Now()); err != nil || n != 1 {
 		t.Fatalf("Sweep = %d, %v", n, err)
 	}
-	if dup, err := db.Queue().Add(ctx, m(), opts); err != nil || dup {
-		t.Fatalf("after the key expired: %v %v", dup, err)
+	if err := forward(); err != nil {
+		t.Fatalf("after the key expired: %v", err)
 	}
 }
 
@@ -130,7 +140,7 @@ func BenchmarkQueueAddParallel(b *testing.B) {
 	payload := bytes.Repeat([]byte("x"), 2048)
 	for _, par := range []int{8, 32} {
 		b.Run(fmt.Sprintf("goroutines=%d", par*runtime.GOMAXPROCS(0)), func(b *testing.B) {
-			q := openTest(b, Options{}).Queue()
+			db := openTest(b, Options{})
 			exp := time.Now().Add(time.Hour)
 			var n atomic.Int64
 			b.SetParallelism(par)
@@ -140,8 +150,10 @@ func BenchmarkQueueAddParallel(b *testing.B) {
 				for pb.Next() {
 					i := n.Add(1)
 					m := &agent.QueuedMessage{Recipient: fmt.Sprintf("did:example:r%d", i%100), Payload: payload, Expires: exp}
-					opts := agent.QueueAdd{ReplayKey: fmt.Sprintf("\x00fwd-%d", i), ReplayUntil: exp}
-					if _, err := q.Add(ctx, []*agent.QueuedMessage{m}, opts); err != nil {
+					w := agent.NewWork(nil)
+					w.Queue(agent.QueueLimits{}, m)
+					w.Remember(fmt.Sprintf("\x00fwd-%d", i), exp)
+					if err := db.Commit(ctx, w); err != nil {
 						b.Error(err)
 						return
 					}

@@ -50,6 +50,18 @@ func (r *ReplayCache) Remember(ctx context.Context, id string, expires time.Time
 	return seen, nil
 }
 
+// Seen reports whether id is recorded with an expiry not before now; it
+// writes nothing.
+func (r *ReplayCache) Seen(ctx context.Context, id string) (bool, error) {
+	var seen bool
+	nowBits := timeBits(time.Now())
+	err := r.db.view(ctx, func(tx *bbolt.Tx) error {
+		seen = replaySeen(tx, []byte(id), nowBits)
+		return nil
+	})
+	return seen, err
+}
+
 // replaySeen reports whether key is recorded in the replay cache with an
 // expiry not before nowBits.
 func replaySeen(tx *bbolt.Tx, key []byte, nowBits uint64) bool {

@@ -31,11 +31,10 @@ func TestQueue(t *testing.T, newStore func(t *testing.T) agent.QueueStore) {
 	qm := func(recipient string, received time.Time, payload string) *agent.QueuedMessage {
 		return &agent.QueuedMessage{Recipient: recipient, Payload: []byte(payload), Received: received, Expires: far}
 	}
-	add := func(t *testing.T, s agent.QueueStore, opts agent.QueueAdd, msgs ...*agent.QueuedMessage) {
+	add := func(t *testing.T, s agent.QueueStore, limits agent.QueueLimits, msgs ...*agent.QueuedMessage) {
 		t.Helper()
-		dup, err := s.Add(ctx, msgs, opts)
-		if err != nil || dup {
-			t.Fatalf("Add = %v, %v; want false, nil", dup, err)
+		if err := s.Add(ctx, msgs, limits); err != nil {
+			t.Fatalf("Add = %v; want nil", err)
 		}
 	}
 	list := func(t *testing.T, s agent.QueueStore, recipients []string, limit int) []*agent.QueuedMessage {
@@ -94,9 +93,9 @@ func TestQueue(t *testing.T, newStore func(t *testing.T) agent.QueueStore) {
 		a, b := "did:example:alice", "did:example:bob"
 		m1, m2, m3 := qm(a, now.Add(-3*time.Minute), "a1"), qm(a, now.Add(-time.Minute), "a3"), qm(a, now.Add(-2*time.Minute), "a2")
 		m1.Expires = far.Add(123 * time.Nanosecond)
-		add(t, s, agent.QueueAdd{}, m1, m2)
-		add(t, s, agent.QueueAdd{}, m3)
-		add(t, s, agent.QueueAdd{}, qm(b, now.Add(-90*time.Second), "b1"))
+		add(t, s, agent.QueueLimits{}, m1, m2)
+		add(t, s, agent.QueueLimits{}, m3)
+		add(t, s, agent.QueueLimits{}, qm(b, now.Add(-90*time.Second), "b1"))
 		if m1.ID == "" || m2.ID == "" || m3.ID == "" || m1.ID == m2.ID || m2.ID == m3.ID || m1.ID == m3.ID {
 			t.Fatalf("ids not assigned or not distinct: %q %q %q", m1.ID, m2.ID, m3.ID)
 		}
@@ -131,8 +130,8 @@ func TestQueue(t *testing.T, newStore func(t *testing.T) agent.QueueStore) {
 		s := newStore(t)
 		a, b := "did:example:alice", "did:example:bob"
 		t1, t2, t3 := now.Add(-time.Hour), now.Add(-time.Minute), now.Add(-30*time.Minute)
-		add(t, s, agent.QueueAdd{}, qm(a, t1, "1234"), qm(a, t2, "12"))
-		add(t, s, agent.QueueAdd{}, qm(b, t3, "123456"))
+		add(t, s, agent.QueueLimits{}, qm(a, t1, "1234"), qm(a, t2, "12"))
+		add(t, s, agent.QueueLimits{}, qm(b, t3, "123456"))
 		st := stats(t, s, a)
 		if st.Messages != 2 || st.Bytes != 6 || !st.Oldest.Equal(t1) || !st.Newest.Equal(t2) {
 			t.Errorf("Stats(alice) = %+v", st)
@@ -154,7 +153,7 @@ func TestQueue(t *testing.T, newStore func(t *testing.T) agent.QueueStore) {
 		s := newStore(t)
 		a, b := "did:example:alice", "did:example:bob"
 		ma1, ma2, mb := qm(a, now.Add(-2*time.Second), "a1"), qm(a, now.Add(-time.Second), "a2"), qm(b, now, "b1")
-		add(t, s, agent.QueueAdd{}, ma1, ma2, mb)
+		add(t, s, agent.QueueLimits{}, ma1, ma2, mb)
 		// Bob cannot remove Alice's message; unknown ids are ignored.
 		n, err := s.Remove(ctx, []string{b}, []string{ma1.ID, "unknown"})
 		if err != nil || n != 0 {
@@ -184,49 +183,29 @@ func TestQueue(t *testing.T, newStore func(t *testing.T) agent.QueueStore) {
 	t.Run("Quota", func(t *testing.T) {
 		s := newStore(t)
 		a := "did:example:alice"
-		lim := agent.QueueAdd{Limits: agent.QueueLimits{MaxMessages: 3, MaxBytes: 10}}
+		lim := agent.QueueLimits{MaxMessages: 3, MaxBytes: 10}
 		add(t, s, lim, qm(a, now, "1234"), qm(a, now, "1234"))
 		// A batch over the count limit is refused as a whole.
-		dup, err := s.Add(ctx, []*agent.QueuedMessage{qm(a, now, "1"), qm(a, now, "1")}, lim)
-		if !errors.Is(err, agent.ErrQuota) || dup {
-			t.Fatalf("Add over the count quota = %v, %v; want ErrQuota", dup, err)
+		if err := s.Add(ctx, []*agent.QueuedMessage{qm(a, now, "1"), qm(a, now, "1")}, lim); !errors.Is(err, agent.ErrQuota) {
+			t.Fatalf("Add over the count quota = %v; want ErrQuota", err)
 		}
 		// Over the byte limit.
-		withKey := lim
-		withKey.ReplayKey, withKey.ReplayUntil = "fwd-1", far
-		if _, err := s.Add(ctx, []*agent.QueuedMessage{qm(a, now, "123")}, withKey); !errors.Is(err, agent.ErrQuota) {
+		if err := s.Add(ctx, []*agent.QueuedMessage{qm(a, now, "123")}, lim); !errors.Is(err, agent.ErrQuota) {
 			t.Fatalf("Add over the byte quota: %v; want ErrQuota", err)
 		}
 		if st := stats(t, s, a); st.Messages != 2 || st.Bytes != 8 {
 			t.Fatalf("refused batches changed the queue: %+v", st)
 		}
-		// Exactly at the limits is allowed; the refused batch's replay key was
-		// not recorded, so the same forward is accepted now.
+		// Exactly at the limits is allowed.
 		add(t, s, lim, qm(a, now, "12"))
 		if _, err := s.Remove(ctx, []string{a}, []string{list(t, s, []string{a}, 1)[0].ID}); err != nil {
 			t.Fatal(err)
 		}
-		if dup, err := s.Add(ctx, []*agent.QueuedMessage{qm(a, now, "123")}, withKey); err != nil || dup {
-			t.Fatalf("retry after room was made = %v, %v", dup, err)
+		if err := s.Add(ctx, []*agent.QueuedMessage{qm(a, now, "123")}, lim); err != nil {
+			t.Fatalf("retry after room was made = %v", err)
 		}
 		// Other recipients have their own quota.
 		add(t, s, lim, qm("did:example:bob", now, "1234567890"))
-	})
-
-	t.Run("ReplayKey", func(t *testing.T) {
-		s := newStore(t)
-		a := "did:example:alice"
-		opts := agent.QueueAdd{ReplayKey: "\x00forward-1", ReplayUntil: far}
-		add(t, s, opts, qm(a, now, "first"))
-		dup, err := s.Add(ctx, []*agent.QueuedMessage{qm(a, now, "again")}, opts)
-		if err != nil || !dup {
-			t.Fatalf("Add with a recorded replay key = %v, %v; want a duplicate", dup, err)
-		}
-		opts.ReplayKey = "\x00forward-2"
-		add(t, s, opts, qm(a, now, "second"))
-		if p := payloads(list(t, s, []string{a}, 10)); !slices.Equal(p, []string{"first", "second"}) {
-			t.Errorf("queued %v", p)
-		}
 	})
 
 	t.Run("ExpiryAndSweep", func(t *testing.T) {
@@ -236,7 +215,7 @@ func TestQueue(t *testing.T, newStore func(t *testing.T) agent.QueueStore) {
 		gone.Expires = now.Add(-time.Second)
 		edge := qm(a, now.Add(-time.Minute), "edge")
 		edge.Expires = now.Add(time.Hour)
-		add(t, s, agent.QueueAdd{}, gone, edge, qm(a, now, "fresh"))
+		add(t, s, agent.QueueLimits{}, gone, edge, qm(a, now, "fresh"))
 		if p := payloads(list(t, s, []string{a}, 10)); !slices.Equal(p, []string{"edge", "fresh"}) {
 			t.Errorf("List shows expired messages: %v", p)
 		}
@@ -264,9 +243,9 @@ func TestQueue(t *testing.T, newStore func(t *testing.T) agent.QueueStore) {
 		s := newStore(t)
 		a, b := "did:example:alice", "did:example:bob"
 		for i := range 25 {
-			add(t, s, agent.QueueAdd{}, qm(a, now.Add(time.Duration(i)), fmt.Sprint(i)))
+			add(t, s, agent.QueueLimits{}, qm(a, now.Add(time.Duration(i)), fmt.Sprint(i)))
 		}
-		add(t, s, agent.QueueAdd{}, qm(b, now, "b"))
+		add(t, s, agent.QueueLimits{}, qm(b, now, "b"))
 		if n, err := s.Purge(ctx, a); err != nil || n != 25 {
 			t.Fatalf("Purge = %d, %v; want 25", n, err)
 		}
@@ -289,8 +268,7 @@ func TestQueue(t *testing.T, newStore func(t *testing.T) agent.QueueStore) {
 				defer wg.Done()
 				for i := range each {
 					r := fmt.Sprintf("did:example:r%d", w%3)
-					opts := agent.QueueAdd{Limits: agent.QueueLimits{MaxMessages: 1 << 20}, ReplayKey: fmt.Sprintf("k-%d-%d", w, i), ReplayUntil: far}
-					if _, err := s.Add(ctx, []*agent.QueuedMessage{qm(r, now, fmt.Sprintf("%d-%d", w, i))}, opts); err != nil {
+					if err := s.Add(ctx, []*agent.QueuedMessage{qm(r, now, fmt.Sprintf("%d-%d", w, i))}, agent.QueueLimits{MaxMessages: 1 << 20}); err != nil {
 						errs <- err
 						return
 					}
@@ -329,7 +307,7 @@ func TestQueue(t *testing.T, newStore func(t *testing.T) agent.QueueStore) {
 		s := newStore(t)
 		p := bytes.Repeat([]byte{0, 1, 2, 255}, 3000)
 		m := &agent.QueuedMessage{Recipient: "did:example:alice", Payload: p, Expires: far}
-		add(t, s, agent.QueueAdd{}, m)
+		add(t, s, agent.QueueLimits{}, m)
 		got := list(t, s, []string{"did:example:alice"}, 1)
 		if len(got) != 1 || !bytes.Equal(got[0].Payload, p) || got[0].Received.IsZero() {
 			t.Fatalf("payload or receive time not kept")

@@ -583,6 +583,24 @@ func TestReplayCache(t *testing.T, newCache func(t *testing.T) agent.ReplayCache
 		}
 	})
 
+	t.Run("Seen", func(t *testing.T) {
+		c := newCache(t)
+		if seen, err := c.Seen(ctx, "s-1"); err != nil || seen {
+			t.Fatalf("Seen of an unknown id = %v, %v", seen, err)
+		}
+		if seen, _ := c.Seen(ctx, "s-1"); seen {
+			t.Fatal("Seen recorded the id")
+		}
+		remember(t, c, "s-1", now.Add(time.Hour))
+		if seen, err := c.Seen(ctx, "s-1"); err != nil || !seen {
+			t.Fatalf("Seen of a recorded id = %v, %v", seen, err)
+		}
+		remember(t, c, "s-old", now.Add(-time.Second))
+		if seen, _ := c.Seen(ctx, "s-old"); seen {
+			t.Error("Seen reports an expired id")
+		}
+	})
+
 	t.Run("ConcurrentSameID", func(t *testing.T) {
 		c := newCache(t)
 		const goroutines, rounds = 50, 5

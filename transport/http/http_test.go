@@ -19,7 +19,7 @@ type fakeReceiver struct {
 	err   error
 }
 
-func (f *fakeReceiver) Receive(ctx context.Context, transport string, raw []byte) (*agent.Reply, error) {
+func (f *fakeReceiver) ReceiveDuplex(ctx context.Context, transport string, raw []byte, _ agent.Session) (*agent.Reply, error) {
 	f.got = raw
 	return f.reply, f.err
 }

@@ -20,9 +20,11 @@ import (
 	"github.com/agentd/agentd/agent"
 )
 
-// Receiver takes packed messages; *agent.Router is one.
+// Receiver takes packed messages that arrived on a connection that can carry
+// replies back (the HTTP response, a WebSocket: session is nil for a plain
+// request); *agent.Router is one.
 type Receiver interface {
-	Receive(ctx context.Context, transport string, raw []byte) (*agent.Reply, error)
+	ReceiveDuplex(ctx context.Context, transport string, raw []byte, session agent.Session) (*agent.Reply, error)
 }
 
 // Config is what a Server needs.
@@ -46,7 +48,7 @@ type Config struct {
 	// Health reports whether the agent is ready; nil means always.
 	Health func(ctx context.Context) error
 	// WebSocket enables DIDComm over WebSocket on the endpoint (GET with an
-	// upgrade) when Receiver is a SessionReceiver; nil disables it.
+	// upgrade); nil disables it.
 	WebSocket *WebSocketConfig
 	// Mediator serves the mediator's admin API; nil when the mediator is off.
 	Mediator MediatorAdmin
@@ -92,7 +94,7 @@ func NewHandler(cfg Config) http.Handler {
 		mux.Handle(pattern, handler)
 	}
 	route("POST "+cfg.EndpointPath, "didcomm", s.didcomm)
-	if _, ok := cfg.Receiver.(SessionReceiver); ok && cfg.WebSocket != nil {
+	if cfg.WebSocket != nil {
 		route("GET "+cfg.EndpointPath, "websocket", s.websocket)
 	}
 	route("GET /did", "did", s.did)
@@ -148,7 +150,7 @@ func (s *server) didcomm(w http.ResponseWriter, r *http.Request) {
 		writeError(w, agent.Errorf(agent.CodeMsg, "body is not valid JSON"))
 		return
 	}
-	reply, err := s.cfg.Receiver.Receive(r.Context(), "http", body)
+	reply, err := s.cfg.Receiver.ReceiveDuplex(r.Context(), "http", body, nil)
 	if err != nil {
 		writeError(w, err)
 		return

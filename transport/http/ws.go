@@ -27,13 +27,6 @@ import (
 // plaintext problem report, since a WebSocket message has no status code.
 // Keepalive pings find dead and half-open sockets and close them.
 
-// SessionReceiver is a Receiver that also takes messages arriving on
-// persistent connections; *agent.Router is one.
-type SessionReceiver interface {
-	Receiver
-	ReceiveSession(ctx context.Context, transport string, raw []byte, s agent.Session) (*agent.Reply, error)
-}
-
 // WebSocketConfig configures DIDComm over WebSocket.
 type WebSocketConfig struct {
 	// PingInterval is the time between keepalive pings; default 30s.
@@ -108,7 +101,7 @@ func isWebSocket(r *http.Request) bool {
 }
 
 func (s *server) websocket(w http.ResponseWriter, r *http.Request) {
-	recv := s.cfg.Receiver.(SessionReceiver) // NewHandler routes here only then
+	recv := s.cfg.Receiver
 	if !isWebSocket(r) {
 		w.Header().Set("Upgrade", "websocket")
 		writeJSON(w, http.StatusUpgradeRequired, errorBody{Error: agent.CodeXfer,
@@ -173,7 +166,7 @@ func (s *server) websocket(w http.ResponseWriter, r *http.Request) {
 }
 
 // wsMessage hands one inbound message to the router and writes the answer.
-func (s *server) wsMessage(ctx context.Context, recv SessionReceiver, sess *wsSession, data []byte, log *slog.Logger) {
+func (s *server) wsMessage(ctx context.Context, recv Receiver, sess *wsSession, data []byte, log *slog.Logger) {
 	var (
 		reply *agent.Reply
 		err   error
@@ -181,7 +174,7 @@ func (s *server) wsMessage(ctx context.Context, recv SessionReceiver, sess *wsSe
 	if !json.Valid(data) {
 		err = agent.Errorf(agent.CodeMsg, "message is not valid JSON")
 	} else {
-		reply, err = recv.ReceiveSession(ctx, "ws", data, sess)
+		reply, err = recv.ReceiveDuplex(ctx, "ws", data, sess)
 	}
 	if err != nil {
 		var m agent.Message

@@ -22,11 +22,7 @@ type sessionReceiver struct {
 	sessions []agent.Session
 }
 
-func (r *sessionReceiver) Receive(ctx context.Context, transport string, raw []byte) (*agent.Reply, error) {
-	return r.ReceiveSession(ctx, transport, raw, nil)
-}
-
-func (r *sessionReceiver) ReceiveSession(_ context.Context, transport string, raw []byte, s agent.Session) (*agent.Reply, error) {
+func (r *sessionReceiver) ReceiveDuplex(_ context.Context, transport string, raw []byte, s agent.Session) (*agent.Reply, error) {
 	r.mu.Lock()
 	r.sessions = append(r.sessions, s)
 	r.mu.Unlock()

@@ -85,6 +85,9 @@ func (r *Records) Len(kind string) int {
 type Agent struct {
 	// DID is the agent's own DID, set as From on what it sends.
 	DID string
+	// Store commits each received message's unit of work, as the router
+	// does; NewAgent gives each agent its own.
+	Store *Store
 
 	mu        sync.Mutex
 	protocols []agent.Protocol
@@ -96,7 +99,7 @@ type Agent struct {
 
 // NewAgent returns an Agent with the given DID.
 func NewAgent(did string) *Agent {
-	return &Agent{DID: did, peers: make(map[string]*Agent)}
+	return &Agent{DID: did, peers: make(map[string]*Agent), Store: &Store{}}
 }
 
 // Connect makes a and b reachable from each other.
@@ -191,13 +194,21 @@ func (a *Agent) Receive(ctx context.Context, msg agent.Message) {
 	a.mu.Unlock()
 	var replies []agent.Message
 	var err error
+	st := a.Store.Agent()
+	in := &agent.Inbound{Message: msg, Transport: "fake", Work: st.New()}
 	if h == nil {
 		err = agent.Errorf(agent.CodeMsgUnsupported, "unsupported message type")
 	} else {
-		replies, err = h.HandleMessage(ctx, &agent.Inbound{Message: msg, Transport: "fake"})
+		replies, err = h.HandleMessage(ctx, in)
+	}
+	if agent.IsRefusal(err) {
+		return
 	}
 	if err != nil && msg.Type != agent.ProblemReportType {
 		replies = append(replies, agent.ProblemReport(msg, err))
+	}
+	if cerr := st.Commit(ctx, in.Work); cerr != nil {
+		return // as the router: nothing recorded, nothing answered
 	}
 	for _, r := range replies {
 		r.From = a.DID

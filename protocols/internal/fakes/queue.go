@@ -17,10 +17,9 @@ import (
 // It passes the store conformance suite (see queue_test.go), so protocol
 // tests that use it see the semantics of the real store.
 type Queue struct {
-	mu     sync.Mutex
-	seq    int
-	msgs   map[string]*agent.QueuedMessage // by id
-	replay map[string]time.Time
+	mu   sync.Mutex
+	seq  int
+	msgs map[string]*agent.QueuedMessage // by id
 	// FailAdd, when set, makes Add fail with it.
 	FailAdd error
 }
@@ -28,7 +27,6 @@ type Queue struct {
 func (q *Queue) init() {
 	if q.msgs == nil {
 		q.msgs = map[string]*agent.QueuedMessage{}
-		q.replay = map[string]time.Time{}
 	}
 }
 
@@ -38,32 +36,27 @@ func cloneMsg(m *agent.QueuedMessage) *agent.QueuedMessage {
 	return &c
 }
 
-// Add stores msgs, refusing the batch over quota or for a seen replay key.
-func (q *Queue) Add(_ context.Context, msgs []*agent.QueuedMessage, opts agent.QueueAdd) (bool, error) {
+// Add stores msgs, refusing the batch over quota.
+func (q *Queue) Add(_ context.Context, msgs []*agent.QueuedMessage, limits agent.QueueLimits) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.init()
 	if q.FailAdd != nil {
-		return false, q.FailAdd
+		return q.FailAdd
 	}
 	now := time.Now()
-	if opts.ReplayKey != "" {
-		if exp, ok := q.replay[opts.ReplayKey]; ok && !exp.Before(now) {
-			return true, nil
-		}
-	}
 	add := map[string][2]int64{}
 	for _, m := range msgs {
 		if m.Recipient == "" || m.Expires.IsZero() {
-			return false, errors.New("fakes: queued message without recipient or expiry")
+			return errors.New("fakes: queued message without recipient or expiry")
 		}
 		c := add[m.Recipient]
 		add[m.Recipient] = [2]int64{c[0] + 1, c[1] + int64(len(m.Payload))}
 	}
 	for r, a := range add {
 		n, size := q.countLocked(r)
-		if l := opts.Limits; (l.MaxMessages > 0 && n+a[0] > int64(l.MaxMessages)) || (l.MaxBytes > 0 && size+a[1] > l.MaxBytes) {
-			return false, fmt.Errorf("%w: %s", agent.ErrQuota, r)
+		if l := limits; (l.MaxMessages > 0 && n+a[0] > int64(l.MaxMessages)) || (l.MaxBytes > 0 && size+a[1] > l.MaxBytes) {
+			return fmt.Errorf("%w: %s", agent.ErrQuota, r)
 		}
 	}
 	for _, m := range msgs {
@@ -74,10 +67,7 @@ func (q *Queue) Add(_ context.Context, msgs []*agent.QueuedMessage, opts agent.Q
 		m.ID = "q" + strconv.Itoa(q.seq)
 		q.msgs[m.ID] = cloneMsg(m)
 	}
-	if opts.ReplayKey != "" {
-		q.replay[opts.ReplayKey] = opts.ReplayUntil
-	}
-	return false, nil
+	return nil
 }
 
 func (q *Queue) countLocked(r string) (n, size int64) {

@@ -1,0 +1,164 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/agentd/agentd/agent"
+)
+
+// CommitPoint names a point of DB.Commit at which Options.CommitHook is
+// called.
+type CommitPoint string
+
+// The points of a commit.
+const (
+	// BeforeCommit: the work is about to be committed; nothing is stored yet.
+	BeforeCommit CommitPoint = "before-commit"
+	// AfterCommit: the work is committed and durable; Commit has not
+	// returned yet.
+	AfterCommit CommitPoint = "after-commit"
+)
+
+var _ agent.Committer = (*DB)(nil)
+
+// Commit applies a unit of work in one group-committed transaction: the
+// checks first (every record the work read is unchanged, no replay key is
+// recorded, every recipient stays within its queue limits, no outbox id is
+// taken), then the record writes, the outbound messages, the queued
+// messages and the replay keys. It returns once the transaction is durable;
+// on any failed check or error nothing of the work is stored, and the
+// failure does not affect the other works committed in the same group. The
+// errors are agent.ErrConflict, agent.ErrReplay and agent.ErrQuota (wrapped)
+// for the failed checks. After the commit, the queued messages have their
+// IDs.
+func (db *DB) Commit(ctx context.Context, w *agent.Work) error {
+	now := time.Now()
+	for _, wr := range w.Writes {
+		if err := checkID("record kind", wr.Kind); err != nil {
+			return err
+		}
+		if err := checkID("record id", wr.ID); err != nil {
+			return err
+		}
+	}
+	outs := make([]preparedOutbound, len(w.Outbound))
+	for i, m := range w.Outbound {
+		p, err := prepareOutbound(m)
+		if err != nil {
+			return err
+		}
+		outs[i] = p
+	}
+	var queued *queueBatch
+	if len(w.Queued) > 0 {
+		var err error
+		if queued, err = prepareQueue(w.Queued, w.QueueLimits, now); err != nil {
+			return err
+		}
+	}
+	replay := make([][2][]byte, len(w.Replay))
+	for i, r := range w.Replay {
+		if err := checkID("replay key", r.Key); err != nil {
+			return err
+		}
+		replay[i] = [2][]byte{[]byte(r.Key), putBE64(timeBits(r.Until))}
+	}
+	nowBits := timeBits(now)
+
+	db.hook(BeforeCommit, w)
+	var refused error
+	err := db.write(ctx, func(tx *bbolt.Tx) error {
+		refused = nil // this function may run more than once
+		// Checks: a refusal returns nil having written nothing, so that
+		// it does not fail the group.
+		for _, r := range w.Reads {
+			if !readStillHolds(tx, r) {
+				refused = fmt.Errorf("bolt: record %s/%s: %w", r.Kind, r.ID, agent.ErrConflict)
+				return nil
+			}
+		}
+		for _, r := range replay {
+			if replaySeen(tx, r[0], nowBits) {
+				refused = fmt.Errorf("bolt: %w", agent.ErrReplay)
+				return nil
+			}
+		}
+		if queued != nil {
+			if refused = queued.checkQuota(tx); refused != nil {
+				return nil
+			}
+		}
+		// Writes.
+		recs := tx.Bucket(bRecords)
+		for _, wr := range w.Writes {
+			if wr.Delete {
+				if b := recs.Bucket([]byte(wr.Kind)); b != nil {
+					if err := b.Delete([]byte(wr.ID)); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+			b, err := recs.CreateBucketIfNotExists([]byte(wr.Kind))
+			if err != nil {
+				return err
+			}
+			if err := b.Put([]byte(wr.ID), wr.Value); err != nil {
+				return err
+			}
+		}
+		for _, p := range outs {
+			if err := p.put(tx); err != nil {
+				return err
+			}
+		}
+		if queued != nil {
+			if err := queued.put(tx); err != nil {
+				return err
+			}
+		}
+		for _, r := range replay {
+			if err := replayPut(tx, r[0], r[1]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if refused != nil {
+		return refused
+	}
+	if queued != nil {
+		queued.assignIDs()
+	}
+	db.hook(AfterCommit, w)
+	return nil
+}
+
+// readStillHolds reports whether the record r read is still as it saw it.
+func readStillHolds(tx *bbolt.Tx, r agent.RecordRead) bool {
+	var cur []byte
+	found := false
+	if b := tx.Bucket(bRecords).Bucket([]byte(r.Kind)); b != nil && r.ID != "" {
+		if k, v := b.Cursor().Seek([]byte(r.ID)); k != nil && string(k) == r.ID {
+			cur, found = v, true
+		}
+	}
+	if r.Missing {
+		return !found
+	}
+	return found && bytes.Equal(cur, r.Value)
+}
+
+func (db *DB) hook(p CommitPoint, w *agent.Work) {
+	if db.commitHook != nil {
+		db.commitHook(p, w)
+	}
+}
