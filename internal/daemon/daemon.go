@@ -75,7 +75,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 	if err != nil {
 		return nil, err
 	}
-	db, err := bolt.Open(filepath.Join(cfg.DataDir, "agentd.db"), bolt.Options{MasterKey: master})
+	hook, err := faultHook(os.Getenv(FaultEnv))
+	if err != nil {
+		return nil, err
+	}
+	db, err := bolt.Open(filepath.Join(cfg.DataDir, "agentd.db"), bolt.Options{MasterKey: master, CommitHook: hook})
 	if err != nil {
 		return nil, fmt.Errorf("opening the database: %w", err)
 	}
