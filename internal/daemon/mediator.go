@@ -92,7 +92,7 @@ func (d *Daemon) buildMediator(ctx context.Context, messenger *agent.Messenger) 
 		MessageTTL: cfg.MessageTTL, MaxRecipients: cfg.MaxRecipients, MaxDeliveryMessages: cfg.MaxDelivery,
 		InvitationTTL: cfg.InvitationTTL, Logger: d.log,
 	}, mediation.Deps{
-		Records: d.db.Records(), Queue: d.db.Queue(), Packer: messenger,
+		Store: d.store, Queue: d.db.Queue(), Packer: messenger,
 		Relayer: messenger,
 	})
 	if err := med.Load(ctx); err != nil {

@@ -9,14 +9,16 @@
 //     unwrapped, and its attached messages are queued for next when next is a
 //     registered recipient, relayed to next's endpoint when the mediator
 //     relays, or refused. expires_time, a size limit and a per-recipient quota
-//     (count and bytes) are honoured. Queueing is one durable, group-committed
-//     write that also records the forward against replays.
+//     (count and bytes) are honoured. The messages are staged in the
+//     forward's unit of work (agent.Work), which the router commits with the
+//     forward's replay record: one durable, group-committed write.
 //   - Pickup 3.0 (pickup.go): status-request, delivery-request (the queue ids
 //     are the attachment ids), messages-received (which alone removes
 //     messages), and live-delivery-change, with live delivery on persistent
 //     connections (live.go).
 //
-// Grants and registrations live in agent.Records (registry.go), indexed in
-// memory; the messages in an agent.QueueStore. Client (client.go) is the
+// Grants and registrations live in agent.Records (registry.go), changed
+// through units of work (a grant commits with the mediate-grant that
+// announces it) and indexed in memory; the messages in an agent.QueueStore. Client (client.go) is the
 // recipient side of the same protocols.
 package mediation

@@ -89,7 +89,7 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	if cfg.Now == nil {
 		cfg.Now = func() time.Time { return h.now }
 	}
-	h.m = NewMediator(cfg, Deps{Records: h.records, Queue: h.q, Packer: plainPacker{}, Relayer: h.relayer})
+	h.m = NewMediator(cfg, Deps{Store: h.st.Agent(), Queue: h.q, Packer: plainPacker{}, Relayer: h.relayer})
 	if err := h.m.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -758,7 +758,7 @@ func waitFor(t *testing.T, cond func() bool) {
 func TestRegistryReload(t *testing.T) {
 	h := newHarness(t, Config{})
 	h.grant(t, V2, alice, "did:key:z6LSa#z6LSa", "did:example:inbox")
-	m2 := NewMediator(Config{RoutingDID: routingDID}, Deps{Records: h.records, Queue: h.q, Packer: plainPacker{}})
+	m2 := NewMediator(Config{RoutingDID: routingDID}, Deps{Store: h.st.Agent(), Queue: h.q, Packer: plainPacker{}})
 	if err := m2.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}

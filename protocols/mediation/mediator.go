@@ -91,8 +91,9 @@ type Config struct {
 
 // Deps are the services a Mediator uses.
 type Deps struct {
-	// Records keeps grants, registrations and mediation invitations.
-	Records agent.Records
+	// Store keeps grants, registrations and mediation invitations; every
+	// change is a unit of work of it (the router's, for a message).
+	Store agent.Store
 	// Queue keeps the messages.
 	Queue agent.QueueStore
 	// Packer packs live deliveries.
@@ -108,7 +109,7 @@ type Mediator struct {
 	log      *slog.Logger
 	registry *Registry
 	queue    agent.QueueStore
-	records  agent.Records
+	store    agent.Store
 	packer   Packer
 	relayer  Relayer
 	live     *Hub
@@ -147,7 +148,7 @@ func NewMediator(cfg Config, deps Deps) *Mediator {
 		cfg.Logger = slog.Default()
 	}
 	log := cfg.Logger.With("component", "mediator")
-	m := &Mediator{cfg: cfg, log: log, registry: NewRegistry(deps.Records), queue: deps.Queue, records: deps.Records,
+	m := &Mediator{cfg: cfg, log: log, registry: NewRegistry(deps.Store.Records), queue: deps.Queue, store: deps.Store,
 		packer: deps.Packer, relayer: deps.Relayer, allow: normalizeDIDs(cfg.AllowList)}
 	m.registry.now = cfg.Now
 	m.live = newHub(deps.Packer, cfg.LiveBuffer, cfg.MaxDeliveryMessages, log)
@@ -220,7 +221,7 @@ type decision struct {
 	reason     string
 }
 
-func (m *Mediator) decide(ctx context.Context, clientDID string, in *agent.Inbound) (decision, error) {
+func (m *Mediator) decide(ctx context.Context, w *agent.Work, clientDID string, in *agent.Inbound) (decision, error) {
 	switch m.cfg.Policy {
 	case PolicyOpen:
 		return decision{allowed: true}, nil
@@ -233,7 +234,7 @@ func (m *Mediator) decide(ctx context.Context, clientDID string, in *agent.Inbou
 		if in.Message.PThID == "" {
 			return decision{reason: "no mediation invitation (pthid) given"}, nil
 		}
-		ok, err := m.useInvitation(ctx, in.Message.PThID, clientDID)
+		ok, err := m.useInvitation(ctx, w, in.Message.PThID, clientDID)
 		if err != nil {
 			return decision{}, err
 		}
@@ -254,7 +255,7 @@ func (m *Mediator) handleMediateRequest(ctx context.Context, in *agent.Inbound, 
 	event := EventRequestRefused
 	var d decision
 	if cur.State == GrantNone {
-		if d, err = m.decide(ctx, c, in); err != nil {
+		if d, err = m.decide(ctx, in.Work, c, in); err != nil {
 			return nil, err
 		}
 		if d.allowed {
@@ -263,7 +264,7 @@ func (m *Mediator) handleMediateRequest(ctx context.Context, in *agent.Inbound, 
 	} else if cur.State == GrantGranted {
 		event = EventRequestAllowed
 	}
-	g, err := m.registry.apply(ctx, c, event, func(g *Grant) {
+	g, err := m.registry.apply(ctx, in.Work, c, event, func(g *Grant) {
 		if g.State != GrantGranted {
 			return
 		}
@@ -334,7 +335,7 @@ func (m *Mediator) handleUpdate(ctx context.Context, in *agent.Inbound, v Versio
 		case !validRecipient(u.RecipientDID):
 			r.Result = ResultClientError
 		case u.Action == ActionAdd:
-			changed, err := m.addRecipient(ctx, c, u.RecipientDID)
+			changed, err := m.addRecipient(ctx, in.Work, c, u.RecipientDID)
 			switch {
 			case errors.Is(err, errTaken), errors.Is(err, errLimit):
 				r.Result = ResultClientError
@@ -345,7 +346,7 @@ func (m *Mediator) handleUpdate(ctx context.Context, in *agent.Inbound, v Versio
 				r.Result = ResultNoChange
 			}
 		case u.Action == ActionRemove:
-			changed, err := m.removeRecipient(ctx, c, u.RecipientDID)
+			changed, err := m.removeRecipient(ctx, in.Work, c, u.RecipientDID)
 			switch {
 			case err != nil:
 				m.log.ErrorContext(ctx, "unregistering a recipient failed", "client", c, "err", err)
@@ -366,11 +367,11 @@ func (m *Mediator) handleUpdate(ctx context.Context, in *agent.Inbound, v Versio
 	return []agent.Message{reply}, nil
 }
 
-// addRecipient registers value for the client c. Nothing may be waiting for
-// a DID its new owner did not register before: anything left over is
-// dropped before the DID is routed.
-func (m *Mediator) addRecipient(ctx context.Context, c, value string) (bool, error) {
-	return m.registry.addRecipient(ctx, c, value, m.cfg.MaxRecipients, func(canonical string) error {
+// addRecipient stages the registration of value for the client c. Nothing
+// may be waiting for a DID its new owner did not register before: anything
+// left over is dropped before the DID is routed.
+func (m *Mediator) addRecipient(ctx context.Context, w *agent.Work, c, value string) (bool, error) {
+	return m.registry.addRecipient(ctx, w, c, value, m.cfg.MaxRecipients, func(canonical string) error {
 		if _, err := m.queue.Purge(ctx, canonical); err != nil {
 			m.log.WarnContext(ctx, "purging the queue of a new recipient failed", "err", err)
 		}
@@ -378,11 +379,15 @@ func (m *Mediator) addRecipient(ctx context.Context, c, value string) (bool, err
 	})
 }
 
-// removeRecipient unregisters value for the client c and purges its queue.
-func (m *Mediator) removeRecipient(ctx context.Context, c, value string) (bool, error) {
-	return m.registry.removeRecipient(ctx, c, value, func(canonical string) error {
-		_, err := m.queue.Purge(ctx, canonical)
-		return err
+// removeRecipient stages the removal of value for the client c; its queue
+// is purged once the removal commits.
+func (m *Mediator) removeRecipient(ctx context.Context, w *agent.Work, c, value string) (bool, error) {
+	return m.registry.removeRecipient(ctx, w, c, value, func(canonical string) {
+		if _, err := m.queue.Purge(ctx, canonical); err != nil {
+			// The messages expire with the queue's TTL, and a new owner's
+			// registration purges them first.
+			m.log.WarnContext(ctx, "purging the queue of a removed recipient failed", "recipient", canonical, "err", err)
+		}
 	})
 }
 
@@ -431,17 +436,21 @@ func (m *Mediator) Revoke(ctx context.Context, clientDID string) error {
 	if g := m.registry.Grant(clientDID); g.State == GrantNone {
 		return fmt.Errorf("mediation for %s: %w", clientDID, agent.ErrNotFound)
 	}
-	for _, r := range m.registry.Registrations(clientDID) {
-		if _, err := m.removeRecipient(ctx, clientDID, r.Registered); err != nil {
-			return err
+	err := m.store.Update(ctx, func(w *agent.Work) error {
+		for _, r := range m.registry.Registrations(clientDID) {
+			if _, err := m.removeRecipient(ctx, w, clientDID, r.Registered); err != nil {
+				return err
+			}
 		}
+		_, err := m.registry.apply(ctx, w, clientDID, EventOperatorRevoke, nil)
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	m.live.dropClient(clientDID)
-	_, err := m.registry.apply(ctx, clientDID, EventOperatorRevoke, nil)
-	if err == nil {
-		m.log.InfoContext(ctx, "mediation revoked by the operator", "client", clientDID)
-	}
-	return err
+	m.log.InfoContext(ctx, "mediation revoked by the operator", "client", clientDID)
+	return nil
 }
 
 // GrantTo grants mediation to a client (operator action), whatever the
@@ -451,10 +460,15 @@ func (m *Mediator) GrantTo(ctx context.Context, clientDID string) (Grant, error)
 	if !validRecipient(clientDID) {
 		return Grant{}, agent.Errorf(agent.CodeMsg, "%q is not a DID", clientDID)
 	}
-	g, err := m.registry.apply(ctx, clientDID, EventOperatorGrant, func(g *Grant) {
-		if g.RoutingDID == "" {
-			g.RoutingDID = m.cfg.RoutingDID
-		}
+	var g Grant
+	err := m.store.Update(ctx, func(w *agent.Work) error {
+		var err error
+		g, err = m.registry.apply(ctx, w, clientDID, EventOperatorGrant, func(g *Grant) {
+			if g.RoutingDID == "" {
+				g.RoutingDID = m.cfg.RoutingDID
+			}
+		})
+		return err
 	})
 	if err == nil {
 		m.log.InfoContext(ctx, "mediation granted by the operator", "client", clientDID)
@@ -480,17 +494,20 @@ func (m *Mediator) RecordInvitation(ctx context.Context, id string) (time.Time, 
 	if err != nil {
 		return time.Time{}, err
 	}
-	return rec.ExpiresAt, m.records.Put(ctx, KindInvitation, id, b)
+	err = m.store.Update(ctx, func(w *agent.Work) error {
+		w.Put(KindInvitation, id, b)
+		return nil
+	})
+	return rec.ExpiresAt, err
 }
 
 // InvitationTTL is how long a mediation invitation stays good.
 func (m *Mediator) InvitationTTL() time.Duration { return m.cfg.InvitationTTL }
 
-// useInvitation consumes a mediation invitation for client.
-func (m *Mediator) useInvitation(ctx context.Context, id, clientDID string) (bool, error) {
-	m.invMu.Lock()
-	defer m.invMu.Unlock()
-	b, err := m.records.Get(ctx, KindInvitation, id)
+// useInvitation stages the use of a mediation invitation by client in w
+// (read through w: two requests with one invitation cannot both commit).
+func (m *Mediator) useInvitation(ctx context.Context, w *agent.Work, id, clientDID string) (bool, error) {
+	b, err := w.Get(ctx, KindInvitation, id)
 	if errors.Is(err, agent.ErrNotFound) {
 		return false, nil
 	}
@@ -509,9 +526,7 @@ func (m *Mediator) useInvitation(ctx context.Context, id, clientDID string) (boo
 	if b, err = json.Marshal(rec); err != nil {
 		return false, err
 	}
-	if err := m.records.Put(ctx, KindInvitation, id, b); err != nil {
-		return false, agent.Wrap(agent.CodeMe, err, "could not record the invitation's use")
-	}
+	w.Put(KindInvitation, id, b)
 	return true, nil
 }
 

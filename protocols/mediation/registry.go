@@ -125,12 +125,14 @@ func validRecipient(s string) bool {
 
 // Registry keeps the grants and recipient registrations durably in
 // agent.Records and indexes them in memory, so that routing a forward costs
-// a map lookup. Load it once at start; it is safe for concurrent use.
+// a map lookup. Changes are staged in a unit of work, reading the records
+// they change through it (so that concurrent changes conflict instead of
+// overwriting each other); the index follows each commit by reading the
+// committed record back. Load it once at start; it is safe for concurrent
+// use.
 type Registry struct {
 	records agent.Records
 	now     func() time.Time
-
-	write sync.Mutex // serialises changes: check, store, then index
 
 	mu         sync.RWMutex
 	grants     map[string]*Grant
@@ -230,13 +232,20 @@ func (r *Registry) Grants(after string, limit int) []Grant {
 	return out
 }
 
-// apply moves the client's grant by event, storing the result; update
-// changes the record being stored (mediator DID, invitation, ...). It
-// returns the new grant, and an error for a transition the table refuses.
-func (r *Registry) apply(ctx context.Context, client string, event GrantEvent, update func(g *Grant)) (Grant, error) {
-	r.write.Lock()
-	defer r.write.Unlock()
-	g := r.Grant(client)
+// apply moves the client's grant by event and stages the result in w;
+// update changes the record being stored (mediator DID, invitation, ...).
+// It returns the new grant, and an error for a transition the table
+// refuses. The index follows once w commits.
+func (r *Registry) apply(ctx context.Context, w *agent.Work, client string, event GrantEvent, update func(g *Grant)) (Grant, error) {
+	g := Grant{ClientDID: client}
+	switch b, err := w.Get(ctx, KindGrant, client); {
+	case err == nil:
+		if err := json.Unmarshal(b, &g); err != nil {
+			return g, agent.Wrap(agent.CodeMe, err, "the mediation grant record is corrupt")
+		}
+	case !errors.Is(err, agent.ErrNotFound):
+		return g, agent.Wrap(agent.CodeMe, err, "could not read the mediation grant")
+	}
 	next, ok := g.State.Next(event)
 	if !ok {
 		return g, agent.Errorf(agent.CodeForbidden, "mediation for %s cannot go from %q on %s", client, g.State, event)
@@ -259,13 +268,52 @@ func (r *Registry) apply(ctx context.Context, client string, event GrantEvent, u
 	if err != nil {
 		return g, err
 	}
-	if err := r.records.Put(ctx, KindGrant, client, b); err != nil {
-		return g, agent.Wrap(agent.CodeMe, err, "could not store the mediation grant")
+	w.Put(KindGrant, client, b)
+	w.AfterCommit(func() { r.refreshGrant(ctx, client) })
+	return g, nil
+}
+
+// refreshGrant sets the index entry of client's grant from the committed
+// record. Refreshing from the store, not from what a work wrote, keeps the
+// index right whatever order commits finish their after-commit steps in.
+func (r *Registry) refreshGrant(ctx context.Context, client string) {
+	b, err := r.records.Get(ctx, KindGrant, client)
+	var g *Grant
+	if err == nil {
+		g = new(Grant)
+		if json.Unmarshal(b, g) != nil {
+			g = nil
+		}
 	}
 	r.mu.Lock()
-	r.grants[client] = &g
-	r.mu.Unlock()
-	return g, nil
+	defer r.mu.Unlock()
+	if g == nil {
+		delete(r.grants, client)
+		return
+	}
+	r.grants[client] = g
+}
+
+// refreshRecipient sets the index entry of a canonical recipient DID from
+// the committed record (see refreshGrant).
+func (r *Registry) refreshRecipient(ctx context.Context, canonical string) {
+	b, err := r.records.Get(ctx, KindRecipient, canonical)
+	var rc Recipient
+	found := err == nil && json.Unmarshal(b, &rc) == nil
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if old, ok := r.recipients[canonical]; ok {
+		delete(r.byClient[old.ClientDID], canonical)
+		delete(r.recipients, canonical)
+	}
+	if !found {
+		return
+	}
+	r.recipients[canonical] = rc
+	if r.byClient[rc.ClientDID] == nil {
+		r.byClient[rc.ClientDID] = map[string]bool{}
+	}
+	r.byClient[rc.ClientDID][canonical] = true
 }
 
 // Route returns the client a forward's next is registered for, with the
@@ -318,23 +366,34 @@ var errTaken = errors.New("registered by another client")
 // errLimit is an add beyond the per-client limit.
 var errLimit = errors.New("too many recipients")
 
-// addRecipient registers value for client. It reports false (no change) when
-// the client had already registered that DID. purge runs before the DID is
-// routed (the mediator drops messages left over for the DID there, before any
-// forward for its new owner can be queued).
-func (r *Registry) addRecipient(ctx context.Context, client, value string, maxPerClient int, purge func(canonical string) error) (bool, error) {
+// addRecipient stages the registration of value for client in w. It
+// reports false (no change) when the client had already registered that
+// DID. purge runs before the registration is staged (the mediator drops
+// messages left over for the DID there; nothing new is queued for a DID
+// before its registration commits).
+func (r *Registry) addRecipient(ctx context.Context, w *agent.Work, client, value string, maxPerClient int, purge func(canonical string) error) (bool, error) {
 	canonical := Canonical(value)
-	r.write.Lock()
-	defer r.write.Unlock()
-	r.mu.RLock()
-	cur, exists := r.recipients[canonical]
-	count := len(r.byClient[client])
-	r.mu.RUnlock()
-	if exists {
-		if cur.ClientDID == client {
+	switch b, err := w.Get(ctx, KindRecipient, canonical); {
+	case err == nil:
+		var cur Recipient
+		if json.Unmarshal(b, &cur) == nil && cur.ClientDID == client {
 			return false, nil
 		}
 		return false, errTaken
+	case !errors.Is(err, agent.ErrNotFound):
+		return false, err
+	}
+	r.mu.RLock()
+	count := len(r.byClient[client])
+	r.mu.RUnlock()
+	for _, wr := range w.Writes { // what this work already changed for the client
+		if wr.Kind == KindRecipient {
+			if wr.Delete {
+				count--
+			} else {
+				count++
+			}
+		}
 	}
 	if maxPerClient > 0 && count >= maxPerClient {
 		return false, errLimit
@@ -349,48 +408,38 @@ func (r *Registry) addRecipient(ctx context.Context, client, value string, maxPe
 	if err != nil {
 		return false, err
 	}
-	if err := r.records.Put(ctx, KindRecipient, canonical, b); err != nil {
-		return false, err
-	}
-	r.mu.Lock()
-	r.recipients[canonical] = rc
-	if r.byClient[client] == nil {
-		r.byClient[client] = map[string]bool{}
-	}
-	r.byClient[client][canonical] = true
-	r.mu.Unlock()
+	w.Put(KindRecipient, canonical, b)
+	w.AfterCommit(func() { r.refreshRecipient(ctx, canonical) })
 	return true, nil
 }
 
-// removeRecipient unregisters value for client, then runs purge (the
-// mediator purges the DID's queue there, so that a later owner of the DID
-// never sees its messages). A forward routed before the removal reads the
-// recipient's record through its unit of work (see Mediator.handleRouting),
-// so it cannot commit once the record is deleted: nothing is queued for the
-// DID after the purge. It reports false when the client had not registered
-// it.
-func (r *Registry) removeRecipient(ctx context.Context, client, value string, purge func(canonical string) error) (bool, error) {
+// removeRecipient stages the removal of value for client in w; once w
+// commits, the DID stops being routed and purge runs (the mediator purges
+// the DID's queue there, so that a later owner of the DID never sees its
+// messages). A forward routed before the removal reads the recipient's
+// record through its own unit of work (see Mediator.handleRouting), so it
+// cannot commit after the record is deleted: nothing is queued for the DID
+// after the purge. It reports false when the client had not registered it.
+func (r *Registry) removeRecipient(ctx context.Context, w *agent.Work, client, value string, purge func(canonical string)) (bool, error) {
 	canonical := Canonical(value)
-	r.write.Lock()
-	defer r.write.Unlock()
-	r.mu.RLock()
-	cur, exists := r.recipients[canonical]
-	r.mu.RUnlock()
-	if !exists || cur.ClientDID != client {
+	b, err := w.Get(ctx, KindRecipient, canonical)
+	if errors.Is(err, agent.ErrNotFound) {
 		return false, nil
 	}
-	if err := r.records.Delete(ctx, KindRecipient, canonical); err != nil && !errors.Is(err, agent.ErrNotFound) {
+	if err != nil {
 		return false, err
 	}
-	r.mu.Lock()
-	delete(r.recipients, canonical)
-	delete(r.byClient[client], canonical)
-	r.mu.Unlock()
-	if purge != nil {
-		if err := purge(canonical); err != nil {
-			return true, err
-		}
+	var cur Recipient
+	if err := json.Unmarshal(b, &cur); err != nil || cur.ClientDID != client {
+		return false, nil
 	}
+	w.Delete(KindRecipient, canonical)
+	w.AfterCommit(func() {
+		r.refreshRecipient(ctx, canonical)
+		if purge != nil {
+			purge(canonical)
+		}
+	})
 	return true, nil
 }
 
