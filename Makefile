@@ -2,6 +2,8 @@
 GO       ?= go
 NPM_DIR  := interop/didcomm-node
 NPM_STAMP := $(NPM_DIR)/node_modules/.package-lock.json
+VERAMO_DIR := interop/veramo
+VERAMO_STAMP := $(VERAMO_DIR)/node_modules/.package-lock.json
 GOFLAGS_TEST ?= -count=1 -timeout 20m
 BENCH    ?= .
 
@@ -16,12 +18,17 @@ build:
 	$(GO) build -o bin/agentd ./cmd/agentd
 	$(GO) build -o bin/agentctl ./cmd/agentctl
 
-## deps: install what the tests need (the didcomm-node peer from the committed lock file)
-deps: $(NPM_STAMP)
+## deps: install what the tests need (the didcomm-node and Veramo peers from
+## their committed lock files)
+deps: $(NPM_STAMP) $(VERAMO_STAMP)
 
 $(NPM_STAMP): $(NPM_DIR)/package-lock.json $(NPM_DIR)/package.json
 	npm ci --prefix $(NPM_DIR) --no-audit --no-fund
 	@touch $(NPM_STAMP)
+
+$(VERAMO_STAMP): $(VERAMO_DIR)/package-lock.json $(VERAMO_DIR)/package.json
+	npm ci --prefix $(VERAMO_DIR) --no-audit --no-fund
+	@touch $(VERAMO_STAMP)
 
 ## deps-apt: install the Debian packages the tests drive when they are missing:
 ## swaks and postfix (mail), unbound (the DNS server of the Prove Control

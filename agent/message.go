@@ -12,6 +12,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -140,6 +142,64 @@ func (m Message) MarshalJSON() ([]byte, error) {
 		m.Body = json.RawMessage("{}")
 	}
 	return json.Marshal(plain(m))
+}
+
+// UnmarshalJSON decodes a message as encoding/json would, except that
+// created_time and expires_time may also be RFC 3339 (ISO 8601) date-time
+// strings, as some DIDComm stacks (Veramo) send them; they are converted to
+// Unix seconds (fractions dropped) and marshalled as numbers again. A string
+// that is not such a date-time, or one before 1970, is an error naming the
+// member.
+func (m *Message) UnmarshalJSON(b []byte) error {
+	type plain Message
+	err := json.Unmarshal(b, (*plain)(m))
+	var te *json.UnmarshalTypeError
+	if err == nil || !errors.As(err, &te) || te.Value != "string" || te.Field != "created_time" && te.Field != "expires_time" {
+		return err
+	}
+	// A time given as a string: decode again with the times as raw values.
+	*m = Message{}
+	var aux struct {
+		*plain
+		CreatedTime json.RawMessage `json:"created_time"`
+		ExpiresTime json.RawMessage `json:"expires_time"`
+	}
+	aux.plain = (*plain)(m)
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	if m.CreatedTime, err = parseUnixTime(aux.CreatedTime, "created_time"); err != nil {
+		return err
+	}
+	m.ExpiresTime, err = parseUnixTime(aux.ExpiresTime, "expires_time")
+	return err
+}
+
+// parseUnixTime reads a time member: absent or null (0), a JSON number of
+// seconds, or an RFC 3339 date-time string.
+func parseUnixTime(raw json.RawMessage, name string) (int64, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0, nil
+	}
+	if raw[0] != '"' {
+		var n int64
+		if err := json.Unmarshal(raw, &n); err != nil {
+			return 0, fmt.Errorf("%s %s is not a whole number of seconds: %w", name, raw, err)
+		}
+		return n, nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return 0, err
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return 0, fmt.Errorf("%s %q is neither Unix seconds nor an RFC 3339 date-time", name, s)
+	}
+	if t.Unix() < 0 {
+		return 0, fmt.Errorf("%s %q lies before 1970", name, s)
+	}
+	return t.Unix(), nil
 }
 
 // PIURI returns the protocol identifier of a message type URI: the type without

@@ -141,9 +141,9 @@ func fastPlain(msg []byte, m *plainJSON) bool {
 		case "pthid":
 			m.Pthid = jsonKind(v[0])
 		case "created_time":
-			return fastUnmarshal(v, &m.CreatedTime)
+			return checkTimeJSON(v, "created_time") == nil
 		case "expires_time":
-			return fastUnmarshal(v, &m.ExpiresTime)
+			return checkTimeJSON(v, "expires_time") == nil
 		case "attachments":
 			return fastUnmarshal(v, &m.Attachments)
 		case "from_prior":

@@ -67,6 +67,17 @@ func FuzzUnpack(f *testing.F) {
 		f.Add(jwe)
 	}
 
+	// The forms other stacks (Veramo) send: flattened JWS, alone and
+	// nested, anoncrypt without apv, times as RFC 3339 strings.
+	signer := w.secrets["did:example:alice#key-1"]
+	if jws, err := Sign(msg, signer); err == nil {
+		flat := flatten(f, jws, false, signer)
+		f.Add(flat)
+		f.Add(flatten(f, jws, true, signer))
+		f.Add(packAnonNoAPV(f, flat, []keys.PublicKey{bob}, A256GCM))
+	}
+	f.Add(packAnonNoAPV(f, []byte(`{"id":"1","type":"t","from":"did:example:alice","created_time":"2026-12-06T09:55:05.123Z","body":{}}`), []keys.PublicKey{bob}, A256CBCHS512))
+
 	opts := UnpackOptions{Keys: w.resolver, Secrets: w.secrets}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		plain, md, err := Unpack(context.Background(), raw, opts)

@@ -358,11 +358,12 @@ func parseJWE(env *rawEnvelope) (*parsedJWE, error) {
 	if !j.epk.Curve.IsKeyAgreement() {
 		return nil, fmt.Errorf("%w: epk curve %q", ErrUnsupported, j.epk.Curve)
 	}
-	if h.Apv == nil {
-		return nil, fmt.Errorf("%w: protected header lacks apv", ErrMalformed)
-	}
-	if j.apv, err = decodeB64String(*h.Apv, "apv"); err != nil {
-		return nil, err
+	// A missing apv is left to checkAPV: anoncrypt without apv is accepted
+	// (the KDF then uses an empty PartyVInfo), authcrypt without it is not.
+	if h.Apv != nil {
+		if j.apv, err = decodeB64String(*h.Apv, "apv"); err != nil {
+			return nil, err
+		}
 	}
 	if h.Apu != nil {
 		if j.apu, err = decodeB64String(*h.Apu, "apu"); err != nil {
@@ -418,15 +419,44 @@ func (j *parsedJWE) checkSizes() error {
 
 // checkAPV enforces the DIDComm apv: SHA-256 of the sorted recipient kids
 // joined with '.'. Duplicate kids are rejected too.
+//
+// An anoncrypt (ECDH-ES) JWE without apv is accepted, as other DIDComm
+// stacks (Veramo) send it: apv only binds the recipient list into the key
+// derivation, which the sender chose to leave empty, and an anonymous sender
+// asserts nothing a recipient could rely on. The KDF then uses an empty
+// PartyVInfo, as the sender did. An apv that is present must be right, and
+// authcrypt always needs one.
 func (j *parsedJWE) checkAPV() error {
 	want, err := apvOf(j.kids)
 	if err != nil {
 		return err
 	}
+	if j.hdr.Apv == nil {
+		if j.alg == AlgAnoncrypt {
+			return nil
+		}
+		return fmt.Errorf("%w: protected header lacks apv", ErrMalformed)
+	}
 	if string(want) != string(j.apv) {
 		return fmt.Errorf("%w: apv does not match the recipient kids", ErrMalformed)
 	}
 	return nil
+}
+
+// apvStripped tells, for an anoncrypt JWE without apv whose content key does
+// not unwrap for recipient i, whether it unwraps with the DIDComm apv: then
+// the sender used one and it was removed on the way, and the JWE is reported
+// as malformed rather than as undecryptable. Only the failure path pays.
+func (j *parsedJWE) apvStripped(i int, ours agreeKey) bool {
+	apv, err := apvOf(j.kids)
+	if err != nil {
+		return false
+	}
+	j.apv = apv
+	cek, err := j.unwrapCEK(i, ours, nil, 32)
+	j.apv = nil
+	clear(cek)
+	return err == nil
 }
 
 // unwrapCEK derives the KEK for recipient i with our key (and, for ECDH-1PU,

@@ -75,30 +75,18 @@ type verifiedJWS struct {
 	alg     string
 }
 
-// verifyJWS checks a General JSON JWS with exactly one signature: structure,
-// header, the signer's key (resolved with purpose authentication) and the
-// signature.
+// verifyJWS checks a JWS with exactly one signature, in General or Flattened
+// JSON serialization (the DIDComm v2 spec makes recipients accept both):
+// structure, header, the signer's key (resolved with purpose authentication)
+// and the signature.
 func verifyJWS(ctx context.Context, env *rawEnvelope, kr KeyResolver) (*verifiedJWS, error) {
 	payloadB64, err := requiredString(env.Payload, "payload")
 	if err != nil {
 		return nil, err
 	}
-	if isNull(env.Signatures) {
-		return nil, fmt.Errorf("%w: signatures is missing", ErrMalformed)
-	}
-	var sigs []jwsSignature
-	if err := json.Unmarshal(env.Signatures, &sigs); err != nil {
-		return nil, fmt.Errorf("%w: signatures is not an array of signature objects", ErrMalformed)
-	}
-	switch {
-	case len(sigs) == 0:
-		return nil, fmt.Errorf("%w: JWS has no signature", ErrMalformed)
-	case len(sigs) > 1:
-		return nil, fmt.Errorf("%w: JWS with %d signatures (DIDComm signs with one key)", ErrUnsupported, len(sigs))
-	}
-	s := sigs[0]
-	if s.Protected == nil || s.Signature == nil {
-		return nil, fmt.Errorf("%w: signature lacks protected or signature", ErrMalformed)
+	s, err := jwsSignatureOf(env)
+	if err != nil {
+		return nil, err
 	}
 	hdrJSON, err := decodeB64String(*s.Protected, "signature protected header")
 	if err != nil {
@@ -154,6 +142,52 @@ func verifyJWS(ctx context.Context, env *rawEnvelope, kr KeyResolver) (*verified
 		return nil, fmt.Errorf("%w: signer key %s is unusable", ErrSenderKey, kid)
 	}
 	return &verifiedJWS{payload: payload, kid: kid, alg: h.Alg}, nil
+}
+
+// jwsSignatureOf returns the one signature of a JWS: the only element of
+// signatures (General JSON serialization), or protected, header and signature
+// from the top level (Flattened JSON serialization). A JWS that mixes the two
+// forms is malformed.
+func jwsSignatureOf(env *rawEnvelope) (jwsSignature, error) {
+	var s jwsSignature
+	if isNull(env.Signatures) {
+		if isNull(env.Signature) {
+			return s, fmt.Errorf("%w: signatures is missing", ErrMalformed)
+		}
+		prot, err := requiredString(env.Protected, "protected")
+		if err != nil {
+			return s, err
+		}
+		sig, err := requiredString(env.Signature, "signature")
+		if err != nil {
+			return s, err
+		}
+		s.Protected, s.Signature = &prot, &sig
+		if !isNull(env.Header) {
+			if err := json.Unmarshal(env.Header, &s.Header); err != nil || env.Header[0] != '{' {
+				return s, fmt.Errorf("%w: JWS header is not a JSON object of the expected shape", ErrMalformed)
+			}
+		}
+		return s, nil
+	}
+	if env.Signature != nil || env.Protected != nil || env.Header != nil {
+		return s, fmt.Errorf("%w: JWS has both signatures and top-level protected, header or signature", ErrMalformed)
+	}
+	var sigs []jwsSignature
+	if err := json.Unmarshal(env.Signatures, &sigs); err != nil {
+		return s, fmt.Errorf("%w: signatures is not an array of signature objects", ErrMalformed)
+	}
+	switch {
+	case len(sigs) == 0:
+		return s, fmt.Errorf("%w: JWS has no signature", ErrMalformed)
+	case len(sigs) > 1:
+		return s, fmt.Errorf("%w: JWS with %d signatures (DIDComm signs with one key)", ErrUnsupported, len(sigs))
+	}
+	s = sigs[0]
+	if s.Protected == nil || s.Signature == nil {
+		return s, fmt.Errorf("%w: signature lacks protected or signature", ErrMalformed)
+	}
+	return s, nil
 }
 
 // resolveKey resolves a sender-side key (skid, signer, from_prior issuer),

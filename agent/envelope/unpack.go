@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/agentd/agentd/agent/keys"
 )
@@ -20,9 +22,13 @@ type rawEnvelope struct {
 	IV         json.RawMessage
 	Ciphertext json.RawMessage
 	Tag        json.RawMessage
-	// JWS
+	// JWS: General JSON serialization has signatures; the Flattened one
+	// (RFC 7515 section 7.2.2) has protected, header and signature at the
+	// top level instead.
 	Payload    json.RawMessage
 	Signatures json.RawMessage
+	Signature  json.RawMessage
+	Header     json.RawMessage
 }
 
 // scanEnvelope checks that msg is a JSON object and picks out the JWE and JWS
@@ -56,6 +62,10 @@ func scanEnvelope(msg []byte) (*rawEnvelope, error) {
 			slot = &e.Payload
 		case "signatures":
 			slot = &e.Signatures
+		case "signature":
+			slot = &e.Signature
+		case "header":
+			slot = &e.Header
 		default:
 			return
 		}
@@ -74,10 +84,12 @@ func scanEnvelope(msg []byte) (*rawEnvelope, error) {
 }
 
 // kind tells the envelope kinds apart by structure: a JWE has ciphertext or
-// recipients, a JWS has signatures; anything else must be a plaintext message.
+// recipients, a JWS has signatures (General JSON serialization) or payload
+// and signature (Flattened JSON serialization); anything else must be a
+// plaintext message.
 func (e *rawEnvelope) kind() (string, error) {
 	jwe := !isNull(e.Ciphertext) || !isNull(e.Recipients)
-	jws := !isNull(e.Signatures)
+	jws := !isNull(e.Signatures) || !isNull(e.Signature) && !isNull(e.Payload)
 	switch {
 	case jwe && jws:
 		return "", fmt.Errorf("%w: message has both JWE and JWS members", ErrMalformed)
@@ -102,8 +114,8 @@ type plainJSON struct {
 	To          []string          `json:"to"`
 	Thid        jsonKind          `json:"thid"`
 	Pthid       jsonKind          `json:"pthid"`
-	CreatedTime *uint64           `json:"created_time"`
-	ExpiresTime *uint64           `json:"expires_time"`
+	CreatedTime createdTimeJSON   `json:"created_time"`
+	ExpiresTime expiresTimeJSON   `json:"expires_time"`
 	Attachments *[]attachmentJSON `json:"attachments"`
 	FromPrior   *string           `json:"from_prior"`
 }
@@ -127,6 +139,45 @@ type attachmentDataJSON struct {
 	JSON   jsonKind  `json:"json"`
 }
 
+// createdTimeJSON and expiresTimeJSON check created_time and expires_time:
+// a JSON number of seconds since the Unix epoch (a non-negative integer), or,
+// as some stacks (Veramo) send them, an RFC 3339 (ISO 8601) date-time string
+// not before the epoch. agent.Message reads them by the same rules.
+type (
+	createdTimeJSON struct{}
+	expiresTimeJSON struct{}
+)
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (*createdTimeJSON) UnmarshalJSON(b []byte) error { return checkTimeJSON(b, "created_time") }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (*expiresTimeJSON) UnmarshalJSON(b []byte) error { return checkTimeJSON(b, "expires_time") }
+
+// checkTimeJSON checks one time member's raw value (valid JSON). It decodes
+// numbers as encoding/json decodes them into a uint64 (strconv.ParseUint),
+// without its allocations: Unpack runs it for every plaintext.
+func checkTimeJSON(b []byte, name string) error {
+	switch b[0] {
+	case 'n':
+		return nil
+	case '"':
+		s, ok := plainString(b)
+		if !ok && json.Unmarshal(b, &s) != nil {
+			break
+		}
+		if t, err := time.Parse(time.RFC3339, s); err == nil && t.Unix() >= 0 {
+			return nil
+		}
+		return fmt.Errorf("%w: plaintext member %s is a string but not an RFC 3339 date-time after 1970", ErrMalformed, name)
+	default:
+		if _, err := strconv.ParseUint(string(b), 10, 64); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: plaintext member %s is neither a non-negative integer nor an RFC 3339 date-time", ErrMalformed, name)
+}
+
 // jsonKind records that a member is present and the kind of its value (the
 // value's first byte: '"', '{', '[', 'n' for null, ...) without copying it.
 type jsonKind byte
@@ -144,6 +195,9 @@ func parsePlaintext(msg []byte) (plainInfo, error) {
 	var p plainInfo
 	var m plainJSON
 	if err := decodePlain(msg, &m); err != nil {
+		if errors.Is(err, ErrMalformed) {
+			return p, err
+		}
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
 			return p, fmt.Errorf("%w: plaintext member %s has the wrong JSON type", ErrMalformed, te.Field)
@@ -230,9 +284,6 @@ func Unpack(ctx context.Context, raw []byte, opts UnpackOptions) ([]byte, Metada
 		switch kind {
 		case "JWE":
 			j, err := parseJWE(env)
-			if err == nil {
-				err = j.checkAPV()
-			}
 			if err != nil {
 				return nil, Metadata{}, err
 			}
@@ -241,8 +292,19 @@ func Unpack(ctx context.Context, raw []byte, opts UnpackOptions) ([]byte, Metada
 			case AlgAnoncrypt:
 			case AlgAuthcrypt:
 				authcrypt = true
+				// Before the apv check, so that authcrypt with another
+				// enc (Veramo's A256GCM) is refused for what it is.
+				if j.enc != A256CBCHS512 {
+					return nil, Metadata{}, fmt.Errorf("%w: enc %q with %s (DIDComm authcrypt uses A256CBC-HS512)", ErrUnsupported, j.enc, j.alg)
+				}
 			default:
+				if err := j.checkAPV(); err != nil {
+					return nil, Metadata{}, err
+				}
 				return nil, Metadata{}, fmt.Errorf("%w: JWE alg %q", ErrUnsupported, j.alg)
+			}
+			if err := j.checkAPV(); err != nil {
+				return nil, Metadata{}, err
 			}
 			want := stageAnon
 			if authcrypt {
@@ -379,6 +441,9 @@ func openJWE(ctx context.Context, j *parsedJWE, authcrypt bool, opts UnpackOptio
 		}
 		if !errors.Is(err, ErrDecrypt) {
 			return nil, "", err
+		}
+		if j.hdr.Apv == nil && j.apvStripped(i, ak) {
+			return nil, "", fmt.Errorf("%w: apv was removed from the protected header", ErrMalformed)
 		}
 		lastErr = err // a stale or wrong secret under this kid: try the next one held
 	}
