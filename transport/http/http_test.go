@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agentd/agentd/agent"
+	"github.com/agentd/agentd/agent/did"
 )
 
 type fakeReceiver struct {
@@ -26,11 +27,11 @@ func (f *fakeReceiver) Receive(ctx context.Context, transport string, raw []byte
 
 type fakePublic struct{}
 
-func (fakePublic) DIDDocument(ctx context.Context) (string, any, error) {
-	return "did:example:a", map[string]string{"id": "did:example:a"}, nil
+func (fakePublic) DIDDocument(ctx context.Context) (string, *did.Doc, error) {
+	return "did:example:a", &did.Doc{ID: "did:example:a"}, nil
 }
-func (fakePublic) Invitation(ctx context.Context) (any, string, error) {
-	return map[string]string{"id": "inv"}, "https://x/?_oob=e30", nil
+func (fakePublic) Invitation(ctx context.Context) (Invitation, string, error) {
+	return Invitation{ID: "inv"}, "https://x/?_oob=e30", nil
 }
 
 type fakeAdmin struct{ AdminService }
@@ -96,7 +97,7 @@ func TestEndpoint(t *testing.T) {
 }
 
 func TestAdminNeedsToken(t *testing.T) {
-	h := NewHandler(Config{Receiver: &fakeReceiver{}, Public: fakePublic{}, Admin: fakeAdmin{}, AdminToken: "0123456789abcdef0123"})
+	h := NewHandler(Config{Receiver: &fakeReceiver{}, Public: fakePublic{}, Features: []Feature{NewAdminAPI(fakeAdmin{})}, AdminToken: "0123456789abcdef0123"})
 	if resp, _ := do(t, h, "GET", "/admin/outbox", "", "", ""); resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") == "" {
 		t.Fatalf("no token: %d", resp.StatusCode)
 	}
@@ -117,7 +118,7 @@ func TestAdminNeedsToken(t *testing.T) {
 		t.Fatalf("unknown admin path: %d", resp.StatusCode)
 	}
 	// An empty configured token never authorises anything.
-	h = NewHandler(Config{Receiver: &fakeReceiver{}, Public: fakePublic{}, Admin: fakeAdmin{}})
+	h = NewHandler(Config{Receiver: &fakeReceiver{}, Public: fakePublic{}, Features: []Feature{NewAdminAPI(fakeAdmin{})}})
 	if resp, _ := do(t, h, "GET", "/admin/outbox", "", "", ""); resp.StatusCode != 401 {
 		t.Fatalf("empty token config: %d", resp.StatusCode)
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/agentd/agentd/agent"
+	"github.com/agentd/agentd/agent/did"
 )
 
 // Receiver takes packed messages; *agent.Router is one.
@@ -25,7 +26,9 @@ type Receiver interface {
 	Receive(ctx context.Context, transport string, raw []byte) (*agent.Reply, error)
 }
 
-// Config is what a Server needs.
+// Config is what a Server needs: the core of the transport. Everything
+// else (the admin API, the mediator's and Prove Control's routes) is a
+// Feature.
 type Config struct {
 	Receiver Receiver
 	// EndpointPath is the path of the DIDComm endpoint, e.g. "/didcomm".
@@ -34,9 +37,8 @@ type Config struct {
 	MaxBodyBytes int64
 	// Public answers the public discovery endpoints.
 	Public PublicInfo
-	// Admin serves the admin API; nil disables it.
-	Admin AdminService
-	// AdminToken is the bearer token the admin API requires.
+	// AdminToken is the bearer token the admin API requires; empty
+	// authorises nothing.
 	AdminToken string
 	// MetricsPublic serves /metrics without the admin token.
 	MetricsPublic bool
@@ -48,21 +50,19 @@ type Config struct {
 	// WebSocket enables DIDComm over WebSocket on the endpoint (GET with an
 	// upgrade) when Receiver is a SessionReceiver; nil disables it.
 	WebSocket *WebSocketConfig
-	// Mediator serves the mediator's admin API; nil when the mediator is off.
-	Mediator MediatorAdmin
-	// ProveControl serves the Prove Control admin API; nil disables it.
-	ProveControl ProveControlAdmin
-	// Challenges serves the public Prove Control routes (one-time links and
-	// the IP well-known path); nil disables them.
-	Challenges ChallengeEndpoints
+	// Features add their public and admin routes (NewAdminAPI,
+	// NewMediationAPI, NewProveControlAPI, NewChallengeLinks, ...). When a
+	// feature adds admin routes, GET /admin/did and GET /admin/openapi.json
+	// are served too.
+	Features []Feature
 }
 
 // PublicInfo gives the public description of the agent.
 type PublicInfo interface {
 	// DIDDocument returns the agent's DID and its resolved document.
-	DIDDocument(ctx context.Context) (did string, doc any, err error)
+	DIDDocument(ctx context.Context) (did string, doc *did.Doc, err error)
 	// Invitation returns the agent's standing Out-of-Band invitation and its URL.
-	Invitation(ctx context.Context) (invitation any, url string, err error)
+	Invitation(ctx context.Context) (invitation Invitation, url string, err error)
 }
 
 // Metrics is the part of the metrics package the server uses.
@@ -73,6 +73,12 @@ type Metrics interface {
 
 // NewHandler builds the HTTP handler for all routes.
 func NewHandler(cfg Config) http.Handler {
+	h, _ := newServer(cfg)
+	return h
+}
+
+// newServer builds the handler and returns the collected routes too.
+func newServer(cfg Config) (http.Handler, *Routes) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}
@@ -83,22 +89,43 @@ func NewHandler(cfg Config) http.Handler {
 		cfg.Logger = slog.Default()
 	}
 	s := &server{cfg: cfg}
-	mux := http.NewServeMux()
-	route := func(pattern, name string, h http.HandlerFunc) {
-		var handler http.Handler = h
-		if cfg.Metrics != nil {
-			handler = cfg.Metrics.Instrument(name, handler)
-		}
-		mux.Handle(pattern, handler)
-	}
-	route("POST "+cfg.EndpointPath, "didcomm", s.didcomm)
+	rs := &Routes{}
+	rs.Public("POST "+cfg.EndpointPath, "didcomm", s.didcomm)
 	if _, ok := cfg.Receiver.(SessionReceiver); ok && cfg.WebSocket != nil {
-		route("GET "+cfg.EndpointPath, "websocket", s.websocket)
+		rs.Public("GET "+cfg.EndpointPath, "websocket", s.websocket)
 	}
-	route("GET /did", "did", s.did)
-	route("GET /invitation", "invitation", s.invitation)
-	route("GET /healthz", "healthz", s.healthz)
-	s.challengeRoutes(route)
+	rs.Public("GET /did", "did", s.did)
+	rs.Public("GET /invitation", "invitation", s.invitation)
+	rs.Public("GET /healthz", "healthz", s.healthz)
+	for _, f := range cfg.Features {
+		f.Routes(rs)
+	}
+	hasAdmin := len(rs.adminRoutes()) > 0 || len(rs.disabled) > 0
+	if hasAdmin {
+		rs.Admin("GET /admin/did", Op{Summary: "The agent's DID and DID document", Response: DIDResponse{}}, s.did)
+		var doc openAPI // built below, once every route is known
+		rs.Admin("GET /admin/openapi.json", Op{Summary: "This document: the admin API as OpenAPI 3.1", Response: map[string]any{}},
+			func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, doc) })
+		doc = newOpenAPI(rs)
+	}
+
+	mux := http.NewServeMux()
+	for _, rt := range rs.routes {
+		var h http.Handler = rt.h
+		if rt.admin {
+			h = s.requireToken(h)
+		}
+		if cfg.Metrics != nil {
+			h = cfg.Metrics.Instrument(rt.name, h)
+		}
+		mux.Handle(rt.method+" "+rt.path, recoverer(cfg.Logger, h))
+	}
+	for _, d := range rs.disabled {
+		reason := d.reason
+		mux.Handle(d.prefix, s.requireToken(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusNotFound, errorBody{Error: "not-found", Reason: reason})
+		})))
+	}
 	if cfg.Metrics != nil {
 		h := cfg.Metrics.Handler()
 		if !cfg.MetricsPublic {
@@ -106,14 +133,21 @@ func NewHandler(cfg Config) http.Handler {
 		}
 		mux.Handle("GET /metrics", h)
 	}
-	if cfg.Admin != nil {
-		mux.Handle("/admin/", s.requireToken(s.adminRoutes()))
+	if hasAdmin {
+		mux.Handle("/admin/", s.requireToken(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusNotFound, errorBody{Error: "not-found", Reason: "no admin endpoint " + r.Method + " " + r.URL.Path})
+		})))
 	}
-	return mux
+	return mux, rs
 }
 
 type server struct {
 	cfg Config
+}
+
+// fail answers err (see writeError).
+func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	writeError(w, r, s.cfg.Logger, err)
 }
 
 // acceptedMediaTypes are the content types the DIDComm endpoint takes.
@@ -126,31 +160,31 @@ var acceptedMediaTypes = map[string]bool{
 func (s *server) didcomm(w http.ResponseWriter, r *http.Request) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || !acceptedMediaTypes[mt] {
-		writeError(w, agent.Errorf(agent.CodeMediaType, "content type must be one of %s, %s, %s",
+		s.fail(w, r, agent.Errorf(agent.CodeMediaType, "content type must be one of %s, %s, %s",
 			agent.MediaTypeEncrypted, agent.MediaTypeSigned, agent.MediaTypePlain))
 		return
 	}
 	if r.ContentLength > s.cfg.MaxBodyBytes {
-		writeError(w, agent.Errorf(agent.CodeTooLarge, "message exceeds the limit of %d bytes", s.cfg.MaxBodyBytes))
+		s.fail(w, r, agent.Errorf(agent.CodeTooLarge, "message exceeds the limit of %d bytes", s.cfg.MaxBodyBytes))
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			writeError(w, agent.Errorf(agent.CodeTooLarge, "message exceeds the limit of %d bytes", s.cfg.MaxBodyBytes))
+			s.fail(w, r, agent.Errorf(agent.CodeTooLarge, "message exceeds the limit of %d bytes", s.cfg.MaxBodyBytes))
 			return
 		}
-		writeError(w, agent.Wrap(agent.CodeXfer, err, "could not read the request body"))
+		s.fail(w, r, agent.Wrap(agent.CodeXfer, err, "could not read the request body"))
 		return
 	}
 	if !json.Valid(body) {
-		writeError(w, agent.Errorf(agent.CodeMsg, "body is not valid JSON"))
+		s.fail(w, r, agent.Errorf(agent.CodeMsg, "body is not valid JSON"))
 		return
 	}
 	reply, err := s.cfg.Receiver.Receive(r.Context(), "http", body)
 	if err != nil {
-		writeError(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	if reply != nil && reply.Payload != nil {
@@ -165,19 +199,19 @@ func (s *server) didcomm(w http.ResponseWriter, r *http.Request) {
 func (s *server) did(w http.ResponseWriter, r *http.Request) {
 	id, doc, err := s.cfg.Public.DIDDocument(r.Context())
 	if err != nil {
-		writeError(w, err)
+		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"did": id, "didDocument": doc})
+	writeJSON(w, http.StatusOK, DIDResponse{DID: id, DIDDocument: doc})
 }
 
 func (s *server) invitation(w http.ResponseWriter, r *http.Request) {
 	inv, url, err := s.cfg.Public.Invitation(r.Context())
 	if err != nil {
-		writeError(w, err)
+		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"invitation": inv, "url": url})
+	writeJSON(w, http.StatusOK, InvitationResponse{Invitation: inv, URL: url})
 }
 
 func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
@@ -185,11 +219,35 @@ func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := s.cfg.Health(ctx); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unhealthy", "reason": agent.ErrorComment(err)})
+			writeJSON(w, http.StatusServiceUnavailable, HealthResponse{Status: "unhealthy", Reason: agent.ErrorComment(err)})
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	writeJSON(w, http.StatusOK, HealthResponse{Status: "ok"})
+}
+
+// DIDResponse answers GET /did and GET /admin/did.
+type DIDResponse struct {
+	DID string `json:"did"`
+	// DIDDocument is the resolved DID document (W3C DID Core).
+	DIDDocument *did.Doc `json:"didDocument"`
+}
+
+// InvitationResponse answers GET /invitation and the invitation-making
+// admin routes.
+type InvitationResponse struct {
+	// Invitation is the Out-of-Band 2.0 invitation message.
+	Invitation Invitation `json:"invitation"`
+	// URL is the invitation as a URL (?_oob=...).
+	URL string `json:"url"`
+}
+
+// HealthResponse answers GET /healthz.
+type HealthResponse struct {
+	// Status is "ok" or "unhealthy".
+	Status string `json:"status"`
+	// Reason says why the agent is unhealthy.
+	Reason string `json:"reason,omitempty"`
 }
 
 // requireToken lets through only requests carrying the admin bearer token.
@@ -206,21 +264,6 @@ func (s *server) requireToken(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
-}
-
-// errorBody is the JSON shape of every error answer.
-type errorBody struct {
-	Error  string `json:"error"`
-	Reason string `json:"reason"`
-}
-
-func writeError(w http.ResponseWriter, err error) {
-	var nf *notFoundError
-	if errors.As(err, &nf) {
-		writeJSON(w, http.StatusNotFound, errorBody{Error: "not-found", Reason: nf.Error()})
-		return
-	}
-	writeJSON(w, agent.HTTPStatus(err), errorBody{Error: agent.ErrorCode(err), Reason: agent.ErrorComment(err)})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
