@@ -291,16 +291,11 @@ func unwrapURLError(err error) error {
 	return err
 }
 
-// FetchLink serves GET /c/{token}.
+// FetchLink serves GET /c/{token}. Unknown and used links are the
+// protocol's ErrLinkUnknown and ErrLinkGone, whose codes (agent.CodeNotFound,
+// agent.CodeGone) the transport answers with 404 and 410.
 func (a *pcAdmin) FetchLink(ctx context.Context, token string) ([]byte, string, error) {
-	payload, mt, err := a.svc().FetchLink(ctx, token)
-	switch {
-	case errors.Is(err, provecontrol.ErrLinkUnknown):
-		return nil, "", agent.Wrap(agent.CodeNotFound, err, "no such link")
-	case errors.Is(err, provecontrol.ErrLinkGone):
-		return nil, "", agent.Wrap(agent.CodeGone, err, "the link was used already or has expired")
-	}
-	return payload, mt, err
+	return a.svc().FetchLink(ctx, token)
 }
 
 // ReceiveChallenge serves POST /.well-known/provecontrol/challenge.

@@ -1,8 +1,13 @@
 package email
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/emersion/go-smtp"
@@ -31,4 +36,49 @@ func TestSMTPStatus(t *testing.T) {
 			t.Errorf("%v: %d %v, want %d %v", tc.err, code, ec, tc.code, tc.ec)
 		}
 	}
+}
+
+// panickingRouter panics on every message it checks.
+type panickingRouter struct{ *fakeRouter }
+
+func (panickingRouter) Check(context.Context, string, []byte) (*agent.Message, error) {
+	panic("router kaboom")
+}
+
+// lockedBuffer is a log sink the server's goroutines can write concurrently.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestSessionPanicIsRecovered(t *testing.T) {
+	var logs lockedBuffer
+	ts := startServer(t, "", false, func(c *ServerConfig) {
+		c.Receiver = panickingRouter{newFakeRouter()}
+		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	c := dial(t, ts.addr)
+	c.expect(250, "EHLO client.test")
+	code, msg := c.send("alice@example.org", "agent@agent.test", encryptedMail(`{"ciphertext":"x"}`))
+	if code != 451 || !strings.Contains(msg, "4.3.0") || strings.Contains(msg, "kaboom") {
+		t.Fatalf("panicking handler: %d %s, want 451 4.3.0 without details", code, msg)
+	}
+	if l := logs.String(); !strings.Contains(l, "session handler panicked") || !strings.Contains(l, "router kaboom") ||
+		!strings.Contains(l, "runtime/debug.Stack") {
+		t.Fatalf("the log lacks the panic and its stack:\n%s", l)
+	}
+	// The session goes on.
+	c.expect(250, "RSET")
 }

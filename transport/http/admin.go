@@ -3,7 +3,6 @@ package http
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"time"
@@ -276,8 +275,7 @@ func notFound(err error, what string) error {
 	if err == nil {
 		return nil
 	}
-	var e *agent.Error
-	if !errors.As(err, &e) && errors.Is(err, agent.ErrNotFound) {
+	if isStoreMiss(err) {
 		return agent.Wrap(agent.CodeNotFound, err, what+" not found")
 	}
 	return err

@@ -29,7 +29,7 @@ type ErrorBody = errorBody
 // HTTP statuses are derived from errors; codes match by prefix
 // (agent.HasCode), so e.g. e.p.req.not-found.letter is a 404.
 func statusOf(err error) int {
-	if errors.Is(err, agent.ErrNotFound) {
+	if isStoreMiss(err) {
 		return http.StatusNotFound
 	}
 	switch {
@@ -53,12 +53,18 @@ func statusOf(err error) int {
 	return http.StatusBadRequest
 }
 
+// isStoreMiss reports whether err is a store's agent.ErrNotFound that no
+// layer explained with an *agent.Error.
+func isStoreMiss(err error) bool {
+	var e *agent.Error
+	return !errors.As(err, &e) && errors.Is(err, agent.ErrNotFound)
+}
+
 // errorAnswer is the body answering err: the problem code and the
 // peer-safe comment. A bare agent.ErrNotFound (a store miss that no layer
 // explained) answers "not-found".
 func errorAnswer(err error) errorBody {
-	var e *agent.Error
-	if !errors.As(err, &e) && errors.Is(err, agent.ErrNotFound) {
+	if isStoreMiss(err) {
 		return errorBody{Error: "not-found", Reason: "not found"}
 	}
 	return errorBody{Error: agent.ErrorCode(err), Reason: agent.ErrorComment(err)}
