@@ -34,12 +34,14 @@ func (d *Daemon) httpFeatures() []httptransport.Feature {
 // admin implements the admin API over the daemon's services.
 type admin struct{ d *Daemon }
 
+// Ping implements httptransport.AdminService.
 func (a *admin) Ping(ctx context.Context, to string) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	return a.d.ping.Ping(ctx, to)
 }
 
+// Discover implements httptransport.AdminService.
 func (a *admin) Discover(ctx context.Context, to, match string) ([]httptransport.Disclosure, error) {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
@@ -51,6 +53,7 @@ func (a *admin) Discover(ctx context.Context, to, match string) ([]httptransport
 	return out, err
 }
 
+// CreateInvitation implements httptransport.AdminService.
 func (a *admin) CreateInvitation(ctx context.Context, goalCode, goal string) (httptransport.Invitation, string, error) {
 	inv, err := a.d.newInvitation(ctx, goalCode, goal)
 	if err != nil {
@@ -59,24 +62,29 @@ func (a *admin) CreateInvitation(ctx context.Context, goalCode, goal string) (ht
 	return invitationOut(inv), inv.URL(a.d.invitationBase()), nil
 }
 
+// AcceptInvitation implements httptransport.AdminService.
 func (a *admin) AcceptInvitation(ctx context.Context, s string) (httptransport.Connection, error) {
 	c, err := a.d.acceptInvitation(ctx, s)
 	return httptransport.Connection{InvitationID: c.InvitationID, TheirDID: c.TheirDID, GoalCode: c.GoalCode,
 		Goal: c.Goal, Accept: c.Accept, AcceptedAt: c.AcceptedAt}, err
 }
 
+// OutboxDepth implements httptransport.AdminService.
 func (a *admin) OutboxDepth(ctx context.Context) (int, int, error) {
 	return a.d.db.Outbox().Depth(ctx)
 }
 
+// DeadLetters implements httptransport.AdminService.
 func (a *admin) DeadLetters(ctx context.Context, after string, limit int) ([]*agent.OutboundMessage, error) {
 	return a.d.db.Outbox().Dead(ctx, after, limit)
 }
 
+// RetryDeadLetter implements httptransport.AdminService.
 func (a *admin) RetryDeadLetter(ctx context.Context, id string) error {
 	return a.d.outbox.Revive(ctx, id)
 }
 
+// DeleteDeadLetter implements httptransport.AdminService.
 func (a *admin) DeleteDeadLetter(ctx context.Context, id string) error {
 	return a.d.db.Outbox().PurgeDead(ctx, id)
 }

@@ -98,11 +98,15 @@ func (c *Client) send(ctx context.Context, method, path string, body any) ([]byt
 
 // APIError is a non-2xx answer.
 type APIError struct {
-	Status       int
+	// Status is the HTTP status.
+	Status int
+	// Code and Reason are the error body's error and reason, if it had one.
 	Code, Reason string
+	// Method and Path are those of the request.
 	Method, Path string
 }
 
+// Error quotes the method, path, reason and code of the answer.
 func (e *APIError) Error() string {
 	if e.Code == "" {
 		return fmt.Sprintf("%s %s: %d %s", e.Method, e.Path, e.Status, http.StatusText(e.Status))

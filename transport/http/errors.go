@@ -13,17 +13,14 @@ import (
 	"github.com/agentd/agentd/agent"
 )
 
-// errorBody is the JSON shape of every error answer.
-type errorBody struct {
+// ErrorBody is the JSON shape of every error answer.
+type ErrorBody struct {
 	// Error is the problem code (e.g. "e.p.msg") or a short word
 	// ("unauthorized", "not-found").
 	Error string `json:"error"`
 	// Reason is the human-readable, peer-safe reason.
 	Reason string `json:"reason"`
 }
-
-// ErrorBody is the JSON shape of every error answer, as clients read it.
-type ErrorBody = errorBody
 
 // statusOf maps err to the HTTP status of the answer. It is the one place
 // HTTP statuses are derived from errors; codes match by prefix
@@ -63,11 +60,11 @@ func isStoreMiss(err error) bool {
 // errorAnswer is the body answering err: the problem code and the
 // peer-safe comment. A bare agent.ErrNotFound (a store miss that no layer
 // explained) answers "not-found".
-func errorAnswer(err error) errorBody {
+func errorAnswer(err error) ErrorBody {
 	if isStoreMiss(err) {
-		return errorBody{Error: "not-found", Reason: "not found"}
+		return ErrorBody{Error: "not-found", Reason: "not found"}
 	}
-	return errorBody{Error: agent.ErrorCode(err), Reason: agent.ErrorComment(err)}
+	return ErrorBody{Error: agent.ErrorCode(err), Reason: agent.ErrorComment(err)}
 }
 
 // writeError answers err as JSON with the status of statusOf. A 5xx is our
@@ -128,11 +125,9 @@ func safeID(id string) string {
 }
 
 // recoverer answers a panicking handler with 500 and logs the panic with
-// its stack. http.ErrAbortHandler is passed on, as net/http expects. It
-// also gives the handler the server's logger (loggerOf).
+// its stack. http.ErrAbortHandler is passed on, as net/http expects.
 func recoverer(log *slog.Logger, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r = r.WithContext(context.WithValue(r.Context(), loggerKey{}, log))
 		defer func() {
 			v := recover()
 			if v == nil {
@@ -146,7 +141,7 @@ func recoverer(log *slog.Logger, h http.Handler) http.Handler {
 				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			// If the handler wrote already, this only ends the answer.
 			w.Header().Set("X-Request-Id", id)
-			writeJSON(w, http.StatusInternalServerError, errorBody{Error: agent.CodeMe, Reason: "internal error"})
+			writeJSON(w, http.StatusInternalServerError, ErrorBody{Error: agent.CodeMe, Reason: "internal error"})
 		}()
 		h.ServeHTTP(w, r)
 	})
@@ -155,6 +150,13 @@ func recoverer(log *slog.Logger, h http.Handler) http.Handler {
 // loggerKey carries the server's logger in a request's context, for the
 // feature handlers' errors.
 type loggerKey struct{}
+
+// withLogger gives a feature's handler the server's logger (loggerOf).
+func withLogger(log *slog.Logger, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), loggerKey{}, log)))
+	})
+}
 
 // loggerOf returns the logger of the server serving r.
 func loggerOf(r *http.Request) *slog.Logger {

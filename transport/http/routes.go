@@ -2,7 +2,6 @@ package http
 
 import (
 	"net/http"
-	"reflect"
 	"sort"
 	"strings"
 )
@@ -81,8 +80,9 @@ func (r *Routes) Public(pattern, name string, h http.HandlerFunc) {
 }
 
 // Admin adds an admin route: it requires the admin bearer token and is
-// listed in the OpenAPI document as op describes it. The path must start
-// with /admin/.
+// listed in the OpenAPI document as op describes it; its metrics label is
+// its operation id (get_mediation_grants_did). The path must start with
+// /admin/.
 func (r *Routes) Admin(pattern string, op Op, h http.HandlerFunc) {
 	method, path := splitPattern(pattern)
 	if method == "" || !strings.HasPrefix(path, "/admin/") {
@@ -94,7 +94,7 @@ func (r *Routes) Admin(pattern string, op Op, h http.HandlerFunc) {
 			op.Status = http.StatusNoContent
 		}
 	}
-	r.routes = append(r.routes, route{method: method, path: path, name: "admin", admin: true, op: op, h: h})
+	r.routes = append(r.routes, route{method: method, path: path, name: operationID(method, path), admin: true, op: op, h: h})
 }
 
 // Disabled answers every admin request under prefix (e.g.
@@ -104,11 +104,13 @@ func (r *Routes) Disabled(prefix, reason string) {
 	r.disabled = append(r.disabled, disabledPrefix{prefix, reason})
 }
 
-// AdminRoute describes a registered admin route (for tests and the
-// OpenAPI document).
+// AdminRoute describes a registered admin route (for the OpenAPI
+// document and its drift test).
 type AdminRoute struct {
+	// Method and Path are the two parts of the route's pattern.
 	Method, Path string
-	Op           Op
+	// Op documents the route.
+	Op Op
 }
 
 // adminRoutes lists the admin routes in path, method order.
@@ -133,12 +135,4 @@ func splitPattern(pattern string) (method, path string) {
 		return m, strings.TrimSpace(p)
 	}
 	return "", pattern
-}
-
-// typeOf returns the reflect.Type of v, nil for nil.
-func typeOf(v any) reflect.Type {
-	if v == nil {
-		return nil
-	}
-	return reflect.TypeOf(v)
 }

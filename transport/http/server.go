@@ -1,8 +1,40 @@
 // Package http is agentd's HTTP transport: the public DIDComm endpoint that
-// wallets POST packed messages to, the public discovery endpoints (/did,
-// /invitation, /healthz), the operators' admin API under /admin/ with bearer
-// token authentication, /metrics, and the HTTP(S) sender the outbox delivers
-// through.
+// wallets POST packed messages to (and open WebSockets on), the public
+// discovery endpoints (/did, /invitation, /healthz), /metrics, the
+// operators' admin API under /admin/ with bearer token authentication, and
+// the HTTP(S) sender the outbox delivers through.
+//
+// # Features
+//
+// Config holds only the core of the server. Everything else is a Feature
+// that adds its routes through Routes: Routes.Public for public routes,
+// Routes.Admin for admin routes with an Op that documents them. The server
+// wraps every route the same way: the admin token check, metrics, panic
+// recovery (500, stack in the log) and one error mapping (statusOf,
+// writeError: 5xx causes are logged, the peer sees only the safe comment).
+// The features are NewAdminAPI (ping, discover, invitations, outbox, dead
+// letters), NewMediationAPI (or MediationDisabled), NewProveControlAPI and
+// NewChallengeLinks (the public one-time links and IP well-known path).
+//
+// Decision: this package imports no protocol package (only agent). Each
+// feature is built from a narrow service interface defined here
+// (AdminService, MediatorAdmin, ProveControlAdmin, ChallengeEndpoints),
+// whose methods take and return the request and response structs defined
+// here. Those structs, with their json tags, are the documented JSON shape
+// of the admin API; the daemon adapts the protocols' own types to them
+// (internal/daemon/admin.go). The feature route code lives here, one file
+// per feature, so that protocols do not import net/http.
+//
+// # The admin API
+//
+// Lists are paged the same way everywhere (parsePage, Page): ?after= takes
+// the "next" value of the previous page and ?limit= is 1..1000 (default
+// 100). The API is published as an OpenAPI 3.1 document at
+// GET /admin/openapi.json, behind the admin token like the rest of /admin/
+// (it tells which features are enabled). The document is generated from
+// the registered routes and reflection over their Go types (openapi.go), so
+// it cannot drift; a test also checks it against the routes and the JSON the
+// handlers write. Client is a typed client of the API (agentctl uses it).
 package http
 
 import (
@@ -97,6 +129,7 @@ func newServer(cfg Config) (http.Handler, *Routes) {
 	rs.Public("GET /did", "did", s.did)
 	rs.Public("GET /invitation", "invitation", s.invitation)
 	rs.Public("GET /healthz", "healthz", s.healthz)
+	core := len(rs.routes) // the server's own routes log through s.fail
 	for _, f := range cfg.Features {
 		f.Routes(rs)
 	}
@@ -110,8 +143,11 @@ func newServer(cfg Config) (http.Handler, *Routes) {
 	}
 
 	mux := http.NewServeMux()
-	for _, rt := range rs.routes {
+	for i, rt := range rs.routes {
 		var h http.Handler = rt.h
+		if i >= core {
+			h = withLogger(cfg.Logger, h)
+		}
 		if rt.admin {
 			h = s.requireToken(h)
 		}
@@ -123,7 +159,7 @@ func newServer(cfg Config) (http.Handler, *Routes) {
 	for _, d := range rs.disabled {
 		reason := d.reason
 		mux.Handle(d.prefix, s.requireToken(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			writeJSON(w, http.StatusNotFound, errorBody{Error: "not-found", Reason: reason})
+			writeJSON(w, http.StatusNotFound, ErrorBody{Error: "not-found", Reason: reason})
 		})))
 	}
 	if cfg.Metrics != nil {
@@ -135,7 +171,7 @@ func newServer(cfg Config) (http.Handler, *Routes) {
 	}
 	if hasAdmin {
 		mux.Handle("/admin/", s.requireToken(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			writeJSON(w, http.StatusNotFound, errorBody{Error: "not-found", Reason: "no admin endpoint " + r.Method + " " + r.URL.Path})
+			writeJSON(w, http.StatusNotFound, ErrorBody{Error: "not-found", Reason: "no admin endpoint " + r.Method + " " + r.URL.Path})
 		})))
 	}
 	return mux, rs
@@ -259,7 +295,7 @@ func (s *server) requireToken(h http.Handler) http.Handler {
 			subtle.ConstantTimeCompare([]byte(auth[len(prefix):]), []byte(s.cfg.AdminToken)) == 1
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="agentd admin"`)
-			writeJSON(w, http.StatusUnauthorized, errorBody{Error: "unauthorized", Reason: "a valid admin bearer token is required"})
+			writeJSON(w, http.StatusUnauthorized, ErrorBody{Error: "unauthorized", Reason: "a valid admin bearer token is required"})
 			return
 		}
 		h.ServeHTTP(w, r)
