@@ -85,7 +85,7 @@ type PingResponse struct {
 type DiscoverRequest struct {
 	To string `json:"to"`
 	// Match is the protocol URI pattern; "*" when empty.
-	Match string `json:"match"`
+	Match string `json:"match,omitempty"`
 }
 
 // DiscoverResponse answers POST /admin/discover.

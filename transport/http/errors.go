@@ -16,7 +16,7 @@ import (
 // ErrorBody is the JSON shape of every error answer.
 type ErrorBody struct {
 	// Error is the problem code (e.g. "e.p.msg") or a short word
-	// ("unauthorized", "not-found").
+	// ("unauthorized" for a missing or wrong admin token).
 	Error string `json:"error"`
 	// Reason is the human-readable, peer-safe reason.
 	Reason string `json:"reason"`
@@ -59,10 +59,10 @@ func isStoreMiss(err error) bool {
 
 // errorAnswer is the body answering err: the problem code and the
 // peer-safe comment. A bare agent.ErrNotFound (a store miss that no layer
-// explained) answers "not-found".
+// explained) answers e.p.req.not-found.
 func errorAnswer(err error) ErrorBody {
 	if isStoreMiss(err) {
-		return ErrorBody{Error: "not-found", Reason: "not found"}
+		return ErrorBody{Error: agent.CodeNotFound, Reason: "not found"}
 	}
 	return ErrorBody{Error: agent.ErrorCode(err), Reason: agent.ErrorComment(err)}
 }

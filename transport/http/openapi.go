@@ -54,7 +54,8 @@ func newOpenAPI(rs *Routes) openAPI {
 		}
 		switch {
 		case rt.Op.Request != nil:
-			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{
+			// An empty body reads as {}: it is required only when a member is.
+			op["requestBody"] = map[string]any{"required": hasRequired(reflect.TypeOf(rt.Op.Request)), "content": map[string]any{
 				"application/json": map[string]any{"schema": g.value(rt.Op.Request)}}}
 		case rt.Op.RequestType != "":
 			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{
@@ -246,4 +247,18 @@ func jsonFields(t reflect.Type) []jsonField {
 		out = append(out, jsonField{name: name, typ: f.Type, optional: optional})
 	}
 	return out
+}
+
+// hasRequired reports whether struct t has a JSON member that is not
+// optional.
+func hasRequired(t reflect.Type) bool {
+	if t.Kind() != reflect.Struct {
+		return true
+	}
+	for _, f := range jsonFields(t) {
+		if !f.optional {
+			return true
+		}
+	}
+	return false
 }

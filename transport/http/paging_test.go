@@ -3,6 +3,7 @@ package http
 import (
 	"encoding/json"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -57,14 +58,14 @@ func TestDisabledFeature(t *testing.T) {
 	h := NewHandler(Config{Receiver: &fakeReceiver{}, Public: fakePublic{}, AdminToken: testToken,
 		Features: []Feature{NewAdminAPI(fakeAdmin{}), MediationDisabled()}})
 	resp, body := do(t, h, "GET", "/admin/mediation/queue", "", testToken, "")
-	if resp.StatusCode != 404 || !contains(body, "not enabled") {
+	if resp.StatusCode != 404 || !strings.Contains(body, "not enabled") {
 		t.Fatalf("disabled mediator: %d %s", resp.StatusCode, body)
 	}
 	if resp, _ := do(t, h, "GET", "/admin/mediation/queue", "", "", ""); resp.StatusCode != 401 {
 		t.Fatalf("disabled mediator without token: %d", resp.StatusCode)
 	}
 	resp, body = do(t, h, "GET", "/admin/nothing", "", testToken, "")
-	if resp.StatusCode != 404 || !contains(body, "no admin endpoint") {
+	if resp.StatusCode != 404 || !strings.Contains(body, "no admin endpoint") {
 		t.Fatalf("unknown path: %d %s", resp.StatusCode, body)
 	}
 	// Without any admin feature there is no admin API at all.
@@ -72,15 +73,4 @@ func TestDisabledFeature(t *testing.T) {
 	if resp, _ := do(t, h, "GET", "/admin/openapi.json", "", testToken, ""); resp.StatusCode != 404 {
 		t.Fatalf("no admin features: %d", resp.StatusCode)
 	}
-}
-
-func contains(s, sub string) bool { return len(s) >= len(sub) && (s == sub || indexOf(s, sub) >= 0) }
-
-func indexOf(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
 }

@@ -159,7 +159,7 @@ func newServer(cfg Config) (http.Handler, *Routes) {
 	for _, d := range rs.disabled {
 		reason := d.reason
 		mux.Handle(d.prefix, s.requireToken(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			writeJSON(w, http.StatusNotFound, ErrorBody{Error: "not-found", Reason: reason})
+			writeJSON(w, http.StatusNotFound, ErrorBody{Error: agent.CodeNotFound, Reason: reason})
 		})))
 	}
 	if cfg.Metrics != nil {
@@ -171,7 +171,7 @@ func newServer(cfg Config) (http.Handler, *Routes) {
 	}
 	if hasAdmin {
 		mux.Handle("/admin/", s.requireToken(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			writeJSON(w, http.StatusNotFound, ErrorBody{Error: "not-found", Reason: "no admin endpoint " + r.Method + " " + r.URL.Path})
+			writeJSON(w, http.StatusNotFound, ErrorBody{Error: agent.CodeNotFound, Reason: "no admin endpoint " + r.Method + " " + r.URL.Path})
 		})))
 	}
 	return mux, rs
