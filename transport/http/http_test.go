@@ -114,6 +114,13 @@ func TestAdminNeedsToken(t *testing.T) {
 	if resp, _ := do(t, h, "POST", "/admin/ping", "application/json", "0123456789abcdef0123", `{}`); resp.StatusCode != 400 {
 		t.Fatalf("ping without to: %d", resp.StatusCode)
 	}
+	// A wrong method is refused for want of a token before anything else.
+	if resp, _ := do(t, h, "GET", "/admin/ping", "", "", ""); resp.StatusCode != 401 {
+		t.Fatalf("GET /admin/ping without token: %d", resp.StatusCode)
+	}
+	if resp, _ := do(t, h, "GET", "/admin/ping", "", "0123456789abcdef0123", ""); resp.StatusCode != 404 {
+		t.Fatalf("GET /admin/ping: %d", resp.StatusCode)
+	}
 	if resp, _ := do(t, h, "GET", "/admin/nothing", "", "0123456789abcdef0123", ""); resp.StatusCode != 404 {
 		t.Fatalf("unknown admin path: %d", resp.StatusCode)
 	}

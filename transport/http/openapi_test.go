@@ -160,9 +160,9 @@ func (filledPublic) Invitation(context.Context) (Invitation, string, error) {
 func fullServer(t *testing.T) (*http.ServeMux, *Routes) {
 	t.Helper()
 	f := fullFake{}
-	h, rs := newServer(Config{Receiver: &fakeReceiver{}, Public: filledPublic{}, AdminToken: testToken,
+	_, mux, rs := newServer(Config{Receiver: &fakeReceiver{}, Public: filledPublic{}, AdminToken: testToken,
 		Features: []Feature{NewAdminAPI(f), NewMediationAPI(f), NewProveControlAPI(f), NewChallengeLinks(f)}})
-	return h.(*http.ServeMux), rs
+	return mux, rs
 }
 
 // TestOpenAPIMatchesRoutes is the drift check of the admin API's document:

@@ -105,12 +105,13 @@ type Metrics interface {
 
 // NewHandler builds the HTTP handler for all routes.
 func NewHandler(cfg Config) http.Handler {
-	h, _ := newServer(cfg)
+	h, _, _ := newServer(cfg)
 	return h
 }
 
-// newServer builds the handler and returns the collected routes too.
-func newServer(cfg Config) (http.Handler, *Routes) {
+// newServer builds the handler, and returns its mux and the collected
+// routes too.
+func newServer(cfg Config) (http.Handler, *http.ServeMux, *Routes) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}
@@ -174,7 +175,9 @@ func newServer(cfg Config) (http.Handler, *Routes) {
 			writeJSON(w, http.StatusNotFound, ErrorBody{Error: agent.CodeNotFound, Reason: "no admin endpoint " + r.Method + " " + r.URL.Path})
 		})))
 	}
-	return mux, rs
+	// Under /admin/, the catch-all above (behind the token) answers every
+	// method a route does not take: no 405 tells a stranger which routes exist.
+	return mux, mux, rs
 }
 
 type server struct {
