@@ -3,7 +3,6 @@ package agent
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 )
 
@@ -27,6 +26,9 @@ const (
 	CodeMediaType      = "e.p.xfer.media-type" // the transport got a media type it does not take
 	CodeNotForUs       = "e.p.msg.not-for-us"  // the message is addressed to someone else
 	CodeForbidden      = "e.p.req.not-allowed" // the request is not permitted by policy
+	CodeNotFound       = "e.p.req.not-found"   // the thing asked for does not exist
+	CodeGone           = "e.p.req.gone"        // the thing asked for existed but is used up or expired
+	CodeConflict       = "e.p.req.conflict"    // the request conflicts with the current state
 )
 
 // Error is the agent's one error type. Code is a Report Problem 2.0 code;
@@ -81,37 +83,13 @@ func ErrorComment(err error) string {
 	return "internal error"
 }
 
-// HTTPStatus maps err to the HTTP status a transport should answer with.
-func HTTPStatus(err error) int {
+// HasCode reports whether the problem code of err (see ErrorCode) is
+// prefix or lies under it: codes are dot-separated paths, so
+// HasCode(err, "e.p.req") holds for e.p.req.time.provecontrol.expired but
+// not for e.p.request. Transports map errors to their statuses with it.
+func HasCode(err error, prefix string) bool {
 	code := ErrorCode(err)
-	switch {
-	case code == CodeTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case code == CodeMediaType:
-		return http.StatusUnsupportedMediaType
-	case code == CodeMeResStorage:
-		return http.StatusInsufficientStorage
-	case code == CodeForbidden:
-		return http.StatusForbidden
-	case code == CodeMsgReplay:
-		return http.StatusConflict
-	case strings.HasPrefix(code, CodeMe):
-		return http.StatusInternalServerError
-	}
-	return http.StatusBadRequest
-}
-
-// SMTPStatus maps err to an SMTP reply code: 552 for size, 451 for our own
-// transient faults, 554 for anything wrong with the message itself.
-func SMTPStatus(err error) int {
-	code := ErrorCode(err)
-	switch {
-	case code == CodeTooLarge || code == CodeMeResStorage:
-		return 552
-	case strings.HasPrefix(code, CodeMe):
-		return 451
-	}
-	return 554
+	return code == prefix || strings.HasPrefix(code, prefix+".")
 }
 
 // ProblemReportType is the message type of Report Problem 2.0.

@@ -7,7 +7,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +17,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	httptransport "github.com/agentd/agentd/transport/http"
 )
 
 const usage = `Usage: agentctl [flags] COMMAND [ARGS]
@@ -45,10 +46,9 @@ func main() {
 	}
 }
 
+// client runs the commands over the typed admin API client.
 type client struct {
-	base  string
-	token string
-	http  *http.Client
+	api *httptransport.Client
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -65,13 +65,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errors.New("no command given")
 	}
-	c := &client{base: strings.TrimRight(*url, "/"), http: &http.Client{Timeout: *timeout}}
-	c.token = os.Getenv("AGENTD_ADMIN_TOKEN")
-	if c.token == "" {
+	api := &httptransport.Client{BaseURL: strings.TrimRight(*url, "/"), HTTP: &http.Client{Timeout: *timeout}}
+	api.Token = os.Getenv("AGENTD_ADMIN_TOKEN")
+	if api.Token == "" {
 		if b, err := os.ReadFile(*tokenFile); err == nil {
-			c.token = strings.TrimSpace(string(b))
+			api.Token = strings.TrimSpace(string(b))
 		}
 	}
+	c := &client{api: api}
 	ctx := context.Background()
 	cmd, rest := fs.Arg(0), fs.Args()[1:]
 	need := func(n int, what string) error {
@@ -84,32 +85,32 @@ func run(args []string, stdout, stderr io.Writer) error {
 	var err error
 	switch cmd {
 	case "did":
-		err = c.do(ctx, "GET", "/did", nil, &out)
+		out, err = value(c.api.DID(ctx))
 	case "invitation":
+		var inv httptransport.InvitationResponse
 		if len(rest) > 0 && rest[0] == "new" {
-			body := map[string]string{}
+			var req httptransport.InvitationRequest
 			if len(rest) > 1 {
-				body["goal_code"] = rest[1]
+				req.GoalCode = rest[1]
 			}
 			if len(rest) > 2 {
-				body["goal"] = strings.Join(rest[2:], " ")
+				req.Goal = strings.Join(rest[2:], " ")
 			}
-			err = c.do(ctx, "POST", "/admin/invitations", body, &out)
+			inv, err = c.api.CreateInvitation(ctx, req)
 		} else {
-			err = c.do(ctx, "GET", "/invitation", nil, &out)
+			inv, err = c.api.Invitation(ctx)
 		}
 		if err == nil {
-			if m, ok := out.(map[string]any); ok {
-				fmt.Fprintln(stdout, m["url"])
-			}
+			fmt.Fprintln(stdout, inv.URL)
+			out = inv
 		}
 	case "accept":
 		if err = need(1, "invitation URL or JSON"); err == nil {
-			err = c.do(ctx, "POST", "/admin/invitations/accept", map[string]string{"invitation": rest[0]}, &out)
+			out, err = value(c.api.AcceptInvitation(ctx, rest[0]))
 		}
 	case "ping":
 		if err = need(1, "DID"); err == nil {
-			err = c.do(ctx, "POST", "/admin/ping", map[string]string{"to": rest[0]}, &out)
+			out, err = value(c.api.Ping(ctx, rest[0]))
 		}
 	case "discover":
 		if err = need(1, "DID"); err == nil {
@@ -117,28 +118,28 @@ func run(args []string, stdout, stderr io.Writer) error {
 			if len(rest) > 1 {
 				match = rest[1]
 			}
-			err = c.do(ctx, "POST", "/admin/discover", map[string]string{"to": rest[0], "match": match}, &out)
+			out, err = value(c.api.Discover(ctx, rest[0], match))
 		}
 	case "health":
-		err = c.do(ctx, "GET", "/healthz", nil, &out)
+		out, err = value(c.api.Health(ctx))
 	case "outbox":
-		err = c.do(ctx, "GET", "/admin/outbox", nil, &out)
+		out, err = value(c.api.Outbox(ctx))
 	case "deadletters":
-		err = c.do(ctx, "GET", "/admin/deadletters", nil, &out)
+		out, err = value(c.api.DeadLetters(ctx, httptransport.PageRequest{}))
 	case "retry":
 		if err = need(1, "dead letter id"); err == nil {
-			err = c.do(ctx, "POST", "/admin/deadletters/"+rest[0]+"/retry", nil, nil)
+			err = c.api.RetryDeadLetter(ctx, rest[0])
 		}
 	case "drop":
 		if err = need(1, "dead letter id"); err == nil {
-			err = c.do(ctx, "DELETE", "/admin/deadletters/"+rest[0], nil, nil)
+			err = c.api.DeleteDeadLetter(ctx, rest[0])
 		}
 	case "verify":
-		err = c.verify(ctx, rest, stdout, &out)
+		out, err = c.verify(ctx, rest, stdout)
 	case "credentials":
-		err = c.credentials(ctx, rest, &out)
+		out, err = c.credentials(ctx, rest)
 	case "mediation":
-		err = c.mediation(ctx, rest, &out)
+		out, err = c.mediation(ctx, rest)
 	default:
 		fs.Usage()
 		return fmt.Errorf("unknown command %q", cmd)
@@ -155,52 +156,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func (c *client) do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if raw, ok := body.(rawBody); ok {
-		rd = bytes.NewReader(raw)
-	} else if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+// value makes a typed answer the output to print, keeping the error.
+func value[T any](v T, err error) (any, error) {
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if _, ok := body.(rawBody); ok {
-		req.Header.Set("Content-Type", "application/octet-stream")
-	} else if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if strings.HasPrefix(path, "/admin/") {
-		if c.token == "" {
-			return errors.New("no admin token: set AGENTD_ADMIN_TOKEN or --token-file (the daemon writes DATA_DIR/admin.token on first start)")
-		}
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach agentd at %s: %w", c.base, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		var e struct{ Error, Reason string }
-		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return fmt.Errorf("%s %s: %s (%s)", method, path, e.Reason, e.Error)
-		}
-		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
-	}
-	if out == nil || len(bytes.TrimSpace(data)) == 0 {
-		return nil
-	}
-	return json.Unmarshal(data, out)
+	return v, nil
 }
 
 func envOr(k, def string) string {

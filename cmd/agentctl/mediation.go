@@ -3,7 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/url"
+
+	httptransport "github.com/agentd/agentd/transport/http"
 )
 
 const mediationUsage = `  mediation grants            list mediation grants (mediator)
@@ -14,10 +15,11 @@ const mediationUsage = `  mediation grants            list mediation grants (med
   mediation invite            make a mediation invitation (invitation policy; one grant each)
 `
 
-// mediation runs the mediation subcommands over the admin API.
-func (c *client) mediation(ctx context.Context, rest []string, out *any) error {
+// mediation runs the mediation subcommands over the admin API and returns
+// the answer to print, if any.
+func (c *client) mediation(ctx context.Context, rest []string) (any, error) {
 	if len(rest) == 0 {
-		return fmt.Errorf("mediation: missing subcommand (grants, show, grant, revoke, queue, invite)")
+		return nil, fmt.Errorf("mediation: missing subcommand (grants, show, grant, revoke, queue, invite)")
 	}
 	arg := func() (string, error) {
 		if len(rest) < 2 {
@@ -27,29 +29,29 @@ func (c *client) mediation(ctx context.Context, rest []string, out *any) error {
 	}
 	switch rest[0] {
 	case "grants":
-		return c.do(ctx, "GET", "/admin/mediation/grants", nil, out)
+		return value(c.api.MediationGrants(ctx, httptransport.PageRequest{}))
 	case "show":
 		did, err := arg()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		return c.do(ctx, "GET", "/admin/mediation/grants/"+url.PathEscape(did), nil, out)
+		return value(c.api.MediationGrant(ctx, did))
 	case "grant":
 		did, err := arg()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		return c.do(ctx, "POST", "/admin/mediation/grants", map[string]string{"did": did}, out)
+		return value(c.api.GrantMediation(ctx, did))
 	case "revoke":
 		did, err := arg()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		return c.do(ctx, "DELETE", "/admin/mediation/grants/"+url.PathEscape(did), nil, nil)
+		return nil, c.api.RevokeMediation(ctx, did)
 	case "queue":
-		return c.do(ctx, "GET", "/admin/mediation/queue", nil, out)
+		return value(c.api.MediationQueue(ctx))
 	case "invite":
-		return c.do(ctx, "POST", "/admin/mediation/invitations", nil, out)
+		return value(c.api.CreateMediationInvitation(ctx))
 	}
-	return fmt.Errorf("mediation: unknown subcommand %q", rest[0])
+	return nil, fmt.Errorf("mediation: unknown subcommand %q", rest[0])
 }

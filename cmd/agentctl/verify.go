@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"strings"
+
+	httptransport "github.com/agentd/agentd/transport/http"
 )
 
 // verifyUsage documents the Prove Control commands.
@@ -34,10 +34,10 @@ const verifyUsage = `  verify request VERIFIER TYPE SUBJECT
   credentials [ID]            list the credentials the agent holds, or show one
 `
 
-// verify runs a "verify" subcommand; out receives the JSON to print, if any.
-func (c *client) verify(ctx context.Context, args []string, stdout io.Writer, out *any) error {
+// verify runs a "verify" subcommand and returns the answer to print, if any.
+func (c *client) verify(ctx context.Context, args []string, stdout io.Writer) (any, error) {
 	if len(args) == 0 {
-		return errors.New("verify: missing subcommand (request, list, show, prove, fetch, import, requests, start, challenges, challenge, verifications, letters, letter, sent)")
+		return nil, errors.New("verify: missing subcommand (request, list, show, prove, fetch, import, requests, start, challenges, challenge, verifications, letters, letter, sent)")
 	}
 	sub, rest := args[0], args[1:]
 	need := func(n int, what string) error {
@@ -46,40 +46,37 @@ func (c *client) verify(ctx context.Context, args []string, stdout io.Writer, ou
 		}
 		return nil
 	}
-	const pc = "/admin/provecontrol"
+	all := httptransport.PageRequest{}
 	switch sub {
 	case "request":
 		if err := need(3, "VERIFIER TYPE SUBJECT"); err != nil {
-			return err
+			return nil, err
 		}
-		var res map[string]any
-		err := c.do(ctx, "POST", pc+"/requests", map[string]string{
-			"verifier": rest[0], "verification_type": rest[1], "subject": strings.Join(rest[2:], " "), "wait": "10s"}, &res)
+		res, err := c.api.RequestVerification(ctx, httptransport.RequestVerificationRequest{
+			Verifier: rest[0], VerificationType: rest[1], Subject: strings.Join(rest[2:], " "), Wait: "10s"})
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if ch, ok := res["challenge"].(map[string]any); ok {
-			printTXT(stdout, ch)
-		} else if res["problem"] == nil {
+		if res.Challenge != nil {
+			printTXT(stdout, *res.Challenge)
+		} else if res.Problem == nil {
 			fmt.Fprintf(stdout, "Requested. The challenge comes by the %s channel; then: agentctl verify list\n", rest[1])
 		}
-		*out = res
-		return nil
+		return res, nil
 	case "list":
-		return c.do(ctx, "GET", pc+"/received", nil, out)
+		return value(c.api.ReceivedChallenges(ctx, all))
 	case "requests":
-		return c.do(ctx, "GET", pc+"/requests", nil, out)
+		return value(c.api.Requests(ctx, all))
 	case "show":
 		if err := need(1, "ID"); err != nil {
-			return err
+			return nil, err
 		}
-		var ch map[string]any
-		if err := c.do(ctx, "GET", pc+"/received/"+url.PathEscape(rest[0]), nil, &ch); err != nil {
-			return err
+		ch, err := c.api.ReceivedChallenge(ctx, rest[0])
+		if err != nil {
+			return nil, err
 		}
 		printTXT(stdout, ch)
-		*out = ch
-		return nil
+		return ch, nil
 	case "prove":
 		published := false
 		var ids []string
@@ -91,35 +88,34 @@ func (c *client) verify(ctx context.Context, args []string, stdout io.Writer, ou
 			}
 		}
 		if len(ids) == 0 {
-			return errors.New("verify prove: missing ID")
+			return nil, errors.New("verify prove: missing ID")
 		}
 		id := ids[0]
-		var ch map[string]any
-		if err := c.do(ctx, "GET", pc+"/received/"+url.PathEscape(id), nil, &ch); err != nil {
-			return err
+		ch, err := c.api.ReceivedChallenge(ctx, id)
+		if err != nil {
+			return nil, err
 		}
-		if ch["dns_record"] != nil && !published {
+		if ch.DNSRecord != nil && !published {
 			printTXT(stdout, ch)
 			fmt.Fprintf(stdout, "Once the record is published, run: agentctl verify prove --published %s\n", id)
-			return nil
+			return nil, nil
 		}
-		var res map[string]any
-		if err := c.do(ctx, "POST", pc+"/received/"+url.PathEscape(id)+"/prove", map[string]string{"wait": "20s"}, &res); err != nil {
-			return err
+		res, err := c.api.Prove(ctx, id, httptransport.ProveRequest{Wait: "20s"})
+		if err != nil {
+			return nil, err
 		}
-		*out = res
-		if p, ok := res["problem"].(map[string]any); ok {
-			return fmt.Errorf("the verifier refused the proof: %v (%v)", p["comment"], p["code"])
+		if p := res.Problem; p != nil {
+			return res, fmt.Errorf("the verifier refused the proof: %v (%v)", p.Comment, p.Code)
 		}
-		return nil
+		return res, nil
 	case "fetch":
 		if err := need(1, "URL"); err != nil {
-			return err
+			return nil, err
 		}
-		return c.do(ctx, "POST", pc+"/fetch", map[string]string{"url": rest[0]}, out)
+		return value(c.api.FetchChallenge(ctx, rest[0]))
 	case "import":
 		if err := need(1, "FILE (or - for standard input)"); err != nil {
-			return err
+			return nil, err
 		}
 		var data []byte
 		var err error
@@ -129,94 +125,65 @@ func (c *client) verify(ctx context.Context, args []string, stdout io.Writer, ou
 			data, err = os.ReadFile(rest[0])
 		}
 		if err != nil {
-			return fmt.Errorf("verify import: %w", err)
+			return nil, fmt.Errorf("verify import: %w", err)
 		}
-		return c.do(ctx, "POST", pc+"/import", rawBody(data), out)
+		return value(c.api.ImportChallenge(ctx, data))
 	case "start":
 		if err := need(3, "USER TYPE SUBJECT"); err != nil {
-			return err
+			return nil, err
 		}
-		return c.do(ctx, "POST", pc+"/challenges", map[string]string{
-			"user": rest[0], "verification_type": rest[1], "subject": strings.Join(rest[2:], " ")}, out)
+		return value(c.api.StartChallenge(ctx, httptransport.StartChallengeRequest{
+			User: rest[0], VerificationType: rest[1], Subject: strings.Join(rest[2:], " ")}))
 	case "challenges":
-		path := pc + "/challenges"
+		state := ""
 		if len(rest) > 0 {
-			path += "?state=" + url.QueryEscape(rest[0])
+			state = rest[0]
 		}
-		return c.do(ctx, "GET", path, nil, out)
+		return value(c.api.Challenges(ctx, state, all))
 	case "challenge":
 		if err := need(1, "ID"); err != nil {
-			return err
+			return nil, err
 		}
-		return c.do(ctx, "GET", pc+"/challenges/"+url.PathEscape(rest[0]), nil, out)
+		return value(c.api.Challenge(ctx, rest[0]))
 	case "verifications":
-		return c.do(ctx, "GET", pc+"/verifications", nil, out)
+		return value(c.api.Verifications(ctx, all))
 	case "letters":
-		path := pc + "/letters"
-		if len(rest) > 0 && rest[0] == "--unsent" {
-			path += "?unsent=true"
-		}
-		return c.do(ctx, "GET", path, nil, out)
+		return value(c.api.Letters(ctx, len(rest) > 0 && rest[0] == "--unsent", all))
 	case "letter":
 		if err := need(2, "ID FILE"); err != nil {
-			return err
+			return nil, err
 		}
-		pdf, err := c.get(ctx, pc+"/letters/"+url.PathEscape(rest[0])+"/pdf")
+		pdf, err := c.api.LetterPDF(ctx, rest[0])
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if err := os.WriteFile(rest[1], pdf, 0o600); err != nil {
-			return err
+			return nil, err
 		}
 		fmt.Fprintf(stdout, "saved %s (%d bytes): print it and mail it, then: agentctl verify sent %s\n", rest[1], len(pdf), rest[0])
-		return nil
+		return nil, nil
 	case "sent":
 		if err := need(1, "ID"); err != nil {
-			return err
+			return nil, err
 		}
-		return c.do(ctx, "POST", pc+"/letters/"+url.PathEscape(rest[0])+"/sent", nil, out)
+		return value(c.api.MarkLetterSent(ctx, rest[0]))
 	}
-	return fmt.Errorf("verify: unknown subcommand %q", sub)
+	return nil, fmt.Errorf("verify: unknown subcommand %q", sub)
 }
 
 // credentials lists the held credentials, or shows one.
-func (c *client) credentials(ctx context.Context, args []string, out *any) error {
+func (c *client) credentials(ctx context.Context, args []string) (any, error) {
 	if len(args) > 0 {
-		return c.do(ctx, "GET", "/admin/credentials/"+url.PathEscape(args[0]), nil, out)
+		return value(c.api.Credential(ctx, args[0]))
 	}
-	return c.do(ctx, "GET", "/admin/credentials", nil, out)
+	return value(c.api.Credentials(ctx, httptransport.PageRequest{}))
 }
 
 // printTXT prints the DNS record of a Domain challenge, if it has one.
-func printTXT(w io.Writer, ch map[string]any) {
-	rec, ok := ch["dns_record"].(map[string]any)
-	if !ok {
+func printTXT(w io.Writer, ch httptransport.ReceivedChallenge) {
+	rec := ch.DNSRecord
+	if rec == nil {
 		return
 	}
-	fmt.Fprintf(w, "Publish this DNS record before proving:\n  %v. 300 IN TXT %q\n", rec["name"], rec["value"])
-}
-
-// rawBody is a request body sent as it is (not as JSON).
-type rawBody []byte
-
-// get fetches a non-JSON admin resource.
-func (c *client) get(ctx context.Context, path string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", c.base+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("cannot reach agentd at %s: %w", c.base, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
-	}
-	return data, nil
+	fmt.Fprintf(w, "Publish this DNS record before proving:\n  %v. 300 IN TXT %q\n", rec.Name, rec.Value)
 }

@@ -181,10 +181,9 @@ func (d *Daemon) build(ctx context.Context) error {
 
 	d.handler = httptransport.NewHandler(httptransport.Config{
 		Receiver: d.router, EndpointPath: config.EndpointPath, MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
-		Public: d, Admin: &admin{d}, AdminToken: token, MetricsPublic: cfg.Admin.MetricsPublic,
+		Public: d, AdminToken: token, MetricsPublic: cfg.Admin.MetricsPublic,
 		Metrics: d.metrics, Logger: d.log.With("component", "http"), Health: d.health,
-		WebSocket: d.webSocketConfig(), Mediator: d.mediatorAdmin(),
-		ProveControl: d.proveControlAdmin(), Challenges: d.challengeEndpoints(),
+		WebSocket: d.webSocketConfig(), Features: d.httpFeatures(),
 	})
 	return nil
 }
@@ -251,7 +250,7 @@ func (d *Daemon) Addr() string {
 }
 
 // DIDDocument returns the agent's DID and its document; it serves GET /did.
-func (d *Daemon) DIDDocument(ctx context.Context) (string, any, error) {
+func (d *Daemon) DIDDocument(ctx context.Context) (string, *did.Doc, error) {
 	id := d.publicDID()
 	doc, err := d.resolver.Resolve(ctx, id)
 	if err != nil {
@@ -261,12 +260,12 @@ func (d *Daemon) DIDDocument(ctx context.Context) (string, any, error) {
 }
 
 // Invitation returns the agent's standing Out-of-Band invitation; it serves GET /invitation.
-func (d *Daemon) Invitation(ctx context.Context) (any, string, error) {
+func (d *Daemon) Invitation(ctx context.Context) (httptransport.Invitation, string, error) {
 	inv, err := d.standingInvitation(ctx)
 	if err != nil {
-		return nil, "", err
+		return httptransport.Invitation{}, "", err
 	}
-	return inv, inv.URL(d.invitationBase()), nil
+	return invitationOut(inv), inv.URL(d.invitationBase()), nil
 }
 
 func (d *Daemon) invitationBase() string {

@@ -242,54 +242,43 @@ func (d *Daemon) sweepQueue(ctx context.Context, med *mediation.Mediator) {
 // mediatorAdmin implements the mediator's admin API.
 type mediatorAdmin struct{ d *Daemon }
 
-// grantView is the operator's view of a grant.
-type grantView struct {
-	mediation.Grant
-	Recipients []mediation.Recipient `json:"recipients,omitempty"`
-	RecipientN int                   `json:"recipient_count"`
-	Queue      *queueView            `json:"queue,omitempty"`
-}
-
-type queueView struct {
-	Messages int       `json:"messages"`
-	Bytes    int64     `json:"bytes"`
-	Oldest   time.Time `json:"oldest,omitzero"`
-	Newest   time.Time `json:"newest,omitzero"`
-}
-
 // MediationGrants implements httptransport.MediatorAdmin.
-func (a *mediatorAdmin) MediationGrants(ctx context.Context, after string, limit int) (any, error) {
+func (a *mediatorAdmin) MediationGrants(ctx context.Context, after string, limit int) ([]httptransport.MediationGrant, error) {
 	reg := a.d.mediation.mediator.Registry()
-	out := []grantView{}
+	out := []httptransport.MediationGrant{}
 	for _, g := range reg.Grants(after, limit) {
-		out = append(out, grantView{Grant: g, RecipientN: len(reg.Recipients(g.ClientDID))})
+		v := grantOut(g)
+		v.RecipientCount = len(reg.Recipients(g.ClientDID))
+		out = append(out, v)
 	}
 	return out, nil
 }
 
 // MediationGrant implements httptransport.MediatorAdmin.
-func (a *mediatorAdmin) MediationGrant(ctx context.Context, clientDID string) (any, error) {
+func (a *mediatorAdmin) MediationGrant(ctx context.Context, clientDID string) (httptransport.MediationGrant, error) {
 	reg := a.d.mediation.mediator.Registry()
 	g := reg.Grant(agent.DIDOf(clientDID))
 	if g.State == mediation.GrantNone {
-		return nil, fmt.Errorf("mediation grant %s: %w", clientDID, agent.ErrNotFound)
+		return httptransport.MediationGrant{}, fmt.Errorf("mediation grant %s: %w", clientDID, agent.ErrNotFound)
 	}
 	regs := reg.Registrations(g.ClientDID)
 	st, err := a.d.db.Queue().Stats(ctx, reg.Recipients(g.ClientDID))
 	if err != nil {
-		return nil, err
+		return httptransport.MediationGrant{}, err
 	}
-	return grantView{Grant: g, Recipients: regs, RecipientN: len(regs),
-		Queue: &queueView{Messages: st.Messages, Bytes: st.Bytes, Oldest: st.Oldest, Newest: st.Newest}}, nil
+	v := grantOut(g)
+	v.Recipients, v.RecipientCount = recipientsOut(regs), len(regs)
+	v.Queue = &httptransport.MediationQueueStats{Messages: st.Messages, Bytes: st.Bytes, Oldest: st.Oldest, Newest: st.Newest}
+	return v, nil
 }
 
 // GrantMediation implements httptransport.MediatorAdmin.
-func (a *mediatorAdmin) GrantMediation(ctx context.Context, clientDID string) (any, error) {
+func (a *mediatorAdmin) GrantMediation(ctx context.Context, clientDID string) (httptransport.MediationGrant, error) {
 	g, err := a.d.mediation.mediator.GrantTo(ctx, clientDID)
 	if err != nil {
-		return nil, err
+		return httptransport.MediationGrant{}, err
 	}
-	return grantView{Grant: g}, nil
+	return grantOut(g), nil
 }
 
 // RevokeMediation implements httptransport.MediatorAdmin.
@@ -298,20 +287,20 @@ func (a *mediatorAdmin) RevokeMediation(ctx context.Context, clientDID string) e
 }
 
 // MediationQueue implements httptransport.MediatorAdmin.
-func (a *mediatorAdmin) MediationQueue(ctx context.Context) (any, error) {
+func (a *mediatorAdmin) MediationQueue(ctx context.Context) (httptransport.MediationQueue, error) {
 	t, err := a.d.db.Queue().Totals(ctx)
 	if err != nil {
-		return nil, err
+		return httptransport.MediationQueue{}, err
 	}
 	med := a.d.mediation.mediator
 	granted, revoked, recipients := med.Registry().Counts()
 	hs := med.Live().Stats()
-	return map[string]any{
-		"routing_did": a.d.mediation.routing.DID, "policy": a.d.cfg.Mediator.Policy,
-		"messages": t.Messages, "bytes": t.Bytes, "recipients_with_messages": t.Recipients,
-		"clients": granted, "revoked": revoked, "recipients": recipients,
-		"live_sessions": hs.Sessions, "websockets": a.d.mediation.wsOpen.Load(),
-		"pushed": hs.Pushed, "push_skipped": hs.Skipped, "push_failed": hs.Failed,
+	return httptransport.MediationQueue{
+		RoutingDID: a.d.mediation.routing.DID, Policy: a.d.cfg.Mediator.Policy,
+		Messages: t.Messages, Bytes: t.Bytes, RecipientsWithMessages: t.Recipients,
+		Clients: granted, Revoked: revoked, Recipients: recipients,
+		LiveSessions: hs.Sessions, WebSockets: a.d.mediation.wsOpen.Load(),
+		Pushed: hs.Pushed, PushSkipped: hs.Skipped, PushFailed: hs.Failed,
 	}, nil
 }
 
@@ -319,17 +308,17 @@ func (a *mediatorAdmin) MediationQueue(ctx context.Context) (any, error) {
 const mediationGoalCode = "request-mediate"
 
 // CreateMediationInvitation implements httptransport.MediatorAdmin.
-func (a *mediatorAdmin) CreateMediationInvitation(ctx context.Context) (any, string, error) {
+func (a *mediatorAdmin) CreateMediationInvitation(ctx context.Context) (httptransport.Invitation, string, error) {
 	med := a.d.mediation.mediator
 	inv, err := a.d.oob.Create(ctx, a.d.record.DID, oob.WithGoal(mediationGoalCode, "Request mediation"),
 		oob.WithExpiry(time.Now().Add(med.InvitationTTL())))
 	if err != nil {
-		return nil, "", err
+		return httptransport.Invitation{}, "", err
 	}
 	if _, err := med.RecordInvitation(ctx, inv.ID); err != nil {
-		return nil, "", agent.Wrap(agent.CodeMe, err, "could not record the invitation")
+		return httptransport.Invitation{}, "", agent.Wrap(agent.CodeMe, err, "could not record the invitation")
 	}
-	return inv, inv.URL(a.d.invitationBase()), nil
+	return invitationOut(inv), inv.URL(a.d.invitationBase()), nil
 }
 
 // webSocketURL turns an http(s) endpoint into the ws(s) URL of the same place.

@@ -139,32 +139,32 @@ type pcAdmin struct{ d *Daemon }
 func (a *pcAdmin) svc() *provecontrol.Service { return a.d.provecontrol.service }
 
 // StartChallenge challenges a user DID without a request (verifier role).
-func (a *pcAdmin) StartChallenge(ctx context.Context, user, t, subject string) (any, error) {
-	return a.svc().StartChallenge(ctx, user, provecontrol.VerificationType(t), subject)
+func (a *pcAdmin) StartChallenge(ctx context.Context, user, t, subject string) (httptransport.Challenge, error) {
+	return conv(challengeOut)(a.svc().StartChallenge(ctx, user, provecontrol.VerificationType(t), subject))
 }
 
 // Challenges lists the issued challenges, in a state when state is set.
-func (a *pcAdmin) Challenges(ctx context.Context, state, after string, limit int) (any, error) {
+func (a *pcAdmin) Challenges(ctx context.Context, state, after string, limit int) ([]httptransport.Challenge, error) {
 	st := provecontrol.ChallengeState(state)
 	if state != "" && !st.Valid() {
 		return nil, agent.Errorf(agent.CodeMsg, "state must be pending, confirmed, expired, failed or undelivered")
 	}
-	return a.svc().Challenges(ctx, st, after, limit)
+	return convAll(challengeOut)(a.svc().Challenges(ctx, st, after, limit))
 }
 
 // Challenge describes one issued challenge.
-func (a *pcAdmin) Challenge(ctx context.Context, id string) (any, error) {
-	return a.svc().Challenge(ctx, id)
+func (a *pcAdmin) Challenge(ctx context.Context, id string) (httptransport.Challenge, error) {
+	return conv(challengeOut)(a.svc().Challenge(ctx, id))
 }
 
 // Verifications lists the confirmed verifications.
-func (a *pcAdmin) Verifications(ctx context.Context, after string, limit int) (any, error) {
-	return a.svc().Verifications(ctx, after, limit)
+func (a *pcAdmin) Verifications(ctx context.Context, after string, limit int) ([]httptransport.Verification, error) {
+	return convAll(verificationOut)(a.svc().Verifications(ctx, after, limit))
 }
 
 // Letters lists the Address letter queue.
-func (a *pcAdmin) Letters(ctx context.Context, unsent bool, after string, limit int) (any, error) {
-	return a.svc().Letters(ctx, unsent, after, limit)
+func (a *pcAdmin) Letters(ctx context.Context, unsent bool, after string, limit int) ([]httptransport.Letter, error) {
+	return convAll(letterOut)(a.svc().Letters(ctx, unsent, after, limit))
 }
 
 // LetterPDF returns a letter's PDF.
@@ -173,49 +173,49 @@ func (a *pcAdmin) LetterPDF(ctx context.Context, id string) ([]byte, error) {
 }
 
 // MarkLetterSent records that a letter was mailed.
-func (a *pcAdmin) MarkLetterSent(ctx context.Context, id string) (any, error) {
-	return a.svc().MarkLetterSent(ctx, id)
+func (a *pcAdmin) MarkLetterSent(ctx context.Context, id string) (httptransport.Letter, error) {
+	return conv(letterOut)(a.svc().MarkLetterSent(ctx, id))
 }
 
 // RequestVerification asks a verifier for a challenge (user role).
-func (a *pcAdmin) RequestVerification(ctx context.Context, verifier, t, subject string, wait time.Duration) (any, error) {
-	return a.svc().RequestVerification(ctx, verifier, provecontrol.VerificationType(t), subject, wait)
+func (a *pcAdmin) RequestVerification(ctx context.Context, verifier, t, subject string, wait time.Duration) (httptransport.RequestOutcome, error) {
+	return conv(requestOutcomeOut)(a.svc().RequestVerification(ctx, verifier, provecontrol.VerificationType(t), subject, wait))
 }
 
 // Requests lists the requests sent.
-func (a *pcAdmin) Requests(ctx context.Context, after string, limit int) (any, error) {
-	return a.svc().Requests(ctx, after, limit)
+func (a *pcAdmin) Requests(ctx context.Context, after string, limit int) ([]httptransport.VerificationRequest, error) {
+	return convAll(requestOut)(a.svc().Requests(ctx, after, limit))
 }
 
 // ReceivedChallenges lists the challenges received.
-func (a *pcAdmin) ReceivedChallenges(ctx context.Context, after string, limit int) (any, error) {
-	return a.svc().ReceivedChallenges(ctx, after, limit)
+func (a *pcAdmin) ReceivedChallenges(ctx context.Context, after string, limit int) ([]httptransport.ReceivedChallenge, error) {
+	return convAll(receivedOut)(a.svc().ReceivedChallenges(ctx, after, limit))
 }
 
 // ReceivedChallenge describes one received challenge.
-func (a *pcAdmin) ReceivedChallenge(ctx context.Context, id string) (any, error) {
-	return a.svc().ReceivedChallenge(ctx, id)
+func (a *pcAdmin) ReceivedChallenge(ctx context.Context, id string) (httptransport.ReceivedChallenge, error) {
+	return conv(receivedOut)(a.svc().ReceivedChallenge(ctx, id))
 }
 
 // Prove sends the prove for a received challenge.
-func (a *pcAdmin) Prove(ctx context.Context, id string, wait time.Duration) (any, error) {
-	return a.svc().Prove(ctx, id, wait)
+func (a *pcAdmin) Prove(ctx context.Context, id string, wait time.Duration) (httptransport.ProveOutcome, error) {
+	return conv(proveOutcomeOut)(a.svc().Prove(ctx, id, wait))
 }
 
 // Credentials lists the credentials held.
-func (a *pcAdmin) Credentials(ctx context.Context, after string, limit int) (any, error) {
-	return a.svc().Credentials(ctx, after, limit)
+func (a *pcAdmin) Credentials(ctx context.Context, after string, limit int) ([]httptransport.Credential, error) {
+	return convAll(credentialOut)(a.svc().Credentials(ctx, after, limit))
 }
 
 // Credential returns one held credential.
-func (a *pcAdmin) Credential(ctx context.Context, id string) (any, error) {
-	return a.svc().Credential(ctx, id)
+func (a *pcAdmin) Credential(ctx context.Context, id string) (httptransport.Credential, error) {
+	return conv(credentialOut)(a.svc().Credential(ctx, id))
 }
 
 // ImportChallenge takes a challenge that reached the operator some other
 // way: a mail as a whole (.eml, the DIDComm parts are taken out as the SMTP
 // listener does) or a packed message pasted as it is.
-func (a *pcAdmin) ImportChallenge(ctx context.Context, raw []byte) (any, error) {
+func (a *pcAdmin) ImportChallenge(ctx context.Context, raw []byte) ([]httptransport.ReceivedChallenge, error) {
 	trimmed := bytes.TrimSpace(raw)
 	var packed [][]byte
 	if len(trimmed) > 0 && trimmed[0] == '{' {
@@ -233,57 +233,53 @@ func (a *pcAdmin) ImportChallenge(ctx context.Context, raw []byte) (any, error) 
 			packed = append(packed, p.Data)
 		}
 	}
-	var out []provecontrol.ReceivedView
+	var out []httptransport.ReceivedChallenge
 	for _, p := range packed {
 		v, err := a.d.receiveChallenge(ctx, "import", p)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, v)
+		out = append(out, receivedOut(v))
 	}
-	return map[string]any{"challenges": out}, nil
+	return out, nil
 }
 
 // maxLinkBody bounds what a one-time link may return.
 const maxLinkBody = 1 << 20
 
 // FetchChallenge fetches the challenge behind a one-time link and takes it.
-func (a *pcAdmin) FetchChallenge(ctx context.Context, link string) (any, error) {
+func (a *pcAdmin) FetchChallenge(ctx context.Context, link string) (httptransport.ReceivedChallenge, error) {
 	u, err := url.Parse(link)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, agent.Errorf(agent.CodeMsg, "the link must be an absolute http(s) URL")
+		return httptransport.ReceivedChallenge{}, agent.Errorf(agent.CodeMsg, "the link must be an absolute http(s) URL")
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, agent.Errorf(agent.CodeMsg, "the link must be an absolute http(s) URL")
+		return httptransport.ReceivedChallenge{}, agent.Errorf(agent.CodeMsg, "the link must be an absolute http(s) URL")
 	}
 	req.Header.Set("Accept", agent.MediaTypeEncrypted)
 	req.Header.Set("User-Agent", "agentd/"+Version)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, agent.Errorf(agent.CodeXfer, "the link could not be fetched: %v", unwrapURLError(err))
+		return httptransport.ReceivedChallenge{}, agent.Errorf(agent.CodeXfer, "the link could not be fetched: %v", unwrapURLError(err))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxLinkBody+1))
 	switch {
 	case err != nil:
-		return nil, agent.Errorf(agent.CodeXfer, "the link could not be read: %v", err)
+		return httptransport.ReceivedChallenge{}, agent.Errorf(agent.CodeXfer, "the link could not be read: %v", err)
 	case resp.StatusCode == http.StatusNotFound:
-		return nil, agent.Errorf(agent.CodeMsg, "the verifier does not know this link")
+		return httptransport.ReceivedChallenge{}, agent.Errorf(agent.CodeMsg, "the verifier does not know this link")
 	case resp.StatusCode == http.StatusGone:
-		return nil, agent.Errorf(agent.CodeMsg, "the link was used already or has expired: ask for a new challenge")
+		return httptransport.ReceivedChallenge{}, agent.Errorf(agent.CodeMsg, "the link was used already or has expired: ask for a new challenge")
 	case resp.StatusCode != http.StatusOK:
-		return nil, agent.Errorf(agent.CodeXfer, "the link answered %s", resp.Status)
+		return httptransport.ReceivedChallenge{}, agent.Errorf(agent.CodeXfer, "the link answered %s", resp.Status)
 	case len(body) > maxLinkBody:
-		return nil, agent.Errorf(agent.CodeTooLarge, "the link returned more than %d bytes", maxLinkBody)
+		return httptransport.ReceivedChallenge{}, agent.Errorf(agent.CodeTooLarge, "the link returned more than %d bytes", maxLinkBody)
 	}
-	v, err := a.d.receiveChallenge(ctx, "link", body)
-	if err != nil {
-		return nil, err
-	}
-	return v, nil
+	return conv(receivedOut)(a.d.receiveChallenge(ctx, "link", body))
 }
 
 func unwrapURLError(err error) error {
@@ -294,16 +290,11 @@ func unwrapURLError(err error) error {
 	return err
 }
 
-// FetchLink serves GET /c/{token}.
+// FetchLink serves GET /c/{token}. Unknown and used links are the
+// protocol's ErrLinkUnknown and ErrLinkGone, whose codes (agent.CodeNotFound,
+// agent.CodeGone) the transport answers with 404 and 410.
 func (a *pcAdmin) FetchLink(ctx context.Context, token string) ([]byte, string, error) {
-	payload, mt, err := a.svc().FetchLink(ctx, token)
-	switch {
-	case errors.Is(err, provecontrol.ErrLinkUnknown):
-		return nil, "", httptransport.ErrLinkUnknown
-	case errors.Is(err, provecontrol.ErrLinkGone):
-		return nil, "", httptransport.ErrLinkGone
-	}
-	return payload, mt, err
+	return a.svc().FetchLink(ctx, token)
 }
 
 // ReceiveChallenge serves POST /.well-known/provecontrol/challenge.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"time"
 
 	"github.com/agentd/agentd/agent"
@@ -23,10 +22,12 @@ const tokenBytes = 32
 
 // Errors of FetchLink.
 var (
-	// ErrLinkUnknown: no such link (never issued, or deleted after the retention).
-	ErrLinkUnknown = errors.New("unknown link")
-	// ErrLinkGone: the link was used already, or its challenge expired or ended.
-	ErrLinkGone = errors.New("the link was used already or has expired")
+	// ErrLinkUnknown: no such link (never issued, or deleted after the
+	// retention). Its code, agent.CodeNotFound, makes the link answer 404.
+	ErrLinkUnknown = agent.Errorf(agent.CodeNotFound, "no such link")
+	// ErrLinkGone: the link was used already, or its challenge expired or
+	// ended. Its code, agent.CodeGone, makes the link answer 410.
+	ErrLinkGone = agent.Errorf(agent.CodeGone, "the link was used already or has expired")
 )
 
 // link is a one-time link record, stored under the hex SHA-256 of its token.

@@ -310,9 +310,10 @@ func list[T, V any](ctx context.Context, s store, kind, after string, limit int,
 	return out, err
 }
 
-// notFound wraps agent.ErrNotFound with what was looked for.
+// notFound is the API-facing error for an unknown id: code
+// agent.CodeNotFound, naming what was looked for, wrapping agent.ErrNotFound.
 func notFound(what, id string) error {
-	return fmt.Errorf("%s %s: %w", what, clip(id, 60), agent.ErrNotFound)
+	return agent.Wrap(agent.CodeNotFound, agent.ErrNotFound, fmt.Sprintf("%s %s not found", what, clip(id, 60)))
 }
 
 func isNotFound(err error) bool { return errors.Is(err, agent.ErrNotFound) }

@@ -10,6 +10,7 @@ import (
 	"log"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -342,8 +343,20 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 
 // Data reads the mail, finds and checks its DIDComm messages, and stores it
 // durably before it returns nil, which go-smtp answers with 250. Any error is
-// answered with its SMTP code and nothing is stored.
-func (ss *session) Data(r io.Reader) error {
+// answered with its SMTP code and nothing is stored. A panic is recovered,
+// logged with its stack and answered 451.
+func (ss *session) Data(r io.Reader) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			ss.s.log.Error("smtp: session handler panicked", "client", ss.client, "panic", fmt.Sprint(v),
+				"stack", string(debug.Stack()))
+			err = smtpErr(451, smtp.EnhancedCode{4, 3, 0}, "Temporary local problem; try again later")
+		}
+	}()
+	return ss.data(r)
+}
+
+func (ss *session) data(r io.Reader) error {
 	s := ss.s
 	s.inflight.Add(1)
 	defer s.inflight.Done()
@@ -374,23 +387,20 @@ func (ss *session) Data(r io.Reader) error {
 	defer cancel()
 	for i, p := range parts {
 		if _, err := s.cfg.Receiver.Check(ctx, TransportName, p.Data); err != nil {
-			code := agent.SMTPStatus(err)
-			ec := smtp.EnhancedCode{5, 6, 0}
-			switch {
-			case code == 552:
-				ec = smtp.EnhancedCode{5, 3, 4}
-			case code/100 == 4:
-				ec = smtp.EnhancedCode{4, 3, 0}
-			case strings.HasPrefix(agent.ErrorCode(err), agent.CodeTrust), agent.ErrorCode(err) == agent.CodeNotForUs:
-				ec = smtp.EnhancedCode{5, 7, 0}
-			}
+			code, ec := smtpStatus(err)
 			result := "refused"
 			if code/100 == 4 {
 				result = "deferred"
 			}
 			s.obs.MailIn(result)
-			s.log.Info("smtp: mail refused", "client", ss.client, "from", safeText(ss.from, 100), "part", p.Name(i),
-				"code", agent.ErrorCode(err), "reason", agent.ErrorComment(err))
+			if agent.HasCode(err, agent.CodeMe) {
+				// Our own fault: the cause is for the operator, not the peer.
+				s.log.Error("smtp: internal error checking a mail", "client", ss.client, "part", p.Name(i),
+					"code", agent.ErrorCode(err), "err", causeChain(err))
+			} else {
+				s.log.Info("smtp: mail refused", "client", ss.client, "from", safeText(ss.from, 100), "part", p.Name(i),
+					"code", agent.ErrorCode(err), "reason", agent.ErrorComment(err))
+			}
 			return smtpErr(code, ec, "%s: %s (%s)", p.Name(i), agent.ErrorComment(err), agent.ErrorCode(err))
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agentd/agentd/agent"
+	"github.com/agentd/agentd/agent/did"
 )
 
 type fakeReceiver struct {
@@ -26,11 +27,11 @@ func (f *fakeReceiver) ReceiveDuplex(ctx context.Context, transport string, raw 
 
 type fakePublic struct{}
 
-func (fakePublic) DIDDocument(ctx context.Context) (string, any, error) {
-	return "did:example:a", map[string]string{"id": "did:example:a"}, nil
+func (fakePublic) DIDDocument(ctx context.Context) (string, *did.Doc, error) {
+	return "did:example:a", &did.Doc{ID: "did:example:a"}, nil
 }
-func (fakePublic) Invitation(ctx context.Context) (any, string, error) {
-	return map[string]string{"id": "inv"}, "https://x/?_oob=e30", nil
+func (fakePublic) Invitation(ctx context.Context) (Invitation, string, error) {
+	return Invitation{ID: "inv"}, "https://x/?_oob=e30", nil
 }
 
 type fakeAdmin struct{ AdminService }
@@ -96,7 +97,7 @@ func TestEndpoint(t *testing.T) {
 }
 
 func TestAdminNeedsToken(t *testing.T) {
-	h := NewHandler(Config{Receiver: &fakeReceiver{}, Public: fakePublic{}, Admin: fakeAdmin{}, AdminToken: "0123456789abcdef0123"})
+	h := NewHandler(Config{Receiver: &fakeReceiver{}, Public: fakePublic{}, Features: []Feature{NewAdminAPI(fakeAdmin{})}, AdminToken: "0123456789abcdef0123"})
 	if resp, _ := do(t, h, "GET", "/admin/outbox", "", "", ""); resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") == "" {
 		t.Fatalf("no token: %d", resp.StatusCode)
 	}
@@ -113,11 +114,18 @@ func TestAdminNeedsToken(t *testing.T) {
 	if resp, _ := do(t, h, "POST", "/admin/ping", "application/json", "0123456789abcdef0123", `{}`); resp.StatusCode != 400 {
 		t.Fatalf("ping without to: %d", resp.StatusCode)
 	}
+	// A wrong method is refused for want of a token before anything else.
+	if resp, _ := do(t, h, "GET", "/admin/ping", "", "", ""); resp.StatusCode != 401 {
+		t.Fatalf("GET /admin/ping without token: %d", resp.StatusCode)
+	}
+	if resp, _ := do(t, h, "GET", "/admin/ping", "", "0123456789abcdef0123", ""); resp.StatusCode != 404 {
+		t.Fatalf("GET /admin/ping: %d", resp.StatusCode)
+	}
 	if resp, _ := do(t, h, "GET", "/admin/nothing", "", "0123456789abcdef0123", ""); resp.StatusCode != 404 {
 		t.Fatalf("unknown admin path: %d", resp.StatusCode)
 	}
 	// An empty configured token never authorises anything.
-	h = NewHandler(Config{Receiver: &fakeReceiver{}, Public: fakePublic{}, Admin: fakeAdmin{}})
+	h = NewHandler(Config{Receiver: &fakeReceiver{}, Public: fakePublic{}, Features: []Feature{NewAdminAPI(fakeAdmin{})}})
 	if resp, _ := do(t, h, "GET", "/admin/outbox", "", "", ""); resp.StatusCode != 401 {
 		t.Fatalf("empty token config: %d", resp.StatusCode)
 	}

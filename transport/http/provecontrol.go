@@ -2,348 +2,421 @@ package http
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"io"
-	"mime"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/agentd/agentd/agent"
 )
 
-// Public paths of Prove Control. They must be those the protocol package
-// uses (provecontrol.LinkPath, provecontrol.WellKnownPath); a daemon test
-// checks it.
-const (
-	// ChallengeLinkPath prefixes the one-time links that serve an encrypted
-	// challenge (Tel, Discord, Address verification).
-	ChallengeLinkPath = "/c/"
-	// ChallengeWellKnownPath is where the agent takes challenges POSTed to
-	// the IP address it controls (IP verification, user role).
-	ChallengeWellKnownPath = "/.well-known/provecontrol/challenge"
-)
-
-// Errors a ChallengeEndpoints returns for links.
-var (
-	// ErrLinkUnknown makes GET /c/{token} answer 404.
-	ErrLinkUnknown = errors.New("unknown link")
-	// ErrLinkGone makes GET /c/{token} answer 410.
-	ErrLinkGone = errors.New("the link was used already or has expired")
-)
-
-// ChallengeEndpoints serves the public Prove Control routes. The daemon
-// implements it over the protocol; the transport knows nothing of the
-// protocol beyond these calls.
-type ChallengeEndpoints interface {
-	// FetchLink returns the packed challenge behind a one-time link token,
-	// once; ErrLinkUnknown or ErrLinkGone (wrapped or not) otherwise.
-	FetchLink(ctx context.Context, token string) (payload []byte, mediaType string, err error)
-	// ReceiveChallenge takes a packed verificationchallenge POSTed to the
-	// well-known path. An error is an *agent.Error for the status.
-	ReceiveChallenge(ctx context.Context, raw []byte) error
-}
-
-// maxChallengeBody bounds a challenge POSTed to the well-known path.
-const maxChallengeBody = 64 << 10
-
-// challengeRoutes adds the public Prove Control routes.
-func (s *server) challengeRoutes(route func(pattern, name string, h http.HandlerFunc)) {
-	c := s.cfg.Challenges
-	if c == nil {
-		return
-	}
-	route("GET "+ChallengeLinkPath+"{token}", "challenge-link", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Set("Referrer-Policy", "no-referrer")
-		w.Header().Set("X-Robots-Tag", "noindex")
-		if !acceptsEncrypted(r.Header.Get("Accept")) {
-			// A browser or a link preview: explain, and keep the link for the wallet.
-			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			w.WriteHeader(http.StatusOK)
-			io.WriteString(w, linkPage)
-			return
-		}
-		payload, mt, err := c.FetchLink(r.Context(), r.PathValue("token"))
-		switch {
-		case errors.Is(err, ErrLinkUnknown):
-			writeJSON(w, http.StatusNotFound, errorBody{Error: "not-found", Reason: "no such link"})
-		case errors.Is(err, ErrLinkGone):
-			writeJSON(w, http.StatusGone, errorBody{Error: "gone", Reason: "the link was used already or has expired"})
-		case err != nil:
-			writeError(w, err)
-		default:
-			w.Header().Set("Content-Type", mt)
-			w.Header().Set("Content-Length", strconv.Itoa(len(payload)))
-			w.WriteHeader(http.StatusOK)
-			w.Write(payload)
-		}
-	})
-	route("POST "+ChallengeWellKnownPath, "challenge-wellknown", func(w http.ResponseWriter, r *http.Request) {
-		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-		if err != nil || mt != agent.MediaTypeEncrypted {
-			writeError(w, agent.Errorf(agent.CodeMediaType, "content type must be %s", agent.MediaTypeEncrypted))
-			return
-		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxChallengeBody))
-		if err != nil {
-			writeError(w, agent.Errorf(agent.CodeTooLarge, "a challenge is at most %d bytes", maxChallengeBody))
-			return
-		}
-		if err := c.ReceiveChallenge(r.Context(), body); err != nil {
-			writeError(w, err)
-			return
-		}
-		w.WriteHeader(http.StatusAccepted)
-	})
-}
-
-// acceptsEncrypted reports whether an Accept header asks for a DIDComm
-// encrypted message.
-func acceptsEncrypted(accept string) bool {
-	for _, part := range strings.Split(accept, ",") {
-		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
-		if err == nil && mt == agent.MediaTypeEncrypted && params["q"] != "0" {
-			return true
-		}
-	}
-	return false
-}
-
-// linkPage is what a browser sees at a one-time link.
-const linkPage = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="robots" content="noindex">
-<title>Verification link</title></head>
-<body><h1>Verification link</h1>
-<p>This is a one-time link to an encrypted verification challenge. Open it in your DIDComm wallet
-(or paste it into <code>agentctl verify fetch</code>): the wallet fetches the challenge with
-<code>Accept: application/didcomm-encrypted+json</code>. Opening it here did not use it up.</p>
-</body></html>
-`
-
 // ProveControlAdmin is the Prove Control part of the admin API, for both
-// roles. The daemon implements it; results are written as JSON as they are.
-// Unknown ids are errors wrapping agent.ErrNotFound.
+// roles. The daemon implements it over the protocol. Unknown ids are errors
+// wrapping agent.ErrNotFound (or with agent.CodeNotFound).
 type ProveControlAdmin interface {
 	// StartChallenge challenges a user DID (verifier role, no request).
-	StartChallenge(ctx context.Context, user, verificationType, subject string) (any, error)
+	StartChallenge(ctx context.Context, user, verificationType, subject string) (Challenge, error)
 	// Challenges lists the verifier's challenges, in a state when state is set.
-	Challenges(ctx context.Context, state, after string, limit int) (any, error)
+	Challenges(ctx context.Context, state, after string, limit int) ([]Challenge, error)
 	// Challenge describes one of the verifier's challenges.
-	Challenge(ctx context.Context, id string) (any, error)
+	Challenge(ctx context.Context, id string) (Challenge, error)
 	// Verifications lists the verifier's confirmed verifications.
-	Verifications(ctx context.Context, after string, limit int) (any, error)
+	Verifications(ctx context.Context, after string, limit int) ([]Verification, error)
 	// Letters lists the Address letter queue (unsent only when unsent).
-	Letters(ctx context.Context, unsent bool, after string, limit int) (any, error)
+	Letters(ctx context.Context, unsent bool, after string, limit int) ([]Letter, error)
 	// LetterPDF returns a letter's PDF.
 	LetterPDF(ctx context.Context, id string) ([]byte, error)
 	// MarkLetterSent records that a letter was mailed.
-	MarkLetterSent(ctx context.Context, id string) (any, error)
+	MarkLetterSent(ctx context.Context, id string) (Letter, error)
 
 	// RequestVerification asks a verifier DID for a challenge (user role)
 	// and waits up to wait for an answer over DIDComm.
-	RequestVerification(ctx context.Context, verifier, verificationType, subject string, wait time.Duration) (any, error)
+	RequestVerification(ctx context.Context, verifier, verificationType, subject string, wait time.Duration) (RequestOutcome, error)
 	// Requests lists the requests sent.
-	Requests(ctx context.Context, after string, limit int) (any, error)
+	Requests(ctx context.Context, after string, limit int) ([]VerificationRequest, error)
 	// ReceivedChallenges lists the challenges received.
-	ReceivedChallenges(ctx context.Context, after string, limit int) (any, error)
+	ReceivedChallenges(ctx context.Context, after string, limit int) ([]ReceivedChallenge, error)
 	// ReceivedChallenge describes one (with the TXT record of a Domain challenge).
-	ReceivedChallenge(ctx context.Context, id string) (any, error)
+	ReceivedChallenge(ctx context.Context, id string) (ReceivedChallenge, error)
 	// Prove sends the prove for a received challenge and waits up to wait.
-	Prove(ctx context.Context, id string, wait time.Duration) (any, error)
+	Prove(ctx context.Context, id string, wait time.Duration) (ProveOutcome, error)
 	// ImportChallenge takes a challenge as a mail (.eml) or a packed message.
-	ImportChallenge(ctx context.Context, raw []byte) (any, error)
+	ImportChallenge(ctx context.Context, raw []byte) ([]ReceivedChallenge, error)
 	// FetchChallenge fetches a challenge from a one-time link URL.
-	FetchChallenge(ctx context.Context, url string) (any, error)
+	FetchChallenge(ctx context.Context, url string) (ReceivedChallenge, error)
 	// Credentials lists the credentials the agent holds.
-	Credentials(ctx context.Context, after string, limit int) (any, error)
+	Credentials(ctx context.Context, after string, limit int) ([]Credential, error)
 	// Credential returns one held credential.
-	Credential(ctx context.Context, id string) (any, error)
+	Credential(ctx context.Context, id string) (Credential, error)
+}
+
+// Challenge is the verifier's view of a challenge it issued (no secret, no
+// proof).
+type Challenge struct {
+	ID                string    `json:"id"`
+	Verifier          string    `json:"verifier"`
+	User              string    `json:"user"`
+	VerificationType  string    `json:"verification_type"`
+	Subject           string    `json:"subject"`
+	RequestID         string    `json:"request_id,omitempty"`
+	State             string    `json:"state"`
+	Channel           string    `json:"channel"`
+	Created           time.Time `json:"created"`
+	Expires           time.Time `json:"expires"`
+	Updated           time.Time `json:"updated"`
+	Attempts          int       `json:"attempts"`
+	AttemptsRemaining int       `json:"attempts_remaining"`
+	Reason            string    `json:"reason,omitempty"`
+	CredentialID      string    `json:"credential_id,omitempty"`
+}
+
+// Verification is a confirmed verification, kept by the verifier.
+type Verification struct {
+	ID               string    `json:"id"`
+	ChallengeID      string    `json:"challenge_id"`
+	Verifier         string    `json:"verifier"`
+	User             string    `json:"user"`
+	VerificationType string    `json:"verification_type"`
+	Subject          string    `json:"subject"`
+	Confirmed        time.Time `json:"confirmed"`
+	Expires          time.Time `json:"expires"`
+	// Credential is the issued VC as a JWT.
+	Credential string `json:"credential"`
+}
+
+// Letter is a letter of the Address verification queue (its PDF is
+// summarised by its size).
+type Letter struct {
+	ID             string    `json:"id"`
+	User           string    `json:"user"`
+	Address        string    `json:"address"`
+	Created        time.Time `json:"created"`
+	Expires        time.Time `json:"expires"`
+	Sent           time.Time `json:"sent,omitzero"`
+	Bytes          int       `json:"bytes"`
+	ChallengeState string    `json:"challenge_state"`
+}
+
+// VerificationRequest is a requestverification the user sent.
+type VerificationRequest struct {
+	ID               string    `json:"id"`
+	Verifier         string    `json:"verifier"`
+	User             string    `json:"user"`
+	VerificationType string    `json:"verification_type"`
+	Subject          string    `json:"subject"`
+	Sent             time.Time `json:"sent"`
+	ChallengeID      string    `json:"challenge_id,omitempty"`
+	Problem          string    `json:"problem,omitempty"`
+	ProblemComment   string    `json:"problem_comment,omitempty"`
+}
+
+// ReceivedChallenge is the user's view of a challenge it received.
+type ReceivedChallenge struct {
+	ID               string    `json:"id"`
+	Verifier         string    `json:"verifier"`
+	User             string    `json:"user"`
+	VerificationType string    `json:"verification_type"`
+	Subject          string    `json:"subject"`
+	RequestID        string    `json:"request_id,omitempty"`
+	Requested        bool      `json:"requested"`
+	State            string    `json:"state"`
+	Received         time.Time `json:"received"`
+	Expires          time.Time `json:"expires,omitzero"`
+	Transport        string    `json:"transport"`
+	Proves           int       `json:"proves"`
+	Problem          string    `json:"problem,omitempty"`
+	ProblemComment   string    `json:"problem_comment,omitempty"`
+	CredentialID     string    `json:"credential_id,omitempty"`
+	// DNSRecord is the TXT record to publish before proving a Domain challenge.
+	DNSRecord *TXTRecord `json:"dns_record,omitempty"`
+}
+
+// TXTRecord is a DNS record to publish.
+type TXTRecord struct {
+	Name  string `json:"name"`
+	Type  string `json:"type"`
+	Value string `json:"value"`
+}
+
+// Problem is a problem report of the verifier.
+type Problem struct {
+	Code    string `json:"code"`
+	Comment string `json:"comment,omitempty"`
+}
+
+// RequestOutcome answers POST /admin/provecontrol/requests: the request,
+// and the challenge or the verifier's problem if one came within the wait.
+type RequestOutcome struct {
+	Request   VerificationRequest `json:"request"`
+	Challenge *ReceivedChallenge  `json:"challenge,omitempty"`
+	Problem   *Problem            `json:"problem,omitempty"`
+}
+
+// ProveOutcome answers POST /admin/provecontrol/received/{id}/prove.
+type ProveOutcome struct {
+	Challenge  ReceivedChallenge `json:"challenge"`
+	Answered   bool              `json:"answered"`
+	Credential *Credential       `json:"credential,omitempty"`
+	Problem    *Problem          `json:"problem,omitempty"`
+}
+
+// Credential is a credential the agent holds.
+type Credential struct {
+	ID               string    `json:"id"`
+	Issuer           string    `json:"issuer"`
+	Holder           string    `json:"holder"`
+	VerificationType string    `json:"verification_type"`
+	Subject          string    `json:"subject"`
+	Types            []string  `json:"types"`
+	Format           string    `json:"format"`
+	IssuedAt         time.Time `json:"issued"`
+	Expires          time.Time `json:"expires"`
+	ChallengeID      string    `json:"challenge_id"`
+	Received         time.Time `json:"received"`
+	JWT              string    `json:"jwt"`
+	// Confirmation is the signed confirmverification message (a JWS).
+	Confirmation json.RawMessage `json:"confirmation,omitempty"`
+}
+
+// StartChallengeRequest is the body of POST /admin/provecontrol/challenges.
+type StartChallengeRequest struct {
+	User             string `json:"user"`
+	VerificationType string `json:"verification_type"`
+	Subject          string `json:"subject"`
+}
+
+// RequestVerificationRequest is the body of POST /admin/provecontrol/requests.
+type RequestVerificationRequest struct {
+	Verifier         string `json:"verifier"`
+	VerificationType string `json:"verification_type"`
+	Subject          string `json:"subject"`
+	// Wait is how long to wait for the answer (Go duration, at most 2m; default 10s).
+	Wait string `json:"wait,omitempty"`
+}
+
+// ProveRequest is the body of POST /admin/provecontrol/received/{id}/prove.
+type ProveRequest struct {
+	// Wait is how long to wait for the confirmation (Go duration, at most 2m; default 20s).
+	Wait string `json:"wait,omitempty"`
+}
+
+// FetchRequest is the body of POST /admin/provecontrol/fetch.
+type FetchRequest struct {
+	// URL is the one-time link.
+	URL string `json:"url"`
+}
+
+// ImportResponse answers POST /admin/provecontrol/import.
+type ImportResponse struct {
+	Challenges []ReceivedChallenge `json:"challenges"`
 }
 
 // maxImportBody bounds an imported mail or message.
 const maxImportBody = 4 << 20
 
-// proveControlRoutes adds the Prove Control admin endpoints to mux.
-func (s *server) proveControlRoutes(mux *http.ServeMux) {
-	a := s.cfg.ProveControl
-	if a == nil {
-		return
-	}
-	page := func(w http.ResponseWriter, r *http.Request) (string, int, bool) {
-		limit := 100
-		if v := r.URL.Query().Get("limit"); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > 1000 {
-				writeError(w, agent.Errorf(agent.CodeMsg, "limit must be between 1 and 1000"))
-				return "", 0, false
-			}
-			limit = n
-		}
-		return r.URL.Query().Get("after"), limit, true
-	}
-	wait := func(w http.ResponseWriter, s string, def time.Duration) (time.Duration, bool) {
-		if s == "" {
-			return def, true
-		}
-		d, err := time.ParseDuration(s)
-		if err != nil || d < 0 || d > 2*time.Minute {
-			writeError(w, agent.Errorf(agent.CodeMsg, "wait must be a duration between 0s and 2m"))
-			return 0, false
-		}
-		return d, true
-	}
-	respond := func(w http.ResponseWriter, status int, key string, v any, err error, what string) {
-		if err != nil {
-			writeError(w, notFound(err, what))
-			return
-		}
-		if key != "" {
-			v = map[string]any{key: v}
-		}
-		writeJSON(w, status, v)
-	}
-	listing := func(key string, fn func(ctx context.Context, after string, limit int) (any, error)) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			after, limit, ok := page(w, r)
-			if !ok {
-				return
-			}
-			v, err := fn(r.Context(), after, limit)
-			respond(w, http.StatusOK, key, v, err, "")
-		}
-	}
+// NewProveControlAPI returns the Prove Control admin API over svc.
+func NewProveControlAPI(svc ProveControlAdmin) Feature { return &proveControlAPI{svc: svc} }
 
+type proveControlAPI struct{ svc ProveControlAdmin }
+
+// Routes implements Feature.
+func (p *proveControlAPI) Routes(r *Routes) {
+	const pc = "/admin/provecontrol"
 	// Verifier role.
-	mux.HandleFunc("POST /admin/provecontrol/challenges", func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			User             string `json:"user"`
-			VerificationType string `json:"verification_type"`
-			Subject          string `json:"subject"`
-		}
-		if !readJSON(w, r, &req) {
-			return
-		}
-		if req.User == "" || req.VerificationType == "" || req.Subject == "" {
-			writeError(w, agent.Errorf(agent.CodeMsg, "user, verification_type and subject are required"))
-			return
-		}
-		v, err := a.StartChallenge(r.Context(), req.User, req.VerificationType, req.Subject)
-		respond(w, http.StatusCreated, "", v, err, "")
-	})
-	mux.HandleFunc("GET /admin/provecontrol/challenges", func(w http.ResponseWriter, r *http.Request) {
-		after, limit, ok := page(w, r)
-		if !ok {
-			return
-		}
-		v, err := a.Challenges(r.Context(), r.URL.Query().Get("state"), after, limit)
-		respond(w, http.StatusOK, "challenges", v, err, "")
-	})
-	mux.HandleFunc("GET /admin/provecontrol/challenges/{id}", func(w http.ResponseWriter, r *http.Request) {
-		v, err := a.Challenge(r.Context(), r.PathValue("id"))
-		respond(w, http.StatusOK, "", v, err, "challenge")
-	})
-	mux.HandleFunc("GET /admin/provecontrol/verifications", listing("verifications", a.Verifications))
-	mux.HandleFunc("GET /admin/provecontrol/letters", func(w http.ResponseWriter, r *http.Request) {
-		after, limit, ok := page(w, r)
-		if !ok {
-			return
-		}
-		v, err := a.Letters(r.Context(), r.URL.Query().Get("unsent") == "true", after, limit)
-		respond(w, http.StatusOK, "letters", v, err, "")
-	})
-	mux.HandleFunc("GET /admin/provecontrol/letters/{id}/pdf", func(w http.ResponseWriter, r *http.Request) {
-		pdf, err := a.LetterPDF(r.Context(), r.PathValue("id"))
-		if err != nil {
-			writeError(w, notFound(err, "letter"))
-			return
-		}
-		w.Header().Set("Content-Type", "application/pdf")
-		w.Header().Set("Content-Disposition", `attachment; filename="letter-`+safeFilename(r.PathValue("id"))+`.pdf"`)
-		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(http.StatusOK)
-		w.Write(pdf)
-	})
-	mux.HandleFunc("POST /admin/provecontrol/letters/{id}/sent", func(w http.ResponseWriter, r *http.Request) {
-		v, err := a.MarkLetterSent(r.Context(), r.PathValue("id"))
-		respond(w, http.StatusOK, "", v, err, "letter")
-	})
+	r.Admin("POST "+pc+"/challenges", Op{Summary: "Challenge a user DID without a request (verifier role)",
+		Request: StartChallengeRequest{}, Response: Challenge{}, Status: http.StatusCreated}, p.startChallenge)
+	r.Admin("GET "+pc+"/challenges", Op{Summary: "List the challenges issued",
+		Response: Page[Challenge]{Key: "challenges"},
+		Query:    append([]Param{{Name: "state", Description: "pending, confirmed, expired, failed or undelivered"}}, pageQuery...)}, p.listChallenges)
+	r.Admin("GET "+pc+"/challenges/{id}", Op{Summary: "Describe an issued challenge", Response: Challenge{}}, p.getChallenge)
+	r.Admin("GET "+pc+"/verifications", Op{Summary: "List the confirmed verifications",
+		Response: Page[Verification]{Key: "verifications"}, Query: pageQuery}, p.listVerifications)
+	r.Admin("GET "+pc+"/letters", Op{Summary: "List the Address letter queue",
+		Response: Page[Letter]{Key: "letters"},
+		Query:    append([]Param{{Name: "unsent", Type: "boolean", Description: "only the letters not marked as sent"}}, pageQuery...)}, p.listLetters)
+	r.Admin("GET "+pc+"/letters/{id}/pdf", Op{Summary: "A letter's PDF", ResponseType: "application/pdf"}, p.letterPDF)
+	r.Admin("POST "+pc+"/letters/{id}/sent", Op{Summary: "Mark a letter as mailed", Response: Letter{}}, p.markSent)
 
 	// User role.
-	mux.HandleFunc("POST /admin/provecontrol/requests", func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			Verifier         string `json:"verifier"`
-			VerificationType string `json:"verification_type"`
-			Subject          string `json:"subject"`
-			Wait             string `json:"wait"`
-		}
-		if !readJSON(w, r, &req) {
-			return
-		}
-		if req.Verifier == "" || req.VerificationType == "" || req.Subject == "" {
-			writeError(w, agent.Errorf(agent.CodeMsg, "verifier, verification_type and subject are required"))
-			return
-		}
-		d, ok := wait(w, req.Wait, 10*time.Second)
-		if !ok {
-			return
-		}
-		v, err := a.RequestVerification(r.Context(), req.Verifier, req.VerificationType, req.Subject, d)
-		respond(w, http.StatusCreated, "", v, err, "")
-	})
-	mux.HandleFunc("GET /admin/provecontrol/requests", listing("requests", a.Requests))
-	mux.HandleFunc("GET /admin/provecontrol/received", listing("challenges", a.ReceivedChallenges))
-	mux.HandleFunc("GET /admin/provecontrol/received/{id}", func(w http.ResponseWriter, r *http.Request) {
-		v, err := a.ReceivedChallenge(r.Context(), r.PathValue("id"))
-		respond(w, http.StatusOK, "", v, err, "received challenge")
-	})
-	mux.HandleFunc("POST /admin/provecontrol/received/{id}/prove", func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			Wait string `json:"wait"`
-		}
-		if !readJSON(w, r, &req) {
-			return
-		}
-		d, ok := wait(w, req.Wait, 20*time.Second)
-		if !ok {
-			return
-		}
-		v, err := a.Prove(r.Context(), r.PathValue("id"), d)
-		respond(w, http.StatusOK, "", v, err, "received challenge")
-	})
-	mux.HandleFunc("POST /admin/provecontrol/import", func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxImportBody))
-		if err != nil {
-			writeError(w, agent.Errorf(agent.CodeTooLarge, "an imported mail or message is at most %d bytes", maxImportBody))
-			return
-		}
-		if len(body) == 0 {
-			writeError(w, agent.Errorf(agent.CodeMsg, "the body must be a mail (.eml) or a packed DIDComm message"))
-			return
-		}
-		v, err := a.ImportChallenge(r.Context(), body)
-		respond(w, http.StatusOK, "", v, err, "")
-	})
-	mux.HandleFunc("POST /admin/provecontrol/fetch", func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			URL string `json:"url"`
-		}
-		if !readJSON(w, r, &req) {
-			return
-		}
-		if req.URL == "" {
-			writeError(w, agent.Errorf(agent.CodeMsg, "url (the one-time link) is required"))
-			return
-		}
-		v, err := a.FetchChallenge(r.Context(), req.URL)
-		respond(w, http.StatusOK, "", v, err, "")
-	})
-	mux.HandleFunc("GET /admin/credentials", listing("credentials", a.Credentials))
-	mux.HandleFunc("GET /admin/credentials/{id}", func(w http.ResponseWriter, r *http.Request) {
-		v, err := a.Credential(r.Context(), r.PathValue("id"))
-		respond(w, http.StatusOK, "", v, err, "credential")
-	})
+	r.Admin("POST "+pc+"/requests", Op{Summary: "Ask a verifier DID for a challenge and wait for the answer (user role)",
+		Request: RequestVerificationRequest{}, Response: RequestOutcome{}, Status: http.StatusCreated}, p.request)
+	r.Admin("GET "+pc+"/requests", Op{Summary: "List the verification requests sent",
+		Response: Page[VerificationRequest]{Key: "requests"}, Query: pageQuery}, p.listRequests)
+	r.Admin("GET "+pc+"/received", Op{Summary: "List the challenges received",
+		Response: Page[ReceivedChallenge]{Key: "challenges"}, Query: pageQuery}, p.listReceived)
+	r.Admin("GET "+pc+"/received/{id}", Op{Summary: "Describe a received challenge (Domain: with its TXT record)",
+		Response: ReceivedChallenge{}}, p.getReceived)
+	r.Admin("POST "+pc+"/received/{id}/prove", Op{Summary: "Send the proof and wait for the confirmation",
+		Request: ProveRequest{}, Response: ProveOutcome{}}, p.prove)
+	r.Admin("POST "+pc+"/import", Op{Summary: "Take a challenge from a mail (.eml) or a packed message",
+		RequestType: "application/octet-stream", Response: ImportResponse{}}, p.importChallenge)
+	r.Admin("POST "+pc+"/fetch", Op{Summary: "Take a challenge from a one-time link",
+		Request: FetchRequest{}, Response: ReceivedChallenge{}}, p.fetch)
+	r.Admin("GET /admin/credentials", Op{Summary: "List the credentials the agent holds",
+		Response: Page[Credential]{Key: "credentials"}, Query: pageQuery}, p.listCredentials)
+	r.Admin("GET /admin/credentials/{id}", Op{Summary: "A credential the agent holds", Response: Credential{}}, p.getCredential)
+}
+
+// parseWait reads a wait duration: def when empty, at most 2 minutes.
+func parseWait(s string, def time.Duration) (time.Duration, error) {
+	if s == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 || d > 2*time.Minute {
+		return 0, agent.Errorf(agent.CodeMsg, "wait must be a duration between 0s and 2m")
+	}
+	return d, nil
+}
+
+// list answers a paged list route: fetch gets the items of the page.
+func list[T any](w http.ResponseWriter, r *http.Request, key string, id func(T) string,
+	fetch func(ctx context.Context, after string, limit int) ([]T, error)) {
+	page, err := parsePage(r)
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	items, err := fetch(r.Context(), page.After, page.Limit)
+	respond(w, r, http.StatusOK, newPage(key, items, page, id), err)
+}
+
+func (p *proveControlAPI) startChallenge(w http.ResponseWriter, r *http.Request) {
+	var req StartChallengeRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	if req.User == "" || req.VerificationType == "" || req.Subject == "" {
+		fail(w, r, errRequired("user, verification_type and subject are required"))
+		return
+	}
+	v, err := p.svc.StartChallenge(r.Context(), req.User, req.VerificationType, req.Subject)
+	respond(w, r, http.StatusCreated, v, err)
+}
+
+func (p *proveControlAPI) listChallenges(w http.ResponseWriter, r *http.Request) {
+	state := r.URL.Query().Get("state")
+	list(w, r, "challenges", func(c Challenge) string { return c.ID },
+		func(ctx context.Context, after string, limit int) ([]Challenge, error) {
+			return p.svc.Challenges(ctx, state, after, limit)
+		})
+}
+
+func (p *proveControlAPI) getChallenge(w http.ResponseWriter, r *http.Request) {
+	v, err := p.svc.Challenge(r.Context(), r.PathValue("id"))
+	respond(w, r, http.StatusOK, v, notFound(err, "challenge"))
+}
+
+func (p *proveControlAPI) listVerifications(w http.ResponseWriter, r *http.Request) {
+	list(w, r, "verifications", func(v Verification) string { return v.ID }, p.svc.Verifications)
+}
+
+func (p *proveControlAPI) listLetters(w http.ResponseWriter, r *http.Request) {
+	unsent := r.URL.Query().Get("unsent") == "true"
+	list(w, r, "letters", func(l Letter) string { return l.ID },
+		func(ctx context.Context, after string, limit int) ([]Letter, error) {
+			return p.svc.Letters(ctx, unsent, after, limit)
+		})
+}
+
+func (p *proveControlAPI) letterPDF(w http.ResponseWriter, r *http.Request) {
+	pdf, err := p.svc.LetterPDF(r.Context(), r.PathValue("id"))
+	if err != nil {
+		fail(w, r, notFound(err, "letter"))
+		return
+	}
+	w.Header().Set("Content-Type", "application/pdf")
+	w.Header().Set("Content-Disposition", `attachment; filename="letter-`+safeFilename(r.PathValue("id"))+`.pdf"`)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	w.Write(pdf)
+}
+
+func (p *proveControlAPI) markSent(w http.ResponseWriter, r *http.Request) {
+	v, err := p.svc.MarkLetterSent(r.Context(), r.PathValue("id"))
+	respond(w, r, http.StatusOK, v, notFound(err, "letter"))
+}
+
+func (p *proveControlAPI) request(w http.ResponseWriter, r *http.Request) {
+	var req RequestVerificationRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	if req.Verifier == "" || req.VerificationType == "" || req.Subject == "" {
+		fail(w, r, errRequired("verifier, verification_type and subject are required"))
+		return
+	}
+	d, err := parseWait(req.Wait, 10*time.Second)
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	v, err := p.svc.RequestVerification(r.Context(), req.Verifier, req.VerificationType, req.Subject, d)
+	respond(w, r, http.StatusCreated, v, err)
+}
+
+func (p *proveControlAPI) listRequests(w http.ResponseWriter, r *http.Request) {
+	list(w, r, "requests", func(v VerificationRequest) string { return v.ID }, p.svc.Requests)
+}
+
+func (p *proveControlAPI) listReceived(w http.ResponseWriter, r *http.Request) {
+	list(w, r, "challenges", func(v ReceivedChallenge) string { return v.ID }, p.svc.ReceivedChallenges)
+}
+
+func (p *proveControlAPI) getReceived(w http.ResponseWriter, r *http.Request) {
+	v, err := p.svc.ReceivedChallenge(r.Context(), r.PathValue("id"))
+	respond(w, r, http.StatusOK, v, notFound(err, "received challenge"))
+}
+
+func (p *proveControlAPI) prove(w http.ResponseWriter, r *http.Request) {
+	var req ProveRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	d, err := parseWait(req.Wait, 20*time.Second)
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	v, err := p.svc.Prove(r.Context(), r.PathValue("id"), d)
+	respond(w, r, http.StatusOK, v, notFound(err, "received challenge"))
+}
+
+func (p *proveControlAPI) importChallenge(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxImportBody))
+	if err != nil {
+		fail(w, r, agent.Errorf(agent.CodeTooLarge, "an imported mail or message is at most %d bytes", maxImportBody))
+		return
+	}
+	if len(body) == 0 {
+		fail(w, r, errRequired("the body must be a mail (.eml) or a packed DIDComm message"))
+		return
+	}
+	v, err := p.svc.ImportChallenge(r.Context(), body)
+	respond(w, r, http.StatusOK, ImportResponse{Challenges: v}, err)
+}
+
+func (p *proveControlAPI) fetch(w http.ResponseWriter, r *http.Request) {
+	var req FetchRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	if req.URL == "" {
+		fail(w, r, errRequired("url (the one-time link) is required"))
+		return
+	}
+	v, err := p.svc.FetchChallenge(r.Context(), req.URL)
+	respond(w, r, http.StatusOK, v, err)
+}
+
+func (p *proveControlAPI) listCredentials(w http.ResponseWriter, r *http.Request) {
+	list(w, r, "credentials", func(c Credential) string { return c.ID }, p.svc.Credentials)
+}
+
+func (p *proveControlAPI) getCredential(w http.ResponseWriter, r *http.Request) {
+	v, err := p.svc.Credential(r.Context(), r.PathValue("id"))
+	respond(w, r, http.StatusOK, v, notFound(err, "credential"))
 }
 
 // safeFilename keeps the characters of id that are safe in a file name.

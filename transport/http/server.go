@@ -1,8 +1,40 @@
 // Package http is agentd's HTTP transport: the public DIDComm endpoint that
-// wallets POST packed messages to, the public discovery endpoints (/did,
-// /invitation, /healthz), the operators' admin API under /admin/ with bearer
-// token authentication, /metrics, and the HTTP(S) sender the outbox delivers
-// through.
+// wallets POST packed messages to (and open WebSockets on), the public
+// discovery endpoints (/did, /invitation, /healthz), /metrics, the
+// operators' admin API under /admin/ with bearer token authentication, and
+// the HTTP(S) sender the outbox delivers through.
+//
+// # Features
+//
+// Config holds only the core of the server. Everything else is a Feature
+// that adds its routes through Routes: Routes.Public for public routes,
+// Routes.Admin for admin routes with an Op that documents them. The server
+// wraps every route the same way: the admin token check, metrics, panic
+// recovery (500, stack in the log) and one error mapping (statusOf,
+// writeError: 5xx causes are logged, the peer sees only the safe comment).
+// The features are NewAdminAPI (ping, discover, invitations, outbox, dead
+// letters), NewMediationAPI (or MediationDisabled), NewProveControlAPI and
+// NewChallengeLinks (the public one-time links and IP well-known path).
+//
+// Decision: this package imports no protocol package (only agent). Each
+// feature is built from a narrow service interface defined here
+// (AdminService, MediatorAdmin, ProveControlAdmin, ChallengeEndpoints),
+// whose methods take and return the request and response structs defined
+// here. Those structs, with their json tags, are the documented JSON shape
+// of the admin API; the daemon adapts the protocols' own types to them
+// (internal/daemon/admin.go). The feature route code lives here, one file
+// per feature, so that protocols do not import net/http.
+//
+// # The admin API
+//
+// Lists are paged the same way everywhere (parsePage, Page): ?after= takes
+// the "next" value of the previous page and ?limit= is 1..1000 (default
+// 100). The API is published as an OpenAPI 3.1 document at
+// GET /admin/openapi.json, behind the admin token like the rest of /admin/
+// (it tells which features are enabled). The document is generated from
+// the registered routes and reflection over their Go types (openapi.go), so
+// it cannot drift; a test also checks it against the routes and the JSON the
+// handlers write. Client is a typed client of the API (agentctl uses it).
 package http
 
 import (
@@ -18,6 +50,7 @@ import (
 	"time"
 
 	"github.com/agentd/agentd/agent"
+	"github.com/agentd/agentd/agent/did"
 )
 
 // Receiver takes packed messages that arrived on a connection that can carry
@@ -27,7 +60,9 @@ type Receiver interface {
 	ReceiveDuplex(ctx context.Context, transport string, raw []byte, session agent.Session) (*agent.Reply, error)
 }
 
-// Config is what a Server needs.
+// Config is what a Server needs: the core of the transport. Everything
+// else (the admin API, the mediator's and Prove Control's routes) is a
+// Feature.
 type Config struct {
 	Receiver Receiver
 	// EndpointPath is the path of the DIDComm endpoint, e.g. "/didcomm".
@@ -36,9 +71,8 @@ type Config struct {
 	MaxBodyBytes int64
 	// Public answers the public discovery endpoints.
 	Public PublicInfo
-	// Admin serves the admin API; nil disables it.
-	Admin AdminService
-	// AdminToken is the bearer token the admin API requires.
+	// AdminToken is the bearer token the admin API requires; empty
+	// authorises nothing.
 	AdminToken string
 	// MetricsPublic serves /metrics without the admin token.
 	MetricsPublic bool
@@ -50,21 +84,19 @@ type Config struct {
 	// WebSocket enables DIDComm over WebSocket on the endpoint (GET with an
 	// upgrade); nil disables it.
 	WebSocket *WebSocketConfig
-	// Mediator serves the mediator's admin API; nil when the mediator is off.
-	Mediator MediatorAdmin
-	// ProveControl serves the Prove Control admin API; nil disables it.
-	ProveControl ProveControlAdmin
-	// Challenges serves the public Prove Control routes (one-time links and
-	// the IP well-known path); nil disables them.
-	Challenges ChallengeEndpoints
+	// Features add their public and admin routes (NewAdminAPI,
+	// NewMediationAPI, NewProveControlAPI, NewChallengeLinks, ...). When a
+	// feature adds admin routes, GET /admin/did and GET /admin/openapi.json
+	// are served too.
+	Features []Feature
 }
 
 // PublicInfo gives the public description of the agent.
 type PublicInfo interface {
 	// DIDDocument returns the agent's DID and its resolved document.
-	DIDDocument(ctx context.Context) (did string, doc any, err error)
+	DIDDocument(ctx context.Context) (did string, doc *did.Doc, err error)
 	// Invitation returns the agent's standing Out-of-Band invitation and its URL.
-	Invitation(ctx context.Context) (invitation any, url string, err error)
+	Invitation(ctx context.Context) (invitation Invitation, url string, err error)
 }
 
 // Metrics is the part of the metrics package the server uses.
@@ -75,6 +107,13 @@ type Metrics interface {
 
 // NewHandler builds the HTTP handler for all routes.
 func NewHandler(cfg Config) http.Handler {
+	h, _, _ := newServer(cfg)
+	return h
+}
+
+// newServer builds the handler, and returns its mux and the collected
+// routes too.
+func newServer(cfg Config) (http.Handler, *http.ServeMux, *Routes) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}
@@ -85,22 +124,47 @@ func NewHandler(cfg Config) http.Handler {
 		cfg.Logger = slog.Default()
 	}
 	s := &server{cfg: cfg}
-	mux := http.NewServeMux()
-	route := func(pattern, name string, h http.HandlerFunc) {
-		var handler http.Handler = h
-		if cfg.Metrics != nil {
-			handler = cfg.Metrics.Instrument(name, handler)
-		}
-		mux.Handle(pattern, handler)
-	}
-	route("POST "+cfg.EndpointPath, "didcomm", s.didcomm)
+	rs := &Routes{}
+	rs.Public("POST "+cfg.EndpointPath, "didcomm", s.didcomm)
 	if cfg.WebSocket != nil {
-		route("GET "+cfg.EndpointPath, "websocket", s.websocket)
+		rs.Public("GET "+cfg.EndpointPath, "websocket", s.websocket)
 	}
-	route("GET /did", "did", s.did)
-	route("GET /invitation", "invitation", s.invitation)
-	route("GET /healthz", "healthz", s.healthz)
-	s.challengeRoutes(route)
+	rs.Public("GET /did", "did", s.did)
+	rs.Public("GET /invitation", "invitation", s.invitation)
+	rs.Public("GET /healthz", "healthz", s.healthz)
+	core := len(rs.routes) // the server's own routes log through s.fail
+	for _, f := range cfg.Features {
+		f.Routes(rs)
+	}
+	hasAdmin := len(rs.adminRoutes()) > 0 || len(rs.disabled) > 0
+	if hasAdmin {
+		rs.Admin("GET /admin/did", Op{Summary: "The agent's DID and DID document", Response: DIDResponse{}}, s.did)
+		var doc openAPI // built below, once every route is known
+		rs.Admin("GET /admin/openapi.json", Op{Summary: "This document: the admin API as OpenAPI 3.1", Response: map[string]any{}},
+			func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, doc) })
+		doc = newOpenAPI(rs)
+	}
+
+	mux := http.NewServeMux()
+	for i, rt := range rs.routes {
+		var h http.Handler = rt.h
+		if i >= core {
+			h = withLogger(cfg.Logger, h)
+		}
+		if rt.admin {
+			h = s.requireToken(h)
+		}
+		if cfg.Metrics != nil {
+			h = cfg.Metrics.Instrument(rt.name, h)
+		}
+		mux.Handle(rt.method+" "+rt.path, recoverer(cfg.Logger, h))
+	}
+	for _, d := range rs.disabled {
+		reason := d.reason
+		mux.Handle(d.prefix, s.requireToken(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusNotFound, ErrorBody{Error: agent.CodeNotFound, Reason: reason})
+		})))
+	}
 	if cfg.Metrics != nil {
 		h := cfg.Metrics.Handler()
 		if !cfg.MetricsPublic {
@@ -108,14 +172,23 @@ func NewHandler(cfg Config) http.Handler {
 		}
 		mux.Handle("GET /metrics", h)
 	}
-	if cfg.Admin != nil {
-		mux.Handle("/admin/", s.requireToken(s.adminRoutes()))
+	if hasAdmin {
+		mux.Handle("/admin/", s.requireToken(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusNotFound, ErrorBody{Error: agent.CodeNotFound, Reason: "no admin endpoint " + r.Method + " " + r.URL.Path})
+		})))
 	}
-	return mux
+	// Under /admin/, the catch-all above (behind the token) answers every
+	// method a route does not take: no 405 tells a stranger which routes exist.
+	return mux, mux, rs
 }
 
 type server struct {
 	cfg Config
+}
+
+// fail answers err (see writeError).
+func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	writeError(w, r, s.cfg.Logger, err)
 }
 
 // acceptedMediaTypes are the content types the DIDComm endpoint takes.
@@ -128,31 +201,31 @@ var acceptedMediaTypes = map[string]bool{
 func (s *server) didcomm(w http.ResponseWriter, r *http.Request) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || !acceptedMediaTypes[mt] {
-		writeError(w, agent.Errorf(agent.CodeMediaType, "content type must be one of %s, %s, %s",
+		s.fail(w, r, agent.Errorf(agent.CodeMediaType, "content type must be one of %s, %s, %s",
 			agent.MediaTypeEncrypted, agent.MediaTypeSigned, agent.MediaTypePlain))
 		return
 	}
 	if r.ContentLength > s.cfg.MaxBodyBytes {
-		writeError(w, agent.Errorf(agent.CodeTooLarge, "message exceeds the limit of %d bytes", s.cfg.MaxBodyBytes))
+		s.fail(w, r, agent.Errorf(agent.CodeTooLarge, "message exceeds the limit of %d bytes", s.cfg.MaxBodyBytes))
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			writeError(w, agent.Errorf(agent.CodeTooLarge, "message exceeds the limit of %d bytes", s.cfg.MaxBodyBytes))
+			s.fail(w, r, agent.Errorf(agent.CodeTooLarge, "message exceeds the limit of %d bytes", s.cfg.MaxBodyBytes))
 			return
 		}
-		writeError(w, agent.Wrap(agent.CodeXfer, err, "could not read the request body"))
+		s.fail(w, r, agent.Wrap(agent.CodeXfer, err, "could not read the request body"))
 		return
 	}
 	if !json.Valid(body) {
-		writeError(w, agent.Errorf(agent.CodeMsg, "body is not valid JSON"))
+		s.fail(w, r, agent.Errorf(agent.CodeMsg, "body is not valid JSON"))
 		return
 	}
 	reply, err := s.cfg.Receiver.ReceiveDuplex(r.Context(), "http", body, nil)
 	if err != nil {
-		writeError(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	if reply != nil && reply.Payload != nil {
@@ -167,19 +240,19 @@ func (s *server) didcomm(w http.ResponseWriter, r *http.Request) {
 func (s *server) did(w http.ResponseWriter, r *http.Request) {
 	id, doc, err := s.cfg.Public.DIDDocument(r.Context())
 	if err != nil {
-		writeError(w, err)
+		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"did": id, "didDocument": doc})
+	writeJSON(w, http.StatusOK, DIDResponse{DID: id, DIDDocument: doc})
 }
 
 func (s *server) invitation(w http.ResponseWriter, r *http.Request) {
 	inv, url, err := s.cfg.Public.Invitation(r.Context())
 	if err != nil {
-		writeError(w, err)
+		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"invitation": inv, "url": url})
+	writeJSON(w, http.StatusOK, InvitationResponse{Invitation: inv, URL: url})
 }
 
 func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
@@ -187,11 +260,35 @@ func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := s.cfg.Health(ctx); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unhealthy", "reason": agent.ErrorComment(err)})
+			writeJSON(w, http.StatusServiceUnavailable, HealthResponse{Status: "unhealthy", Reason: agent.ErrorComment(err)})
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	writeJSON(w, http.StatusOK, HealthResponse{Status: "ok"})
+}
+
+// DIDResponse answers GET /did and GET /admin/did.
+type DIDResponse struct {
+	DID string `json:"did"`
+	// DIDDocument is the resolved DID document (W3C DID Core).
+	DIDDocument *did.Doc `json:"didDocument"`
+}
+
+// InvitationResponse answers GET /invitation and the invitation-making
+// admin routes.
+type InvitationResponse struct {
+	// Invitation is the Out-of-Band 2.0 invitation message.
+	Invitation Invitation `json:"invitation"`
+	// URL is the invitation as a URL (?_oob=...).
+	URL string `json:"url"`
+}
+
+// HealthResponse answers GET /healthz.
+type HealthResponse struct {
+	// Status is "ok" or "unhealthy".
+	Status string `json:"status"`
+	// Reason says why the agent is unhealthy.
+	Reason string `json:"reason,omitempty"`
 }
 
 // requireToken lets through only requests carrying the admin bearer token.
@@ -203,26 +300,11 @@ func (s *server) requireToken(h http.Handler) http.Handler {
 			subtle.ConstantTimeCompare([]byte(auth[len(prefix):]), []byte(s.cfg.AdminToken)) == 1
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="agentd admin"`)
-			writeJSON(w, http.StatusUnauthorized, errorBody{Error: "unauthorized", Reason: "a valid admin bearer token is required"})
+			writeJSON(w, http.StatusUnauthorized, ErrorBody{Error: "unauthorized", Reason: "a valid admin bearer token is required"})
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
-}
-
-// errorBody is the JSON shape of every error answer.
-type errorBody struct {
-	Error  string `json:"error"`
-	Reason string `json:"reason"`
-}
-
-func writeError(w http.ResponseWriter, err error) {
-	var nf *notFoundError
-	if errors.As(err, &nf) {
-		writeJSON(w, http.StatusNotFound, errorBody{Error: "not-found", Reason: nf.Error()})
-		return
-	}
-	writeJSON(w, agent.HTTPStatus(err), errorBody{Error: agent.ErrorCode(err), Reason: agent.ErrorComment(err)})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -104,7 +104,7 @@ func (s *server) websocket(w http.ResponseWriter, r *http.Request) {
 	recv := s.cfg.Receiver
 	if !isWebSocket(r) {
 		w.Header().Set("Upgrade", "websocket")
-		writeJSON(w, http.StatusUpgradeRequired, errorBody{Error: agent.CodeXfer,
+		writeJSON(w, http.StatusUpgradeRequired, ErrorBody{Error: agent.CodeXfer,
 			Reason: "POST DIDComm messages to this endpoint, or open a WebSocket on it"})
 		return
 	}
