@@ -25,6 +25,7 @@ import (
 	"github.com/agentd/agentd/internal/config"
 	"github.com/agentd/agentd/internal/metrics"
 	"github.com/agentd/agentd/protocols/discoverfeatures"
+	"github.com/agentd/agentd/protocols/mediation"
 	"github.com/agentd/agentd/protocols/oob"
 	"github.com/agentd/agentd/protocols/reportproblem"
 	"github.com/agentd/agentd/protocols/trustping"
@@ -50,13 +51,19 @@ type Daemon struct {
 	ping     *trustping.Service
 	discover *discoverfeatures.Service
 	oob      *oob.Service
+	accept   *oob.Acceptor
 	handler  http.Handler
 	token    string
-	mail     mailTransport
-	// mediation is the mediator and mediation client (mediator.go).
-	mediation mediationParts
+	mail     *mailTransport
+	// mediator is the mediator, when mediator.enabled (mediator.go).
+	mediator *mediatorParts
+	// client is the mediation client, when mediation_client.invitation is
+	// set (mediation_client.go).
+	client *mediation.ClientLoop
+	// ws tracks the WebSockets of the HTTP listener.
+	ws *webSockets
 	// provecontrol is the Prove Control protocol (provecontrol.go).
-	provecontrol proveControlParts
+	provecontrol *proveControlParts
 
 	listener net.Listener
 	server   *http.Server
@@ -111,49 +118,32 @@ func masterKey(cfg config.Config) (bolt.MasterKey, error) {
 	return bolt.KeyFile(path), nil
 }
 
-func (d *Daemon) build(ctx context.Context) error {
-	cfg := d.cfg
-	token, err := adminToken(cfg)
-	if err != nil {
+// build constructs the agent, each part after the parts it is given.
+func (d *Daemon) build(ctx context.Context) (err error) {
+	cfg, records := d.cfg, d.db.Records()
+	if d.token, err = adminToken(cfg); err != nil {
 		return err
 	}
-	d.token = token
 	ks, err := d.db.Keys()
 	if err != nil {
 		return fmt.Errorf("key store: %w", err)
 	}
-	records := d.db.Records()
-	d.record, err = loadIdentity(ctx, records, ks, cfg.Endpoint(), cfg.Email.Address, cfg.DID.KeyAgreement, d.log)
-	if err != nil {
-		return err
-	}
 	d.identity = agent.NewIdentity(ks)
-	d.identity.AddDID(d.record.DID)
-	for _, p := range d.record.Previous {
-		d.identity.AddDID(p)
+	if d.record, err = loadIdentity(ctx, records, d.identity, cfg.Endpoint(), cfg.Email.Address, cfg.DID.KeyAgreement, d.log); err != nil {
+		return err
 	}
 	d.resolver = newResolver(cfg)
 	keyResolver := did.NewKeyResolver(d.resolver)
-
 	d.metrics = metrics.New()
 	d.metrics.WatchOutbox(d.db.Outbox())
-	d.outbox = &agent.Outbox{
-		Store: d.db.Outbox(),
-		Policy: agent.RetryPolicy{Base: cfg.Outbox.BaseDelay, Max: cfg.Outbox.MaxDelay, Jitter: 0.2,
-			MaxAttempts: cfg.Outbox.MaxAttempts},
-		Observer: d.metrics, Logger: d.log.With("component", "outbox"),
-		Workers: cfg.Outbox.Workers, Timeout: cfg.Outbox.Timeout,
-	}
-	sender := httptransport.NewSender("agentd/" + Version)
-	d.outbox.Handle("http", sender)
-	d.outbox.Handle("https", sender)
+	d.outbox = buildOutbox(cfg, d.db.Outbox(), d.metrics, d.log)
 	messenger := &agent.Messenger{Identity: d.identity, Resolver: d.resolver, Keys: keyResolver, Outbox: d.outbox,
-		Schemes: []string{"https", "http"}}
+		Schemes: messengerSchemes(cfg)}
 	d.router = agent.NewRouter(agent.RouterConfig{
 		Identity: d.identity, Keys: keyResolver, Replay: d.db.ReplayCache(), Messenger: messenger,
 		ReplayWindow: cfg.Replay.Window, Observer: d.metrics, Logger: d.log.With("component", "router"),
 	})
-	if err := d.buildEmail(messenger); err != nil {
+	if d.mail, err = buildEmail(cfg, d.router, messenger, d.outbox, records, d.metrics, d.log); err != nil {
 		return err
 	}
 	waiters := &agent.Waiters{}
@@ -161,25 +151,54 @@ func (d *Daemon) build(ctx context.Context) error {
 	d.ping = trustping.New(messenger, waiters, plog)
 	d.discover = discoverfeatures.New(d.router, messenger, waiters, plog)
 	d.oob = oob.New(records, plog)
+	d.accept = oob.NewAcceptor(oob.AcceptorConfig{Service: d.oob, Resolver: d.resolver, Inbound: d.router, Logger: d.log})
 	d.router.Register(d.ping.Protocol())
 	d.router.Register(d.discover.Protocol())
 	d.router.Register(reportproblem.New(waiters, plog).Protocol())
-
-	if err := d.buildMediation(ctx, messenger, keyResolver); err != nil {
+	if d.mediator, err = buildMediator(ctx, cfg, d.db, d.identity, d.record.DID, d.router, messenger, d.outbox, d.metrics, d.log); err != nil {
 		return err
 	}
-	if err := d.buildProveControl(messenger, waiters, plog); err != nil {
+	if d.client, err = buildMediationClient(ctx, cfg, records, d.identity, d.record.DID, d.resolver, keyResolver, messenger, d.router, d.log); err != nil {
 		return err
 	}
-
+	if d.provecontrol, err = buildProveControl(cfg, d.identity, records, messenger, d.outbox, d.resolver, d.router, waiters, plog, d.log); err != nil {
+		return err
+	}
+	d.ws = newWebSockets()
 	d.handler = httptransport.NewHandler(httptransport.Config{
 		Receiver: d.router, EndpointPath: config.EndpointPath, MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
-		Public: d, Admin: &admin{d}, AdminToken: token, MetricsPublic: cfg.Admin.MetricsPublic,
-		Metrics: d.metrics, Logger: d.log.With("component", "http"), Health: d.health,
+		Public: d, Admin: d.admin(), AdminToken: d.token, MetricsPublic: cfg.Admin.MetricsPublic,
+		Metrics: d.metrics, Logger: d.log.With("component", "http"), Health: health(d.db.Outbox()),
 		WebSocket: d.webSocketConfig(), Mediator: d.mediatorAdmin(),
 		ProveControl: d.proveControlAdmin(), Challenges: d.challengeEndpoints(),
 	})
 	return nil
+}
+
+// buildOutbox is the outbox from the outbox section, delivering to http(s)
+// endpoints (mailto: is added by buildEmail).
+func buildOutbox(cfg config.Config, store agent.OutboxStore, m *metrics.Metrics, log *slog.Logger) *agent.Outbox {
+	o := &agent.Outbox{
+		Store: store,
+		Policy: agent.RetryPolicy{Base: cfg.Outbox.BaseDelay, Max: cfg.Outbox.MaxDelay, Jitter: 0.2,
+			MaxAttempts: cfg.Outbox.MaxAttempts},
+		Observer: m, Logger: log.With("component", "outbox"),
+		Workers: cfg.Outbox.Workers, Timeout: cfg.Outbox.Timeout,
+	}
+	sender := httptransport.NewSender("agentd/" + Version)
+	o.Handle("http", sender)
+	o.Handle("https", sender)
+	return o
+}
+
+// messengerSchemes are the endpoint schemes the agent sends to, in order of
+// preference: https and http, and mailto when it sends mail (email.address).
+func messengerSchemes(cfg config.Config) []string {
+	s := []string{"https", "http"}
+	if cfg.Email.Address != "" {
+		s = append(s, "mailto")
+	}
+	return s
 }
 
 // adminToken returns the configured admin token, or the one in the data
@@ -229,6 +248,17 @@ func adminToken(cfg config.Config) (string, error) {
 // its mediator once mediation is set up (mediation_client).
 func (d *Daemon) DID() string { return d.publicDID() }
 
+// publicDID is the DID the agent publishes (GET /did, the invitation, the
+// banner): the mediated DID once mediation is set up, else its own.
+func (d *Daemon) publicDID() string {
+	if d.client != nil {
+		if m := d.client.MediatedDID(); m != "" {
+			return m
+		}
+	}
+	return d.record.DID
+}
+
 // Handler returns the HTTP handler of all routes (for tests that serve it themselves).
 func (d *Daemon) Handler() http.Handler { return d.handler }
 
@@ -255,23 +285,21 @@ func (d *Daemon) DIDDocument(ctx context.Context) (string, any, error) {
 
 // Invitation returns the agent's standing Out-of-Band invitation; it serves GET /invitation.
 func (d *Daemon) Invitation(ctx context.Context) (any, string, error) {
-	inv, err := d.standingInvitation(ctx)
+	inv, err := d.oob.Standing(ctx, d.publicDID())
 	if err != nil {
 		return nil, "", err
 	}
-	return inv, inv.URL(d.invitationBase()), nil
+	return inv, inv.URL(d.cfg.Endpoint()), nil
 }
 
-func (d *Daemon) invitationBase() string {
-	return d.cfg.Endpoint()
-}
-
-func (d *Daemon) health(ctx context.Context) error {
-	_, _, err := d.db.Outbox().Depth(ctx)
-	if err != nil {
-		return agent.Wrap(agent.CodeMe, err, "database unavailable")
+// health reports the database unavailable when the outbox cannot be read.
+func health(outbox agent.OutboxStore) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if _, _, err := outbox.Depth(ctx); err != nil {
+			return agent.Wrap(agent.CodeMe, err, "database unavailable")
+		}
+		return nil
 	}
-	return nil
 }
 
 // Start listens on the configured address and starts the background work
@@ -282,7 +310,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		return fmt.Errorf("http.addr: %w", err)
 	}
 	d.listener = ln
-	if err := d.listenEmail(); err != nil {
+	if err := d.mail.listen(); err != nil {
 		ln.Close()
 		return err
 	}
@@ -299,9 +327,18 @@ func (d *Daemon) Start(ctx context.Context) error {
 	}()
 	go func() { defer d.wg.Done(); d.outbox.Run(bg) }()
 	go func() { defer d.wg.Done(); d.sweep(bg) }()
-	d.serveEmail(bg)
-	d.serveMediation(bg)
-	d.startProveControl(bg)
+	d.server.RegisterOnShutdown(d.ws.closeAll)
+	d.mail.serve(bg, &d.wg)
+	if d.mediator != nil {
+		d.wg.Add(1)
+		go func() { defer d.wg.Done(); d.mediator.med.RunSweep(bg, d.cfg.Mediator.SweepInterval) }()
+	}
+	if d.client != nil {
+		d.wg.Add(1)
+		go func() { defer d.wg.Done(); d.client.Run(bg) }()
+	}
+	d.wg.Add(1)
+	go func() { defer d.wg.Done(); d.provecontrol.run(bg) }()
 	d.log.Info("agentd listening", "addr", ln.Addr().String(), "endpoint", d.cfg.Endpoint(), "did", d.record.DID)
 	return nil
 }
@@ -335,10 +372,10 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		}
 		cancel()
 	}
-	if err := d.stopEmail(ctx); err != nil {
+	if err := d.mail.stop(ctx); err != nil {
 		errs = append(errs, err)
 	}
-	d.stopMediation()
+	d.ws.shutdown()
 	if d.cancel != nil {
 		d.cancel()
 	}
@@ -352,13 +389,13 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 // Banner writes what an operator needs on start: the DID, the invitation URL
 // and its QR code, and where the admin token is.
 func (d *Daemon) Banner(ctx context.Context, w io.Writer) error {
-	inv, err := d.standingInvitation(ctx)
+	inv, err := d.oob.Standing(ctx, d.publicDID())
 	if err != nil {
 		return err
 	}
-	url := inv.URL(d.invitationBase())
+	url := inv.URL(d.cfg.Endpoint())
 	fmt.Fprintf(w, "\nagentd %s\n  DID:         %s\n  endpoint:    %s\n  invitation:  %s\n", Version, d.publicDID(), d.cfg.Endpoint(), url)
-	d.emailBanner(w)
+	d.mail.banner(w)
 	if d.cfg.Admin.Token == "" {
 		path := d.cfg.Admin.TokenFile
 		if path == "" {

@@ -5,53 +5,40 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"os"
-	"slices"
 	"time"
 
 	"github.com/agentd/agentd/agent"
+	"github.com/agentd/agentd/agent/did"
+	"github.com/agentd/agentd/internal/config"
 	"github.com/agentd/agentd/protocols/provecontrol"
 	"github.com/agentd/agentd/protocols/provecontrol/channels"
 	"github.com/agentd/agentd/transport/email"
 	httptransport "github.com/agentd/agentd/transport/http"
 )
 
-// proveControlParts is the Prove Control protocol as the daemon runs it.
+// proveControlParts is the Prove Control protocol as the daemon runs it:
+// the service and the intake of challenges that come outside the DIDComm
+// endpoint.
 type proveControlParts struct {
 	service *provecontrol.Service
+	intake  *provecontrol.Intake
 }
 
 // buildProveControl sets up Prove Control from the provecontrol section:
-// the channels that are configured (mail when the email transport sends
-// mail, SMS, Discord, letters), the DNS server for Domain verification, and
-// the messenger's signing of confirmations. It must run after buildEmail.
-func (d *Daemon) buildProveControl(messenger *agent.Messenger, waiters *agent.Waiters, log *slog.Logger) error {
-	pc := d.cfg.ProveControl
+// the channels that are configured (mail when the agent sends mail, SMS,
+// Discord, letters), the DNS server for Domain verification, and the
+// messenger's signing of confirmations.
+func buildProveControl(cfg config.Config, identity *agent.Identity, records agent.Records, messenger *agent.Messenger,
+	outbox *agent.Outbox, resolver did.Resolver, router *agent.Router, waiters *agent.Waiters, plog, log *slog.Logger) (*proveControlParts, error) {
+	pc := cfg.ProveControl
+	// TODO(signtypes): the protocol should declare its signed types when it registers.
 	messenger.SignTypes = append(messenger.SignTypes, provecontrol.SignedTypes...)
-	ch := provecontrol.Channels{DNS: channels.NewTXTResolver(pc.DNSServer)}
-	if slices.Contains(messenger.Schemes, "mailto") {
-		ch.Email = mailChannel{messenger}
-	}
-	if pc.SMS.AccountSID != "" {
-		token, err := readSecret(pc.SMS.AuthToken, pc.SMS.AuthTokenFile, "provecontrol.sms.auth_token_file")
-		if err != nil {
-			return err
-		}
-		ch.SMS = &channels.TwilioSMS{BaseURL: pc.SMS.BaseURL, AccountSID: pc.SMS.AccountSID, AuthToken: token, From: pc.SMS.From}
-	}
-	if pc.Discord.BotToken != "" || pc.Discord.BotTokenFile != "" {
-		token, err := readSecret(pc.Discord.BotToken, pc.Discord.BotTokenFile, "provecontrol.discord.bot_token_file")
-		if err != nil {
-			return err
-		}
-		ch.Discord = &channels.Discord{BaseURL: pc.Discord.BaseURL, BotToken: token}
-	}
-	if pc.Verifier.Letters {
-		ch.Letters = channels.Letter{}
+	ch, err := proveControlChannels(cfg, messenger)
+	if err != nil {
+		return nil, err
 	}
 	v := pc.Verifier
 	var types []provecontrol.VerificationType
@@ -60,15 +47,15 @@ func (d *Daemon) buildProveControl(messenger *agent.Messenger, waiters *agent.Wa
 	}
 	linkBase := v.LinkBaseURL
 	if linkBase == "" {
-		u, err := url.Parse(d.cfg.Endpoint())
+		u, err := url.Parse(cfg.Endpoint())
 		if err != nil {
-			return fmt.Errorf("provecontrol.verifier.link_base_url: cannot derive it from the endpoint: %w", err)
+			return nil, fmt.Errorf("provecontrol.verifier.link_base_url: cannot derive it from the endpoint: %w", err)
 		}
 		linkBase = u.Scheme + "://" + u.Host
 	}
-	d.provecontrol.service = provecontrol.New(provecontrol.Config{
-		Identity: d.identity, Records: d.db.Records(), Messenger: messenger, Outbox: d.outbox, Resolver: d.resolver,
-		Waiters: waiters, Logger: log, Channels: ch,
+	svc := provecontrol.New(provecontrol.Config{
+		Identity: identity, Records: records, Messenger: messenger, Outbox: outbox, Resolver: resolver,
+		Waiters: waiters, Logger: plog, Channels: ch,
 		Verifier: provecontrol.VerifierConfig{
 			Enabled: v.Enabled, Types: types, ChallengeTTL: v.ChallengeTTL, MaxAttempts: v.MaxAttempts,
 			CredentialValidity: v.CredentialValidity, MaxPendingPerUser: v.MaxPendingPerUser,
@@ -76,11 +63,41 @@ func (d *Daemon) buildProveControl(messenger *agent.Messenger, waiters *agent.Wa
 			Retention: v.Retention, Name: v.Name,
 		},
 	})
-	d.router.Register(d.provecontrol.service.Protocol())
+	router.Register(svc.Protocol())
 	if v.Enabled {
-		d.log.Info("prove control verifier", "offers", d.provecontrol.service.Offered(), "links", linkBase)
+		log.Info("prove control verifier", "offers", svc.Offered(), "links", linkBase)
 	}
-	return nil
+	intake := provecontrol.NewIntake(provecontrol.IntakeConfig{Service: svc, Inbound: router,
+		UserAgent: "agentd/" + Version, ExtractMail: email.PackedMessages})
+	return &proveControlParts{service: svc, intake: intake}, nil
+}
+
+// proveControlChannels are the channels challenges are sent on: mail when
+// the agent sends mail (email.address), and those configured.
+func proveControlChannels(cfg config.Config, messenger *agent.Messenger) (provecontrol.Channels, error) {
+	pc := cfg.ProveControl
+	ch := provecontrol.Channels{DNS: channels.NewTXTResolver(pc.DNSServer)}
+	if cfg.Email.Address != "" {
+		ch.Email = mailChannel{messenger}
+	}
+	if pc.SMS.AccountSID != "" {
+		token, err := readSecret(pc.SMS.AuthToken, pc.SMS.AuthTokenFile, "provecontrol.sms.auth_token_file")
+		if err != nil {
+			return ch, err
+		}
+		ch.SMS = &channels.TwilioSMS{BaseURL: pc.SMS.BaseURL, AccountSID: pc.SMS.AccountSID, AuthToken: token, From: pc.SMS.From}
+	}
+	if pc.Discord.BotToken != "" || pc.Discord.BotTokenFile != "" {
+		token, err := readSecret(pc.Discord.BotToken, pc.Discord.BotTokenFile, "provecontrol.discord.bot_token_file")
+		if err != nil {
+			return ch, err
+		}
+		ch.Discord = &channels.Discord{BaseURL: pc.Discord.BaseURL, BotToken: token}
+	}
+	if pc.Verifier.Letters {
+		ch.Letters = channels.Letter{}
+	}
+	return ch, nil
 }
 
 // readSecret returns a secret given inline (from the environment) or in a
@@ -100,29 +117,23 @@ func readSecret(inline, file, key string) (string, error) {
 	return s, nil
 }
 
-// startProveControl runs the sweep of expired challenges in the background.
-func (d *Daemon) startProveControl(ctx context.Context) {
-	if d.provecontrol.service == nil {
-		return
-	}
-	d.wg.Add(1)
-	go func() { defer d.wg.Done(); d.provecontrol.service.Run(ctx, 10*time.Minute) }()
-}
+// run runs the sweep of expired challenges until ctx ends.
+func (p *proveControlParts) run(ctx context.Context) { p.service.Run(ctx, 10*time.Minute) }
 
 // proveControlAdmin returns the Prove Control admin API.
 func (d *Daemon) proveControlAdmin() httptransport.ProveControlAdmin {
-	if d.provecontrol.service == nil {
+	if d.provecontrol == nil {
 		return nil
 	}
-	return &pcAdmin{d}
+	return &pcAdmin{svc: d.provecontrol.service, intake: d.provecontrol.intake}
 }
 
 // challengeEndpoints returns the public Prove Control routes.
 func (d *Daemon) challengeEndpoints() httptransport.ChallengeEndpoints {
-	if d.provecontrol.service == nil {
+	if d.provecontrol == nil {
 		return nil
 	}
-	return &pcAdmin{d}
+	return &pcAdmin{svc: d.provecontrol.service, intake: d.provecontrol.intake}
 }
 
 // mailChannel sends Email challenges through the mail transport: encrypted
@@ -135,13 +146,14 @@ func (c mailChannel) SendChallenge(ctx context.Context, msg agent.Message, addre
 }
 
 // pcAdmin implements the Prove Control admin API and public routes.
-type pcAdmin struct{ d *Daemon }
-
-func (a *pcAdmin) svc() *provecontrol.Service { return a.d.provecontrol.service }
+type pcAdmin struct {
+	svc    *provecontrol.Service
+	intake *provecontrol.Intake
+}
 
 // StartChallenge challenges a user DID without a request (verifier role).
 func (a *pcAdmin) StartChallenge(ctx context.Context, user, t, subject string) (any, error) {
-	return a.svc().StartChallenge(ctx, user, provecontrol.VerificationType(t), subject)
+	return a.svc.StartChallenge(ctx, user, provecontrol.VerificationType(t), subject)
 }
 
 // Challenges lists the issued challenges, in a state when state is set.
@@ -150,154 +162,91 @@ func (a *pcAdmin) Challenges(ctx context.Context, state, after string, limit int
 	if state != "" && !st.Valid() {
 		return nil, agent.Errorf(agent.CodeMsg, "state must be pending, confirmed, expired, failed or undelivered")
 	}
-	return a.svc().Challenges(ctx, st, after, limit)
+	return a.svc.Challenges(ctx, st, after, limit)
 }
 
 // Challenge describes one issued challenge.
 func (a *pcAdmin) Challenge(ctx context.Context, id string) (any, error) {
-	return a.svc().Challenge(ctx, id)
+	return a.svc.Challenge(ctx, id)
 }
 
 // Verifications lists the confirmed verifications.
 func (a *pcAdmin) Verifications(ctx context.Context, after string, limit int) (any, error) {
-	return a.svc().Verifications(ctx, after, limit)
+	return a.svc.Verifications(ctx, after, limit)
 }
 
 // Letters lists the Address letter queue.
 func (a *pcAdmin) Letters(ctx context.Context, unsent bool, after string, limit int) (any, error) {
-	return a.svc().Letters(ctx, unsent, after, limit)
+	return a.svc.Letters(ctx, unsent, after, limit)
 }
 
 // LetterPDF returns a letter's PDF.
 func (a *pcAdmin) LetterPDF(ctx context.Context, id string) ([]byte, error) {
-	return a.svc().LetterPDF(ctx, id)
+	return a.svc.LetterPDF(ctx, id)
 }
 
 // MarkLetterSent records that a letter was mailed.
 func (a *pcAdmin) MarkLetterSent(ctx context.Context, id string) (any, error) {
-	return a.svc().MarkLetterSent(ctx, id)
+	return a.svc.MarkLetterSent(ctx, id)
 }
 
 // RequestVerification asks a verifier for a challenge (user role).
 func (a *pcAdmin) RequestVerification(ctx context.Context, verifier, t, subject string, wait time.Duration) (any, error) {
-	return a.svc().RequestVerification(ctx, verifier, provecontrol.VerificationType(t), subject, wait)
+	return a.svc.RequestVerification(ctx, verifier, provecontrol.VerificationType(t), subject, wait)
 }
 
 // Requests lists the requests sent.
 func (a *pcAdmin) Requests(ctx context.Context, after string, limit int) (any, error) {
-	return a.svc().Requests(ctx, after, limit)
+	return a.svc.Requests(ctx, after, limit)
 }
 
 // ReceivedChallenges lists the challenges received.
 func (a *pcAdmin) ReceivedChallenges(ctx context.Context, after string, limit int) (any, error) {
-	return a.svc().ReceivedChallenges(ctx, after, limit)
+	return a.svc.ReceivedChallenges(ctx, after, limit)
 }
 
 // ReceivedChallenge describes one received challenge.
 func (a *pcAdmin) ReceivedChallenge(ctx context.Context, id string) (any, error) {
-	return a.svc().ReceivedChallenge(ctx, id)
+	return a.svc.ReceivedChallenge(ctx, id)
 }
 
 // Prove sends the prove for a received challenge.
 func (a *pcAdmin) Prove(ctx context.Context, id string, wait time.Duration) (any, error) {
-	return a.svc().Prove(ctx, id, wait)
+	return a.svc.Prove(ctx, id, wait)
 }
 
 // Credentials lists the credentials held.
 func (a *pcAdmin) Credentials(ctx context.Context, after string, limit int) (any, error) {
-	return a.svc().Credentials(ctx, after, limit)
+	return a.svc.Credentials(ctx, after, limit)
 }
 
 // Credential returns one held credential.
 func (a *pcAdmin) Credential(ctx context.Context, id string) (any, error) {
-	return a.svc().Credential(ctx, id)
+	return a.svc.Credential(ctx, id)
 }
 
 // ImportChallenge takes a challenge that reached the operator some other
-// way: a mail as a whole (.eml, the DIDComm parts are taken out as the SMTP
-// listener does) or a packed message pasted as it is.
+// way: a mail as a whole (.eml) or a packed message pasted as it is.
 func (a *pcAdmin) ImportChallenge(ctx context.Context, raw []byte) (any, error) {
-	trimmed := bytes.TrimSpace(raw)
-	var packed [][]byte
-	if len(trimmed) > 0 && trimmed[0] == '{' {
-		packed = [][]byte{trimmed}
-	} else {
-		parts, err := email.Extract(raw)
-		if err != nil {
-			var ce *email.ContentError
-			if errors.As(err, &ce) || errors.Is(err, email.ErrNoDIDComm) {
-				return nil, agent.Wrap(agent.CodeMsg, err, err.Error())
-			}
-			return nil, err
-		}
-		for _, p := range parts {
-			packed = append(packed, p.Data)
-		}
-	}
-	var out []provecontrol.ReceivedView
-	for _, p := range packed {
-		v, err := a.d.receiveChallenge(ctx, "import", p)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
+	out, err := a.intake.Import(ctx, raw)
+	if err != nil {
+		return nil, err
 	}
 	return map[string]any{"challenges": out}, nil
 }
 
-// maxLinkBody bounds what a one-time link may return.
-const maxLinkBody = 1 << 20
-
 // FetchChallenge fetches the challenge behind a one-time link and takes it.
 func (a *pcAdmin) FetchChallenge(ctx context.Context, link string) (any, error) {
-	u, err := url.Parse(link)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, agent.Errorf(agent.CodeMsg, "the link must be an absolute http(s) URL")
-	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return nil, agent.Errorf(agent.CodeMsg, "the link must be an absolute http(s) URL")
-	}
-	req.Header.Set("Accept", agent.MediaTypeEncrypted)
-	req.Header.Set("User-Agent", "agentd/"+Version)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, agent.Errorf(agent.CodeXfer, "the link could not be fetched: %v", unwrapURLError(err))
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxLinkBody+1))
-	switch {
-	case err != nil:
-		return nil, agent.Errorf(agent.CodeXfer, "the link could not be read: %v", err)
-	case resp.StatusCode == http.StatusNotFound:
-		return nil, agent.Errorf(agent.CodeMsg, "the verifier does not know this link")
-	case resp.StatusCode == http.StatusGone:
-		return nil, agent.Errorf(agent.CodeMsg, "the link was used already or has expired: ask for a new challenge")
-	case resp.StatusCode != http.StatusOK:
-		return nil, agent.Errorf(agent.CodeXfer, "the link answered %s", resp.Status)
-	case len(body) > maxLinkBody:
-		return nil, agent.Errorf(agent.CodeTooLarge, "the link returned more than %d bytes", maxLinkBody)
-	}
-	v, err := a.d.receiveChallenge(ctx, "link", body)
+	v, err := a.intake.Fetch(ctx, link)
 	if err != nil {
 		return nil, err
 	}
 	return v, nil
 }
 
-func unwrapURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
-}
-
 // FetchLink serves GET /c/{token}.
 func (a *pcAdmin) FetchLink(ctx context.Context, token string) ([]byte, string, error) {
-	payload, mt, err := a.svc().FetchLink(ctx, token)
+	payload, mt, err := a.svc.FetchLink(ctx, token)
 	switch {
 	case errors.Is(err, provecontrol.ErrLinkUnknown):
 		return nil, "", httptransport.ErrLinkUnknown
@@ -309,31 +258,6 @@ func (a *pcAdmin) FetchLink(ctx context.Context, token string) ([]byte, string, 
 
 // ReceiveChallenge serves POST /.well-known/provecontrol/challenge.
 func (a *pcAdmin) ReceiveChallenge(ctx context.Context, raw []byte) error {
-	_, err := a.d.receiveChallenge(ctx, "ip", raw)
+	_, err := a.intake.Receive(ctx, "ip", raw)
 	return err
-}
-
-// receiveChallenge hands a packed verificationchallenge that came outside
-// the DIDComm endpoint to the router, refusing anything else, and returns
-// the challenge as held. A challenge the protocol refused (its verifier got
-// a problem report) is an error.
-func (d *Daemon) receiveChallenge(ctx context.Context, transport string, raw []byte) (provecontrol.ReceivedView, error) {
-	msg, err := d.router.Check(ctx, transport, raw)
-	if err != nil {
-		return provecontrol.ReceivedView{}, err
-	}
-	if err := provecontrol.CheckChallengeType(msg); err != nil {
-		return provecontrol.ReceivedView{}, err
-	}
-	if _, err := d.router.Receive(ctx, transport, raw); err != nil {
-		return provecontrol.ReceivedView{}, err
-	}
-	v, err := d.provecontrol.service.ReceivedChallenge(ctx, msg.ID)
-	if err != nil {
-		if errors.Is(err, agent.ErrNotFound) {
-			return provecontrol.ReceivedView{}, agent.Errorf(agent.CodeMsg, "the challenge was not accepted (see the log; its verifier was sent a problem report)")
-		}
-		return provecontrol.ReceivedView{}, err
-	}
-	return v, nil
 }
