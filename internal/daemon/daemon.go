@@ -246,18 +246,26 @@ func adminToken(cfg config.Config) (string, error) {
 
 // DID returns the agent's published DID: its own, or the DID routed through
 // its mediator once mediation is set up (mediation_client).
-func (d *Daemon) DID() string { return d.publicDID() }
+func (d *Daemon) DID() string { return d.publicDID().get() }
 
 // publicDID is the DID the agent publishes (GET /did, the invitation, the
-// banner): the mediated DID once mediation is set up, else its own.
-func (d *Daemon) publicDID() string {
-	if d.client != nil {
-		if m := d.client.MediatedDID(); m != "" {
+// banner): the mediated DID once mediation is set up (client), else its
+// own.
+type publicDID struct {
+	own    string
+	client *mediation.ClientLoop
+}
+
+func (p publicDID) get() string {
+	if p.client != nil {
+		if m := p.client.MediatedDID(); m != "" {
 			return m
 		}
 	}
-	return d.record.DID
+	return p.own
 }
+
+func (d *Daemon) publicDID() publicDID { return publicDID{own: d.record.DID, client: d.client} }
 
 // Handler returns the HTTP handler of all routes (for tests that serve it themselves).
 func (d *Daemon) Handler() http.Handler { return d.handler }
@@ -275,7 +283,7 @@ func (d *Daemon) Addr() string {
 
 // DIDDocument returns the agent's DID and its document; it serves GET /did.
 func (d *Daemon) DIDDocument(ctx context.Context) (string, any, error) {
-	id := d.publicDID()
+	id := d.publicDID().get()
 	doc, err := d.resolver.Resolve(ctx, id)
 	if err != nil {
 		return "", nil, err
@@ -285,7 +293,7 @@ func (d *Daemon) DIDDocument(ctx context.Context) (string, any, error) {
 
 // Invitation returns the agent's standing Out-of-Band invitation; it serves GET /invitation.
 func (d *Daemon) Invitation(ctx context.Context) (any, string, error) {
-	inv, err := d.oob.Standing(ctx, d.publicDID())
+	inv, err := d.oob.Standing(ctx, d.publicDID().get())
 	if err != nil {
 		return nil, "", err
 	}
@@ -389,12 +397,12 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 // Banner writes what an operator needs on start: the DID, the invitation URL
 // and its QR code, and where the admin token is.
 func (d *Daemon) Banner(ctx context.Context, w io.Writer) error {
-	inv, err := d.oob.Standing(ctx, d.publicDID())
+	inv, err := d.oob.Standing(ctx, d.publicDID().get())
 	if err != nil {
 		return err
 	}
 	url := inv.URL(d.cfg.Endpoint())
-	fmt.Fprintf(w, "\nagentd %s\n  DID:         %s\n  endpoint:    %s\n  invitation:  %s\n", Version, d.publicDID(), d.cfg.Endpoint(), url)
+	fmt.Fprintf(w, "\nagentd %s\n  DID:         %s\n  endpoint:    %s\n  invitation:  %s\n", Version, d.publicDID().get(), d.cfg.Endpoint(), url)
 	d.mail.banner(w)
 	if d.cfg.Admin.Token == "" {
 		path := d.cfg.Admin.TokenFile

@@ -108,7 +108,8 @@ func (w *WebSocketConn) Receive(ctx context.Context) ([]byte, error) {
 	return data, err
 }
 
-// Ping sends a WebSocket ping and waits for the pong.
+// Ping sends a WebSocket ping and waits for the pong, which a pending
+// Receive reads.
 func (w *WebSocketConn) Ping(ctx context.Context) error { return w.conn.Ping(ctx) }
 
 // Close closes the socket at once, without the closing handshake.
