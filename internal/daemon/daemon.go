@@ -1,7 +1,9 @@
 // Package daemon wires agentd together from its configuration: the store, the
 // agent's identity, the resolvers, the router with its protocols, the outbox
-// and the HTTP transport. cmd/agentd only parses the configuration and calls
-// Run; tests start whole daemons through New.
+// and the HTTP and mail transports. It holds wiring, the translation of the
+// configuration into the parts' settings, and lifecycle (Start, Shutdown,
+// Banner); behaviour lives in the packages it wires. cmd/agentd only parses
+// the configuration and calls Run; tests start whole daemons through New.
 package daemon
 
 import (
