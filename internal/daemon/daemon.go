@@ -313,7 +313,7 @@ func health(outbox agent.OutboxStore) func(context.Context) error {
 }
 
 // Start listens on the configured address and starts the background work
-// (outbox delivery, replay sweeping).
+// (outbox delivery, sweeps, the mediation client).
 func (d *Daemon) Start(ctx context.Context) error {
 	ln, err := net.Listen("tcp", d.cfg.HTTP.Addr)
 	if err != nil {
@@ -328,29 +328,30 @@ func (d *Daemon) Start(ctx context.Context) error {
 		IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	d.cancel = cancel
-	d.wg.Add(3)
-	go func() {
-		defer d.wg.Done()
+	d.server.RegisterOnShutdown(d.ws.closeAll)
+	d.spawn(func() {
 		if err := d.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.log.Error("http server stopped", "err", err)
 		}
-	}()
-	go func() { defer d.wg.Done(); d.outbox.Run(bg) }()
-	go func() { defer d.wg.Done(); d.sweep(bg) }()
-	d.server.RegisterOnShutdown(d.ws.closeAll)
-	d.mail.serve(bg, &d.wg)
+	})
+	d.spawn(func() { d.outbox.Run(bg) })
+	d.spawn(func() { d.sweep(bg) })
+	d.mail.serve(bg, d.spawn)
 	if d.mediator != nil {
-		d.wg.Add(1)
-		go func() { defer d.wg.Done(); d.mediator.med.RunSweep(bg, d.cfg.Mediator.SweepInterval) }()
+		d.spawn(func() { d.mediator.med.RunSweep(bg, d.cfg.Mediator.SweepInterval) })
 	}
 	if d.client != nil {
-		d.wg.Add(1)
-		go func() { defer d.wg.Done(); d.client.Run(bg) }()
+		d.spawn(func() { d.client.Run(bg) })
 	}
-	d.wg.Add(1)
-	go func() { defer d.wg.Done(); d.provecontrol.run(bg) }()
+	d.spawn(func() { d.provecontrol.service.Run(bg, 10*time.Minute) })
 	d.log.Info("agentd listening", "addr", ln.Addr().String(), "endpoint", d.cfg.Endpoint(), "did", d.record.DID)
 	return nil
+}
+
+// spawn runs f in the background; Shutdown waits for it.
+func (d *Daemon) spawn(f func()) {
+	d.wg.Add(1)
+	go func() { defer d.wg.Done(); f() }()
 }
 
 // sweep forgets expired replay-cache entries once an hour.

@@ -11,7 +11,6 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 
 	"github.com/agentd/agentd/agent"
 	"github.com/agentd/agentd/internal/config"
@@ -148,20 +147,18 @@ func (mt *mailTransport) listen() error {
 	return nil
 }
 
-// serve runs the SMTP server and its spool processing until bg ends and
-// stop was called, counting them in wg.
-func (mt *mailTransport) serve(bg context.Context, wg *sync.WaitGroup) {
+// serve runs the SMTP server and its spool processing in the background
+// (spawn) until stop was called and bg ends.
+func (mt *mailTransport) serve(bg context.Context, spawn func(func())) {
 	if mt.listener == nil {
 		return
 	}
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
+	spawn(func() {
 		if err := mt.server.Serve(mt.listener); err != nil && !errors.Is(err, net.ErrClosed) {
 			mt.log.Error("smtp server stopped", "err", err)
 		}
-	}()
-	go func() { defer wg.Done(); mt.server.Process(bg) }()
+	})
+	spawn(func() { mt.server.Process(bg) })
 	mt.log.Info("smtp listening", "addr", mt.listener.Addr().String(), "domains", mt.cfg.SMTP.Domains,
 		"address", mt.cfg.Email.Address)
 }

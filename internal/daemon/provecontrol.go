@@ -117,9 +117,6 @@ func readSecret(inline, file, key string) (string, error) {
 	return s, nil
 }
 
-// run runs the sweep of expired challenges until ctx ends.
-func (p *proveControlParts) run(ctx context.Context) { p.service.Run(ctx, 10*time.Minute) }
-
 // proveControlAdmin returns the Prove Control admin API.
 func (d *Daemon) proveControlAdmin() httptransport.ProveControlAdmin {
 	if d.provecontrol == nil {
