@@ -8,8 +8,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -18,7 +16,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -32,7 +29,6 @@ import (
 	"github.com/agentd/agentd/protocols/reportproblem"
 	"github.com/agentd/agentd/protocols/trustping"
 	"github.com/agentd/agentd/store/bolt"
-	"github.com/agentd/agentd/store/seal"
 	httptransport "github.com/agentd/agentd/transport/http"
 )
 
@@ -93,31 +89,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 		return nil, err
 	}
 	return d, nil
-}
-
-// masterKey chooses the source of the key that encrypts private keys at rest.
-func masterKey(cfg config.Config) (bolt.MasterKey, error) {
-	switch {
-	case cfg.Keys.Passphrase != "":
-		return bolt.Passphrase(cfg.Keys.Passphrase), nil
-	case cfg.Keys.PassphraseFile != "":
-		b, err := os.ReadFile(cfg.Keys.PassphraseFile)
-		if err != nil {
-			return bolt.MasterKey{}, fmt.Errorf("keys.passphrase_file: %w", err)
-		}
-		p := strings.TrimRight(string(b), "\r\n")
-		if p == "" {
-			return bolt.MasterKey{}, errors.New("keys.passphrase_file: the file is empty")
-		}
-		return bolt.Passphrase(p), nil
-	case cfg.Keys.KeyFile != "":
-		return bolt.KeyFile(cfg.Keys.KeyFile), nil
-	}
-	path := filepath.Join(cfg.DataDir, "master.key")
-	if _, err := seal.GenerateKeyFile(path); err != nil {
-		return bolt.MasterKey{}, fmt.Errorf("creating the master key file: %w", err)
-	}
-	return bolt.KeyFile(path), nil
 }
 
 // build constructs the agent, each part after the parts it is given.
@@ -201,49 +172,6 @@ func messengerSchemes(cfg config.Config) []string {
 		s = append(s, "mailto")
 	}
 	return s
-}
-
-// adminToken returns the configured admin token, or the one in the data
-// directory, generating it (mode 0600) on first start.
-func adminToken(cfg config.Config) (string, error) {
-	if cfg.Admin.Token != "" {
-		return cfg.Admin.Token, nil
-	}
-	path := cfg.Admin.TokenFile
-	generate := false
-	if path == "" {
-		path = filepath.Join(cfg.DataDir, "admin.token")
-		generate = true
-	}
-	b, err := os.ReadFile(path)
-	if err == nil {
-		t := strings.TrimSpace(string(b))
-		if len(t) < 16 {
-			return "", fmt.Errorf("admin token file %s: token must be at least 16 characters", path)
-		}
-		return t, nil
-	}
-	if !errors.Is(err, os.ErrNotExist) || !generate {
-		return "", fmt.Errorf("admin token file: %w", err)
-	}
-	var raw [32]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		return "", err
-	}
-	t := hex.EncodeToString(raw[:])
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return "", fmt.Errorf("creating admin token file: %w", err)
-	}
-	if _, err := f.WriteString(t + "\n"); err != nil {
-		f.Close()
-		return "", err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return "", err
-	}
-	return t, f.Close()
 }
 
 // DID returns the agent's published DID: its own, or the DID routed through

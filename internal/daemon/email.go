@@ -118,22 +118,6 @@ func mailHostname(cfg config.Config) string {
 	return "localhost"
 }
 
-// secret returns a password given inline or in a file (first line).
-func secret(inline, file, key string) (string, error) {
-	if inline != "" {
-		return inline, nil
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", key, err)
-	}
-	p := strings.TrimRight(string(b), "\r\n")
-	if p == "" {
-		return "", fmt.Errorf("%s: the file is empty", key)
-	}
-	return p, nil
-}
-
 // listen opens the SMTP listener, if there is one.
 func (mt *mailTransport) listen() error {
 	if mt.server == nil {

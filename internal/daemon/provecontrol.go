@@ -1,13 +1,11 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
 	"time"
 
 	"github.com/agentd/agentd/agent"
@@ -98,23 +96,6 @@ func proveControlChannels(cfg config.Config, messenger *agent.Messenger) (provec
 		ch.Letters = channels.Letter{}
 	}
 	return ch, nil
-}
-
-// readSecret returns a secret given inline (from the environment) or in a
-// file (its first line).
-func readSecret(inline, file, key string) (string, error) {
-	if inline != "" || file == "" {
-		return inline, nil
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", key, err)
-	}
-	s := string(bytes.TrimSpace(bytes.SplitN(b, []byte("\n"), 2)[0]))
-	if s == "" {
-		return "", fmt.Errorf("%s: the file is empty", key)
-	}
-	return s, nil
 }
 
 // proveControlAdmin returns the Prove Control admin API.
