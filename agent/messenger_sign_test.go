@@ -45,7 +45,7 @@ func peer(t *testing.T) (*agent.Identity, string) {
 
 // Messages of the signed types are signed by the sender's authentication key
 // and then encrypted; others are only encrypted. Encrypt packs without routing.
-func TestMessengerSignsSignTypes(t *testing.T) {
+func TestMessengerSignsSignedTypes(t *testing.T) {
 	ctx := context.Background()
 	reg := did.NewDefaultRegistry(nil, nil)
 	me, meDID := peer(t)

@@ -1,13 +1,13 @@
 // Package daemon wires agentd together from its configuration: the store, the
 // agent's identity, the resolvers, the router with its protocols, the outbox
-// and the HTTP transport. cmd/agentd only parses the configuration and calls
-// Run; tests start whole daemons through New.
+// and the HTTP and mail transports. It holds wiring, the translation of the
+// configuration into the parts' settings, and lifecycle (Start, Shutdown,
+// Banner); behaviour lives in the packages it wires. cmd/agentd only parses
+// the configuration and calls Run; tests start whole daemons through New.
 package daemon
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -25,11 +24,11 @@ import (
 	"github.com/agentd/agentd/internal/config"
 	"github.com/agentd/agentd/internal/metrics"
 	"github.com/agentd/agentd/protocols/discoverfeatures"
+	"github.com/agentd/agentd/protocols/mediation"
 	"github.com/agentd/agentd/protocols/oob"
 	"github.com/agentd/agentd/protocols/reportproblem"
 	"github.com/agentd/agentd/protocols/trustping"
 	"github.com/agentd/agentd/store/bolt"
-	"github.com/agentd/agentd/store/seal"
 	httptransport "github.com/agentd/agentd/transport/http"
 )
 
@@ -51,13 +50,19 @@ type Daemon struct {
 	ping     *trustping.Service
 	discover *discoverfeatures.Service
 	oob      *oob.Service
+	accept   *oob.Acceptor
 	handler  http.Handler
 	token    string
-	mail     mailTransport
-	// mediation is the mediator and mediation client (mediator.go).
-	mediation mediationParts
+	mail     *mailTransport
+	// mediator is the mediator, when mediator.enabled (mediator.go).
+	mediator *mediatorParts
+	// client is the mediation client, when mediation_client.invitation is
+	// set (mediation_client.go).
+	client *mediation.ClientLoop
+	// ws tracks the WebSockets of the HTTP listener.
+	ws *webSockets
 	// provecontrol is the Prove Control protocol (provecontrol.go).
-	provecontrol proveControlParts
+	provecontrol *proveControlParts
 
 	listener net.Listener
 	server   *http.Server
@@ -91,76 +96,34 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 	return d, nil
 }
 
-// masterKey chooses the source of the key that encrypts private keys at rest.
-func masterKey(cfg config.Config) (bolt.MasterKey, error) {
-	switch {
-	case cfg.Keys.Passphrase != "":
-		return bolt.Passphrase(cfg.Keys.Passphrase), nil
-	case cfg.Keys.PassphraseFile != "":
-		b, err := os.ReadFile(cfg.Keys.PassphraseFile)
-		if err != nil {
-			return bolt.MasterKey{}, fmt.Errorf("keys.passphrase_file: %w", err)
-		}
-		p := strings.TrimRight(string(b), "\r\n")
-		if p == "" {
-			return bolt.MasterKey{}, errors.New("keys.passphrase_file: the file is empty")
-		}
-		return bolt.Passphrase(p), nil
-	case cfg.Keys.KeyFile != "":
-		return bolt.KeyFile(cfg.Keys.KeyFile), nil
-	}
-	path := filepath.Join(cfg.DataDir, "master.key")
-	if _, err := seal.GenerateKeyFile(path); err != nil {
-		return bolt.MasterKey{}, fmt.Errorf("creating the master key file: %w", err)
-	}
-	return bolt.KeyFile(path), nil
-}
-
-func (d *Daemon) build(ctx context.Context) error {
-	cfg := d.cfg
-	token, err := adminToken(cfg)
-	if err != nil {
+// build constructs the agent, each part after the parts it is given.
+func (d *Daemon) build(ctx context.Context) (err error) {
+	cfg, records := d.cfg, d.db.Records()
+	if d.token, err = adminToken(cfg); err != nil {
 		return err
 	}
-	d.token = token
 	ks, err := d.db.Keys()
 	if err != nil {
 		return fmt.Errorf("key store: %w", err)
 	}
-	records := d.db.Records()
-	d.record, err = loadIdentity(ctx, records, ks, cfg.Endpoint(), cfg.Email.Address, cfg.DID.KeyAgreement, d.log)
-	if err != nil {
-		return err
-	}
 	d.identity = agent.NewIdentity(ks)
-	d.identity.AddDID(d.record.DID)
-	for _, p := range d.record.Previous {
-		d.identity.AddDID(p)
+	if d.record, err = loadIdentity(ctx, records, d.identity, cfg.Endpoint(), cfg.Email.Address, cfg.DID.KeyAgreement, d.log); err != nil {
+		return err
 	}
 	d.resolver = newResolver(cfg)
 	keyResolver := did.NewKeyResolver(d.resolver)
-
 	d.metrics = metrics.New()
 	d.metrics.WatchOutbox(d.db.Outbox())
-	d.outbox = &agent.Outbox{
-		Store: d.db.Outbox(),
-		Policy: agent.RetryPolicy{Base: cfg.Outbox.BaseDelay, Max: cfg.Outbox.MaxDelay, Jitter: 0.2,
-			MaxAttempts: cfg.Outbox.MaxAttempts},
-		Observer: d.metrics, Logger: d.log.With("component", "outbox"),
-		Workers: cfg.Outbox.Workers, Timeout: cfg.Outbox.Timeout,
-	}
-	sender := httptransport.NewSender("agentd/" + Version)
-	d.outbox.Handle("http", sender)
-	d.outbox.Handle("https", sender)
-	d.store = agent.Store{Records: d.db.Records(), Committer: d.db, Wake: d.outbox.Wake}
+	d.outbox = buildOutbox(cfg, d.db.Outbox(), d.metrics, d.log)
+	d.store = agent.Store{Records: records, Committer: d.db, Wake: d.outbox.Wake}
 	messenger := &agent.Messenger{Identity: d.identity, Resolver: d.resolver, Keys: keyResolver, Store: d.store,
-		Schemes: []string{"https", "http"}}
+		Schemes: messengerSchemes(cfg)}
 	d.router = agent.NewRouter(agent.RouterConfig{
 		Identity: d.identity, Keys: keyResolver, Store: d.store, Replay: d.db.ReplayCache(), Messenger: messenger,
 		ReplayWindow: cfg.Replay.Window, Observer: d.metrics, Logger: d.log.With("component", "router"),
 	})
 	messenger.Signs = d.router.Signs
-	if err := d.buildEmail(messenger); err != nil {
+	if d.mail, err = buildEmail(cfg, d.router, messenger, d.outbox, records, d.metrics, d.log); err != nil {
 		return err
 	}
 	waiters := &agent.Waiters{}
@@ -168,72 +131,77 @@ func (d *Daemon) build(ctx context.Context) error {
 	d.ping = trustping.New(messenger, waiters, plog)
 	d.discover = discoverfeatures.New(d.router, messenger, waiters, plog)
 	d.oob = oob.New(records, plog)
+	d.accept = oob.NewAcceptor(oob.AcceptorConfig{Service: d.oob, Resolver: d.resolver, Inbound: d.router, Logger: d.log})
 	d.router.Register(d.ping.Protocol())
 	d.router.Register(d.discover.Protocol())
 	d.router.Register(reportproblem.New(waiters, plog).Protocol())
-
-	if err := d.buildMediation(ctx, messenger, keyResolver); err != nil {
+	if d.mediator, err = buildMediator(ctx, cfg, d.db, d.identity, d.record.DID, d.router, messenger, d.store, d.metrics, d.log); err != nil {
 		return err
 	}
-	if err := d.buildProveControl(messenger, waiters, plog); err != nil {
+	if d.client, err = buildMediationClient(ctx, cfg, records, d.identity, d.record.DID, d.resolver, keyResolver, messenger, d.router, d.log); err != nil {
 		return err
 	}
-
+	if d.provecontrol, err = buildProveControl(cfg, d.identity, messenger, d.store, d.resolver, d.router, waiters, plog, d.log); err != nil {
+		return err
+	}
+	d.ws = newWebSockets()
 	d.handler = httptransport.NewHandler(httptransport.Config{
 		Receiver: d.router, EndpointPath: config.EndpointPath, MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
-		Public: d, AdminToken: token, MetricsPublic: cfg.Admin.MetricsPublic,
-		Metrics: d.metrics, Logger: d.log.With("component", "http"), Health: d.health,
+		Public: d, AdminToken: d.token, MetricsPublic: cfg.Admin.MetricsPublic,
+		Metrics: d.metrics, Logger: d.log.With("component", "http"), Health: health(d.db.Outbox()),
 		WebSocket: d.webSocketConfig(), Features: d.httpFeatures(),
 	})
 	return nil
 }
 
-// adminToken returns the configured admin token, or the one in the data
-// directory, generating it (mode 0600) on first start.
-func adminToken(cfg config.Config) (string, error) {
-	if cfg.Admin.Token != "" {
-		return cfg.Admin.Token, nil
+// buildOutbox is the outbox from the outbox section, delivering to http(s)
+// endpoints (mailto: is added by buildEmail).
+func buildOutbox(cfg config.Config, store agent.OutboxStore, m *metrics.Metrics, log *slog.Logger) *agent.Outbox {
+	o := &agent.Outbox{
+		Store: store,
+		Policy: agent.RetryPolicy{Base: cfg.Outbox.BaseDelay, Max: cfg.Outbox.MaxDelay, Jitter: 0.2,
+			MaxAttempts: cfg.Outbox.MaxAttempts},
+		Observer: m, Logger: log.With("component", "outbox"),
+		Workers: cfg.Outbox.Workers, Timeout: cfg.Outbox.Timeout,
 	}
-	path := cfg.Admin.TokenFile
-	generate := false
-	if path == "" {
-		path = filepath.Join(cfg.DataDir, "admin.token")
-		generate = true
+	sender := httptransport.NewSender("agentd/" + Version)
+	o.Handle("http", sender)
+	o.Handle("https", sender)
+	return o
+}
+
+// messengerSchemes are the endpoint schemes the agent sends to, in order of
+// preference: https and http, and mailto when it sends mail (email.address).
+func messengerSchemes(cfg config.Config) []string {
+	s := []string{"https", "http"}
+	if cfg.Email.Address != "" {
+		s = append(s, "mailto")
 	}
-	b, err := os.ReadFile(path)
-	if err == nil {
-		t := strings.TrimSpace(string(b))
-		if len(t) < 16 {
-			return "", fmt.Errorf("admin token file %s: token must be at least 16 characters", path)
-		}
-		return t, nil
-	}
-	if !errors.Is(err, os.ErrNotExist) || !generate {
-		return "", fmt.Errorf("admin token file: %w", err)
-	}
-	var raw [32]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		return "", err
-	}
-	t := hex.EncodeToString(raw[:])
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return "", fmt.Errorf("creating admin token file: %w", err)
-	}
-	if _, err := f.WriteString(t + "\n"); err != nil {
-		f.Close()
-		return "", err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return "", err
-	}
-	return t, f.Close()
+	return s
 }
 
 // DID returns the agent's published DID: its own, or the DID routed through
 // its mediator once mediation is set up (mediation_client).
-func (d *Daemon) DID() string { return d.publicDID() }
+func (d *Daemon) DID() string { return d.publicDID().get() }
+
+// publicDID is the DID the agent publishes (GET /did, the invitation, the
+// banner): the mediated DID once mediation is set up (client), else its
+// own.
+type publicDID struct {
+	own    string
+	client *mediation.ClientLoop
+}
+
+func (p publicDID) get() string {
+	if p.client != nil {
+		if m := p.client.MediatedDID(); m != "" {
+			return m
+		}
+	}
+	return p.own
+}
+
+func (d *Daemon) publicDID() publicDID { return publicDID{own: d.record.DID, client: d.client} }
 
 // Handler returns the HTTP handler of all routes (for tests that serve it themselves).
 func (d *Daemon) Handler() http.Handler { return d.handler }
@@ -251,7 +219,7 @@ func (d *Daemon) Addr() string {
 
 // DIDDocument returns the agent's DID and its document; it serves GET /did.
 func (d *Daemon) DIDDocument(ctx context.Context) (string, *did.Doc, error) {
-	id := d.publicDID()
+	id := d.publicDID().get()
 	doc, err := d.resolver.Resolve(ctx, id)
 	if err != nil {
 		return "", nil, err
@@ -261,34 +229,32 @@ func (d *Daemon) DIDDocument(ctx context.Context) (string, *did.Doc, error) {
 
 // Invitation returns the agent's standing Out-of-Band invitation; it serves GET /invitation.
 func (d *Daemon) Invitation(ctx context.Context) (httptransport.Invitation, string, error) {
-	inv, err := d.standingInvitation(ctx)
+	inv, err := d.oob.Standing(ctx, d.publicDID().get())
 	if err != nil {
 		return httptransport.Invitation{}, "", err
 	}
-	return invitationOut(inv), inv.URL(d.invitationBase()), nil
+	return invitationOut(inv), inv.URL(d.cfg.Endpoint()), nil
 }
 
-func (d *Daemon) invitationBase() string {
-	return d.cfg.Endpoint()
-}
-
-func (d *Daemon) health(ctx context.Context) error {
-	_, _, err := d.db.Outbox().Depth(ctx)
-	if err != nil {
-		return agent.Wrap(agent.CodeMe, err, "database unavailable")
+// health reports the database unavailable when the outbox cannot be read.
+func health(outbox agent.OutboxStore) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if _, _, err := outbox.Depth(ctx); err != nil {
+			return agent.Wrap(agent.CodeMe, err, "database unavailable")
+		}
+		return nil
 	}
-	return nil
 }
 
 // Start listens on the configured address and starts the background work
-// (outbox delivery, replay sweeping).
+// (outbox delivery, sweeps, the mediation client).
 func (d *Daemon) Start(ctx context.Context) error {
 	ln, err := net.Listen("tcp", d.cfg.HTTP.Addr)
 	if err != nil {
 		return fmt.Errorf("http.addr: %w", err)
 	}
 	d.listener = ln
-	if err := d.listenEmail(); err != nil {
+	if err := d.mail.listen(); err != nil {
 		ln.Close()
 		return err
 	}
@@ -296,20 +262,30 @@ func (d *Daemon) Start(ctx context.Context) error {
 		IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	d.cancel = cancel
-	d.wg.Add(3)
-	go func() {
-		defer d.wg.Done()
+	d.server.RegisterOnShutdown(d.ws.closeAll)
+	d.spawn(func() {
 		if err := d.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.log.Error("http server stopped", "err", err)
 		}
-	}()
-	go func() { defer d.wg.Done(); d.outbox.Run(bg) }()
-	go func() { defer d.wg.Done(); d.sweep(bg) }()
-	d.serveEmail(bg)
-	d.serveMediation(bg)
-	d.startProveControl(bg)
+	})
+	d.spawn(func() { d.outbox.Run(bg) })
+	d.spawn(func() { d.sweep(bg) })
+	d.mail.serve(bg, d.spawn)
+	if d.mediator != nil {
+		d.spawn(func() { d.mediator.med.RunSweep(bg, d.cfg.Mediator.SweepInterval) })
+	}
+	if d.client != nil {
+		d.spawn(func() { d.client.Run(bg) })
+	}
+	d.spawn(func() { d.provecontrol.service.Run(bg, 10*time.Minute) })
 	d.log.Info("agentd listening", "addr", ln.Addr().String(), "endpoint", d.cfg.Endpoint(), "did", d.record.DID)
 	return nil
+}
+
+// spawn runs f in the background; Shutdown waits for it.
+func (d *Daemon) spawn(f func()) {
+	d.wg.Add(1)
+	go func() { defer d.wg.Done(); f() }()
 }
 
 // sweep forgets expired replay-cache entries once an hour.
@@ -341,10 +317,10 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		}
 		cancel()
 	}
-	if err := d.stopEmail(ctx); err != nil {
+	if err := d.mail.stop(ctx); err != nil {
 		errs = append(errs, err)
 	}
-	d.stopMediation()
+	d.ws.shutdown()
 	if d.cancel != nil {
 		d.cancel()
 	}
@@ -358,13 +334,13 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 // Banner writes what an operator needs on start: the DID, the invitation URL
 // and its QR code, and where the admin token is.
 func (d *Daemon) Banner(ctx context.Context, w io.Writer) error {
-	inv, err := d.standingInvitation(ctx)
+	inv, err := d.oob.Standing(ctx, d.publicDID().get())
 	if err != nil {
 		return err
 	}
-	url := inv.URL(d.invitationBase())
-	fmt.Fprintf(w, "\nagentd %s\n  DID:         %s\n  endpoint:    %s\n  invitation:  %s\n", Version, d.publicDID(), d.cfg.Endpoint(), url)
-	d.emailBanner(w)
+	url := inv.URL(d.cfg.Endpoint())
+	fmt.Fprintf(w, "\nagentd %s\n  DID:         %s\n  endpoint:    %s\n  invitation:  %s\n", Version, d.publicDID().get(), d.cfg.Endpoint(), url)
+	d.mail.banner(w)
 	if d.cfg.Admin.Token == "" {
 		path := d.cfg.Admin.TokenFile
 		if path == "" {

@@ -7,18 +7,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
 
 	"github.com/agentd/agentd/agent"
 	"github.com/agentd/agentd/internal/config"
+	"github.com/agentd/agentd/internal/metrics"
 	"github.com/agentd/agentd/transport/email"
 )
 
 // mailTransport is the daemon's mail transport: the SMTP listener (when
 // smtp.addr is set) and the mailto: sender (when email.address is set).
 type mailTransport struct {
+	cfg       config.Config
+	log       *slog.Logger
 	server    *email.Server
 	listener  net.Listener
 	sender    *email.Sender
@@ -26,46 +30,45 @@ type mailTransport struct {
 }
 
 // buildEmail sets up the mail transport from the smtp and email sections: the
-// mailto: sender is registered with the outbox and "mailto" added to the
-// messenger's schemes (after https and http); the SMTP server gets the router
-// and the database's records as its spool.
-func (d *Daemon) buildEmail(messenger *agent.Messenger) error {
-	cfg := d.cfg
-	d.mail.messenger = messenger
+// mailto: sender is registered with the outbox (messengerSchemes has the
+// messenger send to mailto: then); the SMTP server gets the router and the
+// database's records as its spool.
+func buildEmail(cfg config.Config, router *agent.Router, messenger *agent.Messenger, outbox *agent.Outbox,
+	spool agent.Records, m *metrics.Metrics, log *slog.Logger) (*mailTransport, error) {
+	mt := &mailTransport{cfg: cfg, log: log, messenger: messenger}
 	hostname := mailHostname(cfg)
 	if cfg.Email.Address != "" {
 		r := cfg.Email.Relay
 		sc := email.SenderConfig{
 			From: cfg.Email.Address, Hostname: hostname, Relay: r.Addr, RelayTLS: r.StartTLS,
-			Observer: d.metrics, Logger: d.log.With("component", "email"),
+			Observer: m, Logger: log.With("component", "email"),
 		}
 		if r.CAFile != "" {
 			pem, err := os.ReadFile(r.CAFile)
 			if err != nil {
-				return fmt.Errorf("email.relay.ca_file: %w", err)
+				return nil, fmt.Errorf("email.relay.ca_file: %w", err)
 			}
 			sc.RootCAs = x509.NewCertPool()
 			if !sc.RootCAs.AppendCertsFromPEM(pem) {
-				return fmt.Errorf("email.relay.ca_file: %s holds no PEM certificate", r.CAFile)
+				return nil, fmt.Errorf("email.relay.ca_file: %s holds no PEM certificate", r.CAFile)
 			}
 		}
 		if r.Username != "" {
 			pw, err := secret(r.Password, r.PasswordFile, "email.relay.password_file")
 			if err != nil {
-				return err
+				return nil, err
 			}
 			sc.Auth = &email.Credentials{Username: r.Username, Password: pw}
 		}
 		sender, err := email.NewSender(sc)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		d.mail.sender = sender
-		d.outbox.Handle("mailto", sender)
-		messenger.Schemes = append(messenger.Schemes, "mailto")
+		mt.sender = sender
+		outbox.Handle("mailto", sender)
 	}
 	if cfg.SMTP.Addr == "" {
-		return nil
+		return mt, nil
 	}
 	s := cfg.SMTP
 	addresses := append([]string(nil), s.Addresses...)
@@ -77,29 +80,29 @@ func (d *Daemon) buildEmail(messenger *agent.Messenger) error {
 		MaxMessageBytes: s.MaxMessageBytes, MaxRecipients: s.MaxRecipients,
 		RequireTLS: s.RequireTLS, RequireAuth: s.Auth.Required, AllowInsecureAuth: s.Auth.AllowInsecure,
 		RateLimit: s.RateLimit, RateBurst: s.RateBurst, ReadTimeout: s.Timeout, WriteTimeout: s.Timeout,
-		Receiver: d.router, Spool: d.db.Records(), Observer: d.metrics, Logger: d.log.With("component", "smtp"),
+		Receiver: router, Spool: spool, Observer: m, Logger: log.With("component", "smtp"),
 	}
 	if s.TLSCertFile != "" {
 		cert, err := tls.LoadX509KeyPair(s.TLSCertFile, s.TLSKeyFile)
 		if err != nil {
-			return fmt.Errorf("smtp.tls_cert_file/tls_key_file: %w", err)
+			return nil, fmt.Errorf("smtp.tls_cert_file/tls_key_file: %w", err)
 		}
 		sc.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	if s.Auth.Username != "" {
 		pw, err := secret(s.Auth.Password, s.Auth.PasswordFile, "smtp.auth.password_file")
 		if err != nil {
-			return err
+			return nil, err
 		}
 		sc.Auth = &email.Credentials{Username: s.Auth.Username, Password: pw}
 	}
 	srv, err := email.NewServer(sc)
 	if err != nil {
-		return fmt.Errorf("smtp: %w", err)
+		return nil, fmt.Errorf("smtp: %w", err)
 	}
-	d.mail.server = srv
-	d.metrics.WatchEmailSpool(srv.Pending)
-	return nil
+	mt.server = srv
+	m.WatchEmailSpool(srv.Pending)
+	return mt, nil
 }
 
 // mailHostname is the name the agent uses in SMTP greetings and EHLO.
@@ -115,61 +118,44 @@ func mailHostname(cfg config.Config) string {
 	return "localhost"
 }
 
-// secret returns a password given inline or in a file (first line).
-func secret(inline, file, key string) (string, error) {
-	if inline != "" {
-		return inline, nil
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", key, err)
-	}
-	p := strings.TrimRight(string(b), "\r\n")
-	if p == "" {
-		return "", fmt.Errorf("%s: the file is empty", key)
-	}
-	return p, nil
-}
-
-// listenEmail opens the SMTP listener, if there is one.
-func (d *Daemon) listenEmail() error {
-	if d.mail.server == nil {
+// listen opens the SMTP listener, if there is one.
+func (mt *mailTransport) listen() error {
+	if mt.server == nil {
 		return nil
 	}
-	ln, err := net.Listen("tcp", d.cfg.SMTP.Addr)
+	ln, err := net.Listen("tcp", mt.cfg.SMTP.Addr)
 	if err != nil {
 		return fmt.Errorf("smtp.addr: %w", err)
 	}
-	d.mail.listener = ln
+	mt.listener = ln
 	return nil
 }
 
-// serveEmail runs the SMTP server and its spool processing until Shutdown.
-func (d *Daemon) serveEmail(bg context.Context) {
-	if d.mail.listener == nil {
+// serve runs the SMTP server and its spool processing in the background
+// (spawn) until stop was called and bg ends.
+func (mt *mailTransport) serve(bg context.Context, spawn func(func())) {
+	if mt.listener == nil {
 		return
 	}
-	d.wg.Add(2)
-	go func() {
-		defer d.wg.Done()
-		if err := d.mail.server.Serve(d.mail.listener); err != nil && !errors.Is(err, net.ErrClosed) {
-			d.log.Error("smtp server stopped", "err", err)
+	spawn(func() {
+		if err := mt.server.Serve(mt.listener); err != nil && !errors.Is(err, net.ErrClosed) {
+			mt.log.Error("smtp server stopped", "err", err)
 		}
-	}()
-	go func() { defer d.wg.Done(); d.mail.server.Process(bg) }()
-	d.log.Info("smtp listening", "addr", d.mail.listener.Addr().String(), "domains", d.cfg.SMTP.Domains,
-		"address", d.cfg.Email.Address)
+	})
+	spawn(func() { mt.server.Process(bg) })
+	mt.log.Info("smtp listening", "addr", mt.listener.Addr().String(), "domains", mt.cfg.SMTP.Domains,
+		"address", mt.cfg.Email.Address)
 }
 
-// stopEmail stops taking mail: open sessions may finish until the shutdown
+// stop stops taking mail: open sessions may finish until the shutdown
 // timeout. Spooled mails stay for the next start.
-func (d *Daemon) stopEmail(ctx context.Context) error {
-	if d.mail.listener == nil {
+func (mt *mailTransport) stop(ctx context.Context) error {
+	if mt.listener == nil {
 		return nil
 	}
-	sctx, cancel := context.WithTimeout(ctx, d.cfg.HTTP.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(ctx, mt.cfg.HTTP.ShutdownTimeout)
 	defer cancel()
-	if err := d.mail.server.Shutdown(sctx); err != nil {
+	if err := mt.server.Shutdown(sctx); err != nil {
 		return fmt.Errorf("smtp shutdown: %w", err)
 	}
 	return nil
@@ -200,12 +186,12 @@ func (d *Daemon) SendEmail(ctx context.Context, msg agent.Message, address strin
 	return d.mail.messenger.SendTo(ctx, msg, "mailto:"+addr)
 }
 
-// emailBanner adds the mail settings to the start banner.
-func (d *Daemon) emailBanner(w io.Writer) {
-	if d.cfg.Email.Address != "" {
-		fmt.Fprintf(w, "  mail:        %s\n", d.cfg.Email.Address)
+// banner adds the mail settings to the start banner.
+func (mt *mailTransport) banner(w io.Writer) {
+	if mt.cfg.Email.Address != "" {
+		fmt.Fprintf(w, "  mail:        %s\n", mt.cfg.Email.Address)
 	}
-	if d.mail.listener != nil {
-		fmt.Fprintf(w, "  smtp:        %s\n", d.mail.listener.Addr())
+	if mt.listener != nil {
+		fmt.Fprintf(w, "  smtp:        %s\n", mt.listener.Addr())
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/agentd/agentd/agent"
 	"github.com/agentd/agentd/agent/did"
 	"github.com/agentd/agentd/agent/keys"
+	"github.com/agentd/agentd/internal/config"
 )
 
 // identityRecord is the agent's persisted identity: its current DID, the
@@ -32,10 +33,12 @@ const (
 )
 
 // loadIdentity returns the agent's did:peer:2 identity, creating it on first
-// start. A changed endpoint, mail address or key agreement curves give a new
-// DID; the old ones are kept as previous DIDs. A mail address (email) adds a
-// second DIDCommMessaging service with the uri mailto:email.
-func loadIdentity(ctx context.Context, records agent.Records, ks keys.Store, endpoint, email string, curves []string, log *slog.Logger) (*identityRecord, error) {
+// start, and makes id answer for it and for its previous DIDs (the current
+// one first, so that it is the primary DID). A changed endpoint, mail
+// address or key agreement curves give a new DID; the old ones are kept as
+// previous DIDs. A mail address (email) adds a second DIDCommMessaging
+// service with the uri mailto:email.
+func loadIdentity(ctx context.Context, records agent.Records, id *agent.Identity, endpoint, email string, curves []string, log *slog.Logger) (*identityRecord, error) {
 	var rec identityRecord
 	raw, err := records.Get(ctx, recordKind, recordID)
 	switch {
@@ -44,6 +47,8 @@ func loadIdentity(ctx context.Context, records agent.Records, ks keys.Store, end
 			return nil, fmt.Errorf("identity record is corrupt: %w", err)
 		}
 		if rec.Endpoint == endpoint && rec.Email == email && slices.Equal(rec.Curves, curves) {
+			id.AddDID(rec.DID)
+			addDIDs(id, rec.Previous)
 			return &rec, nil
 		}
 		log.Warn("endpoint, mail address or key agreement curves changed: creating a new DID; the old one stays answered",
@@ -52,13 +57,14 @@ func loadIdentity(ctx context.Context, records agent.Records, ks keys.Store, end
 	default:
 		return nil, fmt.Errorf("reading identity: %w", err)
 	}
-	next, err := newIdentity(ctx, ks, endpoint, email, curves)
+	next, err := newIdentity(ctx, id, endpoint, email, curves)
 	if err != nil {
 		return nil, err
 	}
 	if rec.DID != "" {
 		next.Previous = append([]string{rec.DID}, rec.Previous...)
 	}
+	addDIDs(id, next.Previous)
 	b, _ := json.Marshal(next)
 	if err := records.Put(ctx, recordKind, recordID, b); err != nil {
 		return nil, fmt.Errorf("saving identity: %w", err)
@@ -67,78 +73,41 @@ func loadIdentity(ctx context.Context, records agent.Records, ks keys.Store, end
 	return next, nil
 }
 
-// newIdentity generates the keys, derives the did:peer:2 and stores the
-// private keys under their final DID URLs.
-func newIdentity(ctx context.Context, ks keys.Store, endpoint, email string, curves []string) (*identityRecord, error) {
-	var agreement []keys.PrivateKey
+// newIdentity creates the agent's own did:peer:2: one key agreement key per
+// curve, an Ed25519 authentication key, and its DIDComm services.
+func newIdentity(ctx context.Context, id *agent.Identity, endpoint, email string, curves []string) (*identityRecord, error) {
+	spec := agent.PeerDIDSpec{Services: []did.Service{agent.DIDCommService("#didcomm", endpoint)}}
 	for _, c := range curves {
-		k, err := keys.Generate(keys.Curve(c), "")
-		if err != nil {
-			return nil, err
-		}
-		agreement = append(agreement, k)
+		spec.Agreement = append(spec.Agreement, keys.Curve(c))
 	}
-	auth, err := keys.Generate(keys.Ed25519, "")
-	if err != nil {
-		return nil, err
-	}
-	var agreementPub []keys.PublicKey
-	for _, k := range agreement {
-		agreementPub = append(agreementPub, k.PublicKey)
-	}
-	svc := did.Service{ID: "#didcomm", Type: did.ServiceTypeDIDCommMessaging, ServiceEndpoint: did.ServiceEndpoint{
-		URI: endpoint, Accept: []string{"didcomm/v2"}, RoutingKeys: []string{},
-	}}
-	services := []did.Service{svc}
 	if email != "" {
-		services = append(services, did.Service{ID: "#didcomm-1", Type: did.ServiceTypeDIDCommMessaging, ServiceEndpoint: did.ServiceEndpoint{
-			URI: "mailto:" + email, Accept: []string{"didcomm/v2"}, RoutingKeys: []string{},
-		}})
+		spec.Services = append(spec.Services, agent.DIDCommService("#didcomm-1", "mailto:"+email))
 	}
-	id, err := did.NewPeer2(agreementPub, []keys.PublicKey{auth.PublicKey}, services)
-	if err != nil {
-		return nil, fmt.Errorf("creating did:peer:2: %w", err)
-	}
-	doc, err := did.ResolvePeer2(id)
-	if err != nil {
-		return nil, fmt.Errorf("resolving our own did:peer:2: %w", err)
-	}
-	rec := &identityRecord{DID: id, Endpoint: endpoint, Email: email, Curves: curves}
-	// Give each private key the kid its public key has in the resolved document.
-	assign := func(priv keys.PrivateKey, refs []keys.PublicKey) (keys.PrivateKey, error) {
-		for _, p := range refs {
-			if p.Equal(priv.PublicKey) {
-				priv.ID = p.ID
-				return priv, nil
-			}
-		}
-		return priv, errors.New("key missing from our own DID document")
-	}
-	ka, err := doc.KeyAgreement()
+	p, err := id.NewPeerDID(ctx, spec)
 	if err != nil {
 		return nil, err
 	}
-	au, err := doc.Authentication()
-	if err != nil {
-		return nil, err
+	return &identityRecord{DID: p.DID, Endpoint: endpoint, Email: email, Curves: curves,
+		AgreementKID: p.AgreementKIDs, AuthKID: p.AuthenticationKIDs}, nil
+}
+
+// addDIDs makes id answer for dids as well.
+func addDIDs(id *agent.Identity, dids []string) {
+	for _, d := range dids {
+		id.AddDID(d)
 	}
-	for _, k := range agreement {
-		k, err := assign(k, ka)
-		if err != nil {
-			return nil, err
-		}
-		if err := ks.Put(ctx, k); err != nil {
-			return nil, fmt.Errorf("storing key: %w", err)
-		}
-		rec.AgreementKID = append(rec.AgreementKID, k.ID)
+}
+
+// newResolver builds the DID resolver: did:peer and did:key always, did:web
+// when enabled, behind a cache.
+func newResolver(cfg config.Config) did.Resolver {
+	var web *did.WebResolver
+	if cfg.DID.WebResolve {
+		web = &did.WebResolver{Timeout: cfg.DID.WebTimeout}
 	}
-	a, err := assign(auth, au)
-	if err != nil {
-		return nil, err
+	reg := did.NewDefaultRegistry(nil, web)
+	if !cfg.DID.WebResolve {
+		reg.Register("web", nil)
 	}
-	if err := ks.Put(ctx, a); err != nil {
-		return nil, fmt.Errorf("storing key: %w", err)
-	}
-	rec.AuthKID = []string{a.ID}
-	return rec, nil
+	return did.NewCache(reg, did.CacheOptions{TTL: cfg.DID.CacheTTL, MaxEntries: cfg.DID.CacheSize})
 }

@@ -19,6 +19,10 @@
 //
 // Grants and registrations live in agent.Records (registry.go), changed
 // through units of work (a grant commits with the mediate-grant that
-// announces it) and indexed in memory; the messages in an agent.QueueStore. Client (client.go) is the
-// recipient side of the same protocols.
+// announces it) and indexed in memory; the messages in an agent.QueueStore.
+// Client (client.go) is the recipient side of the same protocols, and
+// ClientLoop (clientloop.go) runs it for an agent that uses a mediator:
+// mediation set up once, then live pickup over a persistent connection with
+// HTTP polling as fallback. The connections themselves are the caller's
+// (Poster, LiveDialer; agentd gives transport/http's Peer).
 package mediation

@@ -36,4 +36,8 @@
 // challenged user counts as an attempt. Secrets are never stored: the
 // verifier keeps a digest of the expected proof, and nothing secret appears
 // in logs, errors or the views the admin API shows.
+//
+// Intake (intake.go) takes challenges that reach the user outside the
+// DIDComm endpoint: a one-time link it fetches, a mail or packed message the
+// operator imports, or a POST to the well-known challenge path.
 package provecontrol
