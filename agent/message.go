@@ -144,35 +144,34 @@ func (m Message) MarshalJSON() ([]byte, error) {
 	return json.Marshal(plain(m))
 }
 
-// UnmarshalJSON decodes a message as encoding/json would, except that
-// created_time and expires_time may also be RFC 3339 (ISO 8601) date-time
-// strings, as some DIDComm stacks (Veramo) send them; they are converted to
-// Unix seconds (fractions dropped) and marshalled as numbers again. A string
-// that is not such a date-time, or one before 1970, is an error naming the
-// member.
-func (m *Message) UnmarshalJSON(b []byte) error {
-	type plain Message
-	err := json.Unmarshal(b, (*plain)(m))
+// ParseMessage decodes a plaintext message as encoding/json would, except
+// that created_time and expires_time may also be RFC 3339 (ISO 8601)
+// date-time strings, as some DIDComm stacks (Veramo) send them; they are
+// converted to Unix seconds (fractions dropped) and marshalled as numbers
+// again. A string that is not such a date-time, or one before 1970, is an
+// error naming the member. Messages with numeric times, the usual case, are
+// decoded in one pass; only a string time costs a second one.
+func ParseMessage(b []byte) (Message, error) {
+	var m Message
+	err := json.Unmarshal(b, &m)
 	var te *json.UnmarshalTypeError
 	if err == nil || !errors.As(err, &te) || te.Value != "string" || te.Field != "created_time" && te.Field != "expires_time" {
-		return err
+		return m, err
 	}
-	// A time given as a string: decode again with the times as raw values.
-	*m = Message{}
-	var aux struct {
-		*plain
+	m = Message{}
+	aux := struct {
+		*Message
 		CreatedTime json.RawMessage `json:"created_time"`
 		ExpiresTime json.RawMessage `json:"expires_time"`
-	}
-	aux.plain = (*plain)(m)
+	}{Message: &m}
 	if err := json.Unmarshal(b, &aux); err != nil {
-		return err
+		return m, err
 	}
 	if m.CreatedTime, err = parseUnixTime(aux.CreatedTime, "created_time"); err != nil {
-		return err
+		return m, err
 	}
 	m.ExpiresTime, err = parseUnixTime(aux.ExpiresTime, "expires_time")
-	return err
+	return m, err
 }
 
 // parseUnixTime reads a time member: absent or null (0), a JSON number of

@@ -20,8 +20,8 @@ func TestMessageTimesAsNumbersOrRFC3339(t *testing.T) {
 		{"null", `{"id":"1","type":"t","body":{},"created_time":null}`, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var m Message
-			if err := json.Unmarshal([]byte(tc.in), &m); err != nil {
+			m, err := ParseMessage([]byte(tc.in))
+			if err != nil {
 				t.Fatal(err)
 			}
 			if m.CreatedTime != tc.created || m.ExpiresTime != tc.expires || m.ID != "1" || m.Type != "t" || string(m.Body) != "{}" {
@@ -52,8 +52,7 @@ func TestMessageTimeGarbageIsAnError(t *testing.T) {
 		`{"id":"1","type":"t","created_time":1.5}`:                                       `cannot unmarshal number 1.5`,
 		`{"id":"1","type":"t","created_time":true}`:                                      `cannot unmarshal bool`,
 	} {
-		var m Message
-		err := json.Unmarshal([]byte(in), &m)
+		_, err := ParseMessage([]byte(in))
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: error %v, want one containing %q", in, err, want)
 		}
@@ -66,8 +65,7 @@ func BenchmarkMessageUnmarshal(b *testing.B) {
 	raw := []byte(`{"id":"1f6f2c1e-6a4e-4c1b-9f7e-0a5c2b9d8e11","typ":"application/didcomm-plain+json","type":"https://didcomm.org/trust-ping/2.0/ping","from":"did:peer:2.Ez6LSabc","to":["did:peer:2.Ez6LSdef"],"created_time":1796550905,"expires_time":1796554505,"return_route":"all","body":{"response_requested":true}}`)
 	b.ReportAllocs()
 	for b.Loop() {
-		var m Message
-		if err := json.Unmarshal(raw, &m); err != nil {
+		if _, err := ParseMessage(raw); err != nil {
 			b.Fatal(err)
 		}
 	}

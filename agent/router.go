@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -174,8 +173,12 @@ func (r *Router) receive(ctx context.Context, transport string, raw []byte, dupl
 	}
 	in.Session = session
 	key, until := r.replayKey(in)
-	if r.cfg.Replay != nil {
-		// A cheap look before the handler runs; the commit decides.
+	if r.cfg.Replay != nil && in.Message.From != "" {
+		// The commit of the replay record decides; this look only spares
+		// the handler's work for a replay. It is for authenticated
+		// messages, whose handlers may start deliveries outside the agent
+		// (a text message, a letter) before their commit; anonymous ones
+		// (forwards above all) skip its cost.
 		if seen, err := r.cfg.Replay.Seen(ctx, key); err == nil && seen {
 			return r.replayed(in, transport, start), nil
 		}
@@ -306,10 +309,11 @@ func (r *Router) check(ctx context.Context, transport string, raw []byte) (*Inbo
 	if err != nil {
 		return nil, unpackError(err)
 	}
-	in := &Inbound{Envelope: meta, Transport: transport, Received: r.cfg.Now()}
-	if err := json.Unmarshal(plain, &in.Message); err != nil {
+	msg, err := ParseMessage(plain)
+	if err != nil {
 		return nil, Wrap(CodeMsg, err, "plaintext is not a valid DIDComm message")
 	}
+	in := &Inbound{Message: msg, Envelope: meta, Transport: transport, Received: r.cfg.Now()}
 	m := &in.Message
 	switch {
 	case m.ID == "":

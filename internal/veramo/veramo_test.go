@@ -106,8 +106,8 @@ func TestVeramoSignedBothForms(t *testing.T) {
 		if md.SignFrom != v.Signing.ID || md.SignAlg != "EdDSA" || !md.NonRepudiation {
 			t.Fatalf("%s: metadata %+v", name, md)
 		}
-		var msg agent.Message
-		if err := json.Unmarshal(pt, &msg); err != nil || msg.CreatedTime == 0 {
+		msg, err := agent.ParseMessage(pt)
+		if err != nil || msg.CreatedTime == 0 {
 			t.Fatalf("%s: ISO created_time not read: %v %+v", name, err, msg)
 		}
 	}
