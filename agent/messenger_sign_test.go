@@ -8,8 +8,8 @@ import (
 
 	"github.com/agentd/agentd/agent"
 	"github.com/agentd/agentd/agent/did"
+	"github.com/agentd/agentd/agent/did/didtest"
 	"github.com/agentd/agentd/agent/envelope"
-	"github.com/agentd/agentd/agent/keys"
 	"github.com/agentd/agentd/store/bolt"
 )
 
@@ -26,21 +26,12 @@ func peer(t *testing.T) (*agent.Identity, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	x, _ := keys.Generate(keys.X25519, "")
-	e, _ := keys.Generate(keys.Ed25519, "")
-	id, err := did.NewPeer2([]keys.PublicKey{x.PublicKey}, []keys.PublicKey{e.PublicKey}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, _ := did.ResolvePeer2(id)
-	ka, _ := doc.KeyAgreement()
-	au, _ := doc.Authentication()
-	x.ID, e.ID = ka[0].ID, au[0].ID
-	ks.Put(context.Background(), x)
-	ks.Put(context.Background(), e)
+	p := didtest.NewPeer2(t)
+	ks.Put(context.Background(), p.Agreement)
+	ks.Put(context.Background(), p.Authentication)
 	ident := agent.NewIdentity(ks)
-	ident.AddDID(id)
-	return ident, id
+	ident.AddDID(p.DID)
+	return ident, p.DID
 }
 
 // Messages of the signed types are signed by the sender's authentication key

@@ -2,7 +2,6 @@ package agent_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 
 	"github.com/agentd/agentd/agent"
@@ -10,40 +9,12 @@ import (
 	"github.com/agentd/agentd/agent/keys"
 )
 
-// memKeys is an in-memory keys.Store.
-type memKeys struct {
-	mu sync.Mutex
-	m  map[string]keys.PrivateKey
-}
-
-func (s *memKeys) Put(_ context.Context, k keys.PrivateKey) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.m == nil {
-		s.m = map[string]keys.PrivateKey{}
-	}
-	s.m[k.ID] = k
-	return nil
-}
-
-func (s *memKeys) Get(_ context.Context, kid string) (keys.PrivateKey, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	k, ok := s.m[kid]
-	if !ok {
-		return keys.PrivateKey{}, keys.ErrNotFound
-	}
-	return k, nil
-}
-
-func (s *memKeys) List(context.Context) ([]keys.PublicKey, error) { return nil, nil }
-
 // NewPeerDID creates the did:peer:2 the spec asks for, stores its private
 // keys under the key ids of its document, and makes the identity answer for
 // it (the first DID becoming the primary one).
 func TestNewPeerDID(t *testing.T) {
 	ctx := context.Background()
-	ks := &memKeys{}
+	ks := &keys.MemoryStore{}
 	id := agent.NewIdentity(ks)
 	own, err := id.NewPeerDID(ctx, agent.PeerDIDSpec{
 		Agreement: []keys.Curve{keys.X25519, keys.P256},

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/agentd/agentd/agent/did"
+	"github.com/agentd/agentd/agent/did/didtest"
 	"github.com/agentd/agentd/agent/keys"
 	"github.com/agentd/agentd/internal/config"
 	"github.com/agentd/agentd/internal/daemon"
@@ -78,27 +79,26 @@ type wallet struct {
 
 func newWallet(t *testing.T, endpoint string) *wallet {
 	t.Helper()
-	x, _ := keys.Generate(keys.X25519, "")
-	e, _ := keys.Generate(keys.Ed25519, "")
 	var services []did.Service
 	if endpoint != "" {
 		services = []did.Service{{ID: "#didcomm", Type: did.ServiceTypeDIDCommMessaging,
 			ServiceEndpoint: did.ServiceEndpoint{URI: endpoint, Accept: []string{"didcomm/v2"}}}}
 	}
-	id, err := did.NewPeer2([]keys.PublicKey{x.PublicKey}, []keys.PublicKey{e.PublicKey}, services)
-	if err != nil {
-		t.Fatal(err)
+	p := didtest.NewPeer2(t, services...)
+	return &wallet{did: p.DID, doc: p.Doc, secrets: p.Keys()}
+}
+
+// didDocJSON returns the DID document GET /did of the agentd at base
+// serves, as generic JSON for a third-party peer.
+func didDocJSON(t *testing.T, base string) any {
+	t.Helper()
+	var got struct {
+		DIDDocument json.RawMessage `json:"didDocument"`
 	}
-	doc, err := did.ResolvePeer2(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &wallet{did: id, doc: doc}
-	ka, _ := doc.KeyAgreement()
-	au, _ := doc.Authentication()
-	x.ID, e.ID = ka[0].ID, au[0].ID
-	w.secrets = []keys.PrivateKey{x, e}
-	return w
+	getJSON(t, base+"/did", "", &got)
+	var doc any
+	json.Unmarshal(got.DIDDocument, &doc)
+	return doc
 }
 
 // docJSON returns a DID document as generic JSON for the didcomm-node peer.

@@ -26,12 +26,7 @@ type peerFixture struct {
 func newPeerFixture(t *testing.T) *peerFixture {
 	t.Helper()
 	a := start(t, testConfig(t, t.TempDir()))
-	var got struct {
-		DIDDocument json.RawMessage `json:"didDocument"`
-	}
-	getJSON(t, a.base+"/did", "", &got)
-	var agentDoc any
-	json.Unmarshal(got.DIDDocument, &agentDoc)
+	agentDoc := didDocJSON(t, a.base)
 	w := newWallet(t, "")
 	return &peerFixture{agentd: a, node: didcommnode.Start(t), wallet: w,
 		docs: []any{agentDoc, docJSON(t, w.doc)}, secrets: w.secretJSON()}

@@ -22,31 +22,13 @@ import (
 // message through agentd as its mediator. Veramo's authcrypt (A256GCM with
 // ECDH-1PU draft 3) is refused.
 
-// heldKeys is a SecretResolver over a fixed set of keys.
-type heldKeys map[string]keys.PrivateKey
-
-func (h heldKeys) PrivateKey(_ context.Context, kid string) (keys.PrivateKey, error) {
-	if k, ok := h[kid]; ok {
-		return k, nil
-	}
-	return keys.PrivateKey{}, keys.ErrNotFound
-}
-
-func held(ks ...keys.PrivateKey) heldKeys {
-	h := heldKeys{}
-	for _, k := range ks {
-		h[k.ID] = k
-	}
-	return h
-}
-
 // openAsClient unpacks what agentd sent with the keys of its recipient,
 // resolving the sender as agentd does (did:key, did:peer).
 func openAsClient(t *testing.T, packed []byte, ks ...keys.PrivateKey) (map[string]any, envelope.Metadata) {
 	t.Helper()
 	pt, md, err := envelope.Unpack(context.Background(), packed, envelope.UnpackOptions{
 		Keys:    did.NewKeyResolver(did.NewDefaultRegistry(nil, nil)),
-		Secrets: held(ks...),
+		Secrets: keys.NewMemoryStore(ks...),
 	})
 	if err != nil {
 		t.Fatalf("cannot open what agentd sent: %v", err)
@@ -67,13 +49,7 @@ type veramoFixture struct {
 func newVeramoFixture(t *testing.T) *veramoFixture {
 	t.Helper()
 	a := start(t, testConfig(t, t.TempDir()))
-	var got struct {
-		DIDDocument json.RawMessage `json:"didDocument"`
-	}
-	getJSON(t, a.base+"/did", "", &got)
-	var doc any
-	json.Unmarshal(got.DIDDocument, &doc)
-	return &veramoFixture{agentd: a, doc: doc, v: veramo.Start(t)}
+	return &veramoFixture{agentd: a, doc: didDocJSON(t, a.base), v: veramo.Start(t)}
 }
 
 // ping is a trust ping from Veramo's DID with created_time as Veramo's own

@@ -13,7 +13,7 @@ import (
 
 	"github.com/agentd/agentd/agent"
 	"github.com/agentd/agentd/agent/did"
-	"github.com/agentd/agentd/agent/keys"
+	"github.com/agentd/agentd/agent/did/didtest"
 	"github.com/agentd/agentd/internal/config"
 	"github.com/agentd/agentd/internal/didcommnode"
 )
@@ -51,32 +51,17 @@ func newMediatorFixture(t *testing.T, tweak func(*config.Config)) *mediatorFixtu
 		tweak(&cfg)
 	}
 	m := start(t, cfg)
-	var got struct {
-		DIDDocument json.RawMessage `json:"didDocument"`
-	}
-	getJSON(t, m.base+"/did", "", &got)
-	var doc any
-	json.Unmarshal(got.DIDDocument, &doc)
-	return &mediatorFixture{med: m, node: didcommnode.Start(t), medDoc: doc, wallet: newWallet(t, ""), sender: newWallet(t, "")}
+	return &mediatorFixture{med: m, node: didcommnode.Start(t), medDoc: didDocJSON(t, m.base), wallet: newWallet(t, ""), sender: newWallet(t, "")}
 }
 
 // routedWallet is a party whose DIDComm service is the mediator's endpoint
 // with the mediator's routing key.
 func routedWallet(t *testing.T, endpoint, routingKey string) *wallet {
 	t.Helper()
-	x, _ := keys.Generate(keys.X25519, "")
-	e, _ := keys.Generate(keys.Ed25519, "")
 	svc := did.Service{ID: "#didcomm", Type: did.ServiceTypeDIDCommMessaging, ServiceEndpoint: did.ServiceEndpoint{
 		URI: endpoint, Accept: []string{"didcomm/v2"}, RoutingKeys: []string{routingKey}}}
-	id, err := did.NewPeer2([]keys.PublicKey{x.PublicKey}, []keys.PublicKey{e.PublicKey}, []did.Service{svc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, _ := did.ResolvePeer2(id)
-	ka, _ := doc.KeyAgreement()
-	au, _ := doc.Authentication()
-	x.ID, e.ID = ka[0].ID, au[0].ID
-	return &wallet{did: id, doc: doc, secrets: []keys.PrivateKey{x, e}}
+	p := didtest.NewPeer2(t, svc)
+	return &wallet{did: p.DID, doc: p.Doc, secrets: p.Keys()}
 }
 
 func (f *mediatorFixture) docs(t *testing.T) []any {

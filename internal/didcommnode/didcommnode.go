@@ -16,19 +16,14 @@
 package didcommnode
 
 import (
-	"bufio"
-	"bytes"
+	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/agentd/agentd/internal/nodepeer"
 )
 
 // Version is the didcomm-node release the harness expects in
@@ -58,22 +53,11 @@ type Peer struct {
 	// Timeout bounds each call; DefaultTimeout when zero.
 	Timeout time.Duration
 
-	dir  string
-	node string
+	dir string
 
 	mu     sync.Mutex
-	nextID int64
-	proc   *process
+	proc   *nodepeer.Proc // the node peer.js child, nil until the next Call starts one
 	closed bool
-}
-
-// process is one node peer.js child.
-type process struct {
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	lines  chan []byte // response lines; closed at EOF
-	done   chan struct{}
-	stderr *tailBuffer
 }
 
 // Error is an error reported by the peer for one request.
@@ -94,21 +78,14 @@ func (e *Error) Error() string {
 
 // ModuleRoot walks up from the working directory to the directory holding
 // go.mod.
-func ModuleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found in any parent of the working directory")
-		}
-		dir = parent
-	}
+func ModuleRoot() (string, error) { return nodepeer.ModuleRoot() }
+
+var requirement = nodepeer.Requirement{
+	Driver:      "didcomm-node",
+	Package:     "didcomm-node",
+	Version:     Version,
+	NodeVersion: ">= 18",
+	InstallHint: installHint,
 }
 
 const installHint = "run `make test` or `npm ci --prefix interop/didcomm-node` from the repository root"
@@ -118,27 +95,11 @@ const installHint = "run `make test` or `npm ci --prefix interop/didcomm-node` f
 // interop/didcomm-node/node_modules/didcomm-node is not installed.
 func Start(t testing.TB) *Peer {
 	t.Helper()
-	root, err := ModuleRoot()
+	dir, err := requirement.Check()
 	if err != nil {
 		t.Fatalf("didcommnode: %v", err)
 	}
-	dir := filepath.Join(root, "interop", "didcomm-node")
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("didcommnode: Node.js (node) is not on PATH; install Node.js >= 18 and %s", installHint)
-	}
-	pkg := filepath.Join(dir, "node_modules", "didcomm-node", "package.json")
-	raw, err := os.ReadFile(pkg)
-	if err != nil {
-		t.Fatalf("didcommnode: didcomm-node is not installed (%v); %s", err, installHint)
-	}
-	var meta struct {
-		Version string `json:"version"`
-	}
-	if err := json.Unmarshal(raw, &meta); err != nil || meta.Version != Version {
-		t.Fatalf("didcommnode: %s has version %q, want %s; %s", pkg, meta.Version, Version, installHint)
-	}
-	p := &Peer{dir: dir, node: node}
+	p := &Peer{dir: dir}
 	t.Cleanup(p.Close)
 	res, err := p.Call(map[string]any{"op": "ping"})
 	if err != nil {
@@ -150,58 +111,11 @@ func Start(t testing.TB) *Peer {
 	return p
 }
 
-// start launches the child process. p.mu is held.
-func (p *Peer) start() error {
-	cmd := exec.Command(p.node, "peer.js")
-	cmd.Dir = p.dir
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	stderr := &tailBuffer{max: 64 << 10}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start node peer.js: %w", err)
-	}
-	pr := &process{cmd: cmd, stdin: stdin, lines: make(chan []byte, 1), done: make(chan struct{}), stderr: stderr}
-	go func() {
-		defer close(pr.lines)
-		r := bufio.NewReaderSize(stdout, 1<<20)
-		for {
-			line, err := r.ReadBytes('\n')
-			if len(bytes.TrimSpace(line)) > 0 {
-				pr.lines <- line
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	go func() {
-		_ = cmd.Wait()
-		close(pr.done)
-	}()
-	p.proc = pr
-	return nil
-}
-
 // stop ends the child process. p.mu is held.
 func (p *Peer) stop() {
-	pr := p.proc
-	if pr == nil {
-		return
-	}
-	p.proc = nil
-	_ = pr.stdin.Close() // peer.js exits at EOF
-	select {
-	case <-pr.done:
-	case <-time.After(5 * time.Second):
-		_ = pr.cmd.Process.Kill()
-		<-pr.done
+	if p.proc != nil {
+		p.proc.Close() // peer.js exits at EOF
+		p.proc = nil
 	}
 }
 
@@ -227,67 +141,32 @@ func (p *Peer) Call(req map[string]any) (map[string]any, error) {
 	}
 	if p.proc != nil {
 		select {
-		case <-p.proc.done:
-			p.proc = nil
+		case <-p.proc.Done():
+			p.stop()
 		default:
 		}
 	}
 	if p.proc == nil {
-		if err := p.start(); err != nil {
+		proc, err := nodepeer.Start(p.dir, "peer.js")
+		if err != nil {
 			return nil, fmt.Errorf("didcomm-node %s: %w", op, err)
 		}
-	}
-	p.nextID++
-	id := p.nextID
-	msg := make(map[string]any, len(req)+1)
-	for k, v := range req {
-		msg[k] = v
-	}
-	msg["id"] = id
-	line, err := json.Marshal(msg)
-	if err != nil {
-		return nil, fmt.Errorf("didcomm-node %s: encode request: %w", op, err)
-	}
-	pr := p.proc
-	if _, err := pr.stdin.Write(append(line, '\n')); err != nil {
-		p.stop()
-		return nil, fmt.Errorf("didcomm-node %s: write request: %w%s", op, err, pr.stderr.suffix())
+		p.proc = proc
 	}
 	timeout := p.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	var respLine []byte
-	select {
-	case l, ok := <-pr.lines:
-		if !ok {
-			<-pr.done
-			p.proc = nil
-			return nil, fmt.Errorf("didcomm-node %s: peer exited (%v)%s", op, pr.cmd.ProcessState, pr.stderr.suffix())
-		}
-		respLine = l
-	case <-time.After(timeout):
-		p.stop()
-		return nil, fmt.Errorf("didcomm-node %s: no response within %v%s", op, timeout, pr.stderr.suffix())
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
 	var resp map[string]any
-	if err := json.Unmarshal(respLine, &resp); err != nil {
-		p.stop()
-		return nil, fmt.Errorf("didcomm-node %s: bad response line %q: %w", op, truncate(string(respLine), 200), err)
-	}
-	if got, ok := resp["id"].(float64); !ok || int64(got) != id {
-		p.stop()
-		return nil, fmt.Errorf("didcomm-node %s: response id %v, want %d", op, resp["id"], id)
+	if err := p.proc.Call(ctx, op, req, &resp); err != nil {
+		p.stop() // out of step, or dead: the next Call starts a fresh one
+		return nil, fmt.Errorf("didcomm-node %s: %w", op, err)
 	}
 	if fatal, _ := resp["fatal"].(bool); fatal {
 		// peer.js exits after a WASM panic; the next Call starts a new one.
-		select {
-		case <-pr.done:
-		case <-time.After(5 * time.Second):
-			_ = pr.cmd.Process.Kill()
-			<-pr.done
-		}
-		p.proc = nil
+		p.stop()
 	}
 	if e, ok := resp["error"]; ok {
 		kind, _ := resp["error_kind"].(string)
@@ -456,39 +335,4 @@ func (p *Peer) UnpackFromPrior(jwt string, docs []any) (claims map[string]any, k
 	claims, _ = resp["from_prior"].(map[string]any)
 	kid, _ = resp["issuer_kid"].(string)
 	return claims, kid, nil
-}
-
-// tailBuffer keeps the last max bytes written (the peer's stderr).
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	if len(b.buf) > b.max {
-		b.buf = append([]byte(nil), b.buf[len(b.buf)-b.max:]...)
-	}
-	return len(p), nil
-}
-
-// suffix formats the captured stderr for an error message.
-func (b *tailBuffer) suffix() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s := strings.TrimSpace(string(b.buf))
-	if s == "" {
-		return ""
-	}
-	return "; peer stderr:\n" + truncate(s, 4000)
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }

@@ -776,8 +776,8 @@ func TestPanicRestart(t *testing.T) {
 	p.mu.Lock()
 	pr := p.proc
 	p.mu.Unlock()
-	_ = pr.cmd.Process.Kill()
-	<-pr.done
+	_ = pr.Kill()
+	<-pr.Done()
 	if _, err := p.Call(map[string]any{"op": "ping"}); err != nil {
 		t.Fatalf("after kill: %v", err)
 	}

@@ -17,23 +17,16 @@
 package veramo
 
 import (
-	"bufio"
-	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/agentd/agentd/agent/keys"
+	"github.com/agentd/agentd/internal/nodepeer"
 )
 
 // Version is the @veramo/did-comm release the harness expects in
@@ -68,14 +61,7 @@ type Peer struct {
 	// is the keyAgreement key ID of the did:key document.
 	Agreement keys.PrivateKey
 
-	mu     sync.Mutex
-	nextID int64
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	lines  chan []byte // response lines; closed at EOF
-	done   chan struct{}
-	stderr *tailBuffer
-	closed bool
+	proc *nodepeer.Proc
 }
 
 // Error is an error the peer reported for one request.
@@ -91,21 +77,14 @@ func (e *Error) Error() string { return fmt.Sprintf("veramo %s: %s", e.Op, e.Mes
 
 // ModuleRoot walks up from the working directory to the directory holding
 // go.mod.
-func ModuleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found in any parent of the working directory")
-		}
-		dir = parent
-	}
+func ModuleRoot() (string, error) { return nodepeer.ModuleRoot() }
+
+var requirement = nodepeer.Requirement{
+	Driver:      "veramo",
+	Package:     "@veramo/did-comm",
+	Version:     Version,
+	NodeVersion: ">= 20",
+	InstallHint: installHint,
 }
 
 const installHint = "run `make test` or `npm ci --prefix interop/veramo` from the repository root"
@@ -115,30 +94,15 @@ const installHint = "run `make test` or `npm ci --prefix interop/veramo` from th
 // Node.js is not on PATH or the packages of interop/veramo are not installed.
 func Start(t testing.TB) *Peer {
 	t.Helper()
-	root, err := ModuleRoot()
+	dir, err := requirement.Check()
 	if err != nil {
 		t.Fatalf("veramo: %v", err)
 	}
-	dir := filepath.Join(root, "interop", "veramo")
-	node, err := exec.LookPath("node")
+	proc, err := nodepeer.Start(dir, "driver.mjs")
 	if err != nil {
-		t.Fatalf("veramo: Node.js (node) is not on PATH; install Node.js >= 20 and %s", installHint)
-	}
-	pkg := filepath.Join(dir, "node_modules", "@veramo", "did-comm", "package.json")
-	raw, err := os.ReadFile(pkg)
-	if err != nil {
-		t.Fatalf("veramo: @veramo/did-comm is not installed (%v); %s", err, installHint)
-	}
-	var meta struct {
-		Version string `json:"version"`
-	}
-	if err := json.Unmarshal(raw, &meta); err != nil || meta.Version != Version {
-		t.Fatalf("veramo: %s has version %q, want %s; %s", pkg, meta.Version, Version, installHint)
-	}
-	p := &Peer{}
-	if err := p.start(node, dir); err != nil {
 		t.Fatalf("veramo: %v", err)
 	}
+	p := &Peer{proc: proc}
 	t.Cleanup(p.Close)
 	res, err := p.call("ping", nil)
 	if err != nil {
@@ -294,148 +258,28 @@ func nonNil(docs []any) []any {
 	return docs
 }
 
-// start launches node driver.mjs.
-func (p *Peer) start(node, dir string) error {
-	cmd := exec.Command(node, "driver.mjs")
-	cmd.Dir = dir
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	p.stderr = &tailBuffer{max: 64 << 10}
-	cmd.Stderr = p.stderr
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start node driver.mjs: %w", err)
-	}
-	p.cmd, p.stdin = cmd, stdin
-	p.lines, p.done = make(chan []byte, 1), make(chan struct{})
-	go func() {
-		defer close(p.lines)
-		r := bufio.NewReaderSize(stdout, 1<<20)
-		for {
-			line, err := r.ReadBytes('\n')
-			if len(bytes.TrimSpace(line)) > 0 {
-				p.lines <- line
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	go func() {
-		_ = cmd.Wait()
-		close(p.done)
-	}()
-	return nil
-}
-
 // Close stops the peer process. Start registers it with t.Cleanup; calling it
 // again is harmless.
-func (p *Peer) Close() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed || p.cmd == nil {
-		p.closed = true
-		return
-	}
-	p.closed = true
-	_ = p.stdin.Close() // driver.mjs exits at EOF
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
+func (p *Peer) Close() { p.proc.Close() }
 
 // call sends one request and returns the result member of the response.
 func (p *Peer) call(op string, req map[string]any) (json.RawMessage, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return nil, fmt.Errorf("veramo %s: peer is closed", op)
-	}
-	p.nextID++
-	id := p.nextID
-	msg := map[string]any{"id": id, "op": op}
-	for k, v := range req {
-		msg[k] = v
-	}
-	line, err := json.Marshal(msg)
-	if err != nil {
-		return nil, fmt.Errorf("veramo %s: encode request: %w", op, err)
-	}
-	if _, err := p.stdin.Write(append(line, '\n')); err != nil {
-		return nil, fmt.Errorf("veramo %s: write request: %w%s", op, err, p.stderr.suffix())
-	}
 	timeout := p.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	var respLine []byte
-	select {
-	case l, ok := <-p.lines:
-		if !ok {
-			<-p.done
-			return nil, fmt.Errorf("veramo %s: peer exited (%v)%s", op, p.cmd.ProcessState, p.stderr.suffix())
-		}
-		respLine = l
-	case <-time.After(timeout):
-		return nil, fmt.Errorf("veramo %s: no response within %v%s", op, timeout, p.stderr.suffix())
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
 	var resp struct {
-		ID     int64           `json:"id"`
 		OK     bool            `json:"ok"`
 		Result json.RawMessage `json:"result"`
 		Error  string          `json:"error"`
 	}
-	if err := json.Unmarshal(respLine, &resp); err != nil {
-		return nil, fmt.Errorf("veramo %s: bad response line %q: %w", op, truncate(string(respLine), 200), err)
-	}
-	if resp.ID != id {
-		return nil, fmt.Errorf("veramo %s: response id %d, want %d", op, resp.ID, id)
+	if err := p.proc.Call(ctx, op, req, &resp); err != nil {
+		return nil, fmt.Errorf("veramo %s: %w", op, err)
 	}
 	if !resp.OK {
 		return nil, &Error{Op: op, Message: resp.Error}
 	}
 	return resp.Result, nil
-}
-
-// tailBuffer keeps the last max bytes written (the peer's stderr).
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	if len(b.buf) > b.max {
-		b.buf = append([]byte(nil), b.buf[len(b.buf)-b.max:]...)
-	}
-	return len(p), nil
-}
-
-// suffix formats the captured stderr for an error message.
-func (b *tailBuffer) suffix() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s := strings.TrimSpace(string(b.buf))
-	if s == "" {
-		return ""
-	}
-	return "; peer stderr:\n" + truncate(s, 4000)
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/agentd/agentd/agent"
 	"github.com/agentd/agentd/agent/did"
+	"github.com/agentd/agentd/agent/did/didtest"
 	"github.com/agentd/agentd/agent/envelope"
 	"github.com/agentd/agentd/agent/keys"
 	"github.com/agentd/agentd/internal/veramo"
@@ -20,42 +21,22 @@ import (
 // Veramo packs must open with agentd's envelope package, and what agentd's
 // envelope package packs for Veramo's did:key must open in Veramo.
 
-type secrets map[string]keys.PrivateKey
-
-func (s secrets) PrivateKey(_ context.Context, kid string) (keys.PrivateKey, error) {
-	if k, ok := s[kid]; ok {
-		return k, nil
-	}
-	return keys.PrivateKey{}, keys.ErrNotFound
-}
-
 // party is an agentd-side did:peer:2 with its keys.
 type party struct {
 	did     string
 	doc     any
-	secrets secrets
+	secrets *keys.MemoryStore
 	x, e    keys.PrivateKey
 }
 
 func newParty(t *testing.T) *party {
 	t.Helper()
-	x, _ := keys.Generate(keys.X25519, "")
-	e, _ := keys.Generate(keys.Ed25519, "")
-	id, err := did.NewPeer2([]keys.PublicKey{x.PublicKey}, []keys.PublicKey{e.PublicKey}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := did.ResolvePeer2(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ka, _ := doc.KeyAgreement()
-	au, _ := doc.Authentication()
-	x.ID, e.ID = ka[0].ID, au[0].ID
-	b, _ := json.Marshal(doc)
+	p := didtest.NewPeer2(t)
+	x, e := p.Agreement, p.Authentication
+	b, _ := json.Marshal(p.Doc)
 	var generic any
 	json.Unmarshal(b, &generic)
-	return &party{did: id, doc: generic, secrets: secrets{x.ID: x, e.ID: e}, x: x, e: e}
+	return &party{did: p.DID, doc: generic, secrets: keys.NewMemoryStore(x, e), x: x, e: e}
 }
 
 func resolver() envelope.KeyResolver {

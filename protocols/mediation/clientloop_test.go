@@ -3,7 +3,6 @@ package mediation
 import (
 	"context"
 	"encoding/json"
-	"sync"
 	"testing"
 
 	"github.com/agentd/agentd/agent"
@@ -12,40 +11,12 @@ import (
 	"github.com/agentd/agentd/protocols/internal/fakes"
 )
 
-// memKeys is an in-memory keys.Store.
-type memKeys struct {
-	mu sync.Mutex
-	m  map[string]keys.PrivateKey
-}
-
-func (s *memKeys) Put(_ context.Context, k keys.PrivateKey) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.m == nil {
-		s.m = map[string]keys.PrivateKey{}
-	}
-	s.m[k.ID] = k
-	return nil
-}
-
-func (s *memKeys) Get(_ context.Context, kid string) (keys.PrivateKey, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	k, ok := s.m[kid]
-	if !ok {
-		return keys.PrivateKey{}, keys.ErrNotFound
-	}
-	return k, nil
-}
-
-func (s *memKeys) List(context.Context) ([]keys.PublicKey, error) { return nil, nil }
-
 // The routing DID is kept until the endpoint changes; then a new one is
 // made and the old one stays answered.
 func TestLoadRoutingDID(t *testing.T) {
 	ctx := context.Background()
 	records := new(fakes.Records)
-	id := agent.NewIdentity(&memKeys{})
+	id := agent.NewIdentity(&keys.MemoryStore{})
 	id.AddDID("did:example:own")
 	a, err := LoadRoutingDID(ctx, records, id, "https://a.example/didcomm")
 	if err != nil {
@@ -65,7 +36,7 @@ func TestLoadRoutingDID(t *testing.T) {
 		t.Fatalf("identity: key %v, owns %v, primary %s", err, id.Owns(a.DID), id.DID())
 	}
 
-	again := agent.NewIdentity(&memKeys{})
+	again := agent.NewIdentity(&keys.MemoryStore{})
 	b, err := LoadRoutingDID(ctx, records, again, "https://a.example/didcomm")
 	if err != nil || b.DID != a.DID || !again.Owns(a.DID) {
 		t.Fatalf("reloaded: %+v %v", b, err)
@@ -96,7 +67,7 @@ func TestNewClientLoopState(t *testing.T) {
 		return ClientLoopConfig{Client: Client{DID: "did:example:own", Mediator: "did:example:mediator"},
 			InvitationID: invitation, Records: records, Identity: id}
 	}
-	id := agent.NewIdentity(&memKeys{})
+	id := agent.NewIdentity(&keys.MemoryStore{})
 	id.AddDID("did:example:own")
 	c, err := NewClientLoop(ctx, cfg(id, "inv-1"))
 	if err != nil {
@@ -106,7 +77,7 @@ func TestNewClientLoopState(t *testing.T) {
 		t.Fatalf("same mediator: published %q, primary %s", c.MediatedDID(), id.DID())
 	}
 
-	id = agent.NewIdentity(&memKeys{})
+	id = agent.NewIdentity(&keys.MemoryStore{})
 	id.AddDID("did:example:own")
 	c, err = NewClientLoop(ctx, cfg(id, "inv-2"))
 	if err != nil {

@@ -12,38 +12,11 @@ import (
 
 	"github.com/agentd/agentd/agent"
 	"github.com/agentd/agentd/agent/did"
+	"github.com/agentd/agentd/agent/did/didtest"
 	"github.com/agentd/agentd/agent/envelope"
 	"github.com/agentd/agentd/agent/keys"
 	"github.com/agentd/agentd/protocols/internal/fakes"
 )
-
-// memKeys is an in-memory keys.Store.
-type memKeys struct {
-	mu sync.Mutex
-	m  map[string]keys.PrivateKey
-}
-
-func (s *memKeys) Put(_ context.Context, k keys.PrivateKey) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.m == nil {
-		s.m = map[string]keys.PrivateKey{}
-	}
-	s.m[k.ID] = k
-	return nil
-}
-
-func (s *memKeys) Get(_ context.Context, kid string) (keys.PrivateKey, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	k, ok := s.m[kid]
-	if !ok {
-		return keys.PrivateKey{}, keys.ErrNotFound
-	}
-	return k, nil
-}
-
-func (s *memKeys) List(context.Context) ([]keys.PublicKey, error) { return nil, nil }
 
 // party is a DID with its keys, as an agent would hold them.
 type party struct {
@@ -53,30 +26,18 @@ type party struct {
 
 func newParty(t *testing.T, endpoint string) *party {
 	t.Helper()
-	x, _ := keys.Generate(keys.X25519, "")
-	e, _ := keys.Generate(keys.Ed25519, "")
 	var services []did.Service
 	if endpoint != "" {
 		services = []did.Service{{ID: "#didcomm", Type: did.ServiceTypeDIDCommMessaging,
 			ServiceEndpoint: did.ServiceEndpoint{URI: endpoint, Accept: []string{"didcomm/v2"}}}}
 	}
-	id, err := did.NewPeer2([]keys.PublicKey{x.PublicKey}, []keys.PublicKey{e.PublicKey}, services)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := did.ResolvePeer2(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ka, _ := doc.KeyAgreement()
-	au, _ := doc.Authentication()
-	x.ID, e.ID = ka[0].ID, au[0].ID
-	ks := &memKeys{}
-	ks.Put(context.Background(), x)
-	ks.Put(context.Background(), e)
+	p := didtest.NewPeer2(t, services...)
+	ks := &keys.MemoryStore{}
+	ks.Put(context.Background(), p.Agreement)
+	ks.Put(context.Background(), p.Authentication)
 	ident := agent.NewIdentity(ks)
-	ident.AddDID(id)
-	return &party{did: id, id: ident}
+	ident.AddDID(p.DID)
+	return &party{did: p.DID, id: ident}
 }
 
 // sent is one thing the fake messenger was asked to do.
