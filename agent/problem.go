@@ -4,31 +4,34 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Problem codes of Report Problem 2.0 used by the agent. A code is
 // sorter "." scope "." descriptor: e = error, w = warning; p = protocol scope,
 // m = message scope.
 const (
-	CodeMsg            = "e.p.msg"             // the message is malformed or can't be processed
-	CodeMsgUnsupported = "e.p.msg.unsupported" // unknown message type or protocol
-	CodeMsgExpired     = "e.p.msg.expired"     // expires_time has passed
-	CodeMsgReplay      = "e.p.msg.replay"      // the message id was seen before
-	CodeTrust          = "e.p.trust"           // the sender is not trusted
-	CodeTrustCrypto    = "e.p.trust.crypto"    // decryption or signature check failed
-	CodeXfer           = "e.p.xfer"            // transport problem, e.g. an endpoint that can't be reached
-	CodeReqTime        = "e.p.req.time"        // a time limit of the protocol was exceeded
-	CodeMe             = "e.p.me"              // our own fault: an internal error
-	CodeMeResStorage   = "e.p.me.res.storage"  // a storage limit or quota was hit
-	CodeDIDUnsupported = "e.p.did.unsupported" // a DID method the agent can't resolve
-	CodeDIDUnresolved  = "e.p.did"             // a DID or key could not be resolved
-	CodeTooLarge       = "e.p.xfer.too-large"  // the message exceeds the size limit
-	CodeMediaType      = "e.p.xfer.media-type" // the transport got a media type it does not take
-	CodeNotForUs       = "e.p.msg.not-for-us"  // the message is addressed to someone else
-	CodeForbidden      = "e.p.req.not-allowed" // the request is not permitted by policy
-	CodeNotFound       = "e.p.req.not-found"   // the thing asked for does not exist
-	CodeGone           = "e.p.req.gone"        // the thing asked for existed but is used up or expired
-	CodeConflict       = "e.p.req.conflict"    // the request conflicts with the current state
+	CodeMsg            = "e.p.msg"                // the message is malformed or can't be processed
+	CodeMsgUnsupported = "e.p.msg.unsupported"    // unknown message type or protocol
+	CodeMsgExpired     = "e.p.msg.expired"        // expires_time has passed
+	CodeMsgReplay      = "e.p.msg.replay"         // the message id was seen before
+	CodeTrust          = "e.p.trust"              // the sender is not trusted
+	CodeTrustCrypto    = "e.p.trust.crypto"       // decryption or signature check failed
+	CodeXfer           = "e.p.xfer"               // transport problem, e.g. an endpoint that can't be reached
+	CodeReqTime        = "e.p.req.time"           // a time limit of the protocol was exceeded
+	CodeMe             = "e.p.me"                 // our own fault: an internal error
+	CodeMeResStorage   = "e.p.me.res.storage"     // a storage limit or quota was hit
+	CodeDIDUnsupported = "e.p.did.unsupported"    // a DID method the agent can't resolve
+	CodeDIDUnresolved  = "e.p.did"                // a DID or key could not be resolved
+	CodeTooLarge       = "e.p.xfer.too-large"     // the message exceeds the size limit
+	CodeMediaType      = "e.p.xfer.media-type"    // the transport got a media type it does not take
+	CodeNotForUs       = "e.p.msg.not-for-us"     // the message is addressed to someone else
+	CodeForbidden      = "e.p.req.not-allowed"    // the request is not permitted by policy
+	CodeNotFound       = "e.p.req.not-found"      // the thing asked for does not exist
+	CodeGone           = "e.p.req.gone"           // the thing asked for existed but is used up or expired
+	CodeConflict       = "e.p.req.conflict"       // the request conflicts with the current state
+	CodeRateLimited    = "e.p.req.rate-limited"   // the client or sender is over its rate limit: try again later
+	CodeOutboxFull     = "e.p.me.res.outbox-full" // the outbox holds as many messages as it may: try again later
 )
 
 // Error is the agent's one error type. Code is a Report Problem 2.0 code;
@@ -38,6 +41,10 @@ type Error struct {
 	Code    string
 	Comment string
 	Err     error
+	// RetryAfter, when positive, is how long the peer should wait before
+	// sending again (a rate limit, a full outbox); transports pass it on
+	// (HTTP Retry-After).
+	RetryAfter time.Duration
 }
 
 // Errorf returns an *Error with the given code and a formatted comment.
@@ -90,6 +97,15 @@ func ErrorComment(err error) string {
 func HasCode(err error, prefix string) bool {
 	code := ErrorCode(err)
 	return code == prefix || strings.HasPrefix(code, prefix+".")
+}
+
+// RetryAfter returns the RetryAfter of the *Error in err's chain, or 0.
+func RetryAfter(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
 }
 
 // ProblemReportType is the message type of Report Problem 2.0.

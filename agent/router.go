@@ -48,10 +48,26 @@ type RouterConfig struct {
 	// MaxClockSkew tolerates created_time slightly in the future. Default 5 minutes.
 	MaxClockSkew time.Duration
 	Observer     Observer
-	Logger       *slog.Logger
+	// SenderLimit, when set, rate-limits authenticated senders by DID: a
+	// message whose handling queues outbound messages is refused with
+	// CodeRateLimited when its sender is over its budget. Messages that
+	// queue nothing are not counted.
+	SenderLimit Limiter
+	Logger      *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
+
+// Limiter is a rate limiter by key (a client address, a sender DID). Allow
+// takes one token from key's budget and reports whether there was one; when
+// not, retryAfter is how long until there is.
+type Limiter interface {
+	Allow(key string) (ok bool, retryAfter time.Duration)
+}
+
+// outboxFullRetryAfter is the Retry-After of a refusal because the outbox
+// is full: deliveries free it at their own pace.
+const outboxFullRetryAfter = time.Minute
 
 // Router is the heart of the agent: it unpacks inbound envelopes, checks the
 // message (addressed to us, not expired, not a replay), dispatches it by
@@ -183,6 +199,7 @@ func (r *Router) receive(ctx context.Context, transport string, raw []byte, dupl
 			return r.replayed(in, transport, start), nil
 		}
 	}
+	counted := false
 	for attempt := 0; ; attempt++ {
 		in.Work = r.cfg.Store.New()
 		in.Work.Remember(key, until)
@@ -193,6 +210,16 @@ func (r *Router) receive(ctx context.Context, transport string, raw []byte, dupl
 			return &Reply{Message: &in.Message}, refused
 		}
 		out, pushes := r.route(ctx, in, replies, duplex)
+		if len(in.Work.Outbound) > 0 && !counted && r.cfg.SenderLimit != nil && authenticatedSender(in) {
+			counted = true // a conflict's second run is the same message
+			if ok, wait := r.cfg.SenderLimit.Allow(in.Message.From); !ok {
+				r.obs.MessageIn(in.Message.Type, "rate-limited", time.Since(start))
+				r.log.Info("message refused: sender over its rate limit", "transport", transport, "type", in.Message.Type, "from", in.Message.From)
+				e := Errorf(CodeRateLimited, "too many messages from this sender; try again later")
+				e.RetryAfter = wait
+				return &Reply{Message: &in.Message}, e
+			}
+		}
 		err := r.cfg.Store.Commit(ctx, in.Work)
 		switch {
 		case errors.Is(err, ErrConflict) && attempt < maxHandlerRetries:
@@ -203,6 +230,12 @@ func (r *Router) receive(ctx context.Context, transport string, raw []byte, dupl
 			r.obs.MessageIn(in.Message.Type, "refused", time.Since(start))
 			r.log.Info("message refused: storage quota", "transport", transport, "type", in.Message.Type, "err", err)
 			return &Reply{Message: &in.Message}, Wrap(CodeMeResStorage, err, "the recipient's queue is full")
+		case errors.Is(err, ErrOutboxFull):
+			r.obs.MessageIn(in.Message.Type, "outbox-full", time.Since(start))
+			r.log.Warn("message refused: outbox full", "transport", transport, "type", in.Message.Type, "err", err)
+			e := Wrap(CodeOutboxFull, err, "the agent cannot queue more outbound messages now; try again later")
+			e.RetryAfter = outboxFullRetryAfter
+			return &Reply{Message: &in.Message}, e
 		case err != nil:
 			r.obs.MessageIn(in.Message.Type, "failed", time.Since(start))
 			r.log.Error("message not recorded", "transport", transport, "type", in.Message.Type, "id", in.Message.ID, "err", err)
@@ -247,9 +280,17 @@ type push struct {
 // becomes the Reply's payload, further ones are pushed on the session after
 // the commit, and the others are staged in the message's work for the
 // outbox. A reply that can go nowhere is dropped with a log line.
+//
+// Only an authenticated sender (authcrypt, or signed, by the DID in from)
+// is answered through the outbox: a plaintext or anoncrypted message may
+// name anyone in from, and answering it there would let any client make
+// the agent send to an endpoint of its choosing. Such a message's replies,
+// problem reports included, go back on its own connection when
+// return_route allows, or nowhere.
 func (r *Router) route(ctx context.Context, in *Inbound, replies []Message, duplex bool) (*Reply, []push) {
 	out := &Reply{Message: &in.Message}
 	var pushes []push
+	authenticated := authenticatedSender(in)
 	for _, m := range replies {
 		if duplex && r.wantsReturnRoute(in, m) {
 			payload, mt, err := r.cfg.Messenger.PackReply(ctx, m, in)
@@ -267,6 +308,11 @@ func (r *Router) route(ctx context.Context, in *Inbound, replies []Message, dupl
 		}
 		if len(m.To) == 0 {
 			r.log.Info("reply dropped: sender is anonymous and the transport has no way back", "type", m.Type, "thid", m.ThID)
+			continue
+		}
+		if !authenticated {
+			r.log.Info("reply dropped: the sender is not authenticated and the reply cannot go back on its connection", "type", m.Type, "thid", m.ThID, "transport", in.Transport)
+			r.obs.MessageOut(m.Type, "unauthenticated-dropped")
 			continue
 		}
 		outs, err := r.cfg.Messenger.Outbound(ctx, m)
@@ -439,6 +485,18 @@ func (r *Router) replyFrom(in *Inbound) string {
 		}
 	}
 	return r.cfg.Identity.DID()
+}
+
+// authenticatedSender reports whether in's sender is proven: the envelope
+// was authcrypted or signed with a key of the DID in its from (Unpack
+// refuses a from that is not the DID of the authcrypt sender or signer).
+func authenticatedSender(in *Inbound) bool {
+	m, md := &in.Message, &in.Envelope
+	if m.From == "" || !md.Authenticated {
+		return false
+	}
+	return (md.EncryptedFrom != "" && DIDOf(md.EncryptedFrom) == m.From) ||
+		(md.NonRepudiation && md.SignFrom != "" && DIDOf(md.SignFrom) == m.From)
 }
 
 // wantsReturnRoute reports whether reply m should go back on the inbound connection.

@@ -48,6 +48,9 @@ type OutboxStore interface {
 	Revive(ctx context.Context, id string, now time.Time) error
 	// PurgeDead deletes a dead letter.
 	PurgeDead(ctx context.Context, id string) error
+	// PurgeDeadBefore deletes the dead letters whose DeadAt is before t and
+	// returns how many it deleted.
+	PurgeDeadBefore(ctx context.Context, t time.Time) (int, error)
 	// Depth returns the number of messages waiting in the outbox and in the dead-letter list.
 	Depth(ctx context.Context) (pending, dead int, err error)
 }

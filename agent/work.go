@@ -18,7 +18,21 @@ var (
 	// ErrReplay: a replay key of the work (Work.Remember) was already
 	// recorded: the work belongs to a message that was handled before.
 	ErrReplay = errors.New("replay key already recorded")
+	// ErrOutboxFull: the work's outbound messages would take the outbox
+	// over its limits (Work.OutboxLimits): too many pending messages in
+	// total, or for one endpoint.
+	ErrOutboxFull = errors.New("outbox full")
 )
+
+// OutboxLimits bound the outbox's pending messages (dead letters are not
+// counted): MaxPending in total, MaxPendingPerDestination for one endpoint
+// URI (OutboundMessage.Endpoint, compared as a string). Zero means no limit.
+// A commit that would take the outbox over a limit fails with ErrOutboxFull
+// and stores nothing; messages already pending are never dropped.
+type OutboxLimits struct {
+	MaxPending               int
+	MaxPendingPerDestination int
+}
 
 // Work is one unit of work: the record writes, outbound messages, queued
 // messages and replay keys that a message handler or an operator's action
@@ -39,8 +53,10 @@ type Work struct {
 	Reads []RecordRead
 	// Writes are the record puts and deletes, in order.
 	Writes []RecordWrite
-	// Outbound are the packed messages queued in the outbox.
-	Outbound []*OutboundMessage
+	// Outbound are the packed messages queued in the outbox, within
+	// OutboxLimits (Store.Commit sets them from Store.OutboxLimits).
+	Outbound     []*OutboundMessage
+	OutboxLimits OutboxLimits
 	// Queued are the messages queued for a mediator's recipients, each
 	// recipient within QueueLimits. The commit assigns their IDs.
 	Queued      []*QueuedMessage
@@ -173,7 +189,8 @@ func (w *Work) reset() {
 // Committer commits units of work: everything in a Work is applied in one
 // transaction that is durable when Commit returns nil, or nothing is. A
 // failed read check gives ErrConflict, a recorded replay key ErrReplay, a
-// recipient over its limits ErrQuota, all possibly wrapped. Implementations
+// recipient over its limits ErrQuota, outbound messages that would take the
+// outbox over w.OutboxLimits ErrOutboxFull, all possibly wrapped. Implementations
 // are safe for concurrent use and should share commits among concurrent
 // callers (group commit). The conformance suite (store/storetest.TestCommit)
 // states the contract.
@@ -189,6 +206,9 @@ type Store struct {
 	// Wake, when set, is called after a commit that queued outbound
 	// messages: the outbox's Wake, so that they leave at once.
 	Wake func()
+	// OutboxLimits bound the outbox; Commit hands them to the committer
+	// with every work that queues outbound messages.
+	OutboxLimits OutboxLimits
 }
 
 // maxConflictRetries bounds how often Update runs a function whose reads
@@ -232,6 +252,9 @@ func (s Store) Commit(ctx context.Context, w *Work) error {
 	if !w.Empty() {
 		if s.Committer == nil {
 			return errors.New("agent: no committer configured")
+		}
+		if len(w.Outbound) > 0 && w.OutboxLimits == (OutboxLimits{}) {
+			w.OutboxLimits = s.OutboxLimits
 		}
 		if err := s.Committer.Commit(ctx, w); err != nil {
 			return err

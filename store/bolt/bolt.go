@@ -66,6 +66,9 @@
 //	         due/     be64 NextAttempt || id → empty
 //	         dead/    be64 DeadAt || id → JSON agent.OutboundMessage
 //	         deadid/  id → be64 DeadAt (locates a dead letter by id)
+//	         dest/    endpoint → be64 count of its pending messages (for
+//	                  agent.OutboxLimits; added to older databases, and
+//	                  filled from msg/, when they are opened)
 //	replay   id/      id → be64 expiry
 //	         exp/     be64 expiry || id → empty
 //	records  <kind>/  id → value
@@ -178,6 +181,7 @@ var (
 	bDue    = []byte("due")
 	bDead   = []byte("dead")
 	bDeadID = []byte("deadid")
+	bDest   = []byte("dest")
 	bID     = []byte("id")
 	bExp    = []byte("exp")
 	bPub    = []byte("pub")
@@ -259,7 +263,7 @@ func (db *DB) init() error {
 				}
 			}
 		}
-		return nil
+		return fillDestCounts(tx)
 	})
 }
 

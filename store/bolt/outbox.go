@@ -34,12 +34,87 @@ var _ agent.OutboxStore = (*Outbox)(nil)
 
 // outboxBuckets are the nested buckets of the outbox bucket in one transaction.
 type outboxBuckets struct {
-	top, msg, due, dead, deadID *bbolt.Bucket
+	top, msg, due, dead, deadID, dest *bbolt.Bucket
 }
 
 func outboxOf(tx *bbolt.Tx) outboxBuckets {
 	top := tx.Bucket(bOutbox)
-	return outboxBuckets{top, top.Bucket(bMsg), top.Bucket(bDue), top.Bucket(bDead), top.Bucket(bDeadID)}
+	return outboxBuckets{top, top.Bucket(bMsg), top.Bucket(bDue), top.Bucket(bDead), top.Bucket(bDeadID), top.Bucket(bDest)}
+}
+
+// fillDestCounts creates the per-endpoint counters of pending messages in a
+// database that has none yet (one written by an older agentd), counting
+// the pending messages. It runs when the database is opened.
+func fillDestCounts(tx *bbolt.Tx) error {
+	top := tx.Bucket(bOutbox)
+	if top.Bucket(bDest) != nil {
+		return nil
+	}
+	dest, err := top.CreateBucket(bDest)
+	if err != nil {
+		return err
+	}
+	counts := map[string]uint64{}
+	err = top.Bucket(bMsg).ForEach(func(_, v []byte) error {
+		var m struct {
+			Endpoint string `json:"endpoint"`
+		}
+		if err := json.Unmarshal(v, &m); err != nil {
+			return err
+		}
+		counts[m.Endpoint]++
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for ep, n := range counts {
+		if err := dest.Put(destKey(ep), putBE64(n)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// destKey is an endpoint's key in the dest bucket (bbolt refuses empty
+// keys, so every key has a prefix byte).
+func destKey(endpoint string) []byte { return append([]byte{'e'}, endpoint...) }
+
+// addDest adds delta to the count of pending messages for endpoint,
+// deleting the counter at zero.
+func (o outboxBuckets) addDest(endpoint string, delta int64) error {
+	k := destKey(endpoint)
+	n := int64(be64(o.dest.Get(k))) + delta
+	if n <= 0 {
+		return o.dest.Delete(k)
+	}
+	return o.dest.Put(k, putBE64(uint64(n)))
+}
+
+// checkLimits returns an error wrapping agent.ErrOutboxFull when adding
+// outs would take the pending messages over limits.
+func checkLimits(tx *bbolt.Tx, outs []preparedOutbound, limits agent.OutboxLimits) error {
+	if len(outs) == 0 || limits == (agent.OutboxLimits{}) {
+		return nil
+	}
+	ob := outboxOf(tx)
+	if limits.MaxPending > 0 {
+		if n := be64(ob.top.Get(kNPending)); n+uint64(len(outs)) > uint64(limits.MaxPending) {
+			return fmt.Errorf("bolt: %d messages pending, limit %d: %w", n, limits.MaxPending, agent.ErrOutboxFull)
+		}
+	}
+	if limits.MaxPendingPerDestination > 0 {
+		adding := map[string]uint64{}
+		for _, p := range outs {
+			adding[p.endpoint]++
+		}
+		for ep, k := range adding {
+			if n := be64(ob.dest.Get(destKey(ep))); n+k > uint64(limits.MaxPendingPerDestination) {
+				return fmt.Errorf("bolt: %d messages pending for one endpoint, limit %d: %w", n, limits.MaxPendingPerDestination, agent.ErrOutboxFull)
+			}
+		}
+	}
+	return nil
 }
 
 // add adds delta to the counter at key.
@@ -109,6 +184,7 @@ func (o *Outbox) Enqueue(ctx context.Context, m *agent.OutboundMessage) error {
 // transaction.
 type preparedOutbound struct {
 	id, value, dueKey []byte
+	endpoint          string
 }
 
 func prepareOutbound(m *agent.OutboundMessage) (preparedOutbound, error) {
@@ -119,7 +195,7 @@ func prepareOutbound(m *agent.OutboundMessage) (preparedOutbound, error) {
 	if err != nil {
 		return preparedOutbound{}, fmt.Errorf("bolt: outbox message %q: %w", m.ID, err)
 	}
-	return preparedOutbound{id: []byte(m.ID), value: v, dueKey: timeIDKey(m.NextAttempt, m.ID)}, nil
+	return preparedOutbound{id: []byte(m.ID), value: v, dueKey: timeIDKey(m.NextAttempt, m.ID), endpoint: m.Endpoint}, nil
 }
 
 // put adds the message to the outbox, refusing an id that is taken.
@@ -132,6 +208,9 @@ func (p preparedOutbound) put(tx *bbolt.Tx) error {
 		return err
 	}
 	if err := ob.due.Put(p.dueKey, nil); err != nil {
+		return err
+	}
+	if err := ob.addDest(p.endpoint, 1); err != nil {
 		return err
 	}
 	return ob.add(kNPending, 1)
@@ -210,6 +289,9 @@ func (o *Outbox) Delete(ctx context.Context, id string) error {
 		if err := ob.removePending(cur); err != nil {
 			return err
 		}
+		if err := ob.addDest(cur.Endpoint, -1); err != nil {
+			return err
+		}
 		return ob.add(kNPending, -1)
 	})
 }
@@ -241,6 +323,9 @@ func (o *Outbox) Kill(ctx context.Context, m *agent.OutboundMessage) error {
 			return err
 		}
 		if err := ob.deadID.Put([]byte(cur.ID), key[:8]); err != nil {
+			return err
+		}
+		if err := ob.addDest(cur.Endpoint, -1); err != nil {
 			return err
 		}
 		if err := ob.add(kNPending, -1); err != nil {
@@ -315,6 +400,9 @@ func (o *Outbox) Revive(ctx context.Context, id string, now time.Time) error {
 		if err := ob.putPending(m); err != nil {
 			return err
 		}
+		if err := ob.addDest(m.Endpoint, 1); err != nil {
+			return err
+		}
 		if err := ob.add(kNDead, -1); err != nil {
 			return err
 		}
@@ -338,6 +426,46 @@ func (o *Outbox) PurgeDead(ctx context.Context, id string) error {
 		}
 		return ob.add(kNDead, -1)
 	})
+}
+
+// purgeBatch bounds the dead letters PurgeDeadBefore deletes in one
+// transaction, so that a large purge does not hold the writer for long.
+const purgeBatch = 1000
+
+// PurgeDeadBefore deletes the dead letters whose DeadAt is before t, in
+// DeadAt order, a batch per transaction, and returns how many it deleted.
+func (o *Outbox) PurgeDeadBefore(ctx context.Context, t time.Time) (int, error) {
+	bound := timeBits(t)
+	total := 0
+	for {
+		n := 0
+		err := o.db.write(ctx, func(tx *bbolt.Tx) error {
+			n = 0 // this function may run more than once
+			ob := outboxOf(tx)
+			c := ob.dead.Cursor()
+			var keys [][]byte
+			for k, _ := c.First(); k != nil && len(keys) < purgeBatch && be64(k) < bound; k, _ = c.Next() {
+				keys = append(keys, clone(k))
+			}
+			for _, k := range keys {
+				if err := ob.dead.Delete(k); err != nil {
+					return err
+				}
+				if err := ob.deadID.Delete(k[8:]); err != nil {
+					return err
+				}
+			}
+			n = len(keys)
+			return ob.add(kNDead, -int64(n))
+		})
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if n < purgeBatch {
+			return total, nil
+		}
+	}
 }
 
 // Depth returns the number of pending messages and of dead letters. It reads

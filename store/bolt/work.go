@@ -28,13 +28,13 @@ var _ agent.Committer = (*DB)(nil)
 
 // Commit applies a unit of work in one group-committed transaction: the
 // checks first (every record the work read is unchanged, no replay key is
-// recorded, every recipient stays within its queue limits, no outbox id is
-// taken), then the record writes, the outbound messages, the queued
+// recorded, every recipient stays within its queue limits, the outbox
+// stays within w.OutboxLimits, no outbox id is taken), then the record writes, the outbound messages, the queued
 // messages and the replay keys. It returns once the transaction is durable;
 // on any failed check or error nothing of the work is stored, and the
 // failure does not affect the other works committed in the same group. The
-// errors are agent.ErrConflict, agent.ErrReplay and agent.ErrQuota (wrapped)
-// for the failed checks. After the commit, the queued messages have their
+// errors are agent.ErrConflict, agent.ErrReplay, agent.ErrQuota and
+// agent.ErrOutboxFull (wrapped) for the failed checks. After the commit, the queued messages have their
 // IDs.
 func (db *DB) Commit(ctx context.Context, w *agent.Work) error {
 	now := time.Now()
@@ -92,6 +92,9 @@ func (db *DB) Commit(ctx context.Context, w *agent.Work) error {
 			if refused = queued.checkQuota(tx); refused != nil {
 				return nil
 			}
+		}
+		if refused = checkLimits(tx, outs, w.OutboxLimits); refused != nil {
+			return nil
 		}
 		// Writes.
 		recs := tx.Bucket(bRecords)

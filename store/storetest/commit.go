@@ -29,7 +29,8 @@ type Backend struct {
 
 // TestCommit checks the unit-of-work contract of agent.Committer: a Work is
 // applied entirely or not at all; a changed read, a recorded replay key, a
-// recipient over quota or a taken outbox id refuses it with nothing stored;
+// recipient over quota, an outbox over its limits or a taken outbox id
+// refuses it with nothing stored;
 // refusals do not affect works committed concurrently; agent.Store.Update
 // retries conflicting works so that concurrent read-modify-writes all land.
 func TestCommit(t *testing.T, newBackend func(t *testing.T) Backend) {
@@ -207,6 +208,55 @@ func TestCommit(t *testing.T, newBackend func(t *testing.T) Backend) {
 		}
 		if _, ok := get(t, b, "k", "refused"); ok || pending(t, b) != outBefore {
 			t.Error("a failed work left changes behind")
+		}
+	})
+
+	t.Run("OutboxFull", func(t *testing.T) {
+		b := newBackend(t)
+		to := func(id, endpoint string) *agent.OutboundMessage {
+			m := outbound(id)
+			m.Endpoint = endpoint
+			return m
+		}
+		limits := agent.OutboxLimits{MaxPending: 4, MaxPendingPerDestination: 2}
+		commit := func(outs ...*agent.OutboundMessage) error {
+			w := agent.NewWork(b.Records)
+			w.Enqueue(outs...)
+			w.OutboxLimits = limits
+			return b.Committer.Commit(ctx, w)
+		}
+		if err := commit(to("a1", "https://a.example/"), to("a2", "https://a.example/")); err != nil {
+			t.Fatalf("Commit up to the per-destination limit: %v", err)
+		}
+		// A third message for the same endpoint is refused, with the rest
+		// of its work.
+		w := refusable(b, "\x00full-dest")
+		w.Enqueue(to("a3", "https://a.example/"))
+		w.OutboxLimits = limits
+		refusedLeavesNothing(t, b, w, agent.ErrOutboxFull, "\x00full-dest")
+		// Another endpoint still has room, up to the total.
+		if err := commit(to("b1", "https://b.example/"), to("c1", "https://c.example/")); err != nil {
+			t.Fatalf("Commit for other endpoints: %v", err)
+		}
+		w = refusable(b, "\x00full-total")
+		w.Enqueue(to("d1", "https://d.example/"))
+		w.OutboxLimits = limits
+		refusedLeavesNothing(t, b, w, agent.ErrOutboxFull, "\x00full-total")
+		if n := pending(t, b); n != 4 {
+			t.Errorf("outbox holds %d messages, want 4", n)
+		}
+		// Without limits, nothing is refused.
+		w = agent.NewWork(b.Records)
+		w.Enqueue(to("a4", "https://a.example/"))
+		if err := b.Committer.Commit(ctx, w); err != nil {
+			t.Errorf("Commit without limits: %v", err)
+		}
+		// agent.Store.Commit applies its limits.
+		st := agent.Store{Records: b.Records, Committer: b.Committer, OutboxLimits: agent.OutboxLimits{MaxPending: 5}}
+		w = st.New()
+		w.Enqueue(to("e1", "https://e.example/"))
+		if err := st.Commit(ctx, w); !errors.Is(err, agent.ErrOutboxFull) {
+			t.Errorf("Store.Commit over Store.OutboxLimits = %v, want ErrOutboxFull", err)
 		}
 	})
 

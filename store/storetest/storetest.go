@@ -13,7 +13,8 @@
 //     fail with an error wrapping agent.ErrNotFound; Kill keeps a non-zero
 //     m.DeadAt and sets a zero one to the current time; messages read back are
 //     copies, and the caller's message may be changed after Enqueue returns.
-//   - Dead lists in (DeadAt, id) order.
+//   - Dead lists in (DeadAt, id) order; PurgeDeadBefore deletes exactly the
+//     dead letters whose DeadAt is strictly before its argument.
 //   - ReplayCache: an id remembered with an expiry in the future stays seen
 //     until a Sweep with a later time removes it; Sweep removes exactly the
 //     ids whose expiry is before its argument.
@@ -389,6 +390,37 @@ func TestOutbox(t *testing.T, newStore func(t *testing.T) agent.OutboxStore) {
 		// A purged id may be enqueued again.
 		mustEnqueue(t, s, msg("k1", base))
 		checkDepth(t, s, 3, 0)
+	})
+
+	t.Run("PurgeDeadBefore", func(t *testing.T) {
+		s := newStore(t)
+		for i, id := range []string{"p1", "p2", "p3", "p4"} {
+			mustEnqueue(t, s, msg(id, base))
+			m := msg(id, base)
+			m.DeadAt = base.Add(time.Duration(i) * time.Hour)
+			if err := s.Kill(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mustEnqueue(t, s, msg("live", base))
+		n, err := s.PurgeDeadBefore(ctx, base.Add(2*time.Hour))
+		if err != nil || n != 2 {
+			t.Fatalf("PurgeDeadBefore = %d, %v; want 2 (DeadAt strictly before)", n, err)
+		}
+		if got := ids(allDead(t, s)); !slices.Equal(got, []string{"p3", "p4"}) {
+			t.Errorf("after PurgeDeadBefore, Dead = %v, want [p3 p4]", got)
+		}
+		checkDepth(t, s, 1, 2)
+		wantNotFound(t, "Revive(purged)", s.Revive(ctx, "p1", base))
+		if n, err := s.PurgeDeadBefore(ctx, base); err != nil || n != 0 {
+			t.Errorf("PurgeDeadBefore with nothing old = %d, %v", n, err)
+		}
+		if n, err := s.PurgeDeadBefore(ctx, base.Add(24*time.Hour)); err != nil || n != 2 {
+			t.Errorf("PurgeDeadBefore of the rest = %d, %v", n, err)
+		}
+		checkDepth(t, s, 1, 0)
+		// A purged id may be enqueued again.
+		mustEnqueue(t, s, msg("p1", base))
 	})
 
 	t.Run("DeadOrderAndCursor", func(t *testing.T) {

@@ -15,7 +15,7 @@ import (
 // Store is an in-memory agent.Committer over Records, Queue, an outbox and
 // a replay cache: it applies a unit of work as a whole or not at all, with
 // the checks of the real store (changed reads, recorded replay keys, queue
-// quota). The zero value is ready to use.
+// quota, outbox limits). The zero value is ready to use.
 type Store struct {
 	Records Records
 	Queue   Queue
@@ -58,6 +58,9 @@ func (s *Store) Commit(ctx context.Context, w *agent.Work) error {
 			}
 		}
 	}
+	if err := checkOutboxLimits(s.outbound, w.Outbound, w.OutboxLimits); err != nil {
+		return err
+	}
 	if len(w.Queued) > 0 {
 		if err := s.Queue.Add(ctx, w.Queued, w.QueueLimits); err != nil {
 			return err
@@ -76,6 +79,29 @@ func (s *Store) Commit(ctx context.Context, w *agent.Work) error {
 	}
 	for _, r := range w.Replay {
 		s.replay[r.Key] = r.Until
+	}
+	return nil
+}
+
+// checkOutboxLimits refuses adding outs to pending beyond limits, as the
+// real store does.
+func checkOutboxLimits(pending, outs []*agent.OutboundMessage, limits agent.OutboxLimits) error {
+	if len(outs) == 0 {
+		return nil
+	}
+	if limits.MaxPending > 0 && len(pending)+len(outs) > limits.MaxPending {
+		return fmt.Errorf("fakes: %d messages pending: %w", len(pending), agent.ErrOutboxFull)
+	}
+	if limits.MaxPendingPerDestination > 0 {
+		count := map[string]int{}
+		for _, m := range pending {
+			count[m.Endpoint]++
+		}
+		for _, m := range outs {
+			if count[m.Endpoint]++; count[m.Endpoint] > limits.MaxPendingPerDestination {
+				return fmt.Errorf("fakes: too many messages pending for %s: %w", m.Endpoint, agent.ErrOutboxFull)
+			}
+		}
 	}
 	return nil
 }
