@@ -28,6 +28,7 @@ type Config struct {
 	Admin   Admin      `yaml:"admin"`
 	Keys    Keys       `yaml:"keys"`
 	Outbox  Outbox     `yaml:"outbox"`
+	Limits  Limits     `yaml:"limits"`
 	DID     DIDConfig  `yaml:"did"`
 	Log     Log        `yaml:"log"`
 	Replay  ReplayConf `yaml:"replay"`
@@ -69,6 +70,32 @@ type Outbox struct {
 	MaxDelay    time.Duration `yaml:"max_delay"`
 	Workers     int           `yaml:"workers"`
 	Timeout     time.Duration `yaml:"timeout"`
+	// AllowPrivate lets deliveries go to loopback, private and link-local
+	// addresses (HTTP endpoints, MX hosts); off, they are dead-lettered at
+	// once.
+	AllowPrivate bool `yaml:"allow_private"`
+	// MaxPending and MaxPendingPerDestination cap the pending messages, in
+	// total and per endpoint URI; 0 means no cap.
+	MaxPending               int `yaml:"max_pending"`
+	MaxPendingPerDestination int `yaml:"max_pending_per_destination"`
+	// DeadRetention is how long dead letters are kept; 0 keeps them.
+	DeadRetention time.Duration `yaml:"dead_retention"`
+}
+
+// Limits configures the rate limits on what makes the agent send.
+type Limits struct {
+	// ClientRate is the messages a minute one client IP address may post to
+	// the DIDComm endpoint (HTTP and WebSocket), with bursts of
+	// ClientBurst; 0 disables the limit.
+	ClientRate  int `yaml:"client_rate"`
+	ClientBurst int `yaml:"client_burst"`
+	// SenderRate is the messages a minute one authenticated sender DID may
+	// send that make the agent queue outbound messages, with bursts of
+	// SenderBurst; 0 disables the limit.
+	SenderRate  int `yaml:"sender_rate"`
+	SenderBurst int `yaml:"sender_burst"`
+	// MaxKeys is the number of addresses and DIDs each limit remembers.
+	MaxKeys int `yaml:"max_keys"`
 }
 
 // DIDConfig configures DID resolution.
@@ -145,9 +172,11 @@ type Relay struct {
 // Default returns the embedded default configuration.
 func Default() Config {
 	return Config{
-		DataDir:      "./data",
-		HTTP:         HTTP{Addr: "127.0.0.1:8080", MaxBodyBytes: 1 << 20, ShutdownTimeout: 15 * time.Second},
-		Outbox:       Outbox{MaxAttempts: 30, BaseDelay: 2 * time.Second, MaxDelay: time.Hour, Workers: 8, Timeout: 30 * time.Second},
+		DataDir: "./data",
+		HTTP:    HTTP{Addr: "127.0.0.1:8080", MaxBodyBytes: 1 << 20, ShutdownTimeout: 15 * time.Second},
+		Outbox: Outbox{MaxAttempts: 30, BaseDelay: 2 * time.Second, MaxDelay: time.Hour, Workers: 8, Timeout: 30 * time.Second,
+			MaxPending: 10000, MaxPendingPerDestination: 1000, DeadRetention: 7 * 24 * time.Hour},
+		Limits:       Limits{ClientRate: 600, ClientBurst: 300, SenderRate: 120, SenderBurst: 60, MaxKeys: 100000},
 		DID:          DIDConfig{CacheTTL: 5 * time.Minute, CacheSize: 10000, WebResolve: true, WebTimeout: 10 * time.Second, KeyAgreement: []string{"X25519"}},
 		Log:          Log{Level: "info", Format: "text"},
 		Replay:       ReplayConf{Window: 7 * 24 * time.Hour},
@@ -241,6 +270,11 @@ var options = []option{
 	{"passphrase-file", "AGENTD_PASSPHRASE_FILE", "file holding a passphrase to derive the key-encryption key from (keys.passphrase_file)", str(func(c *Config) *string { return &c.Keys.PassphraseFile })},
 	{"outbox-max-attempts", "AGENTD_OUTBOX_MAX_ATTEMPTS", "delivery attempts before a message is dead-lettered (outbox.max_attempts)", num(func(c *Config) *int { return &c.Outbox.MaxAttempts })},
 	{"outbox-base-delay", "AGENTD_OUTBOX_BASE_DELAY", "first retry delay (outbox.base_delay)", dur(func(c *Config) *time.Duration { return &c.Outbox.BaseDelay })},
+	{"outbox-allow-private", "AGENTD_OUTBOX_ALLOW_PRIVATE", "allow deliveries to loopback, private and link-local addresses: true or false (outbox.allow_private)", boolean(func(c *Config) *bool { return &c.Outbox.AllowPrivate })},
+	{"outbox-max-pending", "AGENTD_OUTBOX_MAX_PENDING", "most pending outbound messages; 0: no cap (outbox.max_pending)", num(func(c *Config) *int { return &c.Outbox.MaxPending })},
+	{"outbox-dead-retention", "AGENTD_OUTBOX_DEAD_RETENTION", "how long dead letters are kept; 0: forever (outbox.dead_retention)", dur(func(c *Config) *time.Duration { return &c.Outbox.DeadRetention })},
+	{"client-rate", "AGENTD_CLIENT_RATE", "messages a minute per client IP on the DIDComm endpoint; 0: no limit (limits.client_rate)", num(func(c *Config) *int { return &c.Limits.ClientRate })},
+	{"sender-rate", "AGENTD_SENDER_RATE", "messages a minute per sender DID that make the agent send; 0: no limit (limits.sender_rate)", num(func(c *Config) *int { return &c.Limits.SenderRate })},
 	{"smtp-addr", "AGENTD_SMTP_ADDR", "SMTP listen address HOST:PORT; empty: no SMTP listener (smtp.addr)", str(func(c *Config) *string { return &c.SMTP.Addr })},
 	{"smtp-domains", "AGENTD_SMTP_DOMAINS", "comma-separated mail domains the SMTP listener takes mail for (smtp.domains)", list(func(c *Config) *[]string { return &c.SMTP.Domains })},
 	{"email-address", "AGENTD_EMAIL_ADDRESS", "the agent's mail address, advertised as a mailto: DIDComm service (email.address)", str(func(c *Config) *string { return &c.Email.Address })},
@@ -350,6 +384,16 @@ func (c Config) Validate() error {
 	}
 	if c.Outbox.Workers < 1 {
 		return errors.New("outbox.workers: must be at least 1")
+	}
+	if c.Outbox.MaxPending < 0 || c.Outbox.MaxPendingPerDestination < 0 || c.Outbox.DeadRetention < 0 {
+		return errors.New("outbox: max_pending, max_pending_per_destination and dead_retention must not be negative (0: no limit)")
+	}
+	l := c.Limits
+	if l.ClientRate < 0 || l.SenderRate < 0 || l.MaxKeys < 0 {
+		return errors.New("limits: client_rate, sender_rate and max_keys must not be negative (0: no limit)")
+	}
+	if (l.ClientRate > 0 && l.ClientBurst < 1) || (l.SenderRate > 0 && l.SenderBurst < 1) {
+		return errors.New("limits: client_burst and sender_burst must be at least 1 when their rate is set")
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":

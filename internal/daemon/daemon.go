@@ -23,6 +23,8 @@ import (
 	"github.com/agentd/agentd/agent/did"
 	"github.com/agentd/agentd/internal/config"
 	"github.com/agentd/agentd/internal/metrics"
+	"github.com/agentd/agentd/internal/netguard"
+	"github.com/agentd/agentd/internal/ratelimit"
 	"github.com/agentd/agentd/protocols/discoverfeatures"
 	"github.com/agentd/agentd/protocols/mediation"
 	"github.com/agentd/agentd/protocols/oob"
@@ -115,12 +117,14 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 	d.metrics = metrics.New()
 	d.metrics.WatchOutbox(d.db.Outbox())
 	d.outbox = buildOutbox(cfg, d.db.Outbox(), d.metrics, d.log)
-	d.store = agent.Store{Records: records, Committer: d.db, Wake: d.outbox.Wake}
+	d.store = agent.Store{Records: records, Committer: d.db, Wake: d.outbox.Wake,
+		OutboxLimits: agent.OutboxLimits{MaxPending: cfg.Outbox.MaxPending, MaxPendingPerDestination: cfg.Outbox.MaxPendingPerDestination}}
 	messenger := &agent.Messenger{Identity: d.identity, Resolver: d.resolver, Keys: keyResolver, Store: d.store,
 		Schemes: messengerSchemes(cfg)}
 	d.router = agent.NewRouter(agent.RouterConfig{
 		Identity: d.identity, Keys: keyResolver, Store: d.store, Replay: d.db.ReplayCache(), Messenger: messenger,
 		ReplayWindow: cfg.Replay.Window, Observer: d.metrics, Logger: d.log.With("component", "router"),
+		SenderLimit: limiter(cfg.Limits.SenderRate, cfg.Limits.SenderBurst, cfg.Limits.MaxKeys),
 	})
 	messenger.Signs = d.router.Signs
 	if d.mail, err = buildEmail(cfg, d.router, messenger, d.outbox, records, d.metrics, d.log); err != nil {
@@ -150,8 +154,19 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 		Public: d, AdminToken: d.token, MetricsPublic: cfg.Admin.MetricsPublic,
 		Metrics: d.metrics, Logger: d.log.With("component", "http"), Health: health(d.db.Outbox()),
 		WebSocket: d.webSocketConfig(), Features: d.httpFeatures(),
+		ClientLimit:   limiter(cfg.Limits.ClientRate, cfg.Limits.ClientBurst, cfg.Limits.MaxKeys),
+		OnRateLimited: d.metrics.RateLimited,
 	})
 	return nil
+}
+
+// limiter is a rate limiter of perMinute a minute with bursts of burst, or
+// nil (no limit) when perMinute is 0.
+func limiter(perMinute, burst, maxKeys int) agent.Limiter {
+	if perMinute <= 0 {
+		return nil
+	}
+	return ratelimit.New(perMinute, burst, maxKeys)
 }
 
 // buildOutbox is the outbox from the outbox section, delivering to http(s)
@@ -164,7 +179,7 @@ func buildOutbox(cfg config.Config, store agent.OutboxStore, m *metrics.Metrics,
 		Observer: m, Logger: log.With("component", "outbox"),
 		Workers: cfg.Outbox.Workers, Timeout: cfg.Outbox.Timeout,
 	}
-	sender := httptransport.NewSender("agentd/" + Version)
+	sender := httptransport.NewSender("agentd/"+Version, netguard.Policy{AllowPrivate: cfg.Outbox.AllowPrivate})
 	o.Handle("http", sender)
 	o.Handle("https", sender)
 	return o
@@ -288,7 +303,8 @@ func (d *Daemon) spawn(f func()) {
 	go func() { defer d.wg.Done(); f() }()
 }
 
-// sweep forgets expired replay-cache entries once an hour.
+// sweep forgets expired replay-cache entries, and deletes dead letters
+// older than outbox.dead_retention, once an hour.
 func (d *Daemon) sweep(ctx context.Context) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
@@ -297,6 +313,13 @@ func (d *Daemon) sweep(ctx context.Context) {
 			d.log.Warn("replay cache sweep failed", "err", err)
 		} else if n > 0 {
 			d.log.Debug("replay cache swept", "removed", n)
+		}
+		if keep := d.cfg.Outbox.DeadRetention; keep > 0 {
+			if n, err := d.db.Outbox().PurgeDeadBefore(ctx, time.Now().Add(-keep)); err != nil && ctx.Err() == nil {
+				d.log.Warn("purging old dead letters failed", "err", err)
+			} else if n > 0 {
+				d.log.Info("old dead letters purged", "removed", n, "retention", keep)
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -15,6 +15,7 @@ import (
 	"github.com/agentd/agentd/agent"
 	"github.com/agentd/agentd/internal/config"
 	"github.com/agentd/agentd/internal/metrics"
+	"github.com/agentd/agentd/internal/netguard"
 	"github.com/agentd/agentd/transport/email"
 )
 
@@ -41,6 +42,7 @@ func buildEmail(cfg config.Config, router *agent.Router, messenger *agent.Messen
 		r := cfg.Email.Relay
 		sc := email.SenderConfig{
 			From: cfg.Email.Address, Hostname: hostname, Relay: r.Addr, RelayTLS: r.StartTLS,
+			MXPolicy: netguard.Policy{AllowPrivate: cfg.Outbox.AllowPrivate},
 			Observer: m, Logger: log.With("component", "email"),
 		}
 		if r.CAFile != "" {

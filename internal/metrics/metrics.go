@@ -26,6 +26,7 @@ type Metrics struct {
 	httpLatency *prometheus.HistogramVec
 	mailIn      *prometheus.CounterVec
 	mailOut     *prometheus.CounterVec
+	limited     *prometheus.CounterVec
 }
 
 // New returns Metrics with the Go runtime and process collectors registered.
@@ -34,11 +35,11 @@ func New() *Metrics {
 		reg: prometheus.NewRegistry(),
 		messagesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "agentd", Name: "messages_in_total",
-			Help: "Inbound DIDComm messages by message type and result (ok, problem, rejected, replay).",
+			Help: "Inbound DIDComm messages by message type and result (ok, problem, rejected, replay, refused, rate-limited, outbox-full).",
 		}, []string{"type", "result"}),
 		messagesOut: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "agentd", Name: "messages_out_total",
-			Help: "Outbound DIDComm messages by message type and result (return-route, delivered, retry, dead).",
+			Help: "Outbound DIDComm messages by message type and result (return-route, delivered, retry, dead, unauthenticated-dropped).",
 		}, []string{"type", "result"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "agentd", Name: "message_processing_seconds",
@@ -58,8 +59,12 @@ func New() *Metrics {
 			Namespace: "agentd", Name: "email_out_total",
 			Help: "Outbound mail delivery attempts by outcome (delivered, deferred, bounced).",
 		}, []string{"result"}),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "agentd", Name: "rate_limited_total",
+			Help: "Inbound messages refused by a rate limit, by limit (client: per client IP on the DIDComm endpoint).",
+		}, []string{"by"}),
 	}
-	m.reg.MustRegister(m.messagesIn, m.messagesOut, m.latency, m.httpLatency, m.mailIn, m.mailOut,
+	m.reg.MustRegister(m.messagesIn, m.messagesOut, m.latency, m.httpLatency, m.mailIn, m.mailOut, m.limited,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -131,6 +136,9 @@ func (m *Metrics) WatchEmailSpool(pending func(ctx context.Context) (int, error)
 		return float64(n)
 	}))
 }
+
+// RateLimited counts a message a rate limit refused; by names the limit.
+func (m *Metrics) RateLimited(by string) { m.limited.WithLabelValues(by).Inc() }
 
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {

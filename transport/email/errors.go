@@ -12,10 +12,15 @@ import (
 // smtpStatus maps err to the SMTP reply code and enhanced status code the
 // listener answers a refused mail with; it is the one place SMTP statuses
 // are derived from errors. Codes match by prefix (agent.HasCode): 552 for
-// size and storage limits, 451 (try again) for our own faults, 554 for
+// size and storage limits, 451 (try again) for our own faults and rate
+// limits, 452 for a full outbox, 554 for
 // anything wrong with the message itself, with 5.7.0 for trust problems.
 func smtpStatus(err error) (int, smtp.EnhancedCode) {
 	switch {
+	case agent.HasCode(err, agent.CodeRateLimited):
+		return 451, smtp.EnhancedCode{4, 7, 0}
+	case agent.HasCode(err, agent.CodeOutboxFull):
+		return 452, smtp.EnhancedCode{4, 3, 1}
 	case agent.HasCode(err, agent.CodeTooLarge), agent.HasCode(err, agent.CodeMeResStorage):
 		return 552, smtp.EnhancedCode{5, 3, 4}
 	case agent.HasCode(err, agent.CodeMe):

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/agentd/agentd/agent"
+	"github.com/agentd/agentd/internal/netguard"
 )
 
 // TLS modes of the connection to a relay.
@@ -55,8 +56,16 @@ type SenderConfig struct {
 	LookupMX func(ctx context.Context, domain string) ([]*net.MX, error)
 	// LookupHost resolves a domain without MX records; default net.DefaultResolver.
 	LookupHost func(ctx context.Context, host string) ([]string, error)
-	// Dial connects to a mail server; default a net.Dialer with a 30s timeout.
-	Dial     func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Dial connects to a mail server; default a net.Dialer with a 30s
+	// timeout for the relay (which the operator chose), and for MX hosts
+	// (which DNS, that is the recipient's domain, chose) one that refuses
+	// the addresses MXPolicy refuses. A Dial that is set is used for both.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// MXPolicy says which addresses MX hosts may have: by default only
+	// public ones, so that a mailto: endpoint cannot make the agent
+	// connect to the operator's own networks. A refused MX host is
+	// skipped; when all are refused, the message is dead-lettered at once.
+	MXPolicy netguard.Policy
 	Observer Observer
 	Logger   *slog.Logger
 	// Now is the clock for the Date header; nil means time.Now.
@@ -71,9 +80,10 @@ type SenderConfig struct {
 // failure or our own configuration problem is returned as a plain error and
 // retried by the outbox.
 type Sender struct {
-	cfg SenderConfig
-	log *slog.Logger
-	obs Observer
+	cfg    SenderConfig
+	dialMX func(ctx context.Context, network, addr string) (net.Conn, error)
+	log    *slog.Logger
+	obs    Observer
 }
 
 // NewSender checks cfg and returns a Sender.
@@ -107,14 +117,16 @@ func NewSender(cfg SenderConfig) (*Sender, error) {
 	if cfg.LookupHost == nil {
 		cfg.LookupHost = net.DefaultResolver.LookupHost
 	}
+	dialMX := cfg.Dial
 	if cfg.Dial == nil {
 		d := &net.Dialer{Timeout: 30 * time.Second}
 		cfg.Dial = d.DialContext
+		dialMX = cfg.MXPolicy.DialContext(30 * time.Second)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Sender{cfg: cfg, log: cfg.Logger, obs: cfg.Observer}
+	s := &Sender{cfg: cfg, dialMX: dialMX, log: cfg.Logger, obs: cfg.Observer}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -163,17 +175,24 @@ func (s *Sender) send(ctx context.Context, to string, msg []byte) error {
 	if err != nil {
 		return err
 	}
-	var last error
+	var last, refused error
 	for _, h := range hosts {
 		err := s.deliverTo(ctx, net.JoinHostPort(h, s.cfg.MXPort), h, false, to, msg)
 		if err == nil {
 			return nil
+		}
+		if errors.Is(err, netguard.ErrPrivate) {
+			refused = err // try the next MX host
+			continue
 		}
 		var perm *agent.PermanentError
 		if errors.As(err, &perm) || ctx.Err() != nil {
 			return err
 		}
 		last = err
+	}
+	if last == nil && refused != nil {
+		return &agent.PermanentError{Err: fmt.Errorf("mail to %s: every mail server of its domain has a non-public address, which the outbox refuses (outbox.allow_private): %w", to, refused)}
 	}
 	return last
 }
@@ -220,7 +239,11 @@ func isNotFound(err error) bool {
 // deliverTo runs one SMTP transaction with the server at addr (host is its
 // name, for TLS).
 func (s *Sender) deliverTo(ctx context.Context, addr, host string, relay bool, to string, msg []byte) (err error) {
-	conn, err := s.cfg.Dial(ctx, "tcp", addr)
+	dial := s.dialMX
+	if relay {
+		dial = s.cfg.Dial
+	}
+	conn, err := dial(ctx, "tcp", addr)
 	if err != nil {
 		return fmt.Errorf("mail to %s: connecting to %s: %w", to, addr, err)
 	}

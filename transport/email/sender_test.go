@@ -87,6 +87,7 @@ func TestSenderByMX(t *testing.T) {
 	deadHost := "127.0.0.2" // the preferred MX: nothing listens there, so it refuses connections
 	s, _ := newTestSender(t, func(c *SenderConfig) {
 		c.MXPort = port
+		c.MXPolicy.AllowPrivate = true
 		c.LookupMX = func(_ context.Context, domain string) ([]*net.MX, error) {
 			switch domain {
 			case "b.test":
@@ -171,5 +172,26 @@ func TestSenderSTARTTLSAndAuth(t *testing.T) {
 	}
 	if plain.Count() != 0 {
 		t.Fatal("mail was sent to the plain relay")
+	}
+}
+
+// MX hosts come from the recipient's DNS: by default, one on a loopback or
+// private address is refused, and a domain with only such hosts is a
+// permanent failure (dead-lettered at once), nothing connected.
+func TestSenderRefusesPrivateMX(t *testing.T) {
+	box := emailtest.Start(t, emailtest.Options{})
+	host, port, _ := net.SplitHostPort(box.Addr)
+	s, _ := newTestSender(t, func(c *SenderConfig) {
+		c.MXPort = port
+		c.LookupMX = func(context.Context, string) ([]*net.MX, error) {
+			return []*net.MX{{Host: host + ".", Pref: 10}}, nil
+		}
+	})
+	var perm *agent.PermanentError
+	if err := deliver(s, "mailto:bob@b.test"); !errors.As(err, &perm) || !strings.Contains(err.Error(), "non-public") {
+		t.Fatalf("delivery to a loopback MX: %v, want a permanent refusal", err)
+	}
+	if n := box.Count(); n != 0 {
+		t.Errorf("the loopback mail server got %d mails", n)
 	}
 }

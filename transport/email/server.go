@@ -524,7 +524,9 @@ func (s *Server) process(ctx context.Context, m *spooled) time.Time {
 		if err == nil {
 			continue
 		}
-		if strings.HasPrefix(agent.ErrorCode(err), agent.CodeMe) {
+		// Our own fault, a full outbox or a sender over its rate limit:
+		// the mail stays in the spool and is tried again later.
+		if strings.HasPrefix(agent.ErrorCode(err), agent.CodeMe) || agent.HasCode(err, agent.CodeRateLimited) {
 			m.Attempts++
 			m.LastError = agent.ErrorComment(err)
 			m.LastTry = s.cfg.Now()

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strconv"
+	"time"
 
 	"github.com/agentd/agentd/agent"
 )
@@ -36,6 +38,10 @@ func statusOf(err error) int {
 		return http.StatusUnsupportedMediaType
 	case agent.HasCode(err, agent.CodeMeResStorage):
 		return http.StatusInsufficientStorage
+	case agent.HasCode(err, agent.CodeOutboxFull):
+		return http.StatusServiceUnavailable
+	case agent.HasCode(err, agent.CodeRateLimited):
+		return http.StatusTooManyRequests
 	case agent.HasCode(err, agent.CodeMe):
 		return http.StatusInternalServerError
 	case agent.HasCode(err, agent.CodeNotFound):
@@ -74,6 +80,9 @@ func errorAnswer(err error) ErrorBody {
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	status := statusOf(err)
 	body := errorAnswer(err)
+	if d := agent.RetryAfter(err); d > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((d+time.Second-1)/time.Second)))
+	}
 	if status >= 500 {
 		id := requestID(r)
 		if log == nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/agentd/agentd/agent"
 	"github.com/agentd/agentd/agent/did"
+	"github.com/agentd/agentd/internal/netguard"
 )
 
 type fakeReceiver struct {
@@ -140,7 +141,7 @@ func TestSenderClassifiesFailures(t *testing.T) {
 		io.WriteString(w, "reason text")
 	}))
 	defer srv.Close()
-	s := NewSender("agentd-test")
+	s := NewSender("agentd-test", netguard.Policy{AllowPrivate: true})
 	ctx := context.Background()
 	if err := s.Deliver(ctx, srv.URL, agent.MediaTypeEncrypted, []byte("{}")); err != nil || gotCT != agent.MediaTypeEncrypted {
 		t.Fatalf("2xx: %v, content type %q", err, gotCT)
@@ -167,5 +168,24 @@ func TestSenderClassifiesFailures(t *testing.T) {
 	time.Sleep(2 * time.Millisecond)
 	if err := s.Deliver(cctx, "http://127.0.0.1:1/", agent.MediaTypeEncrypted, nil); err == nil {
 		t.Fatal("expired context delivered")
+	}
+}
+
+// The default sender refuses loopback and private endpoints at once, as a
+// permanent failure with a reason, and the server never sees the request.
+func TestSenderRefusesPrivateAddresses(t *testing.T) {
+	hits := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits++ }))
+	defer srv.Close()
+	s := NewSender("agentd-test", netguard.Policy{})
+	var perm *agent.PermanentError
+	for _, ep := range []string{srv.URL, strings.Replace(srv.URL, "127.0.0.1", "localhost", 1), "http://10.1.2.3:9/x", "http://[::1]:9/", "http://169.254.169.254/latest/meta-data"} {
+		err := s.Deliver(context.Background(), ep, agent.MediaTypeEncrypted, []byte("{}"))
+		if !errors.As(err, &perm) || !errors.Is(err, netguard.ErrPrivate) || !strings.Contains(err.Error(), "outbox.allow_private") {
+			t.Errorf("%s: %v, want a permanent refusal naming outbox.allow_private", ep, err)
+		}
+	}
+	if hits != 0 {
+		t.Errorf("the loopback server got %d requests", hits)
 	}
 }

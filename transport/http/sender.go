@@ -3,12 +3,14 @@ package http
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"time"
 
 	"github.com/agentd/agentd/agent"
+	"github.com/agentd/agentd/internal/netguard"
 )
 
 // Sender delivers packed messages to http(s) DIDComm endpoints for the outbox.
@@ -18,10 +20,18 @@ type Sender struct {
 	UserAgent string
 }
 
-// NewSender returns a Sender with sane timeouts and connection reuse.
-func NewSender(userAgent string) *Sender {
+// NewSender returns a Sender with sane timeouts and connection reuse whose
+// connections go only where policy allows: by default not to loopback,
+// private or link-local addresses, which a peer could otherwise name as its
+// endpoint to reach the operator's own networks. The check runs on the
+// address dialled (after name resolution, and for redirects too); a
+// delivery it refuses is a PermanentError, dead-lettered at once. (A proxy
+// from the environment, HTTPS_PROXY, is dialled instead of the endpoint
+// and must apply its own policy.)
+func NewSender(userAgent string, policy netguard.Policy) *Sender {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 16
+	tr.DialContext = policy.DialContext(30 * time.Second)
 	return &Sender{Client: &http.Client{Transport: tr, Timeout: 30 * time.Second}, UserAgent: userAgent}
 }
 
@@ -39,6 +49,9 @@ func (s *Sender) Deliver(ctx context.Context, endpoint, mediaType string, payloa
 	}
 	resp, err := s.Client.Do(req)
 	if err != nil {
+		if errors.Is(err, netguard.ErrPrivate) {
+			return &agent.PermanentError{Err: fmt.Errorf("%s has a non-public address, which the outbox refuses (outbox.allow_private): %w", endpoint, err)}
+		}
 		return err
 	}
 	defer resp.Body.Close()

@@ -45,6 +45,7 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -84,6 +85,15 @@ type Config struct {
 	// WebSocket enables DIDComm over WebSocket on the endpoint (GET with an
 	// upgrade); nil disables it.
 	WebSocket *WebSocketConfig
+	// ClientLimit, when set, rate-limits the DIDComm endpoint by client
+	// IP address (the request's RemoteAddr: behind a reverse proxy, all
+	// clients share the proxy's address): each POST and each WebSocket
+	// message takes a token, and one over the limit is answered 429 with
+	// Retry-After (a problem report on a WebSocket), before it is read.
+	ClientLimit agent.Limiter
+	// OnRateLimited, when set, is called for each message ClientLimit
+	// refuses (for a metric).
+	OnRateLimited func(by string)
 	// Features add their public and admin routes (NewAdminAPI,
 	// NewMediationAPI, NewProveControlAPI, NewChallengeLinks, ...). When a
 	// feature adds admin routes, GET /admin/did and GET /admin/openapi.json
@@ -199,6 +209,10 @@ var acceptedMediaTypes = map[string]bool{
 }
 
 func (s *server) didcomm(w http.ResponseWriter, r *http.Request) {
+	if err := s.allowClient(clientIP(r)); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || !acceptedMediaTypes[mt] {
 		s.fail(w, r, agent.Errorf(agent.CodeMediaType, "content type must be one of %s, %s, %s",
@@ -235,6 +249,34 @@ func (s *server) didcomm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// clientIP is the address of the request's client, without the port.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// allowClient takes a token of the client's rate limit; over it, the error
+// is a refusal with CodeRateLimited and the wait until the next token.
+func (s *server) allowClient(client string) error {
+	if s.cfg.ClientLimit == nil {
+		return nil
+	}
+	ok, wait := s.cfg.ClientLimit.Allow(client)
+	if ok {
+		return nil
+	}
+	s.cfg.Logger.Info("client over its rate limit", "client", client)
+	if s.cfg.OnRateLimited != nil {
+		s.cfg.OnRateLimited("client")
+	}
+	e := agent.Errorf(agent.CodeRateLimited, "too many messages from this address; try again later")
+	e.RetryAfter = wait
+	return e
 }
 
 func (s *server) did(w http.ResponseWriter, r *http.Request) {

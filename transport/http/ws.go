@@ -127,6 +127,7 @@ func (s *server) websocket(w http.ResponseWriter, r *http.Request) {
 	sess := &wsSession{id: newSessionID(), conn: conn, timeout: orDefault(wc.WriteTimeout, 10*time.Second), done: make(chan struct{})}
 	log := s.cfg.Logger.With("session", sess.id)
 	log.Debug("websocket opened", "remote", r.RemoteAddr)
+	client := clientIP(r)
 	if wc.OnOpen != nil {
 		wc.OnOpen()
 	}
@@ -160,18 +161,21 @@ func (s *server) websocket(w http.ResponseWriter, r *http.Request) {
 		if typ != websocket.MessageText && typ != websocket.MessageBinary {
 			continue
 		}
-		s.wsMessage(ctx, recv, sess, data, log)
+		s.wsMessage(ctx, recv, sess, client, data, log)
 	}
 	log.Debug("websocket closed", "writes", sess.writes.Load())
 }
 
 // wsMessage hands one inbound message to the router and writes the answer.
-func (s *server) wsMessage(ctx context.Context, recv Receiver, sess *wsSession, data []byte, log *slog.Logger) {
+// Each message takes a token of the client's rate limit (ClientLimit).
+func (s *server) wsMessage(ctx context.Context, recv Receiver, sess *wsSession, client string, data []byte, log *slog.Logger) {
 	var (
 		reply *agent.Reply
 		err   error
 	)
-	if !json.Valid(data) {
+	if err = s.allowClient(client); err != nil {
+		// refused before it is read
+	} else if !json.Valid(data) {
 		err = agent.Errorf(agent.CodeMsg, "message is not valid JSON")
 	} else {
 		reply, err = recv.ReceiveDuplex(ctx, "ws", data, sess)
