@@ -163,7 +163,16 @@ type Reply struct {
 // what its handler wrote and the replies it queued in the outbox are
 // committed together, durably, before Receive returns, or none of them is.
 func (r *Router) Receive(ctx context.Context, transport string, raw []byte) (*Reply, error) {
-	return r.receive(ctx, transport, raw, false, nil)
+	return r.receive(ctx, transport, raw, false, nil, false)
+}
+
+// ReceiveVouched is Receive for a message the operator vouches for: a
+// message attached to an invitation the operator accepted through the
+// admin API, an import. Its replies go through the outbox even when it is
+// not authenticated (plaintext, as an invitation's attachments are), which
+// Receive and ReceiveDuplex never do for a message from the network.
+func (r *Router) ReceiveVouched(ctx context.Context, transport string, raw []byte) (*Reply, error) {
+	return r.receive(ctx, transport, raw, false, nil, true)
 }
 
 // ReceiveDuplex is Receive for a transport that can carry replies back
@@ -172,14 +181,14 @@ func (r *Router) Receive(ctx context.Context, transport string, raw []byte) (*Re
 // (session not nil), on which further replies are pushed after the commit.
 // The handler sees the session in Inbound.Session.
 func (r *Router) ReceiveDuplex(ctx context.Context, transport string, raw []byte, session Session) (*Reply, error) {
-	return r.receive(ctx, transport, raw, true, session)
+	return r.receive(ctx, transport, raw, true, session, false)
 }
 
 // maxHandlerRetries bounds how often a message's handler is run again when
 // its unit of work conflicted with a concurrent one.
 const maxHandlerRetries = 5
 
-func (r *Router) receive(ctx context.Context, transport string, raw []byte, duplex bool, session Session) (*Reply, error) {
+func (r *Router) receive(ctx context.Context, transport string, raw []byte, duplex bool, session Session, vouched bool) (*Reply, error) {
 	start := time.Now()
 	in, err := r.check(ctx, transport, raw)
 	if err != nil {
@@ -209,7 +218,7 @@ func (r *Router) receive(ctx context.Context, transport string, raw []byte, dupl
 			r.log.Info("message refused by its handler", "transport", transport, "type", in.Message.Type, "code", ErrorCode(refused), "reason", ErrorComment(refused))
 			return &Reply{Message: &in.Message}, refused
 		}
-		out, pushes := r.route(ctx, in, replies, duplex)
+		out, pushes := r.route(ctx, in, replies, duplex, vouched)
 		if len(in.Work.Outbound) > 0 && !counted && r.cfg.SenderLimit != nil && authenticatedSender(in) {
 			counted = true // a conflict's second run is the same message
 			if ok, wait := r.cfg.SenderLimit.Allow(in.Message.From); !ok {
@@ -286,11 +295,12 @@ type push struct {
 // name anyone in from, and answering it there would let any client make
 // the agent send to an endpoint of its choosing. Such a message's replies,
 // problem reports included, go back on its own connection when
-// return_route allows, or nowhere.
-func (r *Router) route(ctx context.Context, in *Inbound, replies []Message, duplex bool) (*Reply, []push) {
+// return_route allows, or nowhere, unless the operator vouches for it
+// (ReceiveVouched).
+func (r *Router) route(ctx context.Context, in *Inbound, replies []Message, duplex, vouched bool) (*Reply, []push) {
 	out := &Reply{Message: &in.Message}
 	var pushes []push
-	authenticated := authenticatedSender(in)
+	authenticated := vouched || authenticatedSender(in)
 	for _, m := range replies {
 		if duplex && r.wantsReturnRoute(in, m) {
 			payload, mt, err := r.cfg.Messenger.PackReply(ctx, m, in)

@@ -63,7 +63,7 @@ func startProc(t *testing.T, name, yaml string, env ...string) *proc {
 	dir := t.TempDir()
 	p := &proc{t: t, name: name, dir: dir, addr: freeAddr(t), token: name + "-admin-token-0123456789abcdef", env: env}
 	p.config = filepath.Join(dir, "agentd.yaml")
-	common := fmt.Sprintf("data_dir: %s\nhttp:\n  addr: %s\noutbox:\n  base_delay: 50ms\n  max_delay: 500ms\nlog:\n  level: debug\n", filepath.Join(dir, "data"), p.addr)
+	common := fmt.Sprintf("data_dir: %s\nhttp:\n  addr: %s\noutbox:\n  base_delay: 50ms\n  max_delay: 500ms\n  allow_private: true\nlog:\n  level: debug\n", filepath.Join(dir, "data"), p.addr)
 	if err := os.WriteFile(p.config, []byte(common+yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -135,7 +135,7 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 	d.ping = trustping.New(messenger, waiters, plog)
 	d.discover = discoverfeatures.New(d.router, messenger, waiters, plog)
 	d.oob = oob.New(records, plog)
-	d.accept = oob.NewAcceptor(oob.AcceptorConfig{Service: d.oob, Resolver: d.resolver, Inbound: d.router, Logger: d.log})
+	d.accept = oob.NewAcceptor(oob.AcceptorConfig{Service: d.oob, Resolver: d.resolver, Inbound: vouched{d.router}, Logger: d.log})
 	d.router.Register(d.ping.Protocol())
 	d.router.Register(d.discover.Protocol())
 	d.router.Register(reportproblem.New(waiters, plog).Protocol())
@@ -158,6 +158,16 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 		OnRateLimited: d.metrics.RateLimited,
 	})
 	return nil
+}
+
+// vouched hands the messages of invitations the operator accepts to the
+// router as messages the operator vouches for: their replies may go
+// through the outbox although they are plaintext.
+type vouched struct{ r *agent.Router }
+
+// Receive implements oob.Inbound.
+func (v vouched) Receive(ctx context.Context, transport string, raw []byte) (*agent.Reply, error) {
+	return v.r.ReceiveVouched(ctx, transport, raw)
 }
 
 // limiter is a rate limiter of perMinute a minute with bursts of burst, or

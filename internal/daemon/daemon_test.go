@@ -43,6 +43,8 @@ func testConfig(t *testing.T, dataDir string) config.Config {
 	cfg.HTTP.Addr = freePort(t)
 	cfg.Outbox.BaseDelay = 50 * time.Millisecond
 	cfg.Outbox.MaxDelay = 200 * time.Millisecond
+	// The test agents talk to each other on 127.0.0.1.
+	cfg.Outbox.AllowPrivate = true
 	return cfg
 }
 

@@ -238,13 +238,34 @@ func TestProveControlBadInputOverDIDComm(t *testing.T) {
 		tc.from.send(t, v, m)
 		problem(tc.from, tc.code, m)
 	}
-	// A plaintext prove: from is not authenticated.
+	// A plaintext prove: from is not authenticated. Its problem report
+	// goes back on the connection (return_route), never through the
+	// outbox to whatever from names.
 	plain := proveMsg(nil)
 	b, _ := json.Marshal(plain)
 	if code, _, body := post(t, v.base+"/didcomm", agent.MediaTypePlain, b); code != 202 {
 		t.Fatalf("plaintext prove: %d %s", code, body)
 	}
-	problem(w, provecontrol.CodeUnauthenticated, plain)
+	plain = proveMsg(nil)
+	plain.ReturnRoute = "all"
+	b, _ = json.Marshal(plain)
+	code, _, answer := post(t, v.base+"/didcomm", agent.MediaTypePlain, b)
+	// The report is encrypted to the DID the message names: only its
+	// holder reads it.
+	opened, _, err := envelope.Unpack(context.Background(), answer, envelope.UnpackOptions{Keys: did.NewKeyResolver(pcResolver), Secrets: w})
+	if err != nil {
+		t.Fatalf("plaintext prove with return_route: %d %s: %v", code, answer, err)
+	}
+	var pr agent.Message
+	json.Unmarshal(opened, &pr)
+	var prBody agent.ProblemReportBody
+	json.Unmarshal(pr.Body, &prBody)
+	if code != 200 || pr.Type != agent.ProblemReportType || pr.PThID != plain.Thread() || prBody.Code != provecontrol.CodeUnauthenticated {
+		t.Fatalf("plaintext prove with return_route: %d %s", code, answer)
+	}
+	if n := verificationCount(t, v); n != 0 {
+		t.Fatalf("%d verifications after a plaintext prove", n)
+	}
 
 	var ch provecontrol.ChallengeView
 	getJSON(t, v.base+"/admin/provecontrol/challenges/"+c.ID, v.AdminToken(), &ch)
