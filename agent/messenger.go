@@ -39,7 +39,8 @@ type Messenger struct {
 
 // Send packs msg for each DID in msg.To and queues the envelopes in the
 // outbox, in one unit of work. It returns after every copy is durably
-// queued, or with the first error and nothing queued. A handler, whose
+// queued, or with the first error and nothing queued (CodeOutboxFull when
+// the outbox is at its limits, see OutboxLimits). A handler, whose
 // messages must commit with its own writes, calls Outbound and stages the
 // result in its Work instead.
 func (m *Messenger) Send(ctx context.Context, msg Message) error {
@@ -131,7 +132,12 @@ func (m *Messenger) commit(ctx context.Context, outs []*OutboundMessage) error {
 		w.Enqueue(outs...)
 		return nil
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrOutboxFull):
+		e := Wrap(CodeOutboxFull, err, "the outbox is full; try again later")
+		e.RetryAfter = outboxFullRetryAfter
+		return e
+	case err != nil:
 		return Wrap(CodeMe, err, "could not queue the message")
 	}
 	return nil
