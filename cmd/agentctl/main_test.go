@@ -27,6 +27,7 @@ func startAgent(t *testing.T) *daemon.Daemon {
 	cfg.DataDir = t.TempDir()
 	cfg.HTTP.Addr = addr
 	cfg.Outbox.BaseDelay = 50 * time.Millisecond
+	cfg.Outbox.AllowPrivate = true // the test agents talk on 127.0.0.1
 	d, err := daemon.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -23,6 +23,7 @@ func startMediator(t *testing.T) *daemon.Daemon {
 	cfg := config.Default()
 	cfg.DataDir, cfg.HTTP.Addr = t.TempDir(), addr
 	cfg.Mediator.Enabled, cfg.Mediator.Policy = true, "invitation"
+	cfg.Outbox.AllowPrivate = true // the test agents talk on 127.0.0.1
 	d, err := daemon.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -36,6 +36,7 @@ func startAgentWith(t *testing.T, base *config.Config, edit func(*config.Config)
 		cfg.DataDir = t.TempDir()
 	}
 	cfg.Outbox.BaseDelay = 50 * time.Millisecond
+	cfg.Outbox.AllowPrivate = true // the test agents talk on 127.0.0.1
 	edit(&cfg)
 	d, err := daemon.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {

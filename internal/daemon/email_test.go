@@ -21,6 +21,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/agentd/agentd/agent"
+	"github.com/agentd/agentd/agent/envelope"
 	"github.com/agentd/agentd/agent/did"
 	"github.com/agentd/agentd/internal/config"
 	"github.com/agentd/agentd/internal/daemon"
@@ -388,10 +389,16 @@ func TestEmailOutboundBounceAndRetry(t *testing.T) {
 	if err := a.Daemon.SendEmail(ctx, ping, "busy@peer.test"); err != nil {
 		t.Fatal(err)
 	}
-	// A message from the peer's DID is answered through the endpoint its DID
-	// document lists: mailto:gone@peer.test, which the relay refuses.
+	// A message from the peer's DID (authcrypted: only an authenticated
+	// sender is answered through the outbox) is answered through the
+	// endpoint its DID document lists: mailto:gone@peer.test, which the
+	// relay refuses.
 	fromPeer := `{"id":"` + agent.NewID() + `","type":"` + trustPing + `","from":"` + peer.did + `","body":{"response_requested":true}}`
-	if code, _, body := post(t, a.base+"/didcomm", agent.MediaTypePlain, []byte(fromPeer)); code != http.StatusAccepted {
+	packed, err := envelope.PackAuthcrypt([]byte(fromPeer), peer.secrets[0], abuseKA(t, a.base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _, body := post(t, a.base+"/didcomm", agent.MediaTypeEncrypted, packed); code != http.StatusAccepted {
 		t.Fatalf("ping from the peer: %d %s", code, body)
 	}
 	if m := relay.Wait(t, 30*time.Second); m.To[0] != "busy@peer.test" {

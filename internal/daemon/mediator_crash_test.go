@@ -269,6 +269,7 @@ func crashConfig(dir, addr string) config.Config {
 	cfg.DataDir, cfg.HTTP.Addr = dir, addr
 	cfg.HTTP.PublicURL = "http://127.0.0.1:1/didcomm" // one endpoint across restarts: the same DIDs
 	cfg.Mediator.Enabled = true
+	cfg.Outbox.AllowPrivate = true // the test agents talk on 127.0.0.1
 	return cfg
 }
 
