@@ -21,8 +21,8 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/agentd/agentd/agent"
-	"github.com/agentd/agentd/agent/envelope"
 	"github.com/agentd/agentd/agent/did"
+	"github.com/agentd/agentd/agent/envelope"
 	"github.com/agentd/agentd/internal/config"
 	"github.com/agentd/agentd/internal/daemon"
 	"github.com/agentd/agentd/internal/didcommnode"
