@@ -114,6 +114,7 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 	keyResolver := did.NewKeyResolver(d.resolver)
 	d.metrics = metrics.New()
 	d.metrics.WatchOutbox(d.db.Outbox())
+	d.metrics.WatchStore(d.db.WriteFailures, func() bool { err, _ := d.db.WriteFailure(); return err != nil })
 	d.outbox = buildOutbox(cfg, d.db.Outbox(), d.metrics, d.log)
 	d.store = agent.Store{Records: records, Committer: d.db, Wake: d.outbox.Wake}
 	messenger := &agent.Messenger{Identity: d.identity, Resolver: d.resolver, Keys: keyResolver, Store: d.store,
@@ -148,7 +149,7 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 	d.handler = httptransport.NewHandler(httptransport.Config{
 		Receiver: d.router, EndpointPath: config.EndpointPath, MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
 		Public: d, AdminToken: d.token, MetricsPublic: cfg.Admin.MetricsPublic,
-		Metrics: d.metrics, Logger: d.log.With("component", "http"), Health: health(d.db.Outbox()),
+		Metrics: d.metrics, Logger: d.log.With("component", "http"), Health: health(d.db),
 		WebSocket: d.webSocketConfig(), Features: d.httpFeatures(),
 	})
 	return nil
@@ -236,16 +237,6 @@ func (d *Daemon) Invitation(ctx context.Context) (httptransport.Invitation, stri
 	return invitationOut(inv), inv.URL(d.cfg.Endpoint()), nil
 }
 
-// health reports the database unavailable when the outbox cannot be read.
-func health(outbox agent.OutboxStore) func(context.Context) error {
-	return func(ctx context.Context) error {
-		if _, _, err := outbox.Depth(ctx); err != nil {
-			return agent.Wrap(agent.CodeMe, err, "database unavailable")
-		}
-		return nil
-	}
-}
-
 // Start listens on the configured address and starts the background work
 // (outbox delivery, sweeps, the mediation client).
 func (d *Daemon) Start(ctx context.Context) error {
@@ -270,6 +261,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 	})
 	d.spawn(func() { d.outbox.Run(bg) })
 	d.spawn(func() { d.sweep(bg) })
+	d.spawn(func() { watchStorage(bg, d.db, d.log.With("component", "store")) })
 	d.mail.serve(bg, d.spawn)
 	if d.mediator != nil {
 		d.spawn(func() { d.mediator.med.RunSweep(bg, d.cfg.Mediator.SweepInterval) })
