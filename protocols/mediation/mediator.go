@@ -66,8 +66,13 @@ type Config struct {
 	// recipients on to next's endpoint, instead of refusing them.
 	Relay bool
 	// MaxMessageBytes bounds one forwarded message; larger ones are refused
-	// with e.p.me.res.storage. Zero means 512 KiB.
+	// with e.p.xfer.too-large (HTTP 413: resending cannot help). Zero means
+	// 512 KiB.
 	MaxMessageBytes int
+	// MaxAttachments bounds the messages one forward carries; a forward
+	// with more is refused with e.p.xfer.too-large. Zero means
+	// DefaultMaxAttachments.
+	MaxAttachments int
 	// Limits is the quota of each recipient DID.
 	Limits agent.QueueLimits
 	// MessageTTL is how long an undelivered message is kept (a forward's
@@ -88,6 +93,12 @@ type Config struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
+
+// DefaultMaxAttachments is the default of Config.MaxAttachments. A sender
+// forwards one message per forward (Routing 2.0 allows several, for
+// several copies of one message); ten leaves room for that and keeps one
+// anonymous forward from filling a queue at once.
+const DefaultMaxAttachments = 10
 
 // Deps are the services a Mediator uses.
 type Deps struct {
@@ -122,6 +133,9 @@ type Mediator struct {
 func NewMediator(cfg Config, deps Deps) *Mediator {
 	if cfg.MaxMessageBytes <= 0 {
 		cfg.MaxMessageBytes = 512 << 10
+	}
+	if cfg.MaxAttachments <= 0 {
+		cfg.MaxAttachments = DefaultMaxAttachments
 	}
 	if cfg.MessageTTL <= 0 {
 		cfg.MessageTTL = 14 * 24 * time.Hour
