@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agentd/agentd/agent"
+	"github.com/agentd/agentd/agent/did"
 )
 
 // Policy says who the mediator grants mediation to.
@@ -468,11 +469,13 @@ func (m *Mediator) Revoke(ctx context.Context, clientDID string) error {
 }
 
 // GrantTo grants mediation to a client (operator action), whatever the
-// policy: its mediate-request will be answered with a grant.
+// policy: its mediate-request will be answered with a grant. The DID must
+// be well formed for its method (see checkClientDID); a bad one is refused
+// with e.p.msg and changes nothing.
 func (m *Mediator) GrantTo(ctx context.Context, clientDID string) (Grant, error) {
 	clientDID = agent.DIDOf(clientDID)
-	if !validRecipient(clientDID) {
-		return Grant{}, agent.Errorf(agent.CodeMsg, "%q is not a DID", clientDID)
+	if err := checkClientDID(clientDID); err != nil {
+		return Grant{}, err
 	}
 	var g Grant
 	err := m.store.Update(ctx, func(w *agent.Work) error {
@@ -488,6 +491,40 @@ func (m *Mediator) GrantTo(ctx context.Context, clientDID string) (Grant, error)
 		m.log.InfoContext(ctx, "mediation granted by the operator", "client", clientDID)
 	}
 	return g, err
+}
+
+// checkClientDID checks a DID the operator grants mediation to. The DID
+// syntax of DID Core is checked for every method; a DID that resolves
+// offline is resolved too, so that its keys are known to decode: did:key,
+// did:peer:0, did:peer:2 and the long form of did:peer:4. did:web (which
+// would need the network), did:peer:3 and short did:peer:4 (which resolve
+// only once their long form was seen) and other methods are checked for
+// syntax only: a DID that cannot be resolved later simply never gets its
+// mediate-request through.
+func checkClientDID(id string) error {
+	if len(id) > 4096 {
+		return agent.Errorf(agent.CodeMsg, "the DID is longer than 4096 characters")
+	}
+	method, msid, err := did.ParseDID(id)
+	if err != nil {
+		return agent.Wrap(agent.CodeMsg, err, fmt.Sprintf("%.80q is not a DID", id))
+	}
+	switch {
+	case method == "key":
+		_, err = did.ResolveKey(id)
+	case method == "peer" && (strings.HasPrefix(msid, "0") || strings.HasPrefix(msid, "2") ||
+		strings.HasPrefix(msid, "4") && strings.Contains(msid, ":")):
+		_, err = (&did.PeerResolver{}).Resolve(context.Background(), id)
+	case method == "peer" && (strings.HasPrefix(msid, "3") || strings.HasPrefix(msid, "4")):
+	case method == "peer":
+		err = fmt.Errorf("%w: unknown did:peer numalgo", did.ErrInvalidDID)
+	case method == "web":
+		_, err = did.WebURL(id)
+	}
+	if err != nil {
+		return agent.Wrap(agent.CodeMsg, err, fmt.Sprintf("%.80q is not a valid %s DID: %v", id, "did:"+method, err))
+	}
+	return nil
 }
 
 // invitationRecord is a mediation invitation the operator made.
