@@ -42,7 +42,7 @@ func buildMediator(ctx context.Context, cfg config.Config, db *bolt.DB, identity
 	}
 	med := mediation.NewMediator(mediation.Config{
 		DID: ownDID, RoutingDID: rec.DID, Policy: policy, AllowList: mc.AllowList, Relay: mc.Relay,
-		MaxMessageBytes: mc.MaxMessageBytes, Limits: agent.QueueLimits{MaxMessages: mc.QuotaMessages, MaxBytes: mc.QuotaBytes},
+		MaxMessageBytes: mc.MaxMessageBytes, MaxAttachments: mc.MaxAttachments, Limits: agent.QueueLimits{MaxMessages: mc.QuotaMessages, MaxBytes: mc.QuotaBytes},
 		MessageTTL: mc.MessageTTL, MaxRecipients: mc.MaxRecipients, MaxDeliveryMessages: mc.MaxDelivery,
 		InvitationTTL: mc.InvitationTTL, Logger: log,
 	}, mediation.Deps{
