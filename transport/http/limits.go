@@ -24,7 +24,9 @@ const (
 // open at once and per client IP (0: no cap). A connection over a cap is
 // answered with a JSON error, 429 when the client's own cap was hit and 503
 // when the server is full, and closed without reaching the server.
-// Upgraded connections (WebSockets) count until they close.
+// Upgraded connections (WebSockets) count until they close. The answer is
+// plain HTTP/1.1: wrap a listener of plain connections (TLS, if any, goes on
+// top of the wrapped listener and then refused clients see a TLS error).
 func LimitListener(ln net.Listener, total, perClient int) *connlimit.Listener {
 	return connlimit.Wrap(ln, connlimit.Limits{Total: total, PerClient: perClient}, refuseHTTP)
 }
