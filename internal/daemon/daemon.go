@@ -240,10 +240,13 @@ func (d *Daemon) Invitation(ctx context.Context) (httptransport.Invitation, stri
 // Start listens on the configured address and starts the background work
 // (outbox delivery, sweeps, the mediation client).
 func (d *Daemon) Start(ctx context.Context) error {
-	ln, err := net.Listen("tcp", d.cfg.HTTP.Addr)
+	raw, err := net.Listen("tcp", d.cfg.HTTP.Addr)
 	if err != nil {
 		return fmt.Errorf("http.addr: %w", err)
 	}
+	// Caps on open connections (http.max_connections, _per_ip): one client
+	// cannot take them all.
+	ln := httptransport.LimitListener(raw, d.cfg.HTTP.MaxConnections, d.cfg.HTTP.MaxConnectionsPerIP)
 	d.listener = ln
 	if err := d.mail.listen(); err != nil {
 		ln.Close()

@@ -106,7 +106,9 @@ func (ws *webSockets) shutdown() {
 
 // webSocketConfig is the WebSocket setup of the HTTP transport.
 func (d *Daemon) webSocketConfig() *httptransport.WebSocketConfig {
-	return d.ws.config(d.cfg.Mediator)
+	wc := d.ws.config(d.cfg.Mediator)
+	wc.MaxPerClient = d.cfg.HTTP.MaxWebSocketsPerIP
+	return wc
 }
 
 // mediatorAdmin is the mediator's admin API, or nil when it is off.

@@ -46,6 +46,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -125,6 +126,9 @@ func newServer(cfg Config) (http.Handler, *http.ServeMux, *Routes) {
 		cfg.Logger = slog.Default()
 	}
 	s := &server{cfg: cfg}
+	if cfg.WebSocket != nil {
+		s.wsLimit = &wsLimiter{max: cfg.WebSocket.MaxPerClient, open: map[netip.Prefix]int{}}
+	}
 	rs := &Routes{}
 	rs.Public("POST "+cfg.EndpointPath, "didcomm", s.didcomm)
 	if cfg.WebSocket != nil {
@@ -184,7 +188,8 @@ func newServer(cfg Config) (http.Handler, *http.ServeMux, *Routes) {
 }
 
 type server struct {
-	cfg Config
+	cfg     Config
+	wsLimit *wsLimiter // nil without WebSockets
 }
 
 // fail answers err (see writeError).
