@@ -29,6 +29,10 @@ type Inbound struct {
 	// commit: if a concurrent message changed what this one read, the
 	// handler runs again.
 	Work *Work
+
+	// raw is the packed message as received: the replay key of an
+	// unauthenticated message includes its digest (Router.replayKey).
+	raw []byte
 }
 
 // Handler handles the messages of one protocol. It returns the replies to send

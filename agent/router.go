@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -270,13 +272,27 @@ func (r *Router) replayed(in *Inbound, transport string, start time.Time) *Reply
 }
 
 // replayKey is what the replay cache remembers of in, and until when.
+//
+// An authenticated message (authcrypted or signed) is keyed on its sender
+// and id: the sender owns its id space. An unauthenticated one (a forward
+// above all: anoncrypted, or plaintext) has no sender to own the id, and
+// all anonymous senders would share one id space, so that one could
+// suppress another's message by reusing its id. Its key is the id and the
+// SHA-256 digest of the packed message as received: an exact replay of the
+// bytes is still dropped, while a different message that reuses an id is
+// handled. The digest costs one pass over a body that is already in memory
+// (a few microseconds for a forward of a few KiB).
 func (r *Router) replayKey(in *Inbound) (string, time.Time) {
 	m := &in.Message
 	until := in.Received.Add(r.cfg.ReplayWindow)
 	if m.ExpiresTime != 0 && time.Unix(m.ExpiresTime, 0).After(until) {
 		until = time.Unix(m.ExpiresTime, 0)
 	}
-	return m.From + "\x00" + m.ID, until
+	if in.Envelope.Authenticated || in.Envelope.NonRepudiation {
+		return m.From + "\x00" + m.ID, until
+	}
+	sum := sha256.Sum256(in.raw)
+	return "\x00" + m.ID + "\x00" + base64.RawURLEncoding.EncodeToString(sum[:]), until
 }
 
 // push is a packed reply to push on the session once the work is committed.
@@ -369,7 +385,7 @@ func (r *Router) check(ctx context.Context, transport string, raw []byte) (*Inbo
 	if err != nil {
 		return nil, Wrap(CodeMsg, err, "plaintext is not a valid DIDComm message")
 	}
-	in := &Inbound{Message: msg, Envelope: meta, Transport: transport, Received: r.cfg.Now()}
+	in := &Inbound{Message: msg, Envelope: meta, Transport: transport, Received: r.cfg.Now(), raw: raw}
 	m := &in.Message
 	switch {
 	case m.ID == "":

@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -42,7 +44,13 @@ type OutboxStore interface {
 	Delete(ctx context.Context, id string) error
 	// Kill moves a message to the dead-letter list, setting DeadAt.
 	Kill(ctx context.Context, m *OutboundMessage) error
-	// Dead lists dead letters, oldest first, starting after the id after ("" for the start).
+	// Dead lists dead letters in (DeadAt, id) order, starting after the
+	// cursor after: "" for the start; a DeadLetterCursor, for the letters
+	// after that position, whether or not the letter it was made from is
+	// still there (revived or purged since); or the id of a current dead
+	// letter, for the letters after it. Any other after (an id that is no
+	// longer a dead letter, whose position is not known) is an error
+	// wrapping ErrNotFound.
 	Dead(ctx context.Context, after string, limit int) ([]*OutboundMessage, error)
 	// Revive moves a dead letter back into the outbox, due now, with Attempts reset.
 	Revive(ctx context.Context, id string, now time.Time) error
@@ -84,4 +92,25 @@ type Records interface {
 type Record struct {
 	ID    string
 	Value []byte
+}
+
+// DeadLetterCursor is the position of dead letter m in the dead-letter list,
+// for OutboxStore.Dead: 16 hex digits of m.DeadAt, a dot and m.ID. Unlike
+// m's id, it stays good when m is revived or purged, so that an operator
+// paging through the list while retrying or deleting letters loses no page.
+func DeadLetterCursor(m *OutboundMessage) string {
+	return fmt.Sprintf("%016x.%s", uint64(m.DeadAt.UnixNano())^(1<<63), m.ID)
+}
+
+// ParseDeadLetterCursor reads a DeadLetterCursor; ok is false for anything
+// else, such as a bare id.
+func ParseDeadLetterCursor(s string) (deadAt time.Time, id string, ok bool) {
+	if len(s) < 18 || s[16] != '.' {
+		return time.Time{}, "", false
+	}
+	n, err := strconv.ParseUint(s[:16], 16, 64)
+	if err != nil {
+		return time.Time{}, "", false
+	}
+	return time.Unix(0, int64(n^(1<<63))), s[17:], true
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -108,14 +107,14 @@ func NewRegistry() *Registry {
 }
 
 // NewDefaultRegistry returns a registry for did:key, did:peer and did:web.
-// A nil peer or web gets a default one (NewPeerResolver, a WebResolver with
-// http.DefaultClient's transport, a timeout and a size limit).
+// A nil peer or web gets a default one (NewPeerResolver, a zero WebResolver:
+// public addresses only, a timeout and a size limit).
 func NewDefaultRegistry(peer *PeerResolver, web *WebResolver) *Registry {
 	if peer == nil {
 		peer = NewPeerResolver()
 	}
 	if web == nil {
-		web = &WebResolver{Client: &http.Client{}}
+		web = &WebResolver{}
 	}
 	r := NewRegistry()
 	r.Register("key", KeyMethodResolver{})

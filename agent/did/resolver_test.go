@@ -250,19 +250,26 @@ func TestCacheConcurrentSharesOneCall(t *testing.T) {
 }
 
 func TestCacheLeaderCancelled(t *testing.T) {
-	started := make(chan struct{})
+	// The caller that started a resolution gives up: the shared resolution
+	// goes on (its context is detached) and the others get its result.
+	started, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	inner := &countingResolver{fn: func(ctx context.Context, did string) (*Doc, error) {
-		if ctx.Value(leaderKey{}) != nil {
-			once.Do(func() { close(started) })
-			<-ctx.Done()
+		once.Do(func() { close(started) })
+		select {
+		case <-release:
+			return &Doc{ID: did}, nil
+		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		return &Doc{ID: did}, nil
 	}}
 	c := NewCache(inner, CacheOptions{})
-	lctx, cancel := context.WithCancel(context.WithValue(context.Background(), leaderKey{}, true))
-	go c.Resolve(lctx, "did:web:example.com")
+	lctx, cancel := context.WithCancel(context.Background())
+	leader := make(chan error)
+	go func() {
+		_, err := c.Resolve(lctx, "did:web:example.com")
+		leader <- err
+	}()
 	<-started
 	done := make(chan error)
 	go func() {
@@ -271,8 +278,15 @@ func TestCacheLeaderCancelled(t *testing.T) {
 	}()
 	time.Sleep(20 * time.Millisecond)
 	cancel()
+	if err := <-leader; !errors.Is(err, context.Canceled) {
+		t.Errorf("leader: %v, want its own cancellation", err)
+	}
+	close(release)
 	if err := <-done; err != nil {
 		t.Errorf("waiter got the leader's cancellation: %v", err)
+	}
+	if n := inner.calls.Load(); n != 1 {
+		t.Errorf("%d inner calls, want 1", n)
 	}
 	// A waiter whose own context ends stops waiting.
 	block, entered := make(chan struct{}), make(chan struct{})
@@ -290,8 +304,6 @@ func TestCacheLeaderCancelled(t *testing.T) {
 	}
 	close(block)
 }
-
-type leaderKey struct{}
 
 // envelopeKeyResolver is the method set of envelope.KeyResolver
 // (agent/envelope/envelope.go), which this package must not import.

@@ -2,6 +2,7 @@ package did
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,27 +11,44 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/agentd/agentd/internal/netguard"
 )
 
 // Defaults of WebResolver.
 const (
-	DefaultWebTimeout  = 10 * time.Second
+	DefaultWebTimeout  = 5 * time.Second
 	DefaultWebMaxBytes = 1 << 20
 )
 
-// WebResolver resolves did:web DIDs over HTTPS. The zero value works, using
-// a default client; set Client to inject a transport (tests use
-// httptest.NewTLSServer's client).
+// WebResolver resolves did:web DIDs over HTTPS. The zero value works and is
+// safe to point at a host a stranger chose: it connects directly (no
+// HTTP(S)_PROXY) and only to public addresses, checked when each connection
+// is made (netguard), redirects included. Set AllowPrivate for did:web hosts
+// on loopback or private networks, or Client to inject a transport (tests
+// use httptest.NewTLSServer's client); an injected client is used as it is,
+// without the address rule. A WebResolver must not be copied after first use.
 type WebResolver struct {
-	// Client makes the requests; nil means a new http.Client. Redirects are
-	// followed only to https URLs, at most 5, unless the client has its own
-	// CheckRedirect.
+	// Client makes the requests; nil means a client with the address rule.
+	// Redirects are followed only to https URLs, at most 5, unless the client
+	// has its own CheckRedirect.
 	Client *http.Client
+	// AllowPrivate lets the default client connect to loopback, private,
+	// link-local and other non-public addresses (config did.web_allow_private).
+	AllowPrivate bool
 	// Timeout bounds one resolution (DefaultWebTimeout if zero).
 	Timeout time.Duration
 	// MaxBytes bounds the document size (DefaultWebMaxBytes if zero).
 	MaxBytes int64
+
+	// tlsConfig, when set, is the default client's TLS configuration
+	// (tests trust their server's certificate with it).
+	tlsConfig *tls.Config
+
+	once      sync.Once
+	transport *http.Transport
 }
 
 // WebURL returns the HTTPS URL of a did:web document:
@@ -154,10 +172,12 @@ func (w *WebResolver) Resolve(ctx context.Context, did string) (*Doc, error) {
 }
 
 func (w *WebResolver) client() *http.Client {
-	c := &http.Client{}
+	var c *http.Client
 	if w.Client != nil {
 		cc := *w.Client
 		c = &cc
+	} else {
+		c = &http.Client{Transport: w.guardedTransport()}
 	}
 	if c.CheckRedirect == nil {
 		c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
@@ -171,4 +191,30 @@ func (w *WebResolver) client() *http.Client {
 		}
 	}
 	return c
+}
+
+// guardedTransport is the default client's transport, made once: direct
+// connections through a netguard dialer, bounded set-up times and headers.
+func (w *WebResolver) guardedTransport() *http.Transport {
+	w.once.Do(func() {
+		timeout := w.Timeout
+		if timeout <= 0 {
+			timeout = DefaultWebTimeout
+		}
+		w.transport = &http.Transport{
+			// No proxy: a proxy would make the connection for us, out of
+			// reach of the address rule.
+			Proxy:                  nil,
+			DialContext:            netguard.Policy{AllowPrivate: w.AllowPrivate}.DialContext(timeout),
+			TLSClientConfig:        w.tlsConfig,
+			TLSHandshakeTimeout:    timeout,
+			ResponseHeaderTimeout:  timeout,
+			MaxResponseHeaderBytes: 64 << 10,
+			MaxIdleConns:           64,
+			MaxIdleConnsPerHost:    2,
+			IdleConnTimeout:        30 * time.Second,
+			ForceAttemptHTTP2:      true,
+		}
+	})
+	return w.transport
 }

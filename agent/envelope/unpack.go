@@ -503,3 +503,37 @@ func checkSender(ctx context.Context, p plainInfo, md *Metadata, kr KeyResolver)
 	md.FromPrior = &fp
 	return nil
 }
+
+// Form is the form of a packed DIDComm message, as its media type names it.
+type Form string
+
+// The forms of a DIDComm message, spelled as their media types.
+const (
+	FormEncrypted Form = "application/didcomm-encrypted+json"
+	FormSigned    Form = "application/didcomm-signed+json"
+	FormPlain     Form = "application/didcomm-plain+json"
+)
+
+// FormOf tells the form of msg by the members of its top-level object, as
+// Unpack does for the outermost layer: a JWE (ciphertext or recipients), a
+// JWS (signatures, or payload and signature) or else a plaintext message.
+// It makes one pass over msg, checking that it is exactly one JSON object,
+// and decodes nothing; a transport that was told a media type compares it
+// with the form before it unpacks. An error wraps ErrMalformed.
+func FormOf(msg []byte) (Form, error) {
+	env, err := scanEnvelope(msg)
+	if err != nil {
+		return "", err
+	}
+	kind, err := env.kind()
+	if err != nil {
+		return "", err
+	}
+	switch kind {
+	case "JWE":
+		return FormEncrypted, nil
+	case "JWS":
+		return FormSigned, nil
+	}
+	return FormPlain, nil
+}

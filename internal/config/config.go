@@ -47,6 +47,10 @@ type HTTP struct {
 	PublicURL       string        `yaml:"public_url"`
 	MaxBodyBytes    int64         `yaml:"max_body_bytes"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// Connection caps (limits.go): 0 means no limit.
+	MaxConnections      int `yaml:"max_connections"`
+	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
+	MaxWebSocketsPerIP  int `yaml:"max_websockets_per_ip"`
 }
 
 // Admin configures the operators' API.
@@ -105,6 +109,10 @@ type DIDConfig struct {
 	WebResolve   bool          `yaml:"web_resolve"`
 	WebTimeout   time.Duration `yaml:"web_timeout"`
 	KeyAgreement []string      `yaml:"key_agreement"`
+	// Abuse limits of resolution (limits.go).
+	WebAllowPrivate          bool          `yaml:"web_allow_private"`
+	NegativeCacheTTL         time.Duration `yaml:"negative_cache_ttl"`
+	MaxConcurrentResolutions int           `yaml:"max_concurrent_resolutions"`
 }
 
 // Log configures structured logging.
@@ -138,6 +146,9 @@ type SMTP struct {
 	RateLimit       float64       `yaml:"rate_limit"`
 	RateBurst       int           `yaml:"rate_burst"`
 	Timeout         time.Duration `yaml:"timeout"`
+	// Session caps (limits.go): 0 means no limit.
+	MaxSessions      int `yaml:"max_sessions"`
+	MaxSessionsPerIP int `yaml:"max_sessions_per_ip"`
 }
 
 // SMTPAuth configures AUTH PLAIN on the inbound listener (for submission).
@@ -173,14 +184,14 @@ type Relay struct {
 func Default() Config {
 	return Config{
 		DataDir: "./data",
-		HTTP:    HTTP{Addr: "127.0.0.1:8080", MaxBodyBytes: 1 << 20, ShutdownTimeout: 15 * time.Second},
+		HTTP:    HTTP{Addr: "127.0.0.1:8080", MaxBodyBytes: 1 << 20, ShutdownTimeout: 15 * time.Second, MaxConnections: 1024, MaxConnectionsPerIP: 64, MaxWebSocketsPerIP: 16},
 		Outbox: Outbox{MaxAttempts: 30, BaseDelay: 2 * time.Second, MaxDelay: time.Hour, Workers: 8, Timeout: 30 * time.Second,
 			MaxPending: 10000, MaxPendingPerDestination: 1000, DeadRetention: 7 * 24 * time.Hour},
 		Limits:       Limits{ClientRate: 600, ClientBurst: 300, SenderRate: 120, SenderBurst: 60, MaxKeys: 100000},
-		DID:          DIDConfig{CacheTTL: 5 * time.Minute, CacheSize: 10000, WebResolve: true, WebTimeout: 10 * time.Second, KeyAgreement: []string{"X25519"}},
+		DID:          DIDConfig{CacheTTL: 5 * time.Minute, CacheSize: 10000, WebResolve: true, WebTimeout: 5 * time.Second, KeyAgreement: []string{"X25519"}, NegativeCacheTTL: time.Minute, MaxConcurrentResolutions: 32},
 		Log:          Log{Level: "info", Format: "text"},
 		Replay:       ReplayConf{Window: 7 * 24 * time.Hour},
-		SMTP:         SMTP{MaxMessageBytes: 2 << 20, MaxRecipients: 100, RateLimit: 60, RateBurst: 20, Timeout: 2 * time.Minute},
+		SMTP:         SMTP{MaxMessageBytes: 2 << 20, MaxRecipients: 100, RateLimit: 60, RateBurst: 20, Timeout: 2 * time.Minute, MaxSessions: 100, MaxSessionsPerIP: 10},
 		Email:        Email{Relay: Relay{StartTLS: "opportunistic"}},
 		ProveControl: defaultProveControl(),
 
@@ -416,6 +427,9 @@ func (c Config) Validate() error {
 		}
 	}
 	if err := c.validateMediator(); err != nil {
+		return err
+	}
+	if err := c.validateLimits(); err != nil {
 		return err
 	}
 	if err := c.validateProveControl(); err != nil {

@@ -22,6 +22,8 @@ type Mediator struct {
 	Relay bool `yaml:"relay"`
 	// MaxMessageBytes bounds one forwarded message.
 	MaxMessageBytes int `yaml:"max_message_bytes"`
+	// MaxAttachments bounds the messages one forward carries.
+	MaxAttachments int `yaml:"max_attachments"`
 	// QuotaMessages and QuotaBytes bound what waits for one recipient DID
 	// (0: no limit).
 	QuotaMessages int   `yaml:"quota_messages"`
@@ -56,7 +58,7 @@ type MediationClient struct {
 }
 
 func defaultMediator() Mediator {
-	return Mediator{Policy: "open", MaxMessageBytes: 512 << 10, QuotaMessages: 10000, QuotaBytes: 100 << 20,
+	return Mediator{Policy: "open", MaxMessageBytes: 512 << 10, MaxAttachments: 10, QuotaMessages: 10000, QuotaBytes: 100 << 20,
 		MessageTTL: 14 * 24 * time.Hour, SweepInterval: time.Minute, MaxRecipients: 1000, MaxDelivery: 100,
 		InvitationTTL: 7 * 24 * time.Hour, LivePingInterval: 30 * time.Second, LivePingTimeout: 10 * time.Second}
 }
@@ -102,6 +104,8 @@ func (c Config) validateMediator() error {
 	switch {
 	case m.MaxMessageBytes < 1024:
 		return fmt.Errorf("mediator.max_message_bytes: %d is below the minimum of 1024", m.MaxMessageBytes)
+	case m.MaxAttachments < 1 || m.MaxAttachments > 1000:
+		return fmt.Errorf("mediator.max_attachments: %d is not between 1 and 1000", m.MaxAttachments)
 	case m.QuotaMessages < 0 || m.QuotaBytes < 0:
 		return errors.New("mediator: quota_messages and quota_bytes must not be negative (0: no limit)")
 	case m.MessageTTL < time.Minute:

@@ -64,6 +64,7 @@ func TestMediatorSettings(t *testing.T) {
 	for yaml, want := range map[string]string{
 		"mediator:\n  message_ttl: 1s\n":          "mediator.message_ttl",
 		"mediator:\n  max_message_bytes: 10\n":    "mediator.max_message_bytes",
+		"mediator:\n  max_attachments: 0\n":       "mediator.max_attachments",
 		"mediator:\n  allow_list: [alice]\n":      "mediator.allow_list",
 		"mediation_client:\n  version: \"1.0\"\n": "mediation_client.version",
 		"mediator:\n  quota_bytes: -1\n":          "quota",

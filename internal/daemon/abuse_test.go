@@ -103,21 +103,6 @@ func deadLetterList(t *testing.T, r *running) []agent.OutboundMessage {
 	return page.DeadLetters
 }
 
-// waitFor polls cond for up to 5 seconds.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		if t.Failed() {
-			t.FailNow()
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func outboxDepth(t *testing.T, r *running) (pending, dead int) {
 	t.Helper()
 	var depth map[string]int
@@ -192,7 +177,7 @@ func TestReplyToLoopbackEndpointRefused(t *testing.T) {
 	if a := postMsg(t, r, agent.MediaTypeEncrypted, authcrypted(t, r, w, pingFrom(r, w, ""))); a.status != http.StatusAccepted {
 		t.Fatalf("authcrypted ping: status %d %s", a.status, a.body)
 	}
-	waitFor(t, "the pong to be dead-lettered", func() bool { p, d := outboxDepth(t, r); return p == 0 && d == 1 })
+	waitFor(t, 5*time.Second, "the pong to be dead-lettered", func() bool { p, d := outboxDepth(t, r); return p == 0 && d == 1 })
 	dead := deadLetterList(t, r)
 	if len(dead) != 1 || dead[0].Attempts != 1 || !strings.Contains(dead[0].LastError, "allow_private") {
 		t.Fatalf("dead letter %+v, want one attempt and a reason naming outbox.allow_private", dead)
@@ -307,12 +292,12 @@ func TestOutboxFullRefuses(t *testing.T) {
 	// The endpoint recovers and the outbox drains; the refused message
 	// was not recorded as handled, so sent again it is answered.
 	status.Store(http.StatusAccepted)
-	waitFor(t, "the outbox to drain", func() bool { p, _ := outboxDepth(t, r); return p == 0 })
+	waitFor(t, 5*time.Second, "the outbox to drain", func() bool { p, _ := outboxDepth(t, r); return p == 0 })
 	before := hits.Load()
 	if a := postMsg(t, r, agent.MediaTypeEncrypted, packed); a.status != http.StatusAccepted {
 		t.Fatalf("the refused ping sent again: status %d %s", a.status, a.body)
 	}
-	waitFor(t, "the pong of the refused ping", func() bool { return hits.Load() > before })
+	waitFor(t, 5*time.Second, "the pong of the refused ping", func() bool { return hits.Load() > before })
 }
 
 // Dead letters older than outbox.dead_retention are deleted by the
@@ -341,7 +326,7 @@ func TestDeadLetterRetention(t *testing.T) {
 	}
 	db.Close()
 	r = start(t, cfg)
-	waitFor(t, "the old dead letter to be purged", func() bool {
+	waitFor(t, 5*time.Second, "the old dead letter to be purged", func() bool {
 		dead := deadLetterList(t, r)
 		return len(dead) == 1 && dead[0].ID == "recent"
 	})

@@ -116,6 +116,7 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 	keyResolver := did.NewKeyResolver(d.resolver)
 	d.metrics = metrics.New()
 	d.metrics.WatchOutbox(d.db.Outbox())
+	d.metrics.WatchStore(d.db.WriteFailures, func() bool { err, _ := d.db.WriteFailure(); return err != nil })
 	d.outbox = buildOutbox(cfg, d.db.Outbox(), d.metrics, d.log)
 	d.store = agent.Store{Records: records, Committer: d.db, Wake: d.outbox.Wake,
 		OutboxLimits: agent.OutboxLimits{MaxPending: cfg.Outbox.MaxPending, MaxPendingPerDestination: cfg.Outbox.MaxPendingPerDestination}}
@@ -152,7 +153,7 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 	d.handler = httptransport.NewHandler(httptransport.Config{
 		Receiver: d.router, EndpointPath: config.EndpointPath, MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
 		Public: d, AdminToken: d.token, MetricsPublic: cfg.Admin.MetricsPublic,
-		Metrics: d.metrics, Logger: d.log.With("component", "http"), Health: health(d.db.Outbox()),
+		Metrics: d.metrics, Logger: d.log.With("component", "http"), Health: health(d.db),
 		WebSocket: d.webSocketConfig(), Features: d.httpFeatures(),
 		ClientLimit:   limiter(cfg.Limits.ClientRate, cfg.Limits.ClientBurst, cfg.Limits.MaxKeys),
 		OnRateLimited: d.metrics.RateLimited,
@@ -261,23 +262,16 @@ func (d *Daemon) Invitation(ctx context.Context) (httptransport.Invitation, stri
 	return invitationOut(inv), inv.URL(d.cfg.Endpoint()), nil
 }
 
-// health reports the database unavailable when the outbox cannot be read.
-func health(outbox agent.OutboxStore) func(context.Context) error {
-	return func(ctx context.Context) error {
-		if _, _, err := outbox.Depth(ctx); err != nil {
-			return agent.Wrap(agent.CodeMe, err, "database unavailable")
-		}
-		return nil
-	}
-}
-
 // Start listens on the configured address and starts the background work
 // (outbox delivery, sweeps, the mediation client).
 func (d *Daemon) Start(ctx context.Context) error {
-	ln, err := net.Listen("tcp", d.cfg.HTTP.Addr)
+	raw, err := net.Listen("tcp", d.cfg.HTTP.Addr)
 	if err != nil {
 		return fmt.Errorf("http.addr: %w", err)
 	}
+	// Caps on open connections (http.max_connections, _per_ip): one client
+	// cannot take them all.
+	ln := httptransport.LimitListener(raw, d.cfg.HTTP.MaxConnections, d.cfg.HTTP.MaxConnectionsPerIP)
 	d.listener = ln
 	if err := d.mail.listen(); err != nil {
 		ln.Close()
@@ -295,6 +289,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 	})
 	d.spawn(func() { d.outbox.Run(bg) })
 	d.spawn(func() { d.sweep(bg) })
+	d.spawn(func() { watchStorage(bg, d.db, d.log.With("component", "store")) })
 	d.mail.serve(bg, d.spawn)
 	if d.mediator != nil {
 		d.spawn(func() { d.mediator.med.RunSweep(bg, d.cfg.Mediator.SweepInterval) })

@@ -27,7 +27,7 @@ type running struct {
 	cfg  config.Config
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -37,7 +37,7 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func testConfig(t *testing.T, dataDir string) config.Config {
+func testConfig(t testing.TB, dataDir string) config.Config {
 	cfg := config.Default()
 	cfg.DataDir = dataDir
 	cfg.HTTP.Addr = freePort(t)
@@ -48,7 +48,7 @@ func testConfig(t *testing.T, dataDir string) config.Config {
 	return cfg
 }
 
-func start(t *testing.T, cfg config.Config) *running {
+func start(t testing.TB, cfg config.Config) *running {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
@@ -65,7 +65,7 @@ func start(t *testing.T, cfg config.Config) *running {
 	return &running{Daemon: d, base: "http://" + d.Addr(), cfg: cfg}
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w *testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
@@ -79,7 +79,7 @@ type wallet struct {
 	secrets []keys.PrivateKey
 }
 
-func newWallet(t *testing.T, endpoint string) *wallet {
+func newWallet(t testing.TB, endpoint string) *wallet {
 	t.Helper()
 	var services []did.Service
 	if endpoint != "" {
@@ -125,7 +125,7 @@ func (w *wallet) secretJSON() []any {
 	return out
 }
 
-func getJSON(t *testing.T, url, token string, v any) int {
+func getJSON(t testing.TB, url, token string, v any) int {
 	t.Helper()
 	req, _ := http.NewRequest("GET", url, nil)
 	if token != "" {
@@ -142,7 +142,7 @@ func getJSON(t *testing.T, url, token string, v any) int {
 	return resp.StatusCode
 }
 
-func post(t *testing.T, url, contentType string, body []byte) (int, string, []byte) {
+func post(t testing.TB, url, contentType string, body []byte) (int, string, []byte) {
 	t.Helper()
 	resp, err := http.Post(url, contentType, bytes.NewReader(body))
 	if err != nil {

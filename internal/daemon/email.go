@@ -82,6 +82,7 @@ func buildEmail(cfg config.Config, router *agent.Router, messenger *agent.Messen
 		MaxMessageBytes: s.MaxMessageBytes, MaxRecipients: s.MaxRecipients,
 		RequireTLS: s.RequireTLS, RequireAuth: s.Auth.Required, AllowInsecureAuth: s.Auth.AllowInsecure,
 		RateLimit: s.RateLimit, RateBurst: s.RateBurst, ReadTimeout: s.Timeout, WriteTimeout: s.Timeout,
+		MaxSessions: s.MaxSessions, MaxSessionsPerIP: s.MaxSessionsPerIP,
 		Receiver: router, Spool: spool, Observer: m, Logger: log.With("component", "smtp"),
 	}
 	if s.TLSCertFile != "" {

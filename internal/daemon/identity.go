@@ -99,15 +99,22 @@ func addDIDs(id *agent.Identity, dids []string) {
 }
 
 // newResolver builds the DID resolver: did:peer and did:key always, did:web
-// when enabled, behind a cache.
+// when enabled (public addresses only unless did.web_allow_private), behind
+// a cache that shares one resolution per DID, remembers failures for
+// did.negative_cache_ttl and caps resolutions in progress.
 func newResolver(cfg config.Config) did.Resolver {
 	var web *did.WebResolver
 	if cfg.DID.WebResolve {
-		web = &did.WebResolver{Timeout: cfg.DID.WebTimeout}
+		web = &did.WebResolver{Timeout: cfg.DID.WebTimeout, AllowPrivate: cfg.DID.WebAllowPrivate}
 	}
 	reg := did.NewDefaultRegistry(nil, web)
 	if !cfg.DID.WebResolve {
 		reg.Register("web", nil)
 	}
-	return did.NewCache(reg, did.CacheOptions{TTL: cfg.DID.CacheTTL, MaxEntries: cfg.DID.CacheSize})
+	negative := cfg.DID.NegativeCacheTTL
+	if negative == 0 {
+		negative = -1 // config: 0 means failures are not remembered
+	}
+	return did.NewCache(reg, did.CacheOptions{TTL: cfg.DID.CacheTTL, MaxEntries: cfg.DID.CacheSize,
+		NegativeTTL: negative, Timeout: cfg.DID.WebTimeout, MaxConcurrent: cfg.DID.MaxConcurrentResolutions})
 }

@@ -42,7 +42,7 @@ func buildMediator(ctx context.Context, cfg config.Config, db *bolt.DB, identity
 	}
 	med := mediation.NewMediator(mediation.Config{
 		DID: ownDID, RoutingDID: rec.DID, Policy: policy, AllowList: mc.AllowList, Relay: mc.Relay,
-		MaxMessageBytes: mc.MaxMessageBytes, Limits: agent.QueueLimits{MaxMessages: mc.QuotaMessages, MaxBytes: mc.QuotaBytes},
+		MaxMessageBytes: mc.MaxMessageBytes, MaxAttachments: mc.MaxAttachments, Limits: agent.QueueLimits{MaxMessages: mc.QuotaMessages, MaxBytes: mc.QuotaBytes},
 		MessageTTL: mc.MessageTTL, MaxRecipients: mc.MaxRecipients, MaxDeliveryMessages: mc.MaxDelivery,
 		InvitationTTL: mc.InvitationTTL, Logger: log,
 	}, mediation.Deps{
@@ -106,7 +106,9 @@ func (ws *webSockets) shutdown() {
 
 // webSocketConfig is the WebSocket setup of the HTTP transport.
 func (d *Daemon) webSocketConfig() *httptransport.WebSocketConfig {
-	return d.ws.config(d.cfg.Mediator)
+	wc := d.ws.config(d.cfg.Mediator)
+	wc.MaxPerClient = d.cfg.HTTP.MaxWebSocketsPerIP
+	return wc
 }
 
 // mediatorAdmin is the mediator's admin API, or nil when it is off.

@@ -39,7 +39,7 @@ type goWallet struct {
 	routingKA []keys.PublicKey
 }
 
-func newGoWallet(t *testing.T, base string) *goWallet {
+func newGoWallet(t testing.TB, base string) *goWallet {
 	t.Helper()
 	var got struct {
 		DID         string  `json:"did"`
@@ -66,7 +66,7 @@ func (w *goWallet) PrivateKey(_ context.Context, kid string) (keys.PrivateKey, e
 }
 
 // request authcrypts a request to the mediator and unpacks its answer.
-func (w *goWallet) request(t *testing.T, typ string, body any) agent.Message {
+func (w *goWallet) request(t testing.TB, typ string, body any) agent.Message {
 	t.Helper()
 	m, _ := agent.NewMessage(typ, body)
 	m.From, m.To, m.ReturnRoute = w.did, []string{w.mediator}, "all"
@@ -89,7 +89,7 @@ func (w *goWallet) request(t *testing.T, typ string, body any) agent.Message {
 }
 
 // setup gets mediation and registers inbox.
-func (w *goWallet) setup(t *testing.T, inbox string) {
+func (w *goWallet) setup(t testing.TB, inbox string) {
 	t.Helper()
 	grant := w.request(t, "https://didcomm.org/coordinate-mediation/3.0/mediate-request", nil)
 	var gb struct {

@@ -136,7 +136,7 @@ func (l *logBuffer) String() string {
 	return l.b.String()
 }
 
-func startLogged(t *testing.T, cfg config.Config) (*running, *logBuffer) {
+func startLogged(t testing.TB, cfg config.Config) (*running, *logBuffer) {
 	t.Helper()
 	logs := &logBuffer{}
 	d, err := daemon.New(context.Background(), cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))

@@ -120,6 +120,26 @@ func (m *Metrics) MailIn(result string) { m.mailIn.WithLabelValues(result).Inc()
 // 5xx answer, after which the message is in the dead-letter list.
 func (m *Metrics) MailOut(result string) { m.mailOut.WithLabelValues(result).Inc() }
 
+// WatchStore exports the database's write health: the count of failed
+// commits and whether commits are failing now, read at scrape time.
+func (m *Metrics) WatchStore(failures func() int64, failing func() bool) {
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "agentd", Name: "store_write_failures_total",
+			Help: "Database commits that failed for the file's sake (no space left, I/O error).",
+		}, func() float64 { return float64(failures()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "agentd", Name: "store_writes_failing",
+			Help: "1 while the database's commits fail (since the last failure, no commit succeeded), else 0.",
+		}, func() float64 {
+			if failing() {
+				return 1
+			}
+			return 0
+		}),
+	)
+}
+
 // WatchEmailSpool exports the number of accepted mails not yet processed,
 // read at scrape time from pending.
 func (m *Metrics) WatchEmailSpool(pending func(ctx context.Context) (int, error)) {

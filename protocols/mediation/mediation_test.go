@@ -102,11 +102,15 @@ func newHarness(t *testing.T, cfg Config) *harness {
 // replies or the handler's error (or the router's refusal when the commit
 // fails).
 func (h *harness) deliver(msg agent.Message, s agent.Session) ([]agent.Message, error) {
+	return h.deliverWith(msg, s, envelope.Metadata{Authenticated: msg.From != "", Encrypted: true, AnonymousSender: msg.From == ""})
+}
+
+// deliverWith is deliver with the envelope metadata meta.
+func (h *harness) deliverWith(msg agent.Message, s agent.Session, meta envelope.Metadata) ([]agent.Message, error) {
 	for _, p := range h.protos {
 		if strings.HasPrefix(msg.Type, p.PIURI+"/") {
 			st := h.st.Agent()
-			in := &agent.Inbound{Message: msg, Session: s, Received: h.now, Work: st.New(),
-				Envelope: envelope.Metadata{Authenticated: msg.From != "", Encrypted: true, AnonymousSender: msg.From == ""}}
+			in := &agent.Inbound{Message: msg, Session: s, Received: h.now, Work: st.New(), Envelope: meta}
 			in.Work.Remember(msg.From+"\x00"+msg.ID, h.now.Add(time.Hour))
 			replies, err := p.Handler.HandleMessage(context.Background(), in)
 			if agent.IsRefusal(err) {
@@ -516,8 +520,21 @@ func TestForward(t *testing.T) {
 	wantRefusal(t, err, CodeUnknownRecipient)
 	_, err = h.deliver(forward(t, "did:example:inbox", jwe("a"), jwe("b")), nil) // 2 + 2 > 3: over the count quota
 	wantRefusal(t, err, agent.CodeMeResStorage)
+	// Over the size limit: 413, not a 5xx a sender would retry forever.
 	_, err = h.deliver(forward(t, "did:key:z6LSk", `{"ciphertext":"`+strings.Repeat("x", 2100)+`"}`), nil)
-	wantRefusal(t, err, agent.CodeMeResStorage)
+	wantRefusal(t, err, agent.CodeTooLarge)
+	// More attachments than MaxAttachments (default 10).
+	many := make([]string, DefaultMaxAttachments+1)
+	for i := range many {
+		many[i] = jwe(fmt.Sprint("many", i))
+	}
+	_, err = h.deliver(forward(t, "did:key:z6LSk", many...), nil)
+	wantRefusal(t, err, agent.CodeTooLarge)
+	// A forward must arrive encrypted: plaintext or only signed is refused.
+	for _, meta := range []envelope.Metadata{{}, {NonRepudiation: true, Authenticated: true, SignFrom: "did:example:x#k"}} {
+		_, err = h.deliverWith(forward(t, "did:key:z6LSk", jwe("plain")), nil, meta)
+		wantRefusal(t, err, agent.CodeTrust)
+	}
 	for name, m := range map[string]agent.Message{
 		"no next":        forward(t, "", jwe("x")),
 		"next not a DID": forward(t, "mailto:x@example.com", jwe("x")),

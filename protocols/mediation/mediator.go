@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agentd/agentd/agent"
+	"github.com/agentd/agentd/agent/did"
 )
 
 // Policy says who the mediator grants mediation to.
@@ -66,8 +67,13 @@ type Config struct {
 	// recipients on to next's endpoint, instead of refusing them.
 	Relay bool
 	// MaxMessageBytes bounds one forwarded message; larger ones are refused
-	// with e.p.me.res.storage. Zero means 512 KiB.
+	// with e.p.xfer.too-large (HTTP 413: resending cannot help). Zero means
+	// 512 KiB.
 	MaxMessageBytes int
+	// MaxAttachments bounds the messages one forward carries; a forward
+	// with more is refused with e.p.xfer.too-large. Zero means
+	// DefaultMaxAttachments.
+	MaxAttachments int
 	// Limits is the quota of each recipient DID.
 	Limits agent.QueueLimits
 	// MessageTTL is how long an undelivered message is kept (a forward's
@@ -88,6 +94,12 @@ type Config struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
+
+// DefaultMaxAttachments is the default of Config.MaxAttachments. A sender
+// forwards one message per forward (Routing 2.0 allows several, for
+// several copies of one message); ten leaves room for that and keeps one
+// anonymous forward from filling a queue at once.
+const DefaultMaxAttachments = 10
 
 // Deps are the services a Mediator uses.
 type Deps struct {
@@ -122,6 +134,9 @@ type Mediator struct {
 func NewMediator(cfg Config, deps Deps) *Mediator {
 	if cfg.MaxMessageBytes <= 0 {
 		cfg.MaxMessageBytes = 512 << 10
+	}
+	if cfg.MaxAttachments <= 0 {
+		cfg.MaxAttachments = DefaultMaxAttachments
 	}
 	if cfg.MessageTTL <= 0 {
 		cfg.MessageTTL = 14 * 24 * time.Hour
@@ -454,11 +469,13 @@ func (m *Mediator) Revoke(ctx context.Context, clientDID string) error {
 }
 
 // GrantTo grants mediation to a client (operator action), whatever the
-// policy: its mediate-request will be answered with a grant.
+// policy: its mediate-request will be answered with a grant. The DID must
+// be well formed for its method (see checkClientDID); a bad one is refused
+// with e.p.msg and changes nothing.
 func (m *Mediator) GrantTo(ctx context.Context, clientDID string) (Grant, error) {
 	clientDID = agent.DIDOf(clientDID)
-	if !validRecipient(clientDID) {
-		return Grant{}, agent.Errorf(agent.CodeMsg, "%q is not a DID", clientDID)
+	if err := checkClientDID(clientDID); err != nil {
+		return Grant{}, err
 	}
 	var g Grant
 	err := m.store.Update(ctx, func(w *agent.Work) error {
@@ -474,6 +491,40 @@ func (m *Mediator) GrantTo(ctx context.Context, clientDID string) (Grant, error)
 		m.log.InfoContext(ctx, "mediation granted by the operator", "client", clientDID)
 	}
 	return g, err
+}
+
+// checkClientDID checks a DID the operator grants mediation to. The DID
+// syntax of DID Core is checked for every method; a DID that resolves
+// offline is resolved too, so that its keys are known to decode: did:key,
+// did:peer:0, did:peer:2 and the long form of did:peer:4. did:web (which
+// would need the network), did:peer:3 and short did:peer:4 (which resolve
+// only once their long form was seen) and other methods are checked for
+// syntax only: a DID that cannot be resolved later simply never gets its
+// mediate-request through.
+func checkClientDID(id string) error {
+	if len(id) > 4096 {
+		return agent.Errorf(agent.CodeMsg, "the DID is longer than 4096 characters")
+	}
+	method, msid, err := did.ParseDID(id)
+	if err != nil {
+		return agent.Wrap(agent.CodeMsg, err, fmt.Sprintf("%.80q is not a DID", id))
+	}
+	switch {
+	case method == "key":
+		_, err = did.ResolveKey(id)
+	case method == "peer" && (strings.HasPrefix(msid, "0") || strings.HasPrefix(msid, "2") ||
+		strings.HasPrefix(msid, "4") && strings.Contains(msid, ":")):
+		_, err = (&did.PeerResolver{}).Resolve(context.Background(), id)
+	case method == "peer" && (strings.HasPrefix(msid, "3") || strings.HasPrefix(msid, "4")):
+	case method == "peer":
+		err = fmt.Errorf("%w: unknown did:peer numalgo", did.ErrInvalidDID)
+	case method == "web":
+		_, err = did.WebURL(id)
+	}
+	if err != nil {
+		return agent.Wrap(agent.CodeMsg, err, fmt.Sprintf("%.80q is not a valid %s DID: %v", id, "did:"+method, err))
+	}
+	return nil
 }
 
 // invitationRecord is a mediation invitation the operator made.

@@ -17,12 +17,27 @@ import (
 // with relay on, passes them on to next's endpoint; or refuses the forward.
 // Refusals (agent.Refuse) make the transport refuse the forward itself, with
 // the problem code in its answer, since a forward's sender is anonymous and
-// cannot be sent a problem report: unknown recipient, quota or size
-// (e.p.me.res.storage), malformed forward. Nothing is stored for a refused
-// forward, so the sender may retry it.
+// cannot be sent a problem report: a forward that did not arrive encrypted
+// (e.p.trust), unknown recipient, quota (e.p.me.res.storage), a forwarded
+// message over the size limit or more attachments than
+// Config.MaxAttachments (e.p.xfer.too-large), malformed forward. Nothing is
+// stored for a refused forward, so the sender may retry it.
+//
+// A forward must arrive encrypted: the router opens only envelopes
+// encrypted to a key this agent holds (its routing DID's, old and new, or
+// its own DID's), so an encrypted forward was meant for this mediator,
+// while a plaintext or merely signed one could be anyone's message replayed
+// at it, and would let anyone queue into a recipient's inbox without the
+// routing key the recipient published.
 func (m *Mediator) handleRouting(ctx context.Context, in *agent.Inbound) ([]agent.Message, error) {
 	if in.Message.Type != ForwardType {
 		return nil, agent.Refuse(agent.Errorf(agent.CodeMsgUnsupported, "unsupported message type %s", in.Message.Type))
+	}
+	if !in.Envelope.Encrypted {
+		return nil, agent.Refuse(agent.Errorf(agent.CodeTrust, "a forward must be encrypted to the mediator's routing key"))
+	}
+	if n := len(in.Message.Attachments); n > m.cfg.MaxAttachments {
+		return nil, agent.Refuse(agent.Errorf(agent.CodeTooLarge, "forward carries %d attachments, more than the limit of %d", n, m.cfg.MaxAttachments))
 	}
 	var body ForwardBody
 	if err := in.Message.DecodeBody(&body); err != nil {
@@ -91,7 +106,7 @@ func (m *Mediator) forwarded(atts []agent.Attachment) ([][]byte, error) {
 			return nil, agent.Errorf(agent.CodeMsg, "forward attachment %d must carry the message inline (data.json or data.base64)", i)
 		}
 		if len(p) > m.cfg.MaxMessageBytes {
-			return nil, agent.Errorf(agent.CodeMeResStorage, "forwarded message of %d bytes exceeds the limit of %d bytes", len(p), m.cfg.MaxMessageBytes)
+			return nil, agent.Errorf(agent.CodeTooLarge, "forwarded message of %d bytes exceeds the limit of %d bytes", len(p), m.cfg.MaxMessageBytes)
 		}
 		p = bytes.TrimSpace(p)
 		if len(p) == 0 || p[0] != '{' || (!valid && !json.Valid(p)) {

@@ -165,6 +165,7 @@ type DB struct {
 	queue   Queue
 
 	commit     committer
+	health     writeHealth
 	mode       writeMode // tests and benchmarks only; set before the first write
 	commitHook func(CommitPoint, *agent.Work)
 }
@@ -343,7 +344,15 @@ func (db *DB) update(ctx context.Context, fn func(*bbolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return db.bolt.Update(fn)
+	var fnErr error
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		fnErr = fn(tx)
+		return fnErr
+	})
+	if fnErr == nil {
+		db.health.record(err)
+	}
+	return err
 }
 
 // view runs fn in a read-only transaction.

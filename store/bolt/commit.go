@@ -107,6 +107,7 @@ func (db *DB) commitGroup(group []*writeCall) {
 			group = append(group[:failed:failed], group[failed+1:]...)
 			continue
 		}
+		db.health.record(err) // the commit itself: the file's fault, not a write's
 		for _, c := range group {
 			c.err <- err
 		}
@@ -133,7 +134,7 @@ func (db *DB) write(ctx context.Context, fn func(*bbolt.Tx) error) error {
 	}
 	switch db.mode {
 	case writeSolo:
-		return db.bolt.Update(fn)
+		return db.update(ctx, fn)
 	case writeBoltBatch:
 		return db.bolt.Batch(fn)
 	}

@@ -336,9 +336,12 @@ func (o *Outbox) Kill(ctx context.Context, m *agent.OutboundMessage) error {
 }
 
 // Dead lists up to limit dead letters in (DeadAt, id) order, starting after
-// the dead letter with id after, or at the oldest if after is "". limit must
-// be positive. If after is not a dead letter (it was revived or purged since
-// the previous page) Dead returns an error wrapping agent.ErrNotFound.
+// the cursor after (see agent.OutboxStore): at the oldest if after is "",
+// after the dead letter with id after, or after the position a
+// agent.DeadLetterCursor names, whether or not that letter is still there
+// (the dead key is that very position: DeadAt, then id). limit must be
+// positive. If after is neither (an id that is no longer a dead letter)
+// Dead returns an error wrapping agent.ErrNotFound.
 func (o *Outbox) Dead(ctx context.Context, after string, limit int) ([]*agent.OutboundMessage, error) {
 	if err := checkLimit(limit); err != nil {
 		return nil, err
@@ -353,7 +356,11 @@ func (o *Outbox) Dead(ctx context.Context, after string, limit int) ([]*agent.Ou
 		} else {
 			start := ob.deadKey(after)
 			if start == nil {
-				return fmt.Errorf("bolt: dead-letter cursor %q: %w", after, agent.ErrNotFound)
+				at, id, ok := agent.ParseDeadLetterCursor(after)
+				if !ok {
+					return fmt.Errorf("bolt: dead-letter cursor %q: %w", after, agent.ErrNotFound)
+				}
+				start = timeIDKey(at, id)
 			}
 			k, v = c.Seek(start)
 			if bytes.Equal(k, start) {

@@ -475,6 +475,44 @@ func TestOutbox(t *testing.T, newStore func(t *testing.T) agent.OutboxStore) {
 			t.Fatalf("paged Dead = %v\nwant         %v", paged, wantIDs)
 		}
 		checkDepth(t, s, 0, n)
+
+		// Paging by DeadLetterCursor (what the admin API gives as next)
+		// while the last letter of each page is purged or revived: the
+		// cursor keeps its position, no letter is skipped or repeated.
+		paged, after = nil, ""
+		for i := 0; ; i++ {
+			page, err := s.Dead(ctx, after, 4)
+			if err != nil {
+				t.Fatalf("Dead(%q, 4): %v", after, err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			paged = append(paged, ids(page)...)
+			last := page[len(page)-1]
+			after = agent.DeadLetterCursor(last)
+			if i%2 == 0 {
+				err = s.PurgeDead(ctx, last.ID)
+			} else {
+				err = s.Revive(ctx, last.ID, base)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !slices.Equal(paged, wantIDs) {
+			t.Fatalf("Dead paged by cursor while purging = %v\nwant                             %v", paged, wantIDs)
+		}
+		// A bare id that is no longer a dead letter has no known position.
+		_, err := s.Dead(ctx, wantIDs[3], 4)
+		wantNotFound(t, "Dead(after a purged id)", err)
+		_, err = s.Dead(ctx, "never-was", 4)
+		wantNotFound(t, "Dead(after an unknown id)", err)
+		// A cursor past the end gives an empty page.
+		end := &agent.OutboundMessage{ID: "zz", DeadAt: base.Add(time.Hour)}
+		if page, err := s.Dead(ctx, agent.DeadLetterCursor(end), 4); err != nil || len(page) != 0 {
+			t.Fatalf("Dead(after the end) = %v, %v", ids(page), err)
+		}
 	})
 
 	t.Run("ConcurrentEnqueue", func(t *testing.T) {

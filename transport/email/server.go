@@ -19,6 +19,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/agentd/agentd/agent"
+	"github.com/agentd/agentd/internal/connlimit"
 )
 
 // TransportName is the transport name the server gives the router, as
@@ -80,6 +81,11 @@ type ServerConfig struct {
 	// limit), with bursts of RateBurst.
 	RateLimit float64
 	RateBurst int
+	// MaxSessions caps the SMTP sessions open at once, MaxSessionsPerIP
+	// those from one client IP (IPv6: its /64); 0: no cap. A connection over
+	// a cap is answered "421 4.7.0" and closed before the greeting.
+	MaxSessions      int
+	MaxSessionsPerIP int
 	// ReadTimeout and WriteTimeout bound each command and reply; default 2
 	// minutes and 1 minute.
 	ReadTimeout  time.Duration
@@ -212,6 +218,9 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.listeners = append(s.listeners, ln)
 	s.mu.Unlock()
+	if s.cfg.MaxSessions > 0 || s.cfg.MaxSessionsPerIP > 0 {
+		ln = connlimit.Wrap(ln, connlimit.Limits{Total: s.cfg.MaxSessions, PerClient: s.cfg.MaxSessionsPerIP}, s.refuse)
+	}
 	err := s.smtp.Serve(ln)
 	s.mu.Lock()
 	closed := s.closed
@@ -220,6 +229,18 @@ func (s *Server) Serve(ln net.Listener) error {
 		return nil
 	}
 	return err
+}
+
+// refuse answers a connection over a session cap (RFC 5321 section 3.8:
+// 421 instead of the greeting, then close).
+func (s *Server) refuse(c net.Conn, r connlimit.Refusal) {
+	what := fmt.Sprintf("Too many connections (limit %d)", r.Limit)
+	if r.PerClient {
+		what = fmt.Sprintf("Too many connections from %s (limit %d)", r.Client, r.Limit)
+	}
+	s.obs.MailIn("rate-limited")
+	s.log.Debug("smtp: connection over the session cap refused", "client", r.Client, "per_client", r.PerClient, "limit", r.Limit)
+	fmt.Fprintf(c, "421 4.7.0 %s %s; try again later\r\n", s.cfg.Hostname, what)
 }
 
 // Shutdown stops accepting connections and waits for open sessions to end

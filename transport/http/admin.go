@@ -3,6 +3,7 @@ package http
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -23,7 +24,9 @@ type AdminService interface {
 	AcceptInvitation(ctx context.Context, invitation string) (Connection, error)
 	// OutboxDepth counts pending and dead messages.
 	OutboxDepth(ctx context.Context) (pending, dead int, err error)
-	// DeadLetters lists dead letters after the id after.
+	// DeadLetters lists dead letters after the cursor after, as
+	// agent.OutboxStore.Dead does (a bare id that is no longer a dead
+	// letter is an error wrapping agent.ErrNotFound).
 	DeadLetters(ctx context.Context, after string, limit int) ([]*agent.OutboundMessage, error)
 	// RetryDeadLetter moves a dead letter back into the outbox; an unknown
 	// id is an error wrapping agent.ErrNotFound.
@@ -224,6 +227,12 @@ func (a *adminAPI) deadLetters(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	list, err := a.svc.DeadLetters(r.Context(), page.After, page.Limit)
+	if isStoreMiss(err) {
+		// A bare id that is no longer a dead letter: its position is
+		// unknown. The next values this route gives are positions
+		// (agent.DeadLetterCursor) that stay good when letters go.
+		err = agent.Wrap(agent.CodeNotFound, err, fmt.Sprintf("after: %.80q is not a dead letter (retried or deleted since?): pass the next value of the previous page, which stays good", page.After))
+	}
 	if err != nil {
 		fail(w, r, err)
 		return
@@ -233,7 +242,11 @@ func (a *adminAPI) deadLetters(w http.ResponseWriter, r *http.Request) {
 		out = append(out, DeadLetter{ID: m.ID, To: m.To, Endpoint: m.Endpoint, MessageType: m.MessageType,
 			Bytes: len(m.Payload), Attempts: m.Attempts, CreatedAt: m.CreatedAt, DeadAt: m.DeadAt, LastError: m.LastError})
 	}
-	writeJSON(w, http.StatusOK, newPage("deadLetters", out, page, func(d DeadLetter) string { return d.ID }))
+	// next is the position of the page's last letter, not its id: it stays
+	// good when that letter is retried or deleted meanwhile.
+	writeJSON(w, http.StatusOK, newPage("deadLetters", out, page, func(d DeadLetter) string {
+		return agent.DeadLetterCursor(&agent.OutboundMessage{ID: d.ID, DeadAt: d.DeadAt})
+	}))
 }
 
 func (a *adminAPI) retryDeadLetter(w http.ResponseWriter, r *http.Request) {

@@ -174,3 +174,67 @@ func loggerOf(r *http.Request) *slog.Logger {
 	}
 	return slog.Default()
 }
+
+// muxErrors serves through mux and answers the mux's own answers, those
+// no route wrote (an unknown path: 404; a method no route of the path
+// takes: 405 with Allow; a path the mux would clean or complete with a
+// slash: a 301/307 redirect), as JSON ErrorBody like every other error.
+// Redirects are not followed by DIDComm senders, and an endpoint is
+// posted to at its exact path, so a path that is not one is answered 404
+// (the Location it would have redirected to is not given).
+type muxErrors struct{ mux *http.ServeMux }
+
+func (m muxErrors) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	m.mux.ServeHTTP(&muxWriter{ResponseWriter: w, r: r}, r)
+}
+
+// routed marks h as a registered route: it writes its answer itself,
+// through the ResponseWriter the server was given (so that a WebSocket can
+// hijack it).
+func routed(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if mw, ok := w.(*muxWriter); ok {
+			w = mw.ResponseWriter
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// muxWriter is what the mux's own handlers (not found, method not
+// allowed, redirects) write to: their status becomes a JSON error answer,
+// their text body is dropped.
+type muxWriter struct {
+	http.ResponseWriter
+	r       *http.Request
+	written bool
+}
+
+func (w *muxWriter) WriteHeader(status int) {
+	if w.written {
+		return
+	}
+	w.written = true
+	h := w.Header()
+	for _, k := range []string{"Content-Type", "Content-Length", "X-Content-Type-Options", "Location"} {
+		h.Del(k)
+	}
+	what := w.r.Method + " " + w.r.URL.Path
+	switch {
+	case status == http.StatusMethodNotAllowed:
+		writeJSON(w.ResponseWriter, status, ErrorBody{Error: "method-not-allowed",
+			Reason: "the method " + w.r.Method + " is not allowed on " + w.r.URL.Path + " (allowed: " + h.Get("Allow") + ")"})
+	case status >= 300 && status < 400:
+		writeJSON(w.ResponseWriter, http.StatusNotFound, ErrorBody{Error: agent.CodeNotFound, Reason: "no endpoint " + what + " (paths are taken exactly as written)"})
+	case status == http.StatusNotFound:
+		writeJSON(w.ResponseWriter, status, ErrorBody{Error: agent.CodeNotFound, Reason: "no endpoint " + what})
+	default:
+		writeJSON(w.ResponseWriter, status, ErrorBody{Error: agent.CodeMsg, Reason: http.StatusText(status)})
+	}
+}
+
+func (w *muxWriter) Write(b []byte) (int, error) {
+	if !w.written {
+		w.WriteHeader(http.StatusOK)
+	}
+	return len(b), nil // the mux's own text body is replaced by the JSON one
+}

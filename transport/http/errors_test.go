@@ -122,7 +122,7 @@ func TestInternalErrorsAreLoggedWithTheirCause(t *testing.T) {
 	buf.Reset()
 	rcv := &fakeReceiver{err: agent.Errorf(agent.CodeTrustCrypto, "decryption failed")}
 	h = NewHandler(Config{Receiver: rcv, Logger: log})
-	if resp, _ := do(t, h, "POST", "/didcomm", agent.MediaTypeEncrypted, "", `{}`); resp.StatusCode != 400 || buf.Len() != 0 {
+	if resp, _ := do(t, h, "POST", "/didcomm", agent.MediaTypeEncrypted, "", `{"ciphertext":"x"}`); resp.StatusCode != 400 || buf.Len() != 0 {
 		t.Fatalf("client error: %d, log %q", resp.StatusCode, buf.String())
 	}
 	// Nor is a router failure's request body ever logged.

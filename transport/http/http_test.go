@@ -60,8 +60,8 @@ func do(t *testing.T, h http.Handler, method, path, ct, token, body string) (*ht
 func TestEndpoint(t *testing.T) {
 	rcv := &fakeReceiver{}
 	h := NewHandler(Config{Receiver: rcv, Public: fakePublic{}, MaxBodyBytes: 2048})
-	resp, _ := do(t, h, "POST", "/didcomm", "application/didcomm-encrypted+json; charset=utf-8", "", `{"a":1}`)
-	if resp.StatusCode != 202 || string(rcv.got) != `{"a":1}` {
+	resp, _ := do(t, h, "POST", "/didcomm", "application/didcomm-encrypted+json; charset=utf-8", "", `{"ciphertext":"a"}`)
+	if resp.StatusCode != 202 || string(rcv.got) != `{"ciphertext":"a"}` {
 		t.Fatalf("accepted message: %d, receiver got %q", resp.StatusCode, rcv.got)
 	}
 	rcv.reply = &agent.Reply{Payload: []byte(`{"r":1}`), MediaType: agent.MediaTypeEncrypted}
@@ -78,6 +78,14 @@ func TestEndpoint(t *testing.T) {
 		{"", `{}`, 415},
 		{agent.MediaTypeSigned, `{not json`, 400},
 		{agent.MediaTypeSigned, `{"x":"` + strings.Repeat("a", 3000) + `"}`, 413},
+		// The body's form must be the one the Content-Type declares.
+		{agent.MediaTypeEncrypted, `{"id":"1","type":"t","body":{}}`, 415},
+		{agent.MediaTypeEncrypted, `{"payload":"e30","signatures":[]}`, 415},
+		{agent.MediaTypeSigned, `{"protected":"e30","recipients":[],"ciphertext":"x"}`, 415},
+		{agent.MediaTypePlain, `{"protected":"e30","recipients":[],"ciphertext":"x"}`, 415},
+		{agent.MediaTypePlain, `{"payload":"e30","signature":"x"}`, 415},
+		{agent.MediaTypeEncrypted, `[{"ciphertext":"x"}]`, 400},
+		{agent.MediaTypeEncrypted, `{"ciphertext":"x"} {}`, 400},
 	} {
 		resp, body := do(t, h, "POST", "/didcomm", tc.ct, "", tc.body)
 		if resp.StatusCode != tc.status || !strings.Contains(body, `"reason"`) {
@@ -88,7 +96,7 @@ func TestEndpoint(t *testing.T) {
 		}
 	}
 	rcv.err = agent.Errorf(agent.CodeTrustCrypto, "decryption failed")
-	resp, body = do(t, h, "POST", "/didcomm", agent.MediaTypeEncrypted, "", `{}`)
+	resp, body = do(t, h, "POST", "/didcomm", agent.MediaTypeEncrypted, "", `{"ciphertext":"x"}`)
 	if resp.StatusCode != 400 || !strings.Contains(body, "e.p.trust.crypto") {
 		t.Fatalf("router error: %d %s", resp.StatusCode, body)
 	}

@@ -45,13 +45,15 @@ import (
 	"io"
 	"log/slog"
 	"mime"
-	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/agentd/agentd/agent"
 	"github.com/agentd/agentd/agent/did"
+	"github.com/agentd/agentd/agent/envelope"
+	"github.com/agentd/agentd/internal/connlimit"
 )
 
 // Receiver takes packed messages that arrived on a connection that can carry
@@ -86,8 +88,8 @@ type Config struct {
 	// upgrade); nil disables it.
 	WebSocket *WebSocketConfig
 	// ClientLimit, when set, rate-limits the DIDComm endpoint by client
-	// IP address (the request's RemoteAddr: behind a reverse proxy, all
-	// clients share the proxy's address): each POST and each WebSocket
+	// IP address (the request's RemoteAddr, an IPv6 address by its /64:
+	// behind a reverse proxy, all clients share the proxy's address): each POST and each WebSocket
 	// message takes a token, and one over the limit is answered 429 with
 	// Retry-After (a problem report on a WebSocket), before it is read.
 	ClientLimit agent.Limiter
@@ -134,6 +136,9 @@ func newServer(cfg Config) (http.Handler, *http.ServeMux, *Routes) {
 		cfg.Logger = slog.Default()
 	}
 	s := &server{cfg: cfg}
+	if cfg.WebSocket != nil {
+		s.wsLimit = &wsLimiter{max: cfg.WebSocket.MaxPerClient, open: map[netip.Prefix]int{}}
+	}
 	rs := &Routes{}
 	rs.Public("POST "+cfg.EndpointPath, "didcomm", s.didcomm)
 	if cfg.WebSocket != nil {
@@ -167,33 +172,34 @@ func newServer(cfg Config) (http.Handler, *http.ServeMux, *Routes) {
 		if cfg.Metrics != nil {
 			h = cfg.Metrics.Instrument(rt.name, h)
 		}
-		mux.Handle(rt.method+" "+rt.path, recoverer(cfg.Logger, h))
+		mux.Handle(rt.method+" "+rt.path, routed(recoverer(cfg.Logger, h)))
 	}
 	for _, d := range rs.disabled {
 		reason := d.reason
-		mux.Handle(d.prefix, s.requireToken(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mux.Handle(d.prefix, routed(s.requireToken(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusNotFound, ErrorBody{Error: agent.CodeNotFound, Reason: reason})
-		})))
+		}))))
 	}
 	if cfg.Metrics != nil {
 		h := cfg.Metrics.Handler()
 		if !cfg.MetricsPublic {
 			h = s.requireToken(h)
 		}
-		mux.Handle("GET /metrics", h)
+		mux.Handle("GET /metrics", routed(h))
 	}
 	if hasAdmin {
-		mux.Handle("/admin/", s.requireToken(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mux.Handle("/admin/", routed(s.requireToken(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusNotFound, ErrorBody{Error: agent.CodeNotFound, Reason: "no admin endpoint " + r.Method + " " + r.URL.Path})
-		})))
+		}))))
 	}
 	// Under /admin/, the catch-all above (behind the token) answers every
 	// method a route does not take: no 405 tells a stranger which routes exist.
-	return mux, mux, rs
+	return muxErrors{mux}, mux, rs
 }
 
 type server struct {
-	cfg Config
+	cfg     Config
+	wsLimit *wsLimiter // nil without WebSockets
 }
 
 // fail answers err (see writeError).
@@ -206,6 +212,13 @@ var acceptedMediaTypes = map[string]bool{
 	agent.MediaTypeEncrypted: true,
 	agent.MediaTypeSigned:    true,
 	agent.MediaTypePlain:     true,
+}
+
+// formName names the forms of a DIDComm message in refusals.
+var formName = map[envelope.Form]string{
+	envelope.FormEncrypted: "an encrypted message (JWE, " + agent.MediaTypeEncrypted + ")",
+	envelope.FormSigned:    "a signed message (JWS, " + agent.MediaTypeSigned + ")",
+	envelope.FormPlain:     "a plaintext message (" + agent.MediaTypePlain + ")",
 }
 
 func (s *server) didcomm(w http.ResponseWriter, r *http.Request) {
@@ -233,8 +246,16 @@ func (s *server) didcomm(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, agent.Wrap(agent.CodeXfer, err, "could not read the request body"))
 		return
 	}
-	if !json.Valid(body) {
-		s.fail(w, r, agent.Errorf(agent.CodeMsg, "body is not valid JSON"))
+	// One pass over the body (it replaces a JSON validity check): a body
+	// whose form is not the one its Content-Type declares is refused
+	// before anything is decrypted.
+	form, err := envelope.FormOf(body)
+	if err != nil {
+		s.fail(w, r, agent.Wrap(agent.CodeMsg, err, "body is not a DIDComm message (one JSON object)"))
+		return
+	}
+	if string(form) != mt {
+		s.fail(w, r, agent.Errorf(agent.CodeMediaType, "the body is %s but the Content-Type says %s", formName[form], mt))
 		return
 	}
 	reply, err := s.cfg.Receiver.ReceiveDuplex(r.Context(), "http", body, nil)
@@ -251,13 +272,15 @@ func (s *server) didcomm(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusAccepted)
 }
 
-// clientIP is the address of the request's client, without the port.
+// clientIP is the rate-limit key of the request's client: its IP address
+// without the port, an IPv6 address by its /64 (connlimit.KeyOf), as the
+// connection caps count clients.
 func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
 	}
-	return host
+	return connlimit.KeyString(connlimit.KeyOf(ap.Addr()))
 }
 
 // allowClient takes a token of the client's rate limit; over it, the error
@@ -336,10 +359,10 @@ type HealthResponse struct {
 // requireToken lets through only requests carrying the admin bearer token.
 func (s *server) requireToken(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		const prefix = "Bearer "
-		auth := r.Header.Get("Authorization")
-		ok := s.cfg.AdminToken != "" && strings.HasPrefix(auth, prefix) &&
-			subtle.ConstantTimeCompare([]byte(auth[len(prefix):]), []byte(s.cfg.AdminToken)) == 1
+		// The scheme is case-insensitive (RFC 7235 section 2.1): "bearer" is "Bearer".
+		scheme, token, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+		ok := s.cfg.AdminToken != "" && strings.EqualFold(scheme, "Bearer") &&
+			subtle.ConstantTimeCompare([]byte(strings.TrimLeft(token, " ")), []byte(s.cfg.AdminToken)) == 1
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="agentd admin"`)
 			writeJSON(w, http.StatusUnauthorized, ErrorBody{Error: "unauthorized", Reason: "a valid admin bearer token is required"})

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -43,6 +44,10 @@ type WebSocketConfig struct {
 	// OnOpen and OnClose, when set, are told when a socket opens and closes
 	// (for metrics).
 	OnOpen, OnClose func()
+	// MaxPerClient caps the sockets open at once from one client IP (IPv6:
+	// its /64); 0: no cap. An upgrade over it is refused with 429 and a JSON
+	// error (CodeTooManyConnections).
+	MaxPerClient int
 }
 
 // wsSession is one WebSocket as an agent.Session.
@@ -109,6 +114,14 @@ func (s *server) websocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	wc := s.cfg.WebSocket
+	release, client, ok := s.wsLimit.acquire(r.RemoteAddr)
+	if !ok {
+		w.Header().Set("Retry-After", "5")
+		writeJSON(w, http.StatusTooManyRequests, ErrorBody{Error: CodeTooManyConnections,
+			Reason: fmt.Sprintf("too many WebSockets open from %s (limit %d); close one first", client, wc.MaxPerClient)})
+		return
+	}
+	defer release()
 	// The server's read and write deadlines would cut a long-lived socket.
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Time{})
@@ -127,7 +140,7 @@ func (s *server) websocket(w http.ResponseWriter, r *http.Request) {
 	sess := &wsSession{id: newSessionID(), conn: conn, timeout: orDefault(wc.WriteTimeout, 10*time.Second), done: make(chan struct{})}
 	log := s.cfg.Logger.With("session", sess.id)
 	log.Debug("websocket opened", "remote", r.RemoteAddr)
-	client := clientIP(r)
+	rateKey := clientIP(r)
 	if wc.OnOpen != nil {
 		wc.OnOpen()
 	}
@@ -161,7 +174,7 @@ func (s *server) websocket(w http.ResponseWriter, r *http.Request) {
 		if typ != websocket.MessageText && typ != websocket.MessageBinary {
 			continue
 		}
-		s.wsMessage(ctx, recv, sess, client, data, log)
+		s.wsMessage(ctx, recv, sess, rateKey, data, log)
 	}
 	log.Debug("websocket closed", "writes", sess.writes.Load())
 }
