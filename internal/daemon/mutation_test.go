@@ -25,6 +25,9 @@ type mutationTarget struct {
 func newMutationTarget(t testing.TB) *mutationTarget {
 	cfg := testConfig(t, t.TempDir())
 	cfg.Mediator.Enabled = true
+	// Every request comes from one address: this is about input handling,
+	// not the client rate limit (TestClientRateLimit).
+	cfg.Limits.ClientRate = 0
 	r, _ := startLogged(t, cfg) // logs to a buffer: a fuzz target's t must not be written to from the daemon
 	w := newGoWallet(t, r.base)
 	inbox := "did:example:mutation-inbox"
