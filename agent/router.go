@@ -214,7 +214,7 @@ func (r *Router) receive(ctx context.Context, transport string, raw []byte, dupl
 	for attempt := 0; ; attempt++ {
 		in.Work = r.cfg.Store.New()
 		in.Work.Remember(key, until)
-		replies, result, refused := r.dispatch(ctx, in)
+		replies, result, refused := r.dispatch(ctx, in, duplex && !r.answerable(in, vouched))
 		if refused != nil {
 			r.obs.MessageIn(in.Message.Type, "refused", time.Since(start))
 			r.log.Info("message refused by its handler", "transport", transport, "type", in.Message.Type, "code", ErrorCode(refused), "reason", ErrorComment(refused))
@@ -293,6 +293,17 @@ func (r *Router) replayKey(in *Inbound) (string, time.Time) {
 	}
 	sum := sha256.Sum256(in.raw)
 	return "\x00" + m.ID + "\x00" + base64.RawURLEncoding.EncodeToString(sum[:]), until
+}
+
+// answerable reports whether a reply to in can reach its sender: on the
+// connection (return_route), or through the outbox to an authenticated (or
+// operator-vouched) sender.
+func (r *Router) answerable(in *Inbound, vouched bool) bool {
+	switch strings.ToLower(in.Message.ReturnRoute) {
+	case "all", "thread":
+		return true
+	}
+	return in.Message.From != "" && (vouched || authenticatedSender(in))
 }
 
 // push is a packed reply to push on the session once the work is committed.
@@ -447,7 +458,14 @@ func unpackError(err error) error {
 
 // dispatch runs the handler and returns the replies, problem reports included,
 // and a result word for metrics; or the handler's refusal (see Refuse).
-func (r *Router) dispatch(ctx context.Context, in *Inbound) ([]Message, string, error) {
+//
+// When unanswerable, a problem has no way to reach the sender (an
+// unauthenticated message that asked for no return route, on a transport
+// that can answer with a status): the handler's error is then returned as
+// a refusal, so that the transport answers with it and nothing of the
+// message is kept, instead of accepting a message whose failure nobody
+// would learn of.
+func (r *Router) dispatch(ctx context.Context, in *Inbound, unanswerable bool) ([]Message, string, error) {
 	m := in.Message
 	r.mu.RLock()
 	p, ok := r.protocols[PIURI(m.Type)]
@@ -461,6 +479,9 @@ func (r *Router) dispatch(ctx context.Context, in *Inbound) ([]Message, string, 
 	}
 	if err != nil && IsRefusal(err) {
 		return nil, "", err
+	}
+	if err != nil && unanswerable && m.Type != ProblemReportType {
+		return nil, "", Refuse(err)
 	}
 	result := "ok"
 	if err != nil {

@@ -109,3 +109,24 @@ func TestRouterRerunsConflictingHandlers(t *testing.T) {
 		t.Fatalf("counter = %d after %d accepted messages of %d", got, ok, n)
 	}
 }
+
+// TestRouterRefusesUnanswerableProblems: a problem with a message whose
+// sender cannot be answered (not authenticated, no return route) is the
+// transport's refusal on a transport that can answer, with nothing kept; on
+// a one-way transport the message is consumed as before.
+func TestRouterRefusesUnanswerableProblems(t *testing.T) {
+	r, _ := newRouter(t)
+	raw := plain(t, map[string]any{"type": "https://example.org/nobody/1.0/x", "return_route": "none"})
+	_, err := r.ReceiveDuplex(context.Background(), "test", raw, nil)
+	if agent.ErrorCode(err) != agent.CodeMsgUnsupported || !agent.IsRefusal(err) {
+		t.Fatalf("unanswerable problem: %v, want a refusal with %s", err, agent.CodeMsgUnsupported)
+	}
+	// Nothing was kept: the same message is not a replay.
+	if _, err := r.ReceiveDuplex(context.Background(), "test", raw, nil); agent.ErrorCode(err) != agent.CodeMsgUnsupported {
+		t.Fatalf("second try: %v", err)
+	}
+	// One-way: no status to answer with; the message is consumed.
+	if _, err := r.Receive(context.Background(), "smtp", raw); err != nil {
+		t.Fatalf("one-way: %v", err)
+	}
+}

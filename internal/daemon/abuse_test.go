@@ -150,10 +150,12 @@ func TestPlaintextPingNotAnsweredThroughOutbox(t *testing.T) {
 	if a.status != http.StatusOK || !strings.Contains(string(a.body), `"ciphertext"`) {
 		t.Fatalf("plaintext ping with return_route: status %d %s", a.status, a.body)
 	}
-	// A problem report to an unauthenticated sender is not queued either.
+	// A problem with an unauthenticated message is not queued either: with
+	// no way back, the message is refused with the problem's status and
+	// code instead, and nothing of it is kept.
 	bad, _ := json.Marshal(map[string]any{"id": agent.NewID(), "type": "https://didcomm.org/unknown/1.0/x",
 		"from": w.did, "to": []string{r.DID()}, "body": map[string]any{}})
-	if a = postMsg(t, r, agent.MediaTypePlain, bad); a.status != http.StatusAccepted {
+	if a = postMsg(t, r, agent.MediaTypePlain, bad); a.status != http.StatusBadRequest || !strings.Contains(string(a.body), agent.CodeMsgUnsupported) {
 		t.Fatalf("unsupported plaintext message: status %d %s", a.status, a.body)
 	}
 	time.Sleep(300 * time.Millisecond)

@@ -238,12 +238,13 @@ func TestProveControlBadInputOverDIDComm(t *testing.T) {
 		tc.from.send(t, v, m)
 		problem(tc.from, tc.code, m)
 	}
-	// A plaintext prove: from is not authenticated. Its problem report
-	// goes back on the connection (return_route), never through the
-	// outbox to whatever from names.
+	// A plaintext prove: from is not authenticated. Without a return
+	// route its problem cannot reach the sender, so the prove is refused
+	// with it; with one, the report goes back on the connection, never
+	// through the outbox to whatever from names.
 	plain := proveMsg(nil)
 	b, _ := json.Marshal(plain)
-	if code, _, body := post(t, v.base+"/didcomm", agent.MediaTypePlain, b); code != 202 {
+	if code, _, body := post(t, v.base+"/didcomm", agent.MediaTypePlain, b); code != 400 || !strings.Contains(string(body), provecontrol.CodeUnauthenticated) {
 		t.Fatalf("plaintext prove: %d %s", code, body)
 	}
 	plain = proveMsg(nil)
