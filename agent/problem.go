@@ -32,6 +32,7 @@ const (
 	CodeConflict       = "e.p.req.conflict"       // the request conflicts with the current state
 	CodeRateLimited    = "e.p.req.rate-limited"   // the client or sender is over its rate limit: try again later
 	CodeOutboxFull     = "e.p.me.res.outbox-full" // the outbox holds as many messages as it may: try again later
+	CodeBusy           = "e.p.xfer.busy"          // the agent is at a capacity limit (connections, resolutions): try again later
 )
 
 // Error is the agent's one error type. Code is a Report Problem 2.0 code;

@@ -449,6 +449,11 @@ func unpackError(err error) error {
 		if errors.Is(err, did.ErrUnsupportedMethod) {
 			return Wrap(CodeDIDUnsupported, err, err.Error())
 		}
+		if errors.Is(err, did.ErrBusy) {
+			e := Wrap(CodeBusy, err, "too many DID resolutions in progress; try again later")
+			e.RetryAfter = time.Second
+			return e
+		}
 		return Wrap(CodeDIDUnresolved, err, err.Error())
 	case errors.Is(err, envelope.ErrMalformed):
 		return Wrap(CodeMsg, err, err.Error())

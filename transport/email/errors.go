@@ -21,6 +21,8 @@ func smtpStatus(err error) (int, smtp.EnhancedCode) {
 		return 451, smtp.EnhancedCode{4, 7, 0}
 	case agent.HasCode(err, agent.CodeOutboxFull):
 		return 452, smtp.EnhancedCode{4, 3, 1}
+	case agent.HasCode(err, agent.CodeBusy):
+		return 451, smtp.EnhancedCode{4, 3, 2}
 	case agent.HasCode(err, agent.CodeTooLarge), agent.HasCode(err, agent.CodeMeResStorage):
 		return 552, smtp.EnhancedCode{5, 3, 4}
 	case agent.HasCode(err, agent.CodeMe):

@@ -38,7 +38,7 @@ func statusOf(err error) int {
 		return http.StatusUnsupportedMediaType
 	case agent.HasCode(err, agent.CodeMeResStorage):
 		return http.StatusInsufficientStorage
-	case agent.HasCode(err, agent.CodeOutboxFull):
+	case agent.HasCode(err, agent.CodeOutboxFull), agent.HasCode(err, agent.CodeBusy):
 		return http.StatusServiceUnavailable
 	case agent.HasCode(err, agent.CodeRateLimited):
 		return http.StatusTooManyRequests

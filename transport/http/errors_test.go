@@ -35,6 +35,7 @@ func TestStatusOf(t *testing.T) {
 		{agent.Errorf(agent.CodeForbidden, "x"), 403},
 		{agent.Errorf(agent.CodeConflict, "x"), 409},
 		{agent.Errorf(agent.CodeMsgReplay, "x"), 409},
+		{agent.Errorf(agent.CodeBusy, "x"), 503},
 		{agent.Errorf("e.p.req.time.provecontrol.expired", "x"), 400},
 		// Prefixes match whole segments only.
 		{agent.Errorf("e.p.meta", "x"), 400},

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"sync"
 
+	"github.com/agentd/agentd/agent"
 	"github.com/agentd/agentd/internal/connlimit"
 )
 
@@ -17,7 +18,7 @@ const (
 	// per-client cap (429).
 	CodeTooManyConnections = "e.p.xfer.too-many-connections"
 	// CodeServerBusy answers a connection over the total cap (503).
-	CodeServerBusy = "e.p.xfer.busy"
+	CodeServerBusy = agent.CodeBusy
 )
 
 // LimitListener caps the connections the HTTP server gets from ln: total
