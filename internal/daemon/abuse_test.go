@@ -22,7 +22,8 @@ import (
 // Tests of issue 9, part 1: replies a sender can steer. Each reproduces an
 // attack and shows it refused or bounded.
 
-// abuseKA returns the key agreement keys of the agentd at base.
+// abuseKA returns the key agreement keys of the agentd at base, read from
+// its published DID document.
 func abuseKA(t *testing.T, base string) []keys.PublicKey {
 	t.Helper()
 	var got struct {

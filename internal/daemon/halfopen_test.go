@@ -13,7 +13,6 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/agentd/agentd/agent"
-	"github.com/agentd/agentd/agent/envelope"
 	"github.com/agentd/agentd/internal/config"
 )
 
@@ -170,18 +169,4 @@ func TestHalfOpenLiveWebSocketLosesNothing(t *testing.T) {
 	if got["live-0"] != 1 || got["frozen"] != n {
 		t.Fatalf("picked up %v; want live-0 once and %d frozen", got, n)
 	}
-}
-
-// packRequest authcrypts a request to the mediator asking for the answer on
-// the connection.
-func (w *goWallet) packRequest(t *testing.T, typ string, body any) []byte {
-	t.Helper()
-	m, _ := agent.NewMessage(typ, body)
-	m.From, m.To, m.ReturnRoute = w.did, []string{w.mediator}, "all"
-	plain, _ := json.Marshal(m)
-	packed, err := envelope.PackAuthcrypt(plain, w.secrets[0], w.medKA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return packed
 }

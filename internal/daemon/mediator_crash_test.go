@@ -68,14 +68,7 @@ func (w *goWallet) PrivateKey(_ context.Context, kid string) (keys.PrivateKey, e
 // request authcrypts a request to the mediator and unpacks its answer.
 func (w *goWallet) request(t testing.TB, typ string, body any) agent.Message {
 	t.Helper()
-	m, _ := agent.NewMessage(typ, body)
-	m.From, m.To, m.ReturnRoute = w.did, []string{w.mediator}, "all"
-	plain, _ := json.Marshal(m)
-	packed, err := envelope.PackAuthcrypt(plain, w.secrets[0], w.medKA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, _, resp := post(t, w.base+"/didcomm", agent.MediaTypeEncrypted, packed)
+	code, _, resp := post(t, w.base+"/didcomm", agent.MediaTypeEncrypted, w.packRequest(t, typ, body))
 	if code != http.StatusOK {
 		t.Fatalf("%s: %d %s", typ, code, resp)
 	}
@@ -86,6 +79,20 @@ func (w *goWallet) request(t testing.TB, typ string, body any) agent.Message {
 	var ans agent.Message
 	json.Unmarshal(out, &ans)
 	return ans
+}
+
+// packRequest authcrypts a request to the mediator asking for the answer on
+// the connection.
+func (w *goWallet) packRequest(t testing.TB, typ string, body any) []byte {
+	t.Helper()
+	m, _ := agent.NewMessage(typ, body)
+	m.From, m.To, m.ReturnRoute = w.did, []string{w.mediator}, "all"
+	plain, _ := json.Marshal(m)
+	packed, err := envelope.PackAuthcrypt(plain, w.secrets[0], w.medKA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return packed
 }
 
 // setup gets mediation and registers inbox.

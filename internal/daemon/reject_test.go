@@ -139,33 +139,5 @@ func TestMalformedInputRefused(t *testing.T) {
 
 func agentKeyAgreement(t *testing.T, f *peerFixture) []keys.PublicKey {
 	t.Helper()
-	var got struct {
-		DIDDocument json.RawMessage `json:"didDocument"`
-	}
-	getJSON(t, f.agentd.base+"/did", "", &got)
-	var doc struct {
-		ID                 string `json:"id"`
-		VerificationMethod []struct {
-			ID                 string `json:"id"`
-			PublicKeyMultibase string `json:"publicKeyMultibase"`
-		} `json:"verificationMethod"`
-		KeyAgreement []string `json:"keyAgreement"`
-	}
-	json.Unmarshal(got.DIDDocument, &doc)
-	var out []keys.PublicKey
-	for _, ref := range doc.KeyAgreement {
-		for _, vm := range doc.VerificationMethod {
-			if vm.ID == ref {
-				k, err := keys.ParseMultikey(vm.PublicKeyMultibase, doc.ID+ref)
-				if err != nil {
-					t.Fatal(err)
-				}
-				out = append(out, k)
-			}
-		}
-	}
-	if len(out) == 0 {
-		t.Fatal("agent DID document has no key agreement key")
-	}
-	return out
+	return abuseKA(t, f.agentd.base)
 }
