@@ -165,7 +165,7 @@ type Reply struct {
 // what its handler wrote and the replies it queued in the outbox are
 // committed together, durably, before Receive returns, or none of them is.
 func (r *Router) Receive(ctx context.Context, transport string, raw []byte) (*Reply, error) {
-	return r.receive(ctx, transport, raw, false, nil, false)
+	return r.receive(ctx, raw, arrival{transport: transport})
 }
 
 // ReceiveVouched is Receive for a message the operator vouches for: a
@@ -174,7 +174,7 @@ func (r *Router) Receive(ctx context.Context, transport string, raw []byte) (*Re
 // not authenticated (plaintext, as an invitation's attachments are), which
 // Receive and ReceiveDuplex never do for a message from the network.
 func (r *Router) ReceiveVouched(ctx context.Context, transport string, raw []byte) (*Reply, error) {
-	return r.receive(ctx, transport, raw, false, nil, true)
+	return r.receive(ctx, raw, arrival{transport: transport, vouched: true})
 }
 
 // ReceiveDuplex is Receive for a transport that can carry replies back
@@ -183,14 +183,28 @@ func (r *Router) ReceiveVouched(ctx context.Context, transport string, raw []byt
 // (session not nil), on which further replies are pushed after the commit.
 // The handler sees the session in Inbound.Session.
 func (r *Router) ReceiveDuplex(ctx context.Context, transport string, raw []byte, session Session) (*Reply, error) {
-	return r.receive(ctx, transport, raw, true, session, false)
+	return r.receive(ctx, raw, arrival{transport: transport, duplex: true, session: session})
 }
 
 // maxHandlerRetries bounds how often a message's handler is run again when
 // its unit of work conflicted with a concurrent one.
 const maxHandlerRetries = 5
 
-func (r *Router) receive(ctx context.Context, transport string, raw []byte, duplex bool, session Session, vouched bool) (*Reply, error) {
+// arrival is how a packed message came in.
+type arrival struct {
+	// transport names it, for logs and metrics.
+	transport string
+	// duplex: replies may ride back on the connection (return_route).
+	duplex bool
+	// session is the persistent connection it came on, or nil.
+	session Session
+	// vouched: the operator vouches for the message (ReceiveVouched), so
+	// it may be answered through the outbox even unauthenticated.
+	vouched bool
+}
+
+func (r *Router) receive(ctx context.Context, raw []byte, a arrival) (*Reply, error) {
+	transport, duplex, session, vouched := a.transport, a.duplex, a.session, a.vouched
 	start := time.Now()
 	in, err := r.check(ctx, transport, raw)
 	if err != nil {
