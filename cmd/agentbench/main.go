@@ -14,6 +14,13 @@
 //     steady rate, reporting the time from sending each forward to its push
 //     arriving on the socket, and from its 202 to the push.
 //
+// With -pid it reads the daemon's CPU time (/proc/PID/stat) around the
+// forward and pickup runs and states the CPU per forward and per message
+// picked up as a multiple of one X25519 key agreement, measured in the same
+// process right before and after the run (crypto/ecdh, the implementation
+// the daemon unwraps a forward's content key with). -sweep runs the forward
+// phase once per listed concurrency and prints a line for each.
+//
 // Usage:
 //
 //	agentbench -url http://127.0.0.1:8080 -pid $(pidof agentd) -senders 64 -recipients 100 -forwards 30000
@@ -25,6 +32,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdh"
+	"crypto/rand"
 	"encoding/json"
 
 	"flag"
@@ -41,6 +50,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/coder/websocket"
@@ -63,6 +73,7 @@ type options struct {
 	queued     int
 	live       int
 	liveRate   int
+	sweep      []int
 }
 
 func main() {
@@ -77,7 +88,19 @@ func main() {
 	flag.IntVar(&o.queued, "queued", 10000, "messages queued for the memory reading (0: skip)")
 	flag.IntVar(&o.live, "live", 2000, "forwards in the live-delivery run (0: skip)")
 	flag.IntVar(&o.liveRate, "live-rate", 500, "forwards per second in the live-delivery run")
+	sweep := flag.String("sweep", "", "comma-separated sender counts: run the forward phase once at each (e.g. 16,32,64,128; empty: once at -senders)")
 	flag.Parse()
+	for _, f := range strings.Split(*sweep, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "agentbench: -sweep: bad sender count %q\n", f)
+			os.Exit(2)
+		}
+		o.sweep = append(o.sweep, n)
+	}
 	// The load tool keeps its garbage collection light: its CPU is taken
 	// from the daemon under test.
 	debug.SetGCPercent(400)
@@ -185,29 +208,73 @@ func run(o options) error {
 		}
 	}
 
-	fs := b.pack(o.forwards, "f")
+	if len(o.sweep) > 0 {
+		fmt.Printf("\nsweep: %d forwards of %d B at each concurrency (durable, 202 after commit)\n", o.forwards, o.size)
+		for i, c := range o.sweep {
+			if i > 0 {
+				if _, err := b.drain(); err != nil {
+					return err
+				}
+			}
+			fs := b.pack(o.forwards, "s"+strconv.Itoa(c)+"-")
+			x0 := x25519Time()
+			cpu0 := b.cpu()
+			start := time.Now()
+			lat, failed, err := b.send(fs, c)
+			if err != nil {
+				return err
+			}
+			el := time.Since(start)
+			cpu1 := b.cpu()
+			x := (x0 + x25519Time()) / 2
+			line := fmt.Sprintf("  senders %4d: %6.0f forwards/s, p50 %s, p99 %s, %d refused", c, float64(len(lat))/el.Seconds(), pct(lat, 50), pct(lat, 99), failed)
+			if cpu1 > 0 && len(lat) > 0 {
+				per := (cpu1 - cpu0).Seconds() * 1e6 / float64(len(lat))
+				line += fmt.Sprintf(", daemon CPU %.0f µs per forward = %.2f× one X25519 (%.1f µs)", per, per/x, x)
+			}
+			fmt.Println(line)
+		}
+		b.memory("after the forward runs")
+	} else {
+		fs := b.pack(o.forwards, "f")
+		x0 := x25519Time()
+		cpu0 := b.cpu()
+		start := time.Now()
+		lat, failed, err := b.send(fs, o.senders)
+		if err != nil {
+			return err
+		}
+		el := time.Since(start)
+		cpu1 := b.cpu()
+		x := (x0 + x25519Time()) / 2
+		fmt.Printf("\nforwards: %d in %.2fs = %.0f forwards/s (durable, 202 after commit); %d refused\n", len(lat), el.Seconds(), float64(len(lat))/el.Seconds(), failed)
+		fmt.Printf("  POST→202 latency: p50 %s, p90 %s, p99 %s, max %s\n", pct(lat, 50), pct(lat, 90), pct(lat, 99), pct(lat, 100))
+		if cpu1 > 0 {
+			fmt.Printf("  daemon CPU: %.0f µs per forward (%.2f cores)\n", (cpu1-cpu0).Seconds()*1e6/float64(len(lat)), (cpu1-cpu0).Seconds()/el.Seconds())
+			if len(lat) > 0 {
+				per := (cpu1 - cpu0).Seconds() * 1e6 / float64(len(lat))
+				fmt.Printf("  daemon CPU per forward = %.0f µs = %.2f× one X25519 (%.1f µs)\n", per, per/x, x)
+			}
+		}
+		b.memory("after the forward run")
+	}
+
+	x0 := x25519Time()
 	cpu0 := b.cpu()
 	start := time.Now()
-	lat, failed, err := b.send(fs, o.senders)
-	if err != nil {
-		return err
-	}
-	el := time.Since(start)
-	fmt.Printf("\nforwards: %d in %.2fs = %.0f forwards/s (durable, 202 after commit); %d refused\n", len(lat), el.Seconds(), float64(len(lat))/el.Seconds(), failed)
-	fmt.Printf("  POST→202 latency: p50 %s, p90 %s, p99 %s, max %s\n", pct(lat, 50), pct(lat, 90), pct(lat, 99), pct(lat, 100))
-	if cpu1 := b.cpu(); cpu1 > 0 {
-		fmt.Printf("  daemon CPU: %.0f µs per forward (%.2f cores)\n", (cpu1-cpu0).Seconds()*1e6/float64(len(lat)), (cpu1-cpu0).Seconds()/el.Seconds())
-	}
-	b.memory("after the forward run")
-
-	start = time.Now()
 	n, err := b.drain()
 	if err != nil {
 		return err
 	}
-	el = time.Since(start)
+	el := time.Since(start)
+	cpu1 := b.cpu()
+	x := (x0 + x25519Time()) / 2
 	fmt.Printf("\npickup: %d messages in %.2fs = %.0f messages/s (delivery-request of 100 + messages-received, %d clients in parallel)\n",
 		n, el.Seconds(), float64(n)/el.Seconds(), len(b.clients))
+	if cpu1 > 0 && n > 0 {
+		per := (cpu1 - cpu0).Seconds() * 1e6 / float64(n)
+		fmt.Printf("  daemon CPU per message picked up = %.0f µs = %.2f× one X25519 (%.1f µs)\n", per, per/x, x)
+	}
 
 	if o.live > 0 {
 		if err := b.liveRun(); err != nil {
@@ -659,6 +726,29 @@ func (b *bench) liveRun() error {
 	time.Sleep(200 * time.Millisecond)
 	_, err := b.drain()
 	return err
+}
+
+// x25519Time measures one X25519 key agreement in this process, in µs: the
+// static-key ECDH of crypto/ecdh, which the daemon runs once to unwrap each
+// anoncrypted forward's content key.
+func x25519Time() float64 {
+	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	peer, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	pub := peer.PublicKey()
+	r := testing.Benchmark(func(tb *testing.B) {
+		for tb.Loop() {
+			if _, err := priv.ECDH(pub); err != nil {
+				tb.Fatal(err)
+			}
+		}
+	})
+	return float64(r.T.Nanoseconds()) / float64(max(r.N, 1)) / 1e3
 }
 
 func ptr[T any](v T) *T { return &v }
