@@ -3,6 +3,7 @@ package envelope
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/agentd/agentd/agent/keys"
@@ -145,7 +146,15 @@ func fastPlain(msg []byte, m *plainJSON) bool {
 		case "expires_time":
 			return checkTimeJSON(v, "expires_time") == nil
 		case "attachments":
-			return fastUnmarshal(v, &m.Attachments)
+			if m.attScanned {
+				// encoding/json decodes a repeated member into the
+				// elements the earlier one left: not worth following.
+				return false
+			}
+			m.attScanned = true
+			var ok bool
+			ok, m.attErr = fastAttachments(v)
+			return ok
 		case "from_prior":
 			return fastStringPtr(v, &m.FromPrior)
 		}
@@ -281,4 +290,113 @@ func fastRecipients(b []byte, rs *[]jweRecipient) bool {
 	}
 	*rs = out
 	return true
+}
+
+// fastAttachments checks the attachments member v of a plaintext message (a
+// valid JSON value without surrounding whitespace, as scanTopObject hands it
+// on) as decoding it into *[]attachmentJSON and running checkAttachments
+// would, but without decoding: it walks the array and each attachment's
+// members, and only looks at the first byte of the values it does not need
+// (an attachment's data.json is the forwarded message, kilobytes). It returns
+// false when encoding/json would fail to decode v (a value of the wrong JSON
+// type) or the walk cannot follow it (a name that is not plain lower-case
+// ASCII), and otherwise true and checkAttachments' error.
+func fastAttachments(v []byte) (bool, error) {
+	switch v[0] {
+	case 'n': // a nil pointer: nothing to check
+		return true, nil
+	case '[':
+	default:
+		return false, nil
+	}
+	var bad error
+	ok := true
+	i := 0
+	err := scanTopArray(v, func(e []byte) {
+		if !ok {
+			return
+		}
+		var c attachmentCheck
+		switch e[0] {
+		case 'n': // null leaves the element zero: no data
+		case '{':
+			ok = fastAttachment(e, &c)
+		default:
+			ok = false
+		}
+		if ok && bad == nil {
+			bad = c.check(i)
+		}
+		i++
+	})
+	if err != nil || !ok {
+		return false, nil
+	}
+	return true, bad
+}
+
+// fastAttachment reads the object v, one attachment, into c, following
+// encoding/json's decoding into attachmentJSON: members in order, a repeated
+// data object merging into the earlier one, data null resetting it, and a
+// value of the wrong JSON type failing.
+func fastAttachment(v []byte, c *attachmentCheck) bool {
+	return fastObject(v, func(name, v []byte) bool {
+		switch string(name) {
+		case "id", "description", "filename", "media_type", "format": // *string
+			return v[0] == '"' || v[0] == 'n'
+		case "lastmod_time", "byte_count": // *uint64
+			if v[0] == 'n' {
+				return true
+			}
+			_, err := strconv.ParseUint(string(v), 10, 64)
+			return err == nil
+		case "data":
+			switch v[0] {
+			case 'n':
+				*c = attachmentCheck{}
+				return true
+			case '{':
+				if !c.data {
+					*c = attachmentCheck{data: true}
+				}
+				return fastObject(v, func(name, v []byte) bool {
+					switch string(name) {
+					case "base64":
+						c.base64 = jsonKind(v[0])
+					case "json":
+						c.json = jsonKind(v[0])
+					case "hash": // *string
+						if v[0] != '"' && v[0] != 'n' {
+							return false
+						}
+						c.hash = v[0] == '"'
+					case "links": // *[]string
+						switch v[0] {
+						case 'n':
+							c.links = false
+							return true
+						case '[':
+							c.links = true
+							return fastStringArray(v)
+						}
+						return false
+					}
+					// jws is a jsonKind: any value.
+					return true
+				})
+			}
+			return false
+		}
+		return true
+	})
+}
+
+// fastStringArray reports whether every element of the JSON array v is a
+// string or null, which is when encoding/json decodes it into a []string.
+func fastStringArray(v []byte) bool {
+	ok := true
+	err := scanTopArray(v, func(e []byte) {
+		ok = ok && (e[0] == '"' || e[0] == 'n')
+	})
+	return err == nil && ok
 }

@@ -118,6 +118,13 @@ type plainJSON struct {
 	ExpiresTime expiresTimeJSON   `json:"expires_time"`
 	Attachments *[]attachmentJSON `json:"attachments"`
 	FromPrior   *string           `json:"from_prior"`
+
+	// The fast decoder (fastPlain) checks the attachments as it scans them
+	// instead of decoding them into Attachments: attScanned records that
+	// it did, and attErr the outcome, what checkAttachments would have
+	// returned for the decoded value. encoding/json ignores both.
+	attScanned bool
+	attErr     error
 }
 
 type attachmentJSON struct {
@@ -188,13 +195,60 @@ func (k *jsonKind) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// checkAttachments checks that each attachment has data holding base64, json,
+// or links with a hash, and returns the error for the first that has not.
+func (m *plainJSON) checkAttachments() error {
+	if m.attScanned {
+		return m.attErr
+	}
+	if m.Attachments == nil {
+		return nil
+	}
+	for i, a := range *m.Attachments {
+		var c attachmentCheck
+		if d := a.Data; d != nil {
+			c = attachmentCheck{data: true, base64: d.Base64, json: d.JSON, links: d.Links != nil, hash: d.Hash != nil}
+		}
+		if err := c.check(i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// attachmentCheck is what the plaintext check reads of one attachment: its
+// data member as decoding it into attachmentJSON leaves it.
+type attachmentCheck struct {
+	data         bool     // Data != nil
+	base64, json jsonKind // Data.Base64, Data.JSON
+	links, hash  bool     // Data.Links != nil, Data.Hash != nil
+}
+
+// check returns the error for attachment i when its data is missing or holds
+// neither base64, json nor links with a hash.
+func (c *attachmentCheck) check(i int) error {
+	if !c.data {
+		return fmt.Errorf("%w: attachment %d has no data", ErrMalformed, i)
+	}
+	if c.base64 != '"' && c.json == 0 && (!c.links || !c.hash) {
+		return fmt.Errorf("%w: attachment %d data has neither base64, json nor links with hash", ErrMalformed, i)
+	}
+	return nil
+}
+
 // parsePlaintext decodes and checks a plaintext message: id and type strings,
 // a body object, the optional headers of the right JSON types, and
 // attachments whose data holds base64, json, or links with a hash.
 func parsePlaintext(msg []byte) (plainInfo, error) {
-	var p plainInfo
 	var m plainJSON
-	if err := decodePlain(msg, &m); err != nil {
+	return checkPlain(&m, decodePlain(msg, &m))
+}
+
+// checkPlain checks a plaintext message decoded into m; err is the decoding
+// error.
+func checkPlain(m *plainJSON, err error) (plainInfo, error) {
+	var p plainInfo
+	if err != nil {
 		if errors.Is(err, ErrMalformed) {
 			return p, err
 		}
@@ -220,16 +274,8 @@ func parsePlaintext(msg []byte) (plainInfo, error) {
 		}
 		return p, fmt.Errorf("%w: plaintext typ %q", ErrUnsupported, *m.Typ)
 	}
-	if m.Attachments != nil {
-		for i, a := range *m.Attachments {
-			d := a.Data
-			if d == nil {
-				return p, fmt.Errorf("%w: attachment %d has no data", ErrMalformed, i)
-			}
-			if d.Base64 != '"' && d.JSON == 0 && (d.Links == nil || d.Hash == nil) {
-				return p, fmt.Errorf("%w: attachment %d data has neither base64, json nor links with hash", ErrMalformed, i)
-			}
-		}
+	if err := m.checkAttachments(); err != nil {
+		return p, err
 	}
 	if m.From != nil {
 		p.from = *m.From
