@@ -151,7 +151,20 @@ func (m Message) MarshalJSON() ([]byte, error) {
 // again. A string that is not such a date-time, or one before 1970, is an
 // error naming the member. Messages with numeric times, the usual case, are
 // decoded in one pass; only a string time costs a second one.
+//
+// Plaintexts are decoded with the envelope package's scanner when that gives
+// exactly encoding/json's result (see fastParseMessage), and with
+// encoding/json otherwise.
 func ParseMessage(b []byte) (Message, error) {
+	var m Message
+	if ok, err := fastParseMessage(b, &m); ok {
+		return m, err
+	}
+	return parseMessageJSON(b)
+}
+
+// parseMessageJSON is ParseMessage with encoding/json alone.
+func parseMessageJSON(b []byte) (Message, error) {
 	var m Message
 	err := json.Unmarshal(b, &m)
 	var te *json.UnmarshalTypeError

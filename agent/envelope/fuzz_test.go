@@ -110,6 +110,7 @@ func FuzzScanTopObject(f *testing.F) {
 	for _, s := range []string{
 		`{}`, ` {"a":1} `, `{"a":"\u00e9\n","b":[1,2.5e-3,{"c":null}],"a":true}`, `{"protected":"x","ciphertext":"y"}`,
 		`{"a":-0.0E+1}`, `{"a":01}`, `{"a":"\x01"}`, `[1]`, `{"a":1,}`, `{"a" 1}`, `{"\u0070rotected":"x"}`, `{"a":"\ud800"}`,
+		`{"abcdefgh":"0123456789abcdef\"0123456789\u00e9xyz\x1f"}`, `{"a":"0123456789abcdefghijklmn\x00pqrstu"}`, `{"a":"0123456\x80\xff\x7f\x20\x21\x23\x5b\x5dabcdefgh"}`,
 	} {
 		f.Add([]byte(s))
 	}
