@@ -160,9 +160,10 @@ func fastTime(v []byte, dst *int64, raw *[]byte) bool {
 	return v[0] == '"' || fastInt(v, dst)
 }
 
-// fastStrings decodes v into a []string field that is still nil: null keeps
-// it nil, [] makes it empty and not nil, a null element is "".
-func fastStrings(v []byte, dst *[]string) bool {
+// fastSlice decodes the JSON array v into a slice field that is still nil,
+// each element with elem: null keeps the field nil, [] makes it empty and
+// not nil, as encoding/json does.
+func fastSlice[T any](v []byte, dst *[]T, elem func(e []byte, x *T) bool) bool {
 	switch v[0] {
 	case 'n':
 		return true
@@ -170,14 +171,18 @@ func fastStrings(v []byte, dst *[]string) bool {
 	default:
 		return false
 	}
-	out := []string{}
+	out := []T{}
 	ok := envelope.Elements(v, func(e []byte) bool {
-		out = append(out, "")
-		return fastStr(e, &out[len(out)-1])
+		out = append(out, *new(T))
+		return elem(e, &out[len(out)-1])
 	})
 	*dst = out
 	return ok
 }
+
+// fastStrings decodes v into a []string field that is still nil; a null
+// element is "".
+func fastStrings(v []byte, dst *[]string) bool { return fastSlice(v, dst, fastStr) }
 
 // Bits of an attachment's and its data's members, to give up on repeats.
 const (
@@ -196,28 +201,18 @@ const (
 	dJSON
 )
 
-// fastAttachments decodes v into the Attachments field, still nil.
+// fastAttachments decodes v into the Attachments field, still nil; a null
+// element leaves its attachment zero.
 func fastAttachments(v []byte, dst *[]Attachment) bool {
-	switch v[0] {
-	case 'n':
-		return true
-	case '[':
-	default:
-		return false
-	}
-	out := []Attachment{}
-	ok := envelope.Elements(v, func(e []byte) bool {
-		out = append(out, Attachment{})
+	return fastSlice(v, dst, func(e []byte, a *Attachment) bool {
 		switch e[0] {
-		case 'n': // null leaves the element zero
+		case 'n':
 			return true
 		case '{':
-			return fastAttachment(e, &out[len(out)-1])
+			return fastAttachment(e, a)
 		}
 		return false
 	})
-	*dst = out
-	return ok
 }
 
 func fastAttachment(v []byte, a *Attachment) bool {
