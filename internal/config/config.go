@@ -39,6 +39,8 @@ type Config struct {
 	MediationClient MediationClient `yaml:"mediation_client"`
 	// ProveControl is in provecontrol.go.
 	ProveControl ProveControl `yaml:"provecontrol"`
+	// Iden3 is in iden3.go.
+	Iden3 Iden3 `yaml:"iden3"`
 }
 
 // HTTP configures the HTTP listener and the DIDComm endpoint.
@@ -194,6 +196,7 @@ func Default() Config {
 		SMTP:         SMTP{MaxMessageBytes: 2 << 20, MaxRecipients: 100, RateLimit: 60, RateBurst: 20, Timeout: 2 * time.Minute, MaxSessions: 100, MaxSessionsPerIP: 10},
 		Email:        Email{Relay: Relay{StartTLS: "opportunistic"}},
 		ProveControl: defaultProveControl(),
+		Iden3:        defaultIden3(),
 
 		Mediator:        defaultMediator(),
 		MediationClient: defaultMediationClient(),
@@ -433,6 +436,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.validateProveControl(); err != nil {
+		return err
+	}
+	if err := c.validateIden3(); err != nil {
 		return err
 	}
 	return c.validateMail()

@@ -27,6 +27,9 @@ func (d *Daemon) httpFeatures() []httptransport.Feature {
 	if c := d.challengeEndpoints(); c != nil {
 		fs = append(fs, httptransport.NewChallengeLinks(c))
 	}
+	if i := d.iden3API(); i != nil {
+		fs = append(fs, httptransport.NewIden3API(i))
+	}
 	return fs
 }
 

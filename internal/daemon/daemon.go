@@ -65,6 +65,8 @@ type Daemon struct {
 	ws *webSockets
 	// provecontrol is the Prove Control protocol (provecontrol.go).
 	provecontrol *proveControlParts
+	// iden3 is the iden3 verifier, when iden3.resolvers are set (iden3.go).
+	iden3 *iden3Parts
 
 	listener net.Listener
 	server   *http.Server
@@ -149,6 +151,9 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 	if d.provecontrol, err = buildProveControl(cfg, d.identity, messenger, d.store, d.resolver, d.router, waiters, plog, d.log); err != nil {
 		return err
 	}
+	if d.iden3, err = buildIden3(cfg, d.store, d.outbox, d.log); err != nil {
+		return err
+	}
 	d.ws = newWebSockets()
 	d.handler = httptransport.NewHandler(httptransport.Config{
 		Receiver: d.router, EndpointPath: config.EndpointPath, MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
@@ -157,6 +162,7 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 		WebSocket: d.webSocketConfig(), Features: d.httpFeatures(),
 		ClientLimit:   limiter(cfg.Limits.ClientRate, cfg.Limits.ClientBurst, cfg.Limits.MaxKeys),
 		OnRateLimited: d.metrics.RateLimited,
+		Iden3:         d.iden3API(),
 	})
 	return nil
 }

@@ -146,6 +146,29 @@ func (fullFake) FetchLink(context.Context, string) ([]byte, string, error) {
 	return []byte(`{}`), agent.MediaTypeEncrypted, nil
 }
 func (fullFake) ReceiveChallenge(context.Context, []byte) error { return nil }
+func (fullFake) CreateIden3Request(context.Context, Iden3CreateRequest) (Iden3Created, error) {
+	return filled[Iden3Created](), nil
+}
+func (fullFake) Iden3Session(context.Context, string) (Iden3Session, error) {
+	return filled[Iden3Session](), nil
+}
+func (fullFake) Iden3Sessions(context.Context, string, string, int) ([]Iden3Session, error) {
+	return []Iden3Session{filled[Iden3Session]()}, nil
+}
+func (fullFake) CancelIden3(context.Context, string) (Iden3Session, error) {
+	return filled[Iden3Session](), nil
+}
+func (fullFake) LoadIden3Schema(context.Context, string, []byte) error { return nil }
+func (fullFake) Iden3Request(context.Context, string) ([]byte, error) {
+	return []byte(`{"id":"1"}`), nil
+}
+func (fullFake) Iden3RequestQR(context.Context, string) ([]byte, error) { return []byte("png"), nil }
+func (fullFake) Iden3Answer(context.Context, string, []byte) (Iden3Session, error) {
+	return filled[Iden3Session](), nil
+}
+func (fullFake) Iden3Receive(context.Context, string, []byte) (Iden3Session, error) {
+	return filled[Iden3Session](), nil
+}
 
 type filledPublic struct{}
 
@@ -161,7 +184,7 @@ func fullServer(t *testing.T) (*http.ServeMux, *Routes) {
 	t.Helper()
 	f := fullFake{}
 	_, mux, rs := newServer(Config{Receiver: &fakeReceiver{}, Public: filledPublic{}, AdminToken: testToken,
-		Features: []Feature{NewAdminAPI(f), NewMediationAPI(f), NewProveControlAPI(f), NewChallengeLinks(f)}})
+		Features: []Feature{NewAdminAPI(f), NewMediationAPI(f), NewProveControlAPI(f), NewChallengeLinks(f), NewIden3API(f)}})
 	return mux, rs
 }
 

@@ -101,6 +101,18 @@ type Config struct {
 	// feature adds admin routes, GET /admin/did and GET /admin/openapi.json
 	// are served too.
 	Features []Feature
+	// Iden3, when set, takes the iden3comm media types (Iden3MediaTypes)
+	// arriving on the DIDComm endpoint.
+	Iden3 Iden3
+}
+
+// Iden3MediaTypes are the iden3comm envelopes the DIDComm endpoint hands
+// to Config.Iden3.
+var Iden3MediaTypes = map[string]bool{
+	"application/iden3-zkp-json":           true,
+	"application/iden3comm-plain-json":     true,
+	"application/iden3comm-signed-json":    true,
+	"application/iden3comm-encrypted-json": true,
 }
 
 // PublicInfo gives the public description of the agent.
@@ -227,6 +239,10 @@ func (s *server) didcomm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err == nil && Iden3MediaTypes[mt] && s.cfg.Iden3 != nil {
+		s.iden3(w, r, mt)
+		return
+	}
 	if err != nil || !acceptedMediaTypes[mt] {
 		s.fail(w, r, agent.Errorf(agent.CodeMediaType, "content type must be one of %s, %s, %s",
 			agent.MediaTypeEncrypted, agent.MediaTypeSigned, agent.MediaTypePlain))
@@ -270,6 +286,22 @@ func (s *server) didcomm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// iden3 answers an iden3comm message posted to the DIDComm endpoint: 200
+// with the session's state once verified and recorded, an error otherwise.
+func (s *server) iden3(w http.ResponseWriter, r *http.Request, mediaType string) {
+	body, err := readToken(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	sess, err := s.cfg.Iden3.Iden3Receive(r.Context(), mediaType, body)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, Iden3Answered{ID: sess.ID, State: sess.State})
 }
 
 // clientIP is the rate-limit key of the request's client: its IP address

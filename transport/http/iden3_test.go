@@ -1,0 +1,79 @@
+package http
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agentd/agentd/agent"
+)
+
+// iden3Fake records what the iden3 routes hand to the service.
+type iden3Fake struct {
+	fullFake
+	session, mediaType, token string
+	err                       error
+}
+
+func (f *iden3Fake) Iden3Answer(_ context.Context, id string, token []byte) (Iden3Session, error) {
+	f.session, f.token = id, string(token)
+	return Iden3Session{ID: id, State: "verified"}, f.err
+}
+
+func (f *iden3Fake) Iden3Receive(_ context.Context, mt string, body []byte) (Iden3Session, error) {
+	f.mediaType, f.token = mt, string(body)
+	return Iden3Session{ID: "s1", State: "verified"}, f.err
+}
+
+func TestIden3Callback(t *testing.T) {
+	f := &iden3Fake{}
+	h := NewHandler(Config{Receiver: &fakeReceiver{}, Public: fakePublic{}, Features: []Feature{NewIden3API(f)}, Iden3: f})
+	// Whatever the content type (Privado ID wallets send text/plain), the body is the token.
+	for _, ct := range []string{"text/plain", "application/iden3-zkp-json", ""} {
+		resp, body := do(t, h, "POST", "/iden3/callback?session=abc", ct, "", "eyJ.tok.en")
+		if resp.StatusCode != 200 || f.session != "abc" || f.token != "eyJ.tok.en" || !strings.Contains(body, `"verified"`) {
+			t.Fatalf("%q: %d %s (%+v)", ct, resp.StatusCode, body, f)
+		}
+	}
+	if resp, _ := do(t, h, "POST", "/iden3/callback", "text/plain", "", "x"); resp.StatusCode != 400 {
+		t.Fatalf("no session: %d", resp.StatusCode)
+	}
+	// Refusals keep their status and reason; an unreachable chain is a 503 to retry.
+	for _, tc := range []struct {
+		err    error
+		status int
+	}{
+		{agent.Errorf("e.p.trust.crypto.iden3", "response refused: bad proof"), 400},
+		{agent.Errorf(agent.CodeConflict, "already answered"), 409},
+		{agent.Errorf(agent.CodeGone, "expired"), 410},
+		{agent.Errorf(agent.CodeNotFound, "session x not found"), 404},
+		{&agent.Error{Code: agent.CodeBusy, Comment: "chain polygon:amoy could not be read", RetryAfter: 30 * time.Second}, 503},
+	} {
+		f.err = tc.err
+		resp, body := do(t, h, "POST", "/iden3/callback?session=abc", "text/plain", "", "tok")
+		if resp.StatusCode != tc.status || !strings.Contains(body, agent.ErrorComment(tc.err)) {
+			t.Errorf("%v: %d %s", tc.err, resp.StatusCode, body)
+		}
+		if tc.status == 503 && resp.Header.Get("Retry-After") != "30" {
+			t.Errorf("503 without Retry-After: %v", resp.Header)
+		}
+	}
+}
+
+func TestIden3OnDIDCommEndpoint(t *testing.T) {
+	f := &iden3Fake{}
+	rcv := &fakeReceiver{}
+	h := NewHandler(Config{Receiver: rcv, Public: fakePublic{}, EndpointPath: "/didcomm", Iden3: f})
+	for mt := range Iden3MediaTypes {
+		resp, body := do(t, h, "POST", "/didcomm", mt, "", "eyJ.tok.en")
+		if resp.StatusCode != 200 || f.mediaType != mt || f.token != "eyJ.tok.en" || rcv.got != nil {
+			t.Fatalf("%s: %d %s", mt, resp.StatusCode, body)
+		}
+	}
+	// Without the verifier they are refused as before.
+	h = NewHandler(Config{Receiver: rcv, Public: fakePublic{}, EndpointPath: "/didcomm"})
+	if resp, _ := do(t, h, "POST", "/didcomm", "application/iden3-zkp-json", "", "x"); resp.StatusCode != 415 {
+		t.Fatalf("without iden3: %d", resp.StatusCode)
+	}
+}

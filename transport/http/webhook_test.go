@@ -1,0 +1,54 @@
+package http
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/agentd/agentd/agent"
+)
+
+func TestWebhookSignsAndDelivers(t *testing.T) {
+	var got []byte
+	var sig, ct string
+	status := http.StatusNoContent
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, _ = io.ReadAll(r.Body)
+		sig, ct = r.Header.Get(SignatureHeader), r.Header.Get("Content-Type")
+		w.WriteHeader(status)
+	}))
+	defer srv.Close()
+	h := NewWebhook(srv.URL+"/hook", "0123456789abcdef", "agentd/test")
+	body := []byte(`{"event":"iden3.session.verified"}`)
+	if err := h.Deliver(context.Background(), h.Endpoint(), "application/json", body); err != nil {
+		t.Fatal(err)
+	}
+	// The signature is HMAC-SHA256 of the body under the secret.
+	m := hmac.New(sha256.New, []byte("0123456789abcdef"))
+	m.Write(body)
+	if string(got) != string(body) || ct != "application/json" || sig != "sha256="+hex.EncodeToString(m.Sum(nil)) {
+		t.Fatalf("got %q sig %q ct %q", got, sig, ct)
+	}
+	if Sign([]byte("another secret!!"), body) == sig {
+		t.Fatal("the signature does not depend on the secret")
+	}
+	status = http.StatusBadRequest
+	var perm *agent.PermanentError
+	if err := h.Deliver(context.Background(), h.Endpoint(), "application/json", body); !errors.As(err, &perm) {
+		t.Fatalf("4xx: %v", err)
+	}
+	status = http.StatusServiceUnavailable
+	if err := h.Deliver(context.Background(), h.Endpoint(), "application/json", body); err == nil || errors.As(err, &perm) {
+		t.Fatalf("5xx must be retried: %v", err)
+	}
+	// Only the configured URL is served.
+	if err := h.Deliver(context.Background(), WebhookScheme+"https://elsewhere.example/", "application/json", body); !errors.As(err, &perm) {
+		t.Fatalf("other URL: %v", err)
+	}
+}
