@@ -30,7 +30,7 @@ func TestCreateValidation(t *testing.T) {
 	}{
 		"no scope":       {CreateRequest{}, "1 to 10 entries"},
 		"id 0":           {CreateRequest{Scope: with(func(s *protocol.ZeroKnowledgeProofRequest) { s.ID = 0 })}, "scope[0].id"},
-		"big id":         {CreateRequest{Scope: with(func(s *protocol.ZeroKnowledgeProofRequest) { s.ID, s.ExtendedID = 0, big.NewInt(1 << 40) })}, "scope[0].id"},
+		"big id":         {CreateRequest{Scope: with(func(s *protocol.ZeroKnowledgeProofRequest) { s.ID, s.ExtendedID = 0, big.NewInt(1<<40) })}, "scope[0].id"},
 		"duplicate id":   {CreateRequest{Scope: append(vecScope(), vecScope()...)}, "used twice"},
 		"circuit":        {CreateRequest{Scope: with(func(s *protocol.ZeroKnowledgeProofRequest) { s.CircuitID = "authV2" })}, "circuitId"},
 		"context":        {CreateRequest{Scope: with(func(s *protocol.ZeroKnowledgeProofRequest) { delete(s.Query, "context") })}, "query.context"},
