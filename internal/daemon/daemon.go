@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/agentd/agentd/internal/qrterm"
 	"io"
 	"log/slog"
 	"net"
@@ -382,7 +383,7 @@ func (d *Daemon) Banner(ctx context.Context, w io.Writer) error {
 		}
 		fmt.Fprintf(w, "  admin token: in %s\n", path)
 	}
-	if q, err := terminalQR(url); err == nil {
+	if q, err := qrterm.Render(url); err == nil {
 		fmt.Fprintf(w, "\nScan to connect:\n%s\n", q)
 	} else {
 		fmt.Fprintf(w, "(invitation too long for a QR code: %v)\n", err)

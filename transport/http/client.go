@@ -320,3 +320,37 @@ func (c *Client) Credentials(ctx context.Context, p PageRequest) (Page[Credentia
 func (c *Client) Credential(ctx context.Context, id string) (Credential, error) {
 	return get[Credential](ctx, c, "/admin/credentials/"+esc(id))
 }
+
+const iden3Path = "/admin/iden3"
+
+// CreateIden3Request creates an iden3 authorization request (a verification session).
+func (c *Client) CreateIden3Request(ctx context.Context, req Iden3CreateRequest) (Iden3Created, error) {
+	return post[Iden3Created](ctx, c, iden3Path+"/requests", req)
+}
+
+// Iden3Session describes a verification session and its result.
+func (c *Client) Iden3Session(ctx context.Context, id string) (Iden3Session, error) {
+	return get[Iden3Session](ctx, c, iden3Path+"/requests/"+esc(id))
+}
+
+// Iden3Sessions lists a page of verification sessions, in state when it is set.
+func (c *Client) Iden3Sessions(ctx context.Context, state string, p PageRequest) (Page[Iden3Session], error) {
+	var q url.Values
+	if state != "" {
+		q = url.Values{"state": {state}}
+	}
+	return get[Page[Iden3Session]](ctx, c, iden3Path+"/requests"+p.query(q))
+}
+
+// CancelIden3 cancels a pending verification session.
+func (c *Client) CancelIden3(ctx context.Context, id string) (Iden3Session, error) {
+	var v Iden3Session
+	err := c.Do(ctx, "DELETE", iden3Path+"/requests/"+esc(id), nil, &v)
+	return v, err
+}
+
+// LoadIden3Schema puts a JSON-LD document into the verifier's schema cache
+// under url.
+func (c *Client) LoadIden3Schema(ctx context.Context, url string, doc []byte) error {
+	return c.Do(ctx, "POST", iden3Path+"/schemas", Iden3SchemaLoad{URL: url, Document: doc}, nil)
+}

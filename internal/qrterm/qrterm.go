@@ -1,4 +1,5 @@
-package daemon
+// Package qrterm renders QR codes for terminals.
+package qrterm
 
 import (
 	"strings"
@@ -6,10 +7,10 @@ import (
 	"rsc.io/qr"
 )
 
-// terminalQR renders text as a QR code with Unicode half blocks, two modules
+// Render renders text as a QR code with Unicode half blocks, two modules
 // per character row, with the quiet zone the standard asks for. It is dark on
 // light so it scans on terminals with either background.
-func terminalQR(text string) (string, error) {
+func Render(text string) (string, error) {
 	code, err := qr.Encode(text, qr.L)
 	if err != nil {
 		return "", err
