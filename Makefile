@@ -11,7 +11,7 @@ GOFLAGS_TEST ?= -count=1 -timeout 20m
 GOTAGS   ?= prover_disabled
 BENCH    ?= .
 
-.PHONY: run test test-race build vet fmt-check deps deps-apt bench bench-mediator clean
+.PHONY: run test test-race build vet fmt-check deps deps-apt bench bench-iden3 bench-mediator clean
 
 ## run: start the daemon on its embedded defaults (./data, 127.0.0.1:8080)
 run:
@@ -76,6 +76,11 @@ vet:
 ## bench: the envelope benchmarks (go test -bench)
 bench:
 	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench '$(BENCH)' -benchmem ./agent/envelope/
+
+## bench-iden3: the iden3 verifier: one whole answer verified, and request_uri served
+bench-iden3:
+	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench 'VerifyRecorded|FullVerifyParallel' -benchtime 100x ./protocols/iden3auth/
+	$(GO) test -tags '$(GOTAGS)' -run '^$$' -bench Iden3RequestURI -benchtime 2s ./internal/daemon/
 
 ## bench-mediator: agentd as a mediator under load (cmd/agentbench) on a fresh
 ## data directory; extra flags in BENCH_ARGS, e.g. BENCH_ARGS="-senders 128"

@@ -81,7 +81,7 @@ func (h *hookSink) await(t *testing.T, event string) map[string]any {
 
 // startIden3 starts a daemon whose iden3 verifier reads chain, with the
 // webhook at hook.
-func startIden3(t *testing.T, chain *iden3test.Chain, hook string) (*Daemon, string) {
+func startIden3(t testing.TB, chain *iden3test.Chain, hook string) (*Daemon, string) {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
@@ -94,7 +94,9 @@ func startIden3(t *testing.T, chain *iden3test.Chain, hook string) (*Daemon, str
 		StateContract: "0x134B1BE34911E39A8397ec6289782989729807a4", ChainID: 80001, DID: tvVerifier}}
 	cfg.Iden3.ProofMaxAge = 100000 * time.Hour
 	cfg.Iden3.RPCTimeout = 2 * time.Second
-	cfg.Iden3.Webhook = config.Iden3Webhook{URL: hook, Secret: tvSecret}
+	if hook != "" {
+		cfg.Iden3.Webhook = config.Iden3Webhook{URL: hook, Secret: tvSecret}
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -120,6 +122,12 @@ func startIden3(t *testing.T, chain *iden3test.Chain, hook string) (*Daemon, str
 }
 
 func call(t *testing.T, method, url, ct string, body []byte, token string) (*http.Response, []byte) {
+	t.Helper()
+	return callTB(t, method, url, ct, body, token)
+}
+
+// callTB sends a request and reads the whole answer.
+func callTB(t testing.TB, method, url, ct string, body []byte, token string) (*http.Response, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(method, url, bytes.NewReader(body))
 	if ct != "" {
