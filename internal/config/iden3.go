@@ -27,6 +27,8 @@ type Iden3 struct {
 	// DefaultExpiry and MaxExpiry bound a session's lifetime.
 	DefaultExpiry time.Duration `yaml:"default_expiry"`
 	MaxExpiry     time.Duration `yaml:"max_expiry"`
+	// Retention is how long finished sessions are kept; 0 keeps them.
+	Retention time.Duration `yaml:"retention"`
 	// ProofMaxAge is the oldest credential proof accepted; 0: 24h.
 	ProofMaxAge time.Duration `yaml:"proof_max_age"`
 	// StateTransitionDelay is how long a replaced issuer non-revocation
@@ -73,7 +75,7 @@ type Iden3Webhook struct {
 func (i Iden3) Enabled() bool { return len(i.Resolvers) > 0 }
 
 func defaultIden3() Iden3 {
-	return Iden3{RPCTimeout: 10 * time.Second, DefaultExpiry: time.Hour, MaxExpiry: 30 * 24 * time.Hour,
+	return Iden3{RPCTimeout: 10 * time.Second, DefaultExpiry: time.Hour, MaxExpiry: 30 * 24 * time.Hour, Retention: 30 * 24 * time.Hour,
 		Schemas: Iden3Schemas{Timeout: 10 * time.Second}}
 }
 
@@ -138,6 +140,8 @@ func (c Config) validateIden3() error {
 		return errors.New("iden3.rpc_timeout: must be between 100ms and 2m")
 	case i.DefaultExpiry < time.Minute || i.MaxExpiry < i.DefaultExpiry:
 		return errors.New("iden3: default_expiry must be at least 1m and max_expiry at least default_expiry")
+	case i.Retention < 0:
+		return errors.New("iden3.retention: must not be negative (0: keep sessions)")
 	case i.ProofMaxAge < 0 || i.StateTransitionDelay < 0:
 		return errors.New("iden3: proof_max_age and state_transition_delay must not be negative (0: the library's defaults)")
 	case i.Schemas.Timeout <= 0:

@@ -305,6 +305,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 		d.spawn(func() { d.client.Run(bg) })
 	}
 	d.spawn(func() { d.provecontrol.service.Run(bg, 10*time.Minute) })
+	if d.iden3 != nil {
+		d.spawn(func() { d.iden3.svc.Run(bg, time.Minute) })
+	}
 	d.log.Info("agentd listening", "addr", ln.Addr().String(), "endpoint", d.cfg.Endpoint(), "did", d.record.DID)
 	return nil
 }

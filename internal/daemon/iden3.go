@@ -83,7 +83,7 @@ func buildIden3(cfg config.Config, store agent.Store, outbox *agent.Outbox, log 
 	svc, err := iden3auth.New(iden3auth.Config{
 		Store: store, Chains: chains, Resolvers: resolvers, Documents: docs, PublicBaseURL: base,
 		DefaultExpiry: ic.DefaultExpiry, MaxExpiry: ic.MaxExpiry, ProofAge: ic.ProofMaxAge,
-		StateTransitionDelay: ic.StateTransitionDelay, WebhookEndpoint: hook, NewID: iden3NewID,
+		StateTransitionDelay: ic.StateTransitionDelay, WebhookEndpoint: hook, NewID: iden3NewID, Retention: ic.Retention,
 		Logger: log.With("component", "iden3"),
 	})
 	if err != nil {
@@ -131,7 +131,7 @@ func (a iden3Admin) CreateIden3Request(ctx context.Context, req httptransport.Id
 		return out, err
 	}
 	return httptransport.Iden3Created{ID: s.ID, RequestURI: a.p.svc.RequestURI(s.ID), DeepLink: a.p.svc.DeepLink(s.ID),
-		QRPNGURL: a.p.svc.RequestURI(s.ID) + "/qr.png", Request: b}, nil
+		QRPNGURL: a.p.svc.RequestURI(s.ID) + "/qr.png", InlineLink: iden3auth.InlineLink(b), Request: b}, nil
 }
 
 // Iden3Session describes a session.

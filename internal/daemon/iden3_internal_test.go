@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -180,6 +181,11 @@ func TestIden3Daemon(t *testing.T) {
 				created.DeepLink != "iden3comm://?request_uri="+url.QueryEscape(created.RequestURI) || created.QRPNGURL != created.RequestURI+"/qr.png" {
 				t.Fatalf("create: %d %s", resp.StatusCode, b)
 			}
+			if im, ok := strings.CutPrefix(created.InlineLink, "iden3comm://?i_m="); !ok {
+				t.Fatalf("inline link %s", created.InlineLink)
+			} else if raw, _ := url.QueryUnescape(im); decodeB64(raw) != compact(created.Request) {
+				t.Fatalf("inline link carries %q", decodeB64(raw))
+			}
 			// The wallet fetches the request by request_uri.
 			resp, b = call(t, "GET", created.RequestURI, "", nil, "")
 			var req struct {
@@ -265,4 +271,15 @@ func TestIden3Daemon(t *testing.T) {
 			}
 		})
 	}
+}
+
+func decodeB64(s string) string {
+	b, _ := base64.StdEncoding.DecodeString(s)
+	return string(b)
+}
+
+func compact(b []byte) string {
+	var buf bytes.Buffer
+	json.Compact(&buf, b)
+	return buf.String()
 }

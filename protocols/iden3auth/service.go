@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
+	"runtime"
 	"strings"
 	"time"
 
@@ -49,6 +51,14 @@ type Config struct {
 	// StateTransitionDelay is how long a replaced issuer non-revocation
 	// state stays acceptable; 0: the library's 1h.
 	StateTransitionDelay time.Duration
+	// Retention is how long a final session is kept after its last
+	// change (Sweep deletes it then); 0 keeps sessions.
+	Retention time.Duration
+	// MaxConcurrent bounds the verifications running at once (each takes
+	// a core for tens of milliseconds); an answer that finds no slot
+	// within a few seconds is refused with agent.CodeBusy. Default
+	// 2×GOMAXPROCS.
+	MaxConcurrent int
 	// WebhookEndpoint, when set, is the outbox endpoint every verdict is
 	// posted to (a webhook+https:// URI served by transport/http.Webhook).
 	WebhookEndpoint string
@@ -64,6 +74,7 @@ type Config struct {
 // verifies the answers.
 type Service struct {
 	cfg      Config
+	slots    chan struct{}
 	verifier *auth.Verifier
 	chains   map[string]Chain
 	opts     []pubsignals.VerifyOpt
@@ -123,7 +134,10 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("iden3: verifier: %w", err)
 	}
-	s := &Service{cfg: cfg, verifier: v, chains: chains}
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = 2 * runtime.GOMAXPROCS(0)
+	}
+	s := &Service{cfg: cfg, verifier: v, chains: chains, slots: make(chan struct{}, cfg.MaxConcurrent)}
 	if cfg.ProofAge > 0 {
 		s.opts = append(s.opts, pubsignals.WithAcceptedProofGenerationDelay(cfg.ProofAge))
 	}
@@ -172,6 +186,13 @@ func (s *Service) CallbackURL(id string) string {
 // DeepLink is the iden3comm:// link of session id, by request_uri.
 func (s *Service) DeepLink(id string) string {
 	return "iden3comm://?request_uri=" + url.QueryEscape(s.RequestURI(id))
+}
+
+// InlineLink is the iden3comm:// link that carries the request itself
+// (i_m: the request JSON in base64, percent-encoded), for wallets that
+// cannot reach request_uri.
+func InlineLink(request []byte) string {
+	return "iden3comm://?i_m=" + url.QueryEscape(base64.StdEncoding.EncodeToString(request))
 }
 
 // CreateRequest is what the operator asks for.
@@ -420,7 +441,7 @@ func (s *Service) notify(w *agent.Work, sess *Session, now time.Time) error {
 }
 
 // WebhookEvent is the JSON body posted to the operator's webhook on every
-// verdict (verified, cancelled).
+// verdict (verified, cancelled, expired).
 type WebhookEvent struct {
 	// Event is "iden3.session.<state>".
 	Event   string    `json:"event"`

@@ -112,3 +112,72 @@ func TestTransitions(t *testing.T) {
 		t.Fatal("went back to pending")
 	}
 }
+
+func TestSweep(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, vectorChain(t), func(c *Config) {
+		c.WebhookEndpoint, c.Retention = "webhook+https://ops.example/hook", time.Hour
+	})
+	f.create(t, "a", CreateRequest{Scope: vecScope(), ExpiresIn: 10 * time.Minute})
+	f.create(t, "b", vecCreate())
+	f.create(t, "c", vecCreate())
+	if _, err := f.svc.Cancel(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	start := f.now
+	f.now = start.Add(30 * time.Minute)
+	res, err := f.svc.Sweep(ctx)
+	if err != nil || res != (SweepResult{Expired: 1}) {
+		t.Fatalf("sweep 1: %+v %v", res, err)
+	}
+	var a Session
+	json.Unmarshal([]byte(f.stored(t, "a")), &a)
+	if a.State != StateExpired || a.Reason == "" {
+		t.Fatalf("a %+v", a)
+	}
+	// Each verdict (the cancel, the expiry) queued its webhook with it.
+	due, err := f.db.Outbox().Due(ctx, time.Now().Add(time.Hour), 10)
+	if err != nil || len(due) != 2 {
+		t.Fatalf("webhooks %d %v", len(due), err)
+	}
+	var ev WebhookEvent
+	for _, m := range due {
+		json.Unmarshal(m.Payload, &ev)
+		if m.Endpoint != "webhook+https://ops.example/hook" || (ev.Event != "iden3.session.expired" && ev.Event != "iden3.session.cancelled") {
+			t.Fatalf("webhook %s %s", m.Endpoint, m.Payload)
+		}
+	}
+	// Past the retention, final sessions go; b expires now and stays.
+	f.now = start.Add(150 * time.Minute)
+	res, err = f.svc.Sweep(ctx)
+	if err != nil || res != (SweepResult{Expired: 1, Deleted: 2}) {
+		t.Fatalf("sweep 2: %+v %v", res, err)
+	}
+	if got, _ := f.svc.List(ctx, "", "", 10); len(got) != 1 || got[0].ID != "b" || got[0].State != StateExpired {
+		t.Fatalf("left %+v", got)
+	}
+}
+
+func TestVerifyBusy(t *testing.T) {
+	defer func(d time.Duration) { slotWait = d }(slotWait)
+	slotWait = 20 * time.Millisecond
+	f := newFixture(t, vectorChain(t), func(c *Config) { c.MaxConcurrent = 1 })
+	f.create(t, vecThread, vecCreate())
+	before := f.stored(t, vecThread)
+	f.svc.slots <- struct{}{} // another verification holds the only slot
+	_, err := f.svc.Verify(context.Background(), vecThread, readFile(t, "mtpv2_token.txt"))
+	if !agent.HasCode(err, agent.CodeBusy) || agent.RetryAfter(err) <= 0 || f.stored(t, vecThread) != before {
+		t.Fatalf("busy: %v", err)
+	}
+	<-f.svc.slots
+	if _, err := f.svc.Verify(context.Background(), vecThread, readFile(t, "mtpv2_token.txt")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestInlineLink(t *testing.T) {
+	l := InlineLink([]byte(`{"id":"a"}`))
+	if l != "iden3comm://?i_m=eyJpZCI6ImEifQ%3D%3D" {
+		t.Fatalf("inline link %s", l)
+	}
+}

@@ -48,7 +48,16 @@ func (s *Service) Verify(ctx context.Context, id string, token []byte) (Session,
 	case len(tok) > MaxTokenBytes:
 		return Session{}, agent.Errorf(agent.CodeTooLarge, "the token is larger than %d bytes", MaxTokenBytes)
 	}
+	// A token of another thread is refused before the proofs are checked
+	// (the check after FullVerify holds whatever this one says).
+	if thid, err := ThreadOf([]byte(tok)); err == nil && thid != sess.Request.ThreadID {
+		return Session{}, agent.Errorf(CodeRefused, "response refused: thid %q is not the request's thid %s", clip(thid, 80), sess.Request.ThreadID)
+	}
+	if err := s.acquire(ctx); err != nil {
+		return Session{}, err
+	}
 	resp, err := s.verifier.FullVerify(ctx, tok, sess.Request, s.opts...)
+	s.release()
 	if err != nil {
 		return Session{}, s.refusal(id, err)
 	}
@@ -89,6 +98,31 @@ func (s *Service) Verify(ctx context.Context, id string, token []byte) (Session,
 	s.cfg.Logger.Info("iden3: session verified", "session", id, "user", result.UserDID, "scopes", len(result.Scopes))
 	return out, nil
 }
+
+// slotWait is how long an answer waits for a verification slot.
+var slotWait = 5 * time.Second
+
+// acquire takes a verification slot, waiting up to slotWait.
+func (s *Service) acquire(ctx context.Context) error {
+	select {
+	case s.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	t := time.NewTimer(slotWait)
+	defer t.Stop()
+	select {
+	case s.slots <- struct{}{}:
+		return nil
+	case <-t.C:
+		return &agent.Error{Code: agent.CodeBusy, RetryAfter: 5 * time.Second,
+			Comment: "the verifier is busy; the session is still pending, send the response again shortly"}
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Service) release() { <-s.slots }
 
 // refusal turns a FullVerify error into the answer: the chain could not be
 // read (retry), or the response failed a check (refused, with the

@@ -73,6 +73,8 @@ type Iden3Created struct {
 	DeepLink string `json:"deep_link"`
 	// QRPNGURL is a PNG QR code of the deep link.
 	QRPNGURL string `json:"qr_png_url"`
+	// InlineLink carries the request itself: iden3comm://?i_m=<base64>.
+	InlineLink string `json:"inline_link"`
 	// Request is the authorization request message.
 	Request json.RawMessage `json:"request"`
 }
