@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net/url"
 	"strings"
 	"time"
 
@@ -81,6 +82,7 @@ var verdicts = []string{
 // the failures that are not the chain's answer as chain errors.
 type timedResolver struct {
 	chain   string
+	rpcURL  string
 	inner   pubsignals.StateResolver
 	timeout time.Duration
 }
@@ -108,7 +110,21 @@ func (r timedResolver) classify(err error) error {
 			return err
 		}
 	}
-	return &chainError{chain: r.chain, err: err}
+	return &chainError{chain: r.chain, err: redact(err, r.rpcURL)}
+}
+
+// redact removes the RPC URL from err's text: a provider's URL often holds
+// an API key, and the error is logged.
+func redact(err error, rpcURL string) error {
+	msg := err.Error()
+	if rpcURL == "" || !strings.Contains(msg, rpcURL) {
+		return err
+	}
+	shown := "the RPC endpoint"
+	if u, perr := url.Parse(rpcURL); perr == nil && u.Host != "" {
+		shown = u.Scheme + "://" + u.Host + "/…"
+	}
+	return errors.New(strings.ReplaceAll(msg, rpcURL, shown))
 }
 
 // NewResolvers builds the state resolvers of chains, keyed
@@ -131,7 +147,7 @@ func NewResolvers(chains []Chain, timeout time.Duration) (map[string]pubsignals.
 		if err != nil {
 			return nil, fmt.Errorf("iden3: resolver %s: %w", c.Key(), err)
 		}
-		out[c.Key()] = timedResolver{chain: c.Key(), inner: r, timeout: timeout}
+		out[c.Key()] = timedResolver{chain: c.Key(), rpcURL: c.RPCURL, inner: r, timeout: timeout}
 	}
 	return out, nil
 }

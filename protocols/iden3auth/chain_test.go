@@ -1,6 +1,8 @@
 package iden3auth
 
 import (
+	"context"
+	"errors"
 	"math/big"
 	"strings"
 	"testing"
@@ -63,3 +65,17 @@ func TestCustomChain(t *testing.T) {
 }
 
 func big1() *big.Int { return big.NewInt(1) }
+
+// TestChainErrorHidesRPCURL: the RPC URL (which may hold a provider's API
+// key) is not in the error that is logged.
+func TestChainErrorHidesRPCURL(t *testing.T) {
+	rpc := "http://127.0.0.1:1/v3/secret-api-key" // nothing listens: the dial error names the URL
+	rs, err := NewResolvers([]Chain{{Blockchain: "polygon", Network: "amoy", RPCURL: rpc, StateContract: "0x5FbDB2315678afecb367f032d93F642f64180aa3"}}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = rs["polygon:amoy"].ResolveGlobalRoot(context.Background(), big.NewInt(1))
+	if !errors.Is(err, ErrChainUnavailable) || strings.Contains(err.Error(), "secret-api-key") || !strings.Contains(err.Error(), "http://127.0.0.1:1/…") {
+		t.Fatalf("error %v", err)
+	}
+}
