@@ -13,6 +13,7 @@ import (
 
 	"github.com/agentd/agentd/agent"
 	"github.com/agentd/agentd/protocols/iden3auth/iden3test"
+	"github.com/iden3/iden3comm/v2/protocol"
 )
 
 func vecCreate() CreateRequest {
@@ -325,5 +326,46 @@ func TestVerifyRecordedV3(t *testing.T) {
 	}
 	if sc := by[2]; sc.CircuitID != "linkedMultiQuery3" || sc.ProofKind != "" || sc.LinkID != by[3].LinkID {
 		t.Fatalf("scope 2 %+v (linkID of 3: %s)", sc, by[3].LinkID)
+	}
+}
+
+// TestProofKindV3MTP: go-iden3-auth's recorded V3 response with an
+// Iden3SparseMerkleTreeProof (TestVerifyV3MessageWithMtpProof_Merklized, a
+// plain message: it has no JWZ) verified by the service's verifier, then
+// read: the proofType signal 2 is mtp.
+func TestProofKindV3MTP(t *testing.T) {
+	c := iden3test.Start(t)
+	c.SetPermissive(true)
+	f := newFixture(t, c)
+	var resp protocol.AuthorizationResponseMessage
+	if err := json.Unmarshal(readFile(t, "v3_mtp_response.json"), &resp); err != nil {
+		t.Fatal(err)
+	}
+	opt := true
+	req := protocol.AuthorizationRequestMessage{ID: "r", ThreadID: "r", Type: protocol.AuthorizationRequestMessageType,
+		From: resp.To, Body: protocol.AuthorizationRequestMessageBody{Message: "message to sign", Scope: []protocol.ZeroKnowledgeProofRequest{{
+			ID: 1, CircuitID: "credentialAtomicQueryV3-beta.1", Optional: &opt, Query: map[string]any{
+				"allowedIssuers": []any{"*"}, "context": vecSchemaURL, "type": "KYCAgeCredential",
+				"credentialSubject": map[string]any{"documentType": map[string]any{"$eq": 99}},
+				"proofType":         "Iden3SparseMerkleTreeProof"}}}}}
+	if err := f.svc.verifier.VerifyAuthResponse(context.Background(), resp, req, f.svc.opts...); err != nil {
+		t.Fatalf("VerifyAuthResponse: %v", err)
+	}
+	r, err := results(&resp, f.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc := r.Scopes[0]; sc.ProofKind != ProofKindMTP || !strings.HasPrefix(sc.Issuer, "did:") || sc.CircuitID != "credentialAtomicQueryV3-beta.1" {
+		t.Fatalf("scope %+v", sc)
+	}
+	// The kind is the signal's: with proofType 1 it would read sig, and an
+	// unknown value is refused.
+	resp.Body.Scope[0].PubSignals[6] = "1"
+	if r, err := results(&resp, f.now); err != nil || r.Scopes[0].ProofKind != ProofKindSig {
+		t.Fatalf("proofType 1: %+v %v", r, err)
+	}
+	resp.Body.Scope[0].PubSignals[6] = "3"
+	if _, err := results(&resp, f.now); err == nil {
+		t.Fatal("proofType 3 accepted")
 	}
 }
