@@ -56,7 +56,11 @@ func (s *Service) Verify(ctx context.Context, id string, token []byte) (Session,
 	if err := s.acquire(ctx); err != nil {
 		return Session{}, err
 	}
-	resp, err := s.verifier.FullVerify(ctx, tok, sess.Request, s.opts...)
+	var resp *protocol.AuthorizationResponseMessage
+	err = safely(func() (err error) {
+		resp, err = s.verifier.FullVerify(ctx, tok, sess.Request, s.opts...)
+		return err
+	})
 	s.release()
 	if err != nil {
 		return Session{}, s.refusal(id, err)
@@ -97,6 +101,18 @@ func (s *Service) Verify(ctx context.Context, id string, token []byte) (Session,
 	}
 	s.cfg.Logger.Info("iden3: session verified", "session", id, "user", result.UserDID, "scopes", len(result.Scopes))
 	return out, nil
+}
+
+// safely runs fn, turning a panic into an error: the libraries panic on
+// some malformed input (go-jwz on a header without crit), which is the
+// wallet's fault, not ours.
+func safely(fn func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("malformed token: %v", v)
+		}
+	}()
+	return fn()
 }
 
 // slotWait is how long an answer waits for a verification slot.
@@ -250,7 +266,11 @@ func nonZero(n *big.Int) string {
 // for routing a response that arrives without its session id (the
 // DIDComm endpoint) to Verify, which verifies everything.
 func ThreadOf(token []byte) (string, error) {
-	t, err := jwz.Parse(strings.TrimSpace(string(token)))
+	var t *jwz.Token
+	err := safely(func() (err error) {
+		t, err = jwz.Parse(strings.TrimSpace(string(token)))
+		return err
+	})
 	if err != nil {
 		return "", agent.Wrap(agent.CodeMsg, err, "not a JWZ token")
 	}

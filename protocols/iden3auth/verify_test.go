@@ -369,3 +369,30 @@ func TestProofKindV3MTP(t *testing.T) {
 		t.Fatal("proofType 3 accepted")
 	}
 }
+
+// TestVerifyMalformedTokens: input the libraries choke on (go-jwz panics
+// on a header without crit) is refused as the wallet's fault, nothing
+// changed.
+func TestVerifyMalformedTokens(t *testing.T) {
+	f := newFixture(t, vectorChain(t))
+	f.create(t, vecThread, vecCreate())
+	before := f.stored(t, vecThread)
+	b64 := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	for _, tok := range []string{
+		b64(`{"alg":"groth16"}`) + "." + b64(`{"thid":"x"}`) + "." + b64(`{}`),
+		b64(`{"alg":"groth16","circuitId":"authV2","crit":["circuitId"],"typ":"application/iden3-zkp-json"}`) + "." + b64(`{"thid":"`+vecThread+`"}`) + "." + b64(`{}`),
+		b64(`{"alg":"groth16","circuitId":"authV2","crit":["circuitId"]}`) + "." + b64(`null`) + "." + b64(`null`),
+		"a.b.c", "...", strings.Repeat(".", 5000),
+	} {
+		_, err := f.svc.Verify(context.Background(), vecThread, []byte(tok))
+		if !agent.HasCode(err, CodeRefused) && !agent.HasCode(err, agent.CodeMsg) {
+			t.Errorf("%.60s: %v", tok, err)
+		}
+		if _, err := ThreadOf([]byte(tok)); err == nil {
+			t.Errorf("ThreadOf(%.60s) read a thread", tok)
+		}
+	}
+	if f.stored(t, vecThread) != before {
+		t.Fatal("malformed tokens changed the session")
+	}
+}
