@@ -13,6 +13,7 @@ import (
 
 	"github.com/agentd/agentd/agent"
 	"github.com/agentd/agentd/protocols/iden3auth/iden3test"
+	"github.com/agentd/agentd/protocols/iden3auth/schemas"
 	"github.com/iden3/iden3comm/v2/protocol"
 )
 
@@ -394,5 +395,31 @@ func TestVerifyMalformedTokens(t *testing.T) {
 	}
 	if f.stored(t, vecThread) != before {
 		t.Fatal("malformed tokens changed the session")
+	}
+}
+
+// TestVerifySchemaNotCached: a schema neither cached nor allowed is not
+// fetched; the answer is refused naming its URL, and the session is
+// unchanged (the wallet may answer again once the operator loads it).
+func TestVerifySchemaNotCached(t *testing.T) {
+	empty, err := schemas.New(t.TempDir(), nil, time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, vectorChain(t), func(c *Config) { c.Documents = empty })
+	f.create(t, vecThread, vecCreate())
+	before := f.stored(t, vecThread)
+	_, err = f.svc.Verify(context.Background(), vecThread, readFile(t, "mtpv2_token.txt"))
+	if !agent.HasCode(err, CodeRefused) || !strings.Contains(agent.ErrorComment(err), vecSchemaURL) {
+		t.Fatalf("uncached schema: %v", err)
+	}
+	if f.stored(t, vecThread) != before {
+		t.Fatal("the refusal changed the session")
+	}
+	if err := empty.Store(vecSchemaURL, readFile(t, "kyc-v3.json-ld")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Verify(context.Background(), vecThread, readFile(t, "mtpv2_token.txt")); err != nil {
+		t.Fatalf("after loading the schema: %v", err)
 	}
 }
