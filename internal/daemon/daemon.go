@@ -152,7 +152,7 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 	if d.provecontrol, err = buildProveControl(cfg, d.identity, messenger, d.store, d.resolver, d.router, waiters, plog, d.log); err != nil {
 		return err
 	}
-	if d.iden3, err = buildIden3(cfg, d.store, d.outbox, d.log); err != nil {
+	if d.iden3, err = buildIden3(cfg, d.store, d.outbox, d.metrics, d.log); err != nil {
 		return err
 	}
 	d.ws = newWebSockets()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/agentd/agentd/agent"
 	"github.com/agentd/agentd/internal/config"
+	"github.com/agentd/agentd/internal/metrics"
 	"github.com/agentd/agentd/protocols/iden3auth"
 	"github.com/agentd/agentd/protocols/iden3auth/schemas"
 	httptransport "github.com/agentd/agentd/transport/http"
@@ -32,7 +33,7 @@ type iden3Parts struct {
 // buildIden3 sets up the iden3 verifier from the iden3 section, when it
 // has resolvers: the chains' state resolvers, the schema cache, the
 // webhook transport of the outbox, and the service.
-func buildIden3(cfg config.Config, store agent.Store, outbox *agent.Outbox, log *slog.Logger) (*iden3Parts, error) {
+func buildIden3(cfg config.Config, store agent.Store, outbox *agent.Outbox, m *metrics.Metrics, log *slog.Logger) (*iden3Parts, error) {
 	ic := cfg.Iden3
 	if !ic.Enabled() {
 		return nil, nil
@@ -84,7 +85,7 @@ func buildIden3(cfg config.Config, store agent.Store, outbox *agent.Outbox, log 
 		Store: store, Chains: chains, Resolvers: resolvers, Documents: docs, PublicBaseURL: base,
 		DefaultExpiry: ic.DefaultExpiry, MaxExpiry: ic.MaxExpiry, ProofAge: ic.ProofMaxAge,
 		StateTransitionDelay: ic.StateTransitionDelay, WebhookEndpoint: hook, NewID: iden3NewID, Retention: ic.Retention,
-		Logger: log.With("component", "iden3"),
+		Logger: log.With("component", "iden3"), Observe: m.Iden3Observer(),
 	})
 	if err != nil {
 		return nil, err

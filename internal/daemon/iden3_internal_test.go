@@ -226,6 +226,10 @@ func TestIden3Daemon(t *testing.T) {
 				len(s.Result.Scopes) != 1 || s.Result.Scopes[0].ProofKind != "mtp" || s.Result.Scopes[0].Issuer != tvVerifier {
 				t.Fatalf("session: %d %s", resp.StatusCode, b)
 			}
+			if _, b := call(t, "GET", base+"/metrics", "", nil, testAdmin); !strings.Contains(string(b), `agentd_iden3_answers_total{result="chain-unavailable"} 1`) ||
+				!strings.Contains(string(b), `agentd_iden3_answers_total{result="verified"} 1`) {
+				t.Fatalf("metrics lack the answers:\n%s", grepLines(string(b), "iden3"))
+			}
 			// Accepted once.
 			if resp, b := answer(); resp.StatusCode != 409 {
 				t.Fatalf("second answer: %d %s", resp.StatusCode, b)
@@ -282,4 +286,14 @@ func compact(b []byte) string {
 	var buf bytes.Buffer
 	json.Compact(&buf, b)
 	return buf.String()
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -66,6 +66,10 @@ type Config struct {
 	// inject them); defaults time.Now and a random UUID.
 	Now   func() time.Time
 	NewID func() string
+	// Observe, when set, is told the result of every answer (verified,
+	// refused, chain-unavailable, busy, not-answerable) and how long it
+	// took (metrics).
+	Observe func(result string, elapsed time.Duration)
 	// Logger gets the verdicts (no tokens, no secrets).
 	Logger *slog.Logger
 }
@@ -101,6 +105,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Observe == nil {
+		cfg.Observe = func(string, time.Duration) {}
 	}
 	if cfg.DefaultExpiry <= 0 {
 		cfg.DefaultExpiry = time.Hour

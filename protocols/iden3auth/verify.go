@@ -32,7 +32,28 @@ const chainRetry = 30 * time.Second
 // requested; and a response accepted before. When the chain cannot be read
 // the error has agent.CodeBusy and a RetryAfter: the session stays pending
 // and the wallet may send again.
-func (s *Service) Verify(ctx context.Context, id string, token []byte) (Session, error) {
+func (s *Service) Verify(ctx context.Context, id string, token []byte) (sess Session, err error) {
+	start := time.Now()
+	defer func() { s.cfg.Observe(answerResult(err), time.Since(start)) }()
+	return s.verify(ctx, id, token)
+}
+
+// answerResult is the metrics label of Verify's outcome.
+func answerResult(err error) string {
+	switch {
+	case err == nil:
+		return "verified"
+	case errors.Is(err, ErrChainUnavailable):
+		return "chain-unavailable"
+	case agent.HasCode(err, agent.CodeBusy):
+		return "busy"
+	case agent.HasCode(err, CodeRefused), agent.HasCode(err, agent.CodeMsg), agent.HasCode(err, agent.CodeTooLarge):
+		return "refused"
+	}
+	return "not-answerable"
+}
+
+func (s *Service) verify(ctx context.Context, id string, token []byte) (Session, error) {
 	now := s.cfg.Now()
 	sess, err := s.load(ctx, id)
 	if err != nil {

@@ -256,7 +256,10 @@ func TestVerifySessionStates(t *testing.T) {
 func TestVerifyChainDown(t *testing.T) {
 	ctx := context.Background()
 	c := vectorChain(t)
-	f := newFixture(t, c)
+	var results []string
+	f := newFixture(t, c, func(cfg *Config) {
+		cfg.Observe = func(r string, d time.Duration) { results = append(results, r) }
+	})
 	f.create(t, vecThread, vecCreate())
 	before := f.stored(t, vecThread)
 	c.SetDown(true)
@@ -271,6 +274,11 @@ func TestVerifyChainDown(t *testing.T) {
 	c.SetDown(false)
 	if s, err := f.svc.Verify(ctx, vecThread, readFile(t, "mtpv2_token.txt")); err != nil || s.State != StateVerified {
 		t.Fatalf("after the chain is back: %v", err)
+	}
+	f.svc.Verify(ctx, vecThread, readFile(t, "mtpv2_token.txt"))
+	f.svc.Verify(ctx, "nope", []byte("x"))
+	if got := strings.Join(results, ","); got != "chain-unavailable,verified,not-answerable,not-answerable" {
+		t.Fatalf("observed %s", got)
 	}
 }
 
