@@ -88,7 +88,9 @@ func (c *client) iden3Create(ctx context.Context, args []string, stdout io.Write
 		case "--message":
 			req.Message, err = opt()
 		case "--expires":
-			req.ExpiresIn, err = opt()
+			var v string
+			v, err = opt()
+			req.ExpiresIn = httptransport.Seconds(v)
 		case "--chain":
 			req.Chain, err = opt()
 		default:

@@ -117,7 +117,7 @@ func (a iden3Admin) CreateIden3Request(ctx context.Context, req httptransport.Id
 		cr.Scope = append(cr.Scope, sc)
 	}
 	if req.ExpiresIn != "" {
-		d, err := time.ParseDuration(req.ExpiresIn)
+		d, err := time.ParseDuration(string(req.ExpiresIn))
 		if err != nil {
 			return out, agent.Errorf(agent.CodeMsg, "expires_in must be a duration such as 15m or 24h")
 		}

@@ -58,10 +58,34 @@ type Iden3CreateRequest struct {
 	Scope []json.RawMessage `json:"scope"`
 	// Message, when set, must come back in the signed response.
 	Message string `json:"message,omitempty"`
-	// ExpiresIn is the session's lifetime (Go duration, e.g. 15m; default iden3.default_expiry).
-	ExpiresIn string `json:"expires_in,omitempty"`
+	// ExpiresIn is the session's lifetime: a Go duration ("15m") or a
+	// number of seconds; default iden3.default_expiry.
+	ExpiresIn Seconds `json:"expires_in,omitempty"`
 	// Chain is the "blockchain:network" whose verifier DID asks; default: the first resolver's.
 	Chain string `json:"chain,omitempty"`
+}
+
+// Seconds is a duration in JSON: a Go duration string ("15m") or a number
+// of seconds (900), kept as the Go duration string.
+type Seconds string
+
+// UnmarshalJSON reads a duration string or a whole number of seconds.
+func (s *Seconds) UnmarshalJSON(b []byte) error {
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err == nil && n != "" {
+		i, err := strconv.ParseInt(string(n), 10, 64)
+		if err != nil || i < 0 {
+			return errors.New("expires_in: a number of seconds must be a whole number")
+		}
+		*s = Seconds(strconv.FormatInt(i, 10) + "s")
+		return nil
+	}
+	var str string
+	if err := json.Unmarshal(b, &str); err != nil {
+		return errors.New("expires_in: a duration such as \"15m\" or a number of seconds")
+	}
+	*s = Seconds(str)
+	return nil
 }
 
 // Iden3Created answers POST /admin/iden3/requests.

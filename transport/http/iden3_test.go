@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -75,5 +76,20 @@ func TestIden3OnDIDCommEndpoint(t *testing.T) {
 	h = NewHandler(Config{Receiver: rcv, Public: fakePublic{}, EndpointPath: "/didcomm"})
 	if resp, _ := do(t, h, "POST", "/didcomm", "application/iden3-zkp-json", "", "x"); resp.StatusCode != 415 {
 		t.Fatalf("without iden3: %d", resp.StatusCode)
+	}
+}
+
+func TestSecondsJSON(t *testing.T) {
+	for in, want := range map[string]Seconds{`"15m"`: "15m", `900`: "900s", `"1h30m"`: "1h30m"} {
+		var s Seconds
+		if err := json.Unmarshal([]byte(in), &s); err != nil || s != want {
+			t.Errorf("%s: %q %v", in, s, err)
+		}
+	}
+	for _, in := range []string{`1.5`, `-3`, `true`, `{}`} {
+		var s Seconds
+		if err := json.Unmarshal([]byte(in), &s); err == nil {
+			t.Errorf("%s accepted as %q", in, s)
+		}
 	}
 }
