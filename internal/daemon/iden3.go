@@ -16,6 +16,7 @@ import (
 	"github.com/agentd/agentd/protocols/iden3auth/schemas"
 	httptransport "github.com/agentd/agentd/transport/http"
 	auth "github.com/iden3/go-iden3-auth/v2"
+	"github.com/iden3/iden3comm/v2/packers"
 	"github.com/iden3/iden3comm/v2/protocol"
 	"rsc.io/qr"
 )
@@ -211,9 +212,17 @@ func (a iden3Admin) Iden3Receive(ctx context.Context, mediaType string, body []b
 			return httptransport.Iden3Session{}, err
 		}
 		return a.Iden3Answer(ctx, thid, body)
-	case "application/iden3comm-plain-json":
+	case string(packers.MediaTypePlainMessage):
+		msg, err := (&packers.PlainMessagePacker{}).Unpack(body)
+		if err != nil {
+			return httptransport.Iden3Session{}, agent.Wrap(agent.CodeMsg, err, "not a plain iden3comm message")
+		}
+		if msg.Type != protocol.AuthorizationResponseMessageType {
+			return httptransport.Iden3Session{}, agent.Errorf(agent.CodeMsgUnsupported,
+				"iden3comm message type %q is not handled (agentd takes %s)", msg.Type, protocol.AuthorizationResponseMessageType)
+		}
 		return httptransport.Iden3Session{}, agent.Errorf(agent.CodeMediaType,
-			"a plain iden3comm message proves nothing about its sender: send the authorization response as a JWZ (application/iden3-zkp-json)")
+			"a plain authorization response proves nothing about its sender: send it as a JWZ (application/iden3-zkp-json)")
 	case "application/iden3comm-signed-json":
 		return httptransport.Iden3Session{}, agent.Errorf(agent.CodeMediaType,
 			"JWS-packed iden3comm messages are not accepted (their signer's DID would need a resolver agentd does not use): send a JWZ (application/iden3-zkp-json)")

@@ -265,8 +265,13 @@ func TestIden3Daemon(t *testing.T) {
 			if resp, _ := call(t, "POST", base+"/iden3/callback?session=nope", "text/plain", token, ""); resp.StatusCode != 404 {
 				t.Fatalf("unknown session: %d", resp.StatusCode)
 			}
-			if resp, _ := call(t, "POST", base+"/didcomm", "application/iden3comm-plain-json", []byte(`{}`), ""); resp.StatusCode != 415 {
-				t.Fatalf("plain iden3comm: %d", resp.StatusCode)
+			plain := []byte(`{"id":"1","typ":"application/iden3comm-plain-json","type":"https://iden3-communication.io/authorization/1.0/response","thid":"` + tvThread + `","body":{"scope":[]}}`)
+			if resp, b := call(t, "POST", base+"/didcomm", "application/iden3comm-plain-json", plain, ""); resp.StatusCode != 415 || !strings.Contains(string(b), "proves nothing") {
+				t.Fatalf("plain iden3comm: %d %s", resp.StatusCode, b)
+			}
+			other := []byte(`{"id":"1","typ":"application/iden3comm-plain-json","type":"https://iden3-communication.io/credentials/1.0/offer","body":{}}`)
+			if resp, b := call(t, "POST", base+"/didcomm", "application/iden3comm-plain-json", other, ""); resp.StatusCode != 400 || !strings.Contains(string(b), "not handled") {
+				t.Fatalf("other iden3comm type: %d %s", resp.StatusCode, b)
 			}
 			// Validation: a bad scope is refused with the reason.
 			if resp, b := call(t, "POST", base+"/admin/iden3/requests", "application/json",
