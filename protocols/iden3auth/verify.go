@@ -62,7 +62,7 @@ func (s *Service) verify(ctx context.Context, id string, token []byte) (Session,
 	if err := answerable(&sess, now); err != nil {
 		return Session{}, err
 	}
-	tok := strings.TrimSpace(string(token))
+	tok := normalizeToken(token)
 	switch {
 	case tok == "":
 		return Session{}, agent.Errorf(agent.CodeMsg, "the body must be the wallet's JWZ token")
@@ -283,13 +283,26 @@ func nonZero(n *big.Int) string {
 	return n.String()
 }
 
+// normalizeToken trims the token and takes it out of JSON quotes: some
+// clients post the JWZ as a JSON string.
+func normalizeToken(token []byte) string {
+	tok := strings.TrimSpace(string(token))
+	if len(tok) >= 2 && tok[0] == '"' && tok[len(tok)-1] == '"' {
+		var s string
+		if json.Unmarshal([]byte(tok), &s) == nil {
+			tok = strings.TrimSpace(s)
+		}
+	}
+	return tok
+}
+
 // ThreadOf reads the thid of a JWZ token's payload without verifying it:
 // for routing a response that arrives without its session id (the
 // DIDComm endpoint) to Verify, which verifies everything.
 func ThreadOf(token []byte) (string, error) {
 	var t *jwz.Token
 	err := safely(func() (err error) {
-		t, err = jwz.Parse(strings.TrimSpace(string(token)))
+		t, err = jwz.Parse(normalizeToken(token))
 		return err
 	})
 	if err != nil {

@@ -59,6 +59,10 @@ func TestVerifyRecordedVector(t *testing.T) {
 	}
 	// A replay of the same token, and any other answer, is refused and changes nothing.
 	before := f.stored(t, vecThread)
+	quoted := append(append([]byte(`"`), readFile(t, "mtpv2_token.txt")...), '"')
+	if _, err := f.svc.Verify(ctx, vecThread, quoted); !agent.HasCode(err, agent.CodeConflict) {
+		t.Fatalf("quoted replay: %v", err)
+	}
 	_, err = f.svc.Verify(ctx, vecThread, readFile(t, "mtpv2_token.txt"))
 	if !agent.HasCode(err, agent.CodeConflict) || !strings.Contains(agent.ErrorComment(err), "already answered") {
 		t.Fatalf("replay: %v", err)
@@ -429,5 +433,15 @@ func TestVerifySchemaNotCached(t *testing.T) {
 	}
 	if _, err := f.svc.Verify(context.Background(), vecThread, readFile(t, "mtpv2_token.txt")); err != nil {
 		t.Fatalf("after loading the schema: %v", err)
+	}
+}
+
+// TestVerifyQuotedToken: a JWZ posted as a JSON string is taken as the JWZ.
+func TestVerifyQuotedToken(t *testing.T) {
+	f := newFixture(t, vectorChain(t))
+	f.create(t, vecThread, vecCreate())
+	quoted := append(append([]byte("\n\""), readFile(t, "mtpv2_token.txt")...), '"', '\n')
+	if s, err := f.svc.Verify(context.Background(), vecThread, quoted); err != nil || s.State != StateVerified {
+		t.Fatalf("quoted token: %v", err)
 	}
 }
