@@ -83,9 +83,14 @@ func (h *hookSink) await(t *testing.T, event string) map[string]any {
 // startIden3 starts a daemon whose iden3 verifier reads chain, with the
 // webhook at hook.
 func startIden3(t testing.TB, chain *iden3test.Chain, hook string) (*Daemon, string) {
+	return startIden3In(t, t.TempDir(), chain, hook)
+}
+
+// startIden3In is startIden3 on the data directory dir.
+func startIden3In(t testing.TB, dir string, chain *iden3test.Chain, hook string) (*Daemon, string) {
 	t.Helper()
 	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
+	cfg.DataDir = dir
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	cfg.HTTP.Addr = ln.Addr().String()
 	ln.Close()
@@ -301,4 +306,33 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestIden3SessionsSurviveRestart: a session created before a restart is
+// served and answered after it (sessions are in the database, unlike the
+// reference verifier-backend's memory cache), the preloaded schema too.
+func TestIden3SessionsSurviveRestart(t *testing.T) {
+	token, _ := os.ReadFile("../../protocols/iden3auth/testdata/mtpv2_token.txt")
+	schema, _ := os.ReadFile("../../protocols/iden3auth/testdata/kyc-v3.json-ld")
+	chain := iden3test.Start(t)
+	chain.SetRoot(iden3test.Dec(tvRoot), iden3test.Info{})
+	chain.SetState(iden3test.Dec(tvIssuer), iden3test.Dec(tvState), iden3test.Info{})
+	dir := t.TempDir()
+	d, base := startIden3In(t, dir, chain, "")
+	load, _ := json.Marshal(httptransport.Iden3SchemaLoad{URL: tvSchema, Document: schema})
+	call(t, "POST", base+"/admin/iden3/schemas", "application/json", load, testAdmin)
+	if resp, b := call(t, "POST", base+"/admin/iden3/requests", "application/json", []byte(`{"reason":"r","scope":`+tvScope+`}`), testAdmin); resp.StatusCode != 201 {
+		t.Fatalf("create: %s", b)
+	}
+	if err := d.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_, base = startIden3In(t, dir, chain, "")
+	if resp, b := call(t, "GET", base+"/iden3/requests/"+tvThread, "", nil, ""); resp.StatusCode != 200 || !strings.Contains(string(b), tvThread) {
+		t.Fatalf("request after restart: %d %s", resp.StatusCode, b)
+	}
+	// The callback URL names the old listener's port: post to the new one.
+	if resp, b := call(t, "POST", base+"/iden3/callback?session="+tvThread, "text/plain", token, ""); resp.StatusCode != 200 {
+		t.Fatalf("answer after restart: %d %s", resp.StatusCode, b)
+	}
 }
