@@ -87,6 +87,7 @@ type timedResolver struct {
 	timeout time.Duration
 }
 
+// Resolve implements pubsignals.StateResolver.
 func (r timedResolver) Resolve(ctx context.Context, id, st *big.Int) (*state.ResolvedState, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
@@ -94,6 +95,7 @@ func (r timedResolver) Resolve(ctx context.Context, id, st *big.Int) (*state.Res
 	return res, r.classify(err)
 }
 
+// ResolveGlobalRoot implements pubsignals.StateResolver.
 func (r timedResolver) ResolveGlobalRoot(ctx context.Context, root *big.Int) (*state.ResolvedState, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
