@@ -58,6 +58,10 @@ type Admin struct {
 	Token         string `yaml:"token"`
 	TokenFile     string `yaml:"token_file"`
 	MetricsPublic bool   `yaml:"metrics_public"`
+	// PprofAddr, when set, serves Go's runtime profiles (net/http/pprof) on
+	// a listener of its own at this address, without authentication: bind
+	// it to loopback. Empty (the default): no profiling listener.
+	PprofAddr string `yaml:"pprof_addr"`
 }
 
 // Keys configures how private keys are encrypted at rest.
@@ -290,6 +294,7 @@ var options = []option{
 	{"smtp-domains", "AGENTD_SMTP_DOMAINS", "comma-separated mail domains the SMTP listener takes mail for (smtp.domains)", list(func(c *Config) *[]string { return &c.SMTP.Domains })},
 	{"email-address", "AGENTD_EMAIL_ADDRESS", "the agent's mail address, advertised as a mailto: DIDComm service (email.address)", str(func(c *Config) *string { return &c.Email.Address })},
 	{"smtp-relay", "AGENTD_SMTP_RELAY", "smarthost HOST:PORT for outbound mail; empty: MX lookup (email.relay.addr)", str(func(c *Config) *string { return &c.Email.Relay.Addr })},
+	{"pprof-addr", "AGENTD_PPROF_ADDR", "serve runtime profiles (/debug/pprof/) on this loopback HOST:PORT; empty: off (admin.pprof_addr)", str(func(c *Config) *string { return &c.Admin.PprofAddr })},
 	{"log-level", "AGENTD_LOG_LEVEL", "debug, info, warn or error (log.level)", str(func(c *Config) *string { return &c.Log.Level })},
 	{"log-format", "AGENTD_LOG_FORMAT", "text or json (log.format)", str(func(c *Config) *string { return &c.Log.Format })},
 }
@@ -384,6 +389,9 @@ func (c Config) Validate() error {
 	if (c.Keys.Passphrase != "" || c.Keys.PassphraseFile != "") && c.Keys.KeyFile != "" {
 		return errors.New("keys: set a passphrase or a key_file, not both")
 	}
+	if err := validatePprofAddr(c.Admin.PprofAddr); err != nil {
+		return err
+	}
 	if c.Admin.Token != "" && len(c.Admin.Token) < 16 {
 		return errors.New("admin.token: must be at least 16 characters")
 	}
@@ -436,4 +444,20 @@ func (c Config) Validate() error {
 		return err
 	}
 	return c.validateMail()
+}
+
+// validatePprofAddr accepts an empty address (no profiling listener) or a
+// loopback HOST:PORT: profiles are served without authentication.
+func validatePprofAddr(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("admin.pprof_addr: %q is not HOST:PORT", addr)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("admin.pprof_addr: %q is not a loopback address; profiles are served without authentication", addr)
+	}
+	return nil
 }

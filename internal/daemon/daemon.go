@@ -67,9 +67,11 @@ type Daemon struct {
 	provecontrol *proveControlParts
 
 	listener net.Listener
-	server   *http.Server
-	wg       sync.WaitGroup
-	cancel   context.CancelFunc
+	// stopPprof stops the profiling listener (admin.pprof_addr), if any.
+	stopPprof func(context.Context)
+	server    *http.Server
+	wg        sync.WaitGroup
+	cancel    context.CancelFunc
 }
 
 // New opens the data directory and builds the agent. It does not listen yet;
@@ -277,6 +279,12 @@ func (d *Daemon) Start(ctx context.Context) error {
 		ln.Close()
 		return err
 	}
+	if d.cfg.Admin.PprofAddr != "" {
+		if d.stopPprof, err = servePprof(d.cfg.Admin.PprofAddr, d.log.With("component", "pprof")); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	d.server = &http.Server{Handler: d.handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
 		IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -349,6 +357,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	d.ws.shutdown()
+	if d.stopPprof != nil {
+		d.stopPprof(ctx)
+	}
 	if d.cancel != nil {
 		d.cancel()
 	}

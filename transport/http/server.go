@@ -200,6 +200,7 @@ func newServer(cfg Config) (http.Handler, *http.ServeMux, *Routes) {
 type server struct {
 	cfg     Config
 	wsLimit *wsLimiter // nil without WebSockets
+	sockets wsSockets  // the open WebSockets (ws.go)
 }
 
 // fail answers err (see writeError).
