@@ -727,7 +727,7 @@ func (b *bench) liveRun() error {
 		}
 		conn.SetReadLimit(64 << 20)
 		socks = append(socks, conn)
-		req, _ := p.mc.Request(mediation.LiveDeliveryChangeType, mediation.LiveDeliveryChangeBody{LiveDelivery: ptr(true)})
+		req, _ := p.mc.Request(mediation.LiveDeliveryChangeType, mediation.LiveDeliveryChangeBody{LiveDelivery: ptr(agent.FlexBool(true))})
 		packed, err := b.authcrypt(p, req)
 		if err != nil {
 			return err

@@ -51,6 +51,11 @@ type HTTP struct {
 	MaxConnections      int `yaml:"max_connections"`
 	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
 	MaxWebSocketsPerIP  int `yaml:"max_websockets_per_ip"`
+	// PublishWebSocketService adds a second DIDCommMessaging service to the
+	// agent's DID and the mediator's routing DID: the endpoint's ws(s) URL
+	// (WebSocketEndpoint), for clients that take the WebSocket address
+	// from the DID document (the Identus wallets).
+	PublishWebSocketService bool `yaml:"publish_websocket_service"`
 }
 
 // Admin configures the operators' API.
@@ -188,7 +193,8 @@ type Relay struct {
 func Default() Config {
 	return Config{
 		DataDir: "./data",
-		HTTP:    HTTP{Addr: "127.0.0.1:8080", MaxBodyBytes: 1 << 20, ShutdownTimeout: 15 * time.Second, MaxConnections: 1024, MaxConnectionsPerIP: 64, MaxWebSocketsPerIP: 16},
+		HTTP: HTTP{Addr: "127.0.0.1:8080", MaxBodyBytes: 1 << 20, ShutdownTimeout: 15 * time.Second, MaxConnections: 1024, MaxConnectionsPerIP: 64, MaxWebSocketsPerIP: 16,
+			PublishWebSocketService: true},
 		Outbox: Outbox{MaxAttempts: 30, BaseDelay: 2 * time.Second, MaxDelay: time.Hour, Workers: 8, Timeout: 30 * time.Second,
 			MaxPending: 10000, MaxPendingPerDestination: 1000, DeadRetention: 7 * 24 * time.Hour},
 		Limits:       Limits{ClientRate: 600, ClientBurst: 300, SenderRate: 120, SenderBurst: 60, MaxKeys: 100000},
@@ -221,6 +227,24 @@ func (c Config) Endpoint() string {
 		host = "127.0.0.1"
 	}
 	return "http://" + net.JoinHostPort(host, port) + EndpointPath
+}
+
+// WebSocketEndpoint returns the WebSocket URL of the DIDComm endpoint that
+// the agent's DIDs publish beside Endpoint: Endpoint with http turned into
+// ws and https into wss (the same listener takes WebSocket upgrades on the
+// same path). It is empty when http.publish_websocket_service is off.
+func (c Config) WebSocketEndpoint() string {
+	if !c.HTTP.PublishWebSocketService {
+		return ""
+	}
+	e := c.Endpoint()
+	if rest, ok := strings.CutPrefix(e, "https://"); ok {
+		return "wss://" + rest
+	}
+	if rest, ok := strings.CutPrefix(e, "http://"); ok {
+		return "ws://" + rest
+	}
+	return "" // Validate allows only http(s) URLs
 }
 
 // option binds one setting to its flag and environment variable.
@@ -272,6 +296,7 @@ var options = []option{
 	{"data-dir", "AGENTD_DATA_DIR", "data directory (config key data_dir)", str(func(c *Config) *string { return &c.DataDir })},
 	{"http-addr", "AGENTD_HTTP_ADDR", "HTTP listen address HOST:PORT (http.addr)", str(func(c *Config) *string { return &c.HTTP.Addr })},
 	{"public-url", "AGENTD_PUBLIC_URL", "public DIDComm endpoint URL published in the agent's DID (http.public_url)", str(func(c *Config) *string { return &c.HTTP.PublicURL })},
+	{"publish-websocket-service", "AGENTD_PUBLISH_WEBSOCKET_SERVICE", "publish the endpoint's ws(s) URL as a second DIDComm service in the agent's DIDs: true or false (http.publish_websocket_service)", boolean(func(c *Config) *bool { return &c.HTTP.PublishWebSocketService })},
 	{"max-body-bytes", "AGENTD_MAX_BODY_BYTES", "largest inbound message in bytes (http.max_body_bytes)", func(c *Config, v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {

@@ -107,3 +107,22 @@ func TestExampleConfigIsValidAndComplete(t *testing.T) {
 		t.Fatalf("the example config's values differ from the defaults it claims: %+v", c)
 	}
 }
+
+func TestWebSocketEndpoint(t *testing.T) {
+	c := Default()
+	if got := c.WebSocketEndpoint(); got != "ws://127.0.0.1:8080/didcomm" {
+		t.Fatalf("default: %q", got)
+	}
+	c.HTTP.PublicURL = "https://agent.example/didcomm"
+	if got := c.WebSocketEndpoint(); got != "wss://agent.example/didcomm" {
+		t.Fatalf("https public_url: %q", got)
+	}
+	c, err := Load([]string{"--publish-websocket-service", "false"}, env(nil), io.Discard)
+	if err != nil || c.HTTP.PublishWebSocketService || c.WebSocketEndpoint() != "" {
+		t.Fatalf("switched off by flag: %v %+v", err, c.HTTP)
+	}
+	c, err = Load(nil, env(map[string]string{"AGENTD_PUBLISH_WEBSOCKET_SERVICE": "no"}), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "AGENTD_PUBLISH_WEBSOCKET_SERVICE") {
+		t.Fatalf("bad boolean in the environment: %v", err)
+	}
+}

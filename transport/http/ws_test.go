@@ -264,3 +264,13 @@ func TestWebSocketEarlyFrame(t *testing.T) {
 		t.Fatalf("answer %s", body)
 	}
 }
+
+// TestWebSocketTrailingSlash: the socket opens on /didcomm/ too.
+func TestWebSocketTrailingSlash(t *testing.T) {
+	_, url := wsServer(t, &WebSocketConfig{})
+	c := dial(t, url+"/")
+	write(t, c, `{"id":"s","type":"ping","body":{}}`)
+	if v := readFrame(t, c); v["type"] != "pong" || v["thid"] != "s" {
+		t.Fatalf("reply on /didcomm/: %v", v)
+	}
+}
