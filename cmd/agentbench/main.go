@@ -686,7 +686,7 @@ func (b *bench) idleSocket(ctx context.Context, wsURL string) (*websocket.Conn, 
 	if err != nil {
 		return nil, err
 	}
-	req, _ := p.mc.Request(mediation.LiveDeliveryChangeType, mediation.LiveDeliveryChangeBody{LiveDelivery: ptr(true)})
+	req, _ := p.mc.Request(mediation.LiveDeliveryChangeType, mediation.LiveDeliveryChangeBody{LiveDelivery: ptr(agent.FlexBool(true))})
 	packed, err := b.authcrypt(p, req)
 	if err == nil {
 		err = conn.Write(ctx, websocket.MessageText, packed)
