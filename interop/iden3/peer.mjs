@@ -13,7 +13,7 @@
 // runs the iden3 State contract of @iden3/contracts behind an OpenZeppelin
 // ERC1967Proxy; the issuer and the holder are @0xpolygonid/js-sdk identity
 // wallets; proofs are made with the circuit files of @rarimo/zkp-gen-iden3
-// (installed outside the work tree, path in IDEN3_CIRCUITS_DIR); JSON-LD
+// (installed outside the work tree; setup's circuits_dir, or IDEN3_CIRCUITS_DIR); JSON-LD
 // documents come from ./schemas only; @iden3/js-iden3-auth is the second
 // verifier.
 
@@ -105,9 +105,9 @@ const documentLoader = async (url) => {
 
 // ---- circuits ---------------------------------------------------------------
 
-function circuitsDir() {
-  const dir = process.env.IDEN3_CIRCUITS_DIR;
-  if (!dir) throw new Error('IDEN3_CIRCUITS_DIR is not set (run make deps)');
+function circuitsDir(given) {
+  const dir = given || process.env.IDEN3_CIRCUITS_DIR;
+  if (!dir) throw new Error('no circuits_dir given and IDEN3_CIRCUITS_DIR is not set (run make deps)');
   for (const c of ['authV2', 'credentialAtomicQuerySigV2', 'credentialAtomicQueryMTPV2']) {
     for (const f of ['circuit.wasm', 'circuit_final.zkey', 'verification_key.json']) {
       if (!existsSync(path.join(dir, c, f))) throw new Error(`${path.join(dir, c, f)} is missing (run make deps)`);
@@ -251,10 +251,10 @@ function makeWallet(stateStorage, statusResolver) {
   return { kms, dataStorage, credWallet, idWallet };
 }
 
-async function setup() {
+async function setup({ circuits_dir: given } = {}) {
   if (!chain) throw new Error('start the chain first (op chain)');
   if (world) throw new Error('setup already ran');
-  const dir = circuitsDir();
+  const dir = circuitsDir(given);
   const ethConfig = {
     ...defaultEthConnectionConfig,
     url: chain.rpc_url,
