@@ -13,9 +13,9 @@
 // runs the iden3 State contract of @iden3/contracts behind an OpenZeppelin
 // ERC1967Proxy; the issuer and the holder are @0xpolygonid/js-sdk identity
 // wallets; proofs are made with the circuit files of @rarimo/zkp-gen-iden3
-// (installed outside the work tree; setup's circuits_dir, or IDEN3_CIRCUITS_DIR); JSON-LD
-// documents come from ./schemas only; @iden3/js-iden3-auth is the second
-// verifier.
+// (installed outside the work tree; setup's circuits_dir, or the
+// IDEN3_CIRCUITS_DIR environment variable); JSON-LD documents come from
+// ./schemas only; @iden3/js-iden3-auth is the second verifier.
 
 import readline from 'node:readline';
 import { readFileSync, existsSync } from 'node:fs';
