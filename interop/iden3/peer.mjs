@@ -219,9 +219,20 @@ async function startChain({ chain_id: chainId = DEFAULT_CHAIN_ID } = {}) {
   return chain;
 }
 
+// stopChain ends anvil; the promise resolves once it has exited (reaped),
+// after SIGKILL if SIGTERM was not enough within 3 s.
 function stopChain() {
-  if (anvil && anvil.exitCode === null) anvil.kill('SIGTERM');
+  const proc = anvil;
   anvil = null;
+  if (!proc || proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 3000);
+    proc.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    proc.kill('SIGTERM');
+  });
 }
 
 // ---- wallets ----------------------------------------------------------------
@@ -544,13 +555,16 @@ rl.on('line', (line) => {
 });
 rl.on('close', async () => {
   while (busy || queue.length) await new Promise((r) => setTimeout(r, 20));
-  stopChain();
+  await stopChain();
   process.exit(0);
 });
-process.on('exit', stopChain);
+// Last resort when the process ends otherwise: signal anvil (not reaped).
+process.on('exit', () => {
+  if (anvil && anvil.exitCode === null) anvil.kill('SIGKILL');
+});
 for (const sig of ['SIGTERM', 'SIGINT']) {
-  process.on(sig, () => {
-    stopChain();
+  process.on(sig, async () => {
+    await stopChain();
     process.exit(1);
   });
 }
