@@ -107,11 +107,30 @@ const (
 	// once, with credentialAtomicQuerySigV2.
 	KindSig Kind = "sig"
 	// KindMTP is a credential whose claim is also in the issuer's claims
-	// tree, with an Iden3SparseMerkleTreeProof, for
-	// credentialAtomicQueryMTPV2. Its issuer state is on chain only after
-	// PublishIssuerState.
+	// tree, delivered at once with an Iden3SparseMerkleTreeProof (for
+	// credentialAtomicQueryMTPV2) against the issuer's new state, which is on
+	// chain only after PublishIssuerState: until then verifiers refuse the
+	// MTP proof ("state is not genesis and not registered in the smart
+	// contract"), afterwards the same proof is accepted.
 	KindMTP Kind = "mtp"
+	// KindMTPOnPublish is a credential whose claim is in the issuer's claims
+	// tree but which the holder first gets with its signature proof only; the
+	// Iden3SparseMerkleTreeProof is added to the holder's copy when the issuer
+	// publishes (as an issuer node does). Until then the wallet skips an
+	// optional MTPV2 scope and answers the SigV2 one: the "MTP if ready, else
+	// signature" case.
+	KindMTPOnPublish Kind = "mtp-on-publish"
 )
+
+// Subject is the credentialSubject of an issued KYCAgeCredential; zero
+// fields take DefaultBirthday and DefaultDocumentType. Distinct values let a
+// request's query pick one credential among several.
+type Subject struct {
+	// Birthday is YYYYMMDD as an integer.
+	Birthday int
+	// DocumentType is an integer.
+	DocumentType int
+}
 
 // DefaultTimeout bounds one call to the harness; proofs take seconds each
 // (snarkjs on two cores), more under load.
@@ -137,8 +156,8 @@ type Credential struct {
 	Kind Kind `json:"kind"`
 	// JSON is the W3C credential with its proofs.
 	JSON json.RawMessage `json:"credential"`
-	// IssuerState is, for KindMTP, the issuer state (decimal) the
-	// Iden3SparseMerkleTreeProof is against; "" for KindSig.
+	// IssuerState is, for KindMTP and KindMTPOnPublish, the issuer state
+	// (decimal) with the claim in its tree, unpublished; "" for KindSig.
 	IssuerState string `json:"issuer_state"`
 }
 
@@ -150,6 +169,9 @@ type Published struct {
 	Tx string `json:"tx"`
 	// Changed is false when the state was already published.
 	Changed bool `json:"changed"`
+	// Updated lists the KindMTPOnPublish credentials that got their
+	// Iden3SparseMerkleTreeProof.
+	Updated []string `json:"updated_credentials"`
 }
 
 // Answer is the holder's answer to an authorization request.
@@ -363,14 +385,28 @@ func (w *Wallet) HolderDID() string { return w.holderDID }
 // Issue has the issuer issue a KYCAgeCredential (DefaultBirthday,
 // DefaultDocumentType) to the holder, with the proofs of kind.
 func (w *Wallet) Issue(ctx context.Context, kind Kind) (Credential, error) {
+	return w.IssueSubject(ctx, kind, Subject{})
+}
+
+// IssueSubject is Issue with the given credentialSubject values.
+func (w *Wallet) IssueSubject(ctx context.Context, kind Kind, sub Subject) (Credential, error) {
+	if sub.Birthday == 0 {
+		sub.Birthday = DefaultBirthday
+	}
+	if sub.DocumentType == 0 {
+		sub.DocumentType = DefaultDocumentType
+	}
 	var c Credential
-	err := w.call(ctx, "issue", map[string]any{"kind": string(kind)}, &c)
+	err := w.call(ctx, "issue", map[string]any{"kind": string(kind), "birthday": sub.Birthday, "document_type": sub.DocumentType}, &c)
 	return c, err
 }
 
 // PublishIssuerState publishes the issuer's current state on chain
 // (State.transitStateGeneric from the issuer's Ethereum account), which
-// makes its MTP credentials provable.
+// makes its MTP credentials provable, and hands the holder the MTP proofs of
+// its KindMTPOnPublish credentials. Only the latest state is published: a
+// KindMTP credential whose state was superseded before publishing stays
+// unprovable by MTP.
 func (w *Wallet) PublishIssuerState(ctx context.Context) (Published, error) {
 	var p Published
 	err := w.call(ctx, "publish_issuer_state", nil, &p)
@@ -414,7 +450,9 @@ func (w *Wallet) VerifyJS(ctx context.Context, token string, requestJSON []byte)
 	return v, err
 }
 
-// Close stops the harness and its chain. Calling it again is harmless.
+// Close stops the harness and its chain. After a call fails with an error
+// that is not an *Error (a timeout, the process gone), the harness is out of
+// step: Close it and Start another. Calling it again is harmless.
 func (w *Wallet) Close() {
 	w.closeOnce.Do(func() { w.proc.Close() })
 }

@@ -117,10 +117,37 @@ func (cs *callbackServer) received() []post {
 	return append([]post(nil), cs.posts...)
 }
 
-// authRequest builds an authorization request with one scope of circuitID
-// asking for birthday < 2000-01-01, by hand.
-func authRequest(t *testing.T, id, callback, circuitID string, scopeID uint32, message string) []byte {
+// scope is one proof request of an authorization request.
+type scope struct {
+	id        uint32
+	circuitID string
+	subject   map[string]any // query.credentialSubject
+	optional  bool
+}
+
+// birthdayBefore2000 asks for birthday < 2000-01-01.
+var birthdayBefore2000 = map[string]any{"birthday": map[string]any{"$lt": 20000101}}
+
+// authRequest builds an authorization request by hand.
+func authRequest(t *testing.T, id, callback, message string, scopes ...scope) []byte {
 	t.Helper()
+	var sc []any
+	for _, s := range scopes {
+		m := map[string]any{
+			"id":        s.id,
+			"circuitId": s.circuitID,
+			"query": map[string]any{
+				"allowedIssuers":    []string{"*"},
+				"context":           SchemaContextURL,
+				"type":              SchemaType,
+				"credentialSubject": s.subject,
+			},
+		}
+		if s.optional {
+			m["optional"] = true
+		}
+		sc = append(sc, m)
+	}
 	req := map[string]any{
 		"id":   id,
 		"thid": id,
@@ -131,16 +158,7 @@ func authRequest(t *testing.T, id, callback, circuitID string, scopeID uint32, m
 			"callbackUrl": callback,
 			"reason":      "harness test",
 			"message":     message,
-			"scope": []any{map[string]any{
-				"id":        scopeID,
-				"circuitId": circuitID,
-				"query": map[string]any{
-					"allowedIssuers":    []string{"*"},
-					"context":           SchemaContextURL,
-					"type":              SchemaType,
-					"credentialSubject": map[string]any{"birthday": map[string]any{"$lt": 20000101}},
-				},
-			}},
+			"scope":       sc,
 		},
 	}
 	b, err := json.Marshal(req)
@@ -148,6 +166,27 @@ func authRequest(t *testing.T, id, callback, circuitID string, scopeID uint32, m
 		t.Fatal(err)
 	}
 	return b
+}
+
+// responseScopes returns the circuit id of each scope id of a response.
+func responseScopes(t *testing.T, response []byte) map[uint32]string {
+	t.Helper()
+	var resp struct {
+		Body struct {
+			Scope []struct {
+				ID        uint32 `json:"id"`
+				CircuitID string `json:"circuitId"`
+			} `json:"scope"`
+		} `json:"body"`
+	}
+	if err := json.Unmarshal(response, &resp); err != nil {
+		t.Fatal(err)
+	}
+	out := map[uint32]string{}
+	for _, s := range resp.Body.Scope {
+		out[s.ID] = s.CircuitID
+	}
+	return out
 }
 
 // fileLoader is a JSON-LD document loader over SchemaFiles: no network.
@@ -196,10 +235,12 @@ func verifyGo(ctx context.Context, t *testing.T, chain ChainInfo, token string, 
 	return err
 }
 
-// TestHarness proves the harness without agentd's verifier: a SigV2 answer is
-// accepted at once by both js-iden3-auth and go-iden3-auth; an MTPV2 answer
-// is refused by both while the issuer's state is unpublished, and accepted
-// after PublishIssuerState.
+// TestHarness proves the harness without agentd's verifier, with
+// js-iden3-auth and go-iden3-auth both: a SigV2 answer is accepted at once;
+// an MTPV2 answer is refused while the issuer's state is unpublished, and the
+// same token is accepted after PublishIssuerState; with optional MTPV2 and
+// SigV2 scopes the wallet answers SigV2 only until the issuer publishes, then
+// both.
 func TestHarness(t *testing.T) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
@@ -231,7 +272,8 @@ func TestHarness(t *testing.T) {
 	}
 
 	// SigV2, fetched through a percent-encoded request_uri and posted back.
-	sigReq := authRequest(t, "5b5a5a6e-9a2b-4e4c-8f0a-000000000001", cs.URL+"/callback?sessionID=1", CircuitSigV2, 12345, "12345")
+	sigReq := authRequest(t, "5b5a5a6e-9a2b-4e4c-8f0a-000000000001", cs.URL+"/callback?sessionID=1", "12345",
+		scope{id: 12345, circuitID: CircuitSigV2, subject: birthdayBefore2000})
 	cs.serve(sigReq)
 	deepLink := "iden3comm://?request_uri=" + url.QueryEscape(cs.URL+"/request?id=1&x=a b")
 	t0 := time.Now()
@@ -271,7 +313,8 @@ func TestHarness(t *testing.T) {
 		t.Fatalf("go-iden3-auth refused the SigV2 answer: %v", err)
 	}
 	// A token bound to another request is refused by both.
-	otherReq := authRequest(t, "5b5a5a6e-9a2b-4e4c-8f0a-000000000001", cs.URL+"/callback?sessionID=1", CircuitSigV2, 12345, "54321")
+	otherReq := authRequest(t, "5b5a5a6e-9a2b-4e4c-8f0a-000000000001", cs.URL+"/callback?sessionID=1", "54321",
+		scope{id: 12345, circuitID: CircuitSigV2, subject: birthdayBefore2000})
 	if v, err := w.VerifyJS(ctx, ans.Token, otherReq); err != nil || v.OK {
 		t.Fatalf("js-iden3-auth accepted an answer to another message: %+v %v", v, err)
 	}
@@ -287,7 +330,8 @@ func TestHarness(t *testing.T) {
 	if !bytes.Contains(mcred.JSON, []byte(`"Iden3SparseMerkleTreeProof"`)) || mcred.IssuerState == "" {
 		t.Fatalf("mtp credential: %s", truncate(string(mcred.JSON), 400))
 	}
-	mtpReq := authRequest(t, "5b5a5a6e-9a2b-4e4c-8f0a-000000000002", cs.URL+"/callback?sessionID=2", CircuitMTPV2, 777, "")
+	mtpReq := authRequest(t, "5b5a5a6e-9a2b-4e4c-8f0a-000000000002", cs.URL+"/callback?sessionID=2", "",
+		scope{id: 777, circuitID: CircuitMTPV2, subject: birthdayBefore2000})
 	t0 = time.Now()
 	before, err := w.AnswerRequest(ctx, mtpReq, false)
 	if err != nil {
@@ -316,26 +360,66 @@ func TestHarness(t *testing.T) {
 	if err := verifyGo(ctx, t, chain, before.Token, mtpReq); err != nil {
 		t.Fatalf("go-iden3-auth refused the MTP answer after publishing: %v", err)
 	}
-	// And a fresh answer, through the callback, is accepted by both.
-	cs.serve(mtpReq)
-	t0 = time.Now()
-	after, err := w.Answer(ctx, cs.URL+"/request?id=2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("MTPV2 answer after publishing %v (proving %v)", time.Since(t0).Round(time.Millisecond), after.Prove)
-	if after.Status != http.StatusOK || len(cs.received()) != 1 {
-		t.Fatalf("callback: %d, %d posts", after.Status, len(cs.received()))
-	}
-	if v, err := w.VerifyJS(ctx, after.Token, mtpReq); err != nil || !v.OK {
-		t.Fatalf("js-iden3-auth refused the fresh MTP answer: %+v %v", v, err)
-	}
-	if err := verifyGo(ctx, t, chain, after.Token, mtpReq); err != nil {
-		t.Fatalf("go-iden3-auth refused the fresh MTP answer: %v", err)
-	}
 	// Publishing again changes nothing.
 	if again, err := w.PublishIssuerState(ctx); err != nil || again.Changed {
 		t.Fatalf("second publish: %+v %v", again, err)
+	}
+
+	// "MTP if ready, else signature": two optional scopes. The holder gets
+	// the MTP proof of this credential only when the issuer publishes.
+	// documentType 7 singles it out among the holder's credentials.
+	ocred, err := w.IssueSubject(ctx, KindMTPOnPublish, Subject{DocumentType: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(ocred.JSON, []byte(`"Iden3SparseMerkleTreeProof"`)) || ocred.IssuerState == "" {
+		t.Fatalf("mtp-on-publish credential before publishing: %s", truncate(string(ocred.JSON), 400))
+	}
+	docType7 := map[string]any{"documentType": map[string]any{"$eq": 7}}
+	eitherReq := authRequest(t, "5b5a5a6e-9a2b-4e4c-8f0a-000000000003", cs.URL+"/callback?sessionID=3", "777",
+		scope{id: 1, circuitID: CircuitMTPV2, subject: docType7, optional: true},
+		scope{id: 2, circuitID: CircuitSigV2, subject: docType7, optional: true})
+	t0 = time.Now()
+	sigOnly, err := w.AnswerRequest(ctx, eitherReq, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("MTP-or-Sig answer before publishing %v (proving %v)", time.Since(t0).Round(time.Millisecond), sigOnly.Prove)
+	if got := responseScopes(t, sigOnly.Response); !reflect.DeepEqual(got, map[uint32]string{2: CircuitSigV2}) {
+		t.Fatalf("before publishing the wallet answered %v, want only the SigV2 scope", got)
+	}
+	if v, err := w.VerifyJS(ctx, sigOnly.Token, eitherReq); err != nil || !v.OK {
+		t.Fatalf("js-iden3-auth refused the signature-only answer: %+v %v", v, err)
+	}
+	if err := verifyGo(ctx, t, chain, sigOnly.Token, eitherReq); err != nil {
+		t.Fatalf("go-iden3-auth refused the signature-only answer: %v", err)
+	}
+	pub, err = w.PublishIssuerState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pub.Changed || pub.State != ocred.IssuerState || !reflect.DeepEqual(pub.Updated, []string{ocred.ID}) {
+		t.Fatalf("published %+v, want state %s and %s updated", pub, ocred.IssuerState, ocred.ID)
+	}
+	// Now both proofs, fetched through the request URI and posted back.
+	cs.serve(eitherReq)
+	t0 = time.Now()
+	both, err := w.Answer(ctx, cs.URL+"/request?id=3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("MTP-or-Sig answer after publishing %v (proving %v)", time.Since(t0).Round(time.Millisecond), both.Prove)
+	if both.Status != http.StatusOK || len(cs.received()) != 1 {
+		t.Fatalf("callback: %d, %d posts", both.Status, len(cs.received()))
+	}
+	if got := responseScopes(t, both.Response); !reflect.DeepEqual(got, map[uint32]string{1: CircuitMTPV2, 2: CircuitSigV2}) {
+		t.Fatalf("after publishing the wallet answered %v, want both scopes", got)
+	}
+	if v, err := w.VerifyJS(ctx, both.Token, eitherReq); err != nil || !v.OK {
+		t.Fatalf("js-iden3-auth refused the MTP+Sig answer: %+v %v", v, err)
+	}
+	if err := verifyGo(ctx, t, chain, both.Token, eitherReq); err != nil {
+		t.Fatalf("go-iden3-auth refused the MTP+Sig answer: %v", err)
 	}
 	t.Logf("whole harness test %v", time.Since(start).Round(time.Millisecond))
 }

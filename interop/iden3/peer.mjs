@@ -53,6 +53,7 @@ const {
   InMemoryMerkleTreeStorage, CredentialStorage, IdentityStorage, EthStateStorage, CredentialWallet,
   IdentityWallet, CredentialStatusResolverRegistry, CredentialStatusType, FSCircuitStorage, ProofService,
   PackageManager, DefaultZKPPacker, PlainPacker, AuthHandler, W3CCredential, defaultEthConnectionConfig,
+  VerifiableConstants,
 } = sdk;
 
 const pkgVersion = (name) => JSON.parse(readFileSync(path.join(HERE, 'node_modules', name, 'package.json'), 'utf8')).version;
@@ -338,7 +339,10 @@ async function setup({ circuits_dir: given } = {}) {
       const creds = (await holder.idWallet.findOwnedCredentialsByDID(identifier, proofReq.query)).filter(
         (c) => !!c.getIden3SparseMerkleTreeProof(),
       );
-      if (!creds.length) throw new Error(`no credential with an Iden3SparseMerkleTreeProof satisfies the query of scope ${proofReq.id}`);
+      if (!creds.length) {
+        // js-sdk's own message, so that an optional scope is skipped.
+        throw new Error(`${VerifiableConstants.ERRORS.PROOF_SERVICE_NO_CREDENTIAL_FOR_QUERY}: none with an Iden3SparseMerkleTreeProof (scope ${proofReq.id})`);
+      }
       if (proofReq.query.skipClaimRevocationCheck) {
         opts = { ...opts, credential: creds[0] };
       } else {
@@ -352,7 +356,7 @@ async function setup({ circuits_dir: given } = {}) {
   packageMgr.registerPackers([new DefaultZKPPacker(circuitStorage, proofService), new PlainPacker()]);
   const authHandler = new AuthHandler(packageMgr, proofService);
 
-  world = { issuer, holder, issuerDID, holderDID, issuerSigner, authHandler, circuitsDir: dir, credentials: [] };
+  world = { issuer, holder, issuerDID, holderDID, issuerSigner, authHandler, circuitsDir: dir, pendingMTP: [] };
   const st = published.get(issuerDID.string());
   return {
     issuer_did: issuerDID.string(),
@@ -376,13 +380,20 @@ function needWorld() {
   return world;
 }
 
-// issue makes a KYCAgeCredential for the holder. kind "sig" carries a
-// BJJSignature2021 proof only; kind "mtp" also adds the claim to the issuer's
-// claims tree and carries an Iden3SparseMerkleTreeProof against the issuer's
-// new state, which is not on chain until publish_issuer_state.
+// issue makes a KYCAgeCredential for the holder.
+//   kind "sig": a BJJSignature2021 proof only.
+//   kind "mtp": the claim is also added to the issuer's claims tree and the
+//     credential carries an Iden3SparseMerkleTreeProof against the issuer's
+//     new state at once, though that state is not on chain until
+//     publish_issuer_state (an MTP that is "not ready": verifiers refuse it).
+//   kind "mtp-on-publish": the claim is added to the tree, but the holder
+//     gets the signature-only credential now and the
+//     Iden3SparseMerkleTreeProof when the issuer publishes, as from an issuer
+//     node; until then the wallet can only answer with a signature proof.
+const KINDS = new Set(['sig', 'mtp', 'mtp-on-publish']);
 async function issue({ kind = 'sig', birthday = 19960424, document_type: documentType = 99 } = {}) {
   const w = needWorld();
-  if (kind !== 'sig' && kind !== 'mtp') throw new Error(`kind ${kind}: want sig or mtp`);
+  if (!KINDS.has(kind)) throw new Error(`kind ${kind}: want one of ${[...KINDS].join(', ')}`);
   const req = {
     credentialSchema: SCHEMA_JSON_URL,
     type: SCHEMA_TYPE,
@@ -392,36 +403,58 @@ async function issue({ kind = 'sig', birthday = 19960424, document_type: documen
   };
   let cred = await w.issuer.idWallet.issueCredential(w.issuerDID, req, { documentLoader });
   let issuerState = null;
-  if (kind === 'mtp') {
+  if (kind !== 'sig') {
     const res = await w.issuer.idWallet.addCredentialsToMerkleTree([cred], w.issuerDID);
     await w.issuer.idWallet.updateIdentityState(w.issuerDID, false);
-    const [withMTP] = await w.issuer.idWallet.generateIden3SparseMerkleTreeProof(w.issuerDID, res.credentials, undefined, undefined, undefined, undefined, {
-      merklizeOpts: { documentLoader },
-    });
-    cred = withMTP;
     issuerState = res.newTreeState.state.bigInt().toString();
+    if (kind === 'mtp') {
+      [cred] = await w.issuer.idWallet.generateIden3SparseMerkleTreeProof(
+        w.issuerDID, res.credentials, undefined, undefined, undefined, undefined, { merklizeOpts: { documentLoader } },
+      );
+    } else {
+      w.pendingMTP.push(cred.id);
+    }
   }
   await w.issuer.credWallet.save(cred);
-  // The holder gets its own copy, as over the wire.
-  const held = W3CCredential.fromJSON(JSON.parse(JSON.stringify(cred)));
-  await w.holder.credWallet.save(held);
-  w.credentials.push({ id: held.id, kind });
+  const held = await deliver(cred);
   return { credential_id: held.id, kind, credential: JSON.parse(JSON.stringify(held)), issuer_state: issuerState };
 }
 
+// deliver gives the holder its own copy of cred, as over the wire (replacing
+// an older copy with the same id).
+async function deliver(cred) {
+  const held = W3CCredential.fromJSON(JSON.parse(JSON.stringify(cred)));
+  await needWorld().holder.credWallet.save(held);
+  return held;
+}
+
 // publishIssuerState publishes the issuer's current tree state with
-// transitStateGeneric from the issuer's Ethereum account.
+// transitStateGeneric from the issuer's Ethereum account, then hands the
+// holder the MTP proofs of the "mtp-on-publish" credentials.
 async function publishIssuerState() {
   const w = needWorld();
   const did = w.issuerDID;
   const old = published.get(did.string());
   const now = await treeState(w.issuer.idWallet, did);
   if (now.state.bigInt() === old.state.bigInt()) {
-    return { state: now.state.bigInt().toString(), tx: null, changed: false };
+    return { state: now.state.bigInt().toString(), tx: null, changed: false, updated_credentials: [] };
   }
   const tx = await w.issuer.idWallet.transitState(did, old, false, w.issuerSigner);
   published.set(did.string(), now);
-  return { state: now.state.bigInt().toString(), tx, changed: true };
+  const receipt = await provider.getTransactionReceipt(tx);
+  const block = receipt ? await provider.getBlock(receipt.blockNumber) : null;
+  const updated = [];
+  for (const id of w.pendingMTP.splice(0)) {
+    const cred = await w.issuer.credWallet.findById(id);
+    if (!cred) throw new Error(`issuer lost credential ${id}`);
+    const [withMTP] = await w.issuer.idWallet.generateIden3SparseMerkleTreeProof(
+      did, [cred], tx, receipt?.blockNumber, block?.timestamp, now, { merklizeOpts: { documentLoader } },
+    );
+    await w.issuer.credWallet.save(withMTP);
+    await deliver(withMTP);
+    updated.push(id);
+  }
+  return { state: now.state.bigInt().toString(), tx, changed: true, updated_credentials: updated };
 }
 
 // ---- answering a request ------------------------------------------------------
