@@ -4,6 +4,8 @@ NPM_DIR  := interop/didcomm-node
 NPM_STAMP := $(NPM_DIR)/node_modules/.package-lock.json
 VERAMO_DIR := interop/veramo
 VERAMO_STAMP := $(VERAMO_DIR)/node_modules/.package-lock.json
+IDEN3_DIR := interop/iden3
+IDEN3_STAMP := $(IDEN3_DIR)/node_modules/.package-lock.json
 GOFLAGS_TEST ?= -count=1 -timeout 20m
 # GOTAGS are the build tags of every build, test and bench: prover_disabled
 # keeps go-rapidsnark's cgo prover (pulled in by the iden3 libraries, which
@@ -11,7 +13,7 @@ GOFLAGS_TEST ?= -count=1 -timeout 20m
 GOTAGS   ?= prover_disabled
 BENCH    ?= .
 
-.PHONY: run test test-race build vet fmt-check deps deps-apt bench bench-iden3 bench-mediator clean
+.PHONY: run test test-race build vet fmt-check deps deps-apt deps-iden3-circuits bench bench-iden3 bench-mediator clean
 
 ## run: start the daemon on its embedded defaults (./data, 127.0.0.1:8080)
 run:
@@ -22,9 +24,10 @@ build:
 	$(GO) build -tags '$(GOTAGS)' -o bin/agentd ./cmd/agentd
 	$(GO) build -tags '$(GOTAGS)' -o bin/agentctl ./cmd/agentctl
 
-## deps: install what the tests need (the didcomm-node and Veramo peers from
-## their committed lock files)
-deps: $(NPM_STAMP) $(VERAMO_STAMP)
+## deps: install what the tests need (the didcomm-node, Veramo and iden3
+## harnesses from their committed lock files, and the iden3 circuit files,
+## cached outside the work tree)
+deps: $(NPM_STAMP) $(VERAMO_STAMP) $(IDEN3_STAMP) deps-iden3-circuits
 
 $(NPM_STAMP): $(NPM_DIR)/package-lock.json $(NPM_DIR)/package.json
 	npm ci --prefix $(NPM_DIR) --no-audit --no-fund
@@ -33,6 +36,17 @@ $(NPM_STAMP): $(NPM_DIR)/package-lock.json $(NPM_DIR)/package.json
 $(VERAMO_STAMP): $(VERAMO_DIR)/package-lock.json $(VERAMO_DIR)/package.json
 	npm ci --prefix $(VERAMO_DIR) --no-audit --no-fund
 	@touch $(VERAMO_STAMP)
+
+$(IDEN3_STAMP): $(IDEN3_DIR)/package-lock.json $(IDEN3_DIR)/package.json
+	npm ci --prefix $(IDEN3_DIR) --no-audit --no-fund
+	@touch $(IDEN3_STAMP)
+
+## deps-iden3-circuits: the iden3 circuit files (npm @rarimo/zkp-gen-iden3,
+## ~200 MB) in $${XDG_CACHE_HOME:-$$HOME/.cache}/agentd/iden3-circuits (or
+## $$AGENTD_IDEN3_CIRCUITS_CACHE), from interop/iden3/circuits' lock file;
+## verified (checksums, keys) and skipped when already there
+deps-iden3-circuits: $(IDEN3_STAMP)
+	@sh $(IDEN3_DIR)/circuits/install.sh
 
 ## deps-apt: install the Debian packages the tests drive when they are missing:
 ## swaks and postfix (mail), unbound (the DNS server of the Prove Control

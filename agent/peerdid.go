@@ -33,6 +33,11 @@ type PeerDID struct {
 	AuthenticationKIDs []string
 }
 
+// WebSocketServiceID is the id of the DIDCommMessaging service whose uri is
+// the ws(s) URL of the agent's endpoint, which the agent's own DIDs and its
+// routing DID publish beside the http(s) one ("#didcomm").
+const WebSocketServiceID = "#didcomm-ws"
+
 // DIDCommService returns a DIDCommMessaging service accepting didcomm/v2 at
 // uri, through the mediators whose routing keys are given: the service the
 // agent's own DIDs publish. id is its fragment, e.g. "#didcomm".

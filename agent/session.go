@@ -21,6 +21,15 @@ type Session interface {
 	Done() <-chan struct{}
 }
 
+// CloseNotifier is implemented by sessions that can run a function when
+// they end, so that whoever tracks a session need not park a goroutine on
+// its Done channel (a mediator holds thousands of idle live sessions).
+type CloseNotifier interface {
+	// AfterClose runs f once, after the session has ended; at once (in a
+	// goroutine of its own) if it already has.
+	AfterClose(f func())
+}
+
 // refusal marks a handler error that refuses the message itself.
 type refusal struct{ err error }
 

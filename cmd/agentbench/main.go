@@ -10,9 +10,12 @@
 //     and reports forwards/s and the latency of each POST up to its 202;
 //  4. drains the queues by Pickup 3.0 (delivery-request, messages-received;
 //     the clients in parallel) and reports messages/s;
-//  5. opens a WebSocket per client in live mode and sends L forwards at a
-//     steady rate, reporting the time from sending each forward to its push
-//     arriving on the socket, and from its 202 to the push.
+//  5. with -sockets N, registers N more mediation clients, opens an idle
+//     WebSocket in live mode for each and reads the daemon's memory;
+//  6. opens a WebSocket per client in live mode (the idle ones staying open)
+//     and sends L forwards at a steady rate, reporting the time from sending
+//     each forward to its push arriving on the socket, and from its 202 to
+//     the push.
 //
 // With -pid it reads the daemon's CPU time (/proc/PID/stat) around the
 // forward and pickup runs and states the CPU per forward and per message
@@ -73,6 +76,7 @@ type options struct {
 	queued     int
 	live       int
 	liveRate   int
+	sockets    int
 	sweep      []int
 }
 
@@ -88,6 +92,7 @@ func main() {
 	flag.IntVar(&o.queued, "queued", 10000, "messages queued for the memory reading (0: skip)")
 	flag.IntVar(&o.live, "live", 2000, "forwards in the live-delivery run (0: skip)")
 	flag.IntVar(&o.liveRate, "live-rate", 500, "forwards per second in the live-delivery run")
+	flag.IntVar(&o.sockets, "sockets", 0, "idle WebSockets in live mode, each for its own mediation client, held open through the live run; the memory is read with them open")
 	sweep := flag.String("sweep", "", "comma-separated sender counts: run the forward phase once at each (e.g. 16,32,64,128; empty: once at -senders)")
 	flag.Parse()
 	for _, f := range strings.Split(*sweep, ",") {
@@ -274,6 +279,23 @@ func run(o options) error {
 	if cpu1 > 0 && n > 0 {
 		per := (cpu1 - cpu0).Seconds() * 1e6 / float64(n)
 		fmt.Printf("  daemon CPU per message picked up = %.0f µs = %.2f× one X25519 (%.1f µs)\n", per, per/x, x)
+	}
+
+	var idle []*websocket.Conn
+	if o.sockets > 0 {
+		start := time.Now()
+		idle, err = b.openIdle(o.sockets)
+		defer func() {
+			for _, c := range idle {
+				c.CloseNow()
+			}
+		}()
+		if err != nil {
+			return fmt.Errorf("idle sockets: %w", err)
+		}
+		fmt.Printf("\nidle: %d WebSockets in live mode, each for its own mediation client, opened in %.1fs\n", len(idle), time.Since(start).Seconds())
+		time.Sleep(2 * time.Second)
+		b.memory(fmt.Sprintf("with %d idle live WebSockets", len(idle)))
 	}
 
 	if o.live > 0 {
@@ -611,6 +633,81 @@ func (b *bench) drain() (int, error) {
 	return int(total.Load()), nil
 }
 
+// openIdle registers n mediation clients and opens a WebSocket in live mode
+// for each, answering nothing: the sockets a mediator holds for wallets that
+// are online but quiet.
+func (b *bench) openIdle(n int) ([]*websocket.Conn, error) {
+	ctx := context.Background()
+	wsURL := "ws" + strings.TrimPrefix(b.endpoint, "http")
+	out := make([]*websocket.Conn, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, 32)
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				conn, err := b.idleSocket(ctx, wsURL)
+				if err != nil {
+					errs <- fmt.Errorf("socket %d: %w", i, err)
+					return
+				}
+				out[i] = conn
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	opened := slices.DeleteFunc(out, func(c *websocket.Conn) bool { return c == nil })
+	if err := <-errs; err != nil {
+		return opened, err
+	}
+	return opened, nil
+}
+
+// idleSocket makes one mediation client and opens its live-mode socket. A
+// goroutine reads the socket so that pings are answered and the socket stays
+// healthy; what arrives is dropped.
+func (b *bench) idleSocket(ctx context.Context, wsURL string) (*websocket.Conn, error) {
+	p, err := newParty()
+	if err != nil {
+		return nil, err
+	}
+	p.mc = mediation.Client{DID: p.did, Mediator: b.mediator}
+	if _, err := p.mc.RequestMediation(ctx, exchanger{b, p}, ""); err != nil {
+		return nil, fmt.Errorf("mediate-request: %w", err)
+	}
+	conn, _, err := websocket.Dial(ctx, wsURL, nil)
+	if err != nil {
+		return nil, err
+	}
+	req, _ := p.mc.Request(mediation.LiveDeliveryChangeType, mediation.LiveDeliveryChangeBody{LiveDelivery: ptr(agent.FlexBool(true))})
+	packed, err := b.authcrypt(p, req)
+	if err == nil {
+		err = conn.Write(ctx, websocket.MessageText, packed)
+	}
+	if err == nil {
+		_, _, err = conn.Read(ctx) // the status
+	}
+	if err != nil {
+		conn.CloseNow()
+		return nil, err
+	}
+	go func() {
+		for {
+			if _, _, err := conn.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	}()
+	return conn, nil
+}
+
 // liveRun measures live delivery: a WebSocket per client in live mode, then
 // forwards at a steady rate.
 func (b *bench) liveRun() error {
@@ -630,7 +727,7 @@ func (b *bench) liveRun() error {
 		}
 		conn.SetReadLimit(64 << 20)
 		socks = append(socks, conn)
-		req, _ := p.mc.Request(mediation.LiveDeliveryChangeType, mediation.LiveDeliveryChangeBody{LiveDelivery: ptr(true)})
+		req, _ := p.mc.Request(mediation.LiveDeliveryChangeType, mediation.LiveDeliveryChangeBody{LiveDelivery: ptr(agent.FlexBool(true))})
 		packed, err := b.authcrypt(p, req)
 		if err != nil {
 			return err

@@ -53,6 +53,11 @@ type HTTP struct {
 	MaxConnections      int `yaml:"max_connections"`
 	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
 	MaxWebSocketsPerIP  int `yaml:"max_websockets_per_ip"`
+	// PublishWebSocketService adds a second DIDCommMessaging service to the
+	// agent's DID and the mediator's routing DID: the endpoint's ws(s) URL
+	// (WebSocketEndpoint), for clients that take the WebSocket address
+	// from the DID document (the Identus wallets).
+	PublishWebSocketService bool `yaml:"publish_websocket_service"`
 }
 
 // Admin configures the operators' API.
@@ -60,6 +65,10 @@ type Admin struct {
 	Token         string `yaml:"token"`
 	TokenFile     string `yaml:"token_file"`
 	MetricsPublic bool   `yaml:"metrics_public"`
+	// PprofAddr, when set, serves Go's runtime profiles (net/http/pprof) on
+	// a listener of its own at this address, without authentication: bind
+	// it to loopback. Empty (the default): no profiling listener.
+	PprofAddr string `yaml:"pprof_addr"`
 }
 
 // Keys configures how private keys are encrypted at rest.
@@ -186,7 +195,8 @@ type Relay struct {
 func Default() Config {
 	return Config{
 		DataDir: "./data",
-		HTTP:    HTTP{Addr: "127.0.0.1:8080", MaxBodyBytes: 1 << 20, ShutdownTimeout: 15 * time.Second, MaxConnections: 1024, MaxConnectionsPerIP: 64, MaxWebSocketsPerIP: 16},
+		HTTP: HTTP{Addr: "127.0.0.1:8080", MaxBodyBytes: 1 << 20, ShutdownTimeout: 15 * time.Second, MaxConnections: 1024, MaxConnectionsPerIP: 64, MaxWebSocketsPerIP: 16,
+			PublishWebSocketService: true},
 		Outbox: Outbox{MaxAttempts: 30, BaseDelay: 2 * time.Second, MaxDelay: time.Hour, Workers: 8, Timeout: 30 * time.Second,
 			MaxPending: 10000, MaxPendingPerDestination: 1000, DeadRetention: 7 * 24 * time.Hour},
 		Limits:       Limits{ClientRate: 600, ClientBurst: 300, SenderRate: 120, SenderBurst: 60, MaxKeys: 100000},
@@ -220,6 +230,24 @@ func (c Config) Endpoint() string {
 		host = "127.0.0.1"
 	}
 	return "http://" + net.JoinHostPort(host, port) + EndpointPath
+}
+
+// WebSocketEndpoint returns the WebSocket URL of the DIDComm endpoint that
+// the agent's DIDs publish beside Endpoint: Endpoint with http turned into
+// ws and https into wss (the same listener takes WebSocket upgrades on the
+// same path). It is empty when http.publish_websocket_service is off.
+func (c Config) WebSocketEndpoint() string {
+	if !c.HTTP.PublishWebSocketService {
+		return ""
+	}
+	e := c.Endpoint()
+	if rest, ok := strings.CutPrefix(e, "https://"); ok {
+		return "wss://" + rest
+	}
+	if rest, ok := strings.CutPrefix(e, "http://"); ok {
+		return "ws://" + rest
+	}
+	return "" // Validate allows only http(s) URLs
 }
 
 // option binds one setting to its flag and environment variable.
@@ -271,6 +299,7 @@ var options = []option{
 	{"data-dir", "AGENTD_DATA_DIR", "data directory (config key data_dir)", str(func(c *Config) *string { return &c.DataDir })},
 	{"http-addr", "AGENTD_HTTP_ADDR", "HTTP listen address HOST:PORT (http.addr)", str(func(c *Config) *string { return &c.HTTP.Addr })},
 	{"public-url", "AGENTD_PUBLIC_URL", "public DIDComm endpoint URL published in the agent's DID (http.public_url)", str(func(c *Config) *string { return &c.HTTP.PublicURL })},
+	{"publish-websocket-service", "AGENTD_PUBLISH_WEBSOCKET_SERVICE", "publish the endpoint's ws(s) URL as a second DIDComm service in the agent's DIDs: true or false (http.publish_websocket_service)", boolean(func(c *Config) *bool { return &c.HTTP.PublishWebSocketService })},
 	{"max-body-bytes", "AGENTD_MAX_BODY_BYTES", "largest inbound message in bytes (http.max_body_bytes)", func(c *Config, v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
@@ -293,6 +322,7 @@ var options = []option{
 	{"smtp-domains", "AGENTD_SMTP_DOMAINS", "comma-separated mail domains the SMTP listener takes mail for (smtp.domains)", list(func(c *Config) *[]string { return &c.SMTP.Domains })},
 	{"email-address", "AGENTD_EMAIL_ADDRESS", "the agent's mail address, advertised as a mailto: DIDComm service (email.address)", str(func(c *Config) *string { return &c.Email.Address })},
 	{"smtp-relay", "AGENTD_SMTP_RELAY", "smarthost HOST:PORT for outbound mail; empty: MX lookup (email.relay.addr)", str(func(c *Config) *string { return &c.Email.Relay.Addr })},
+	{"pprof-addr", "AGENTD_PPROF_ADDR", "serve runtime profiles (/debug/pprof/) on this loopback HOST:PORT; empty: off (admin.pprof_addr)", str(func(c *Config) *string { return &c.Admin.PprofAddr })},
 	{"log-level", "AGENTD_LOG_LEVEL", "debug, info, warn or error (log.level)", str(func(c *Config) *string { return &c.Log.Level })},
 	{"log-format", "AGENTD_LOG_FORMAT", "text or json (log.format)", str(func(c *Config) *string { return &c.Log.Format })},
 }
@@ -387,6 +417,9 @@ func (c Config) Validate() error {
 	if (c.Keys.Passphrase != "" || c.Keys.PassphraseFile != "") && c.Keys.KeyFile != "" {
 		return errors.New("keys: set a passphrase or a key_file, not both")
 	}
+	if err := validatePprofAddr(c.Admin.PprofAddr); err != nil {
+		return err
+	}
 	if c.Admin.Token != "" && len(c.Admin.Token) < 16 {
 		return errors.New("admin.token: must be at least 16 characters")
 	}
@@ -442,4 +475,20 @@ func (c Config) Validate() error {
 		return err
 	}
 	return c.validateMail()
+}
+
+// validatePprofAddr accepts an empty address (no profiling listener) or a
+// loopback HOST:PORT: profiles are served without authentication.
+func validatePprofAddr(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("admin.pprof_addr: %q is not HOST:PORT", addr)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("admin.pprof_addr: %q is not a loopback address; profiles are served without authentication", addr)
+	}
+	return nil
 }

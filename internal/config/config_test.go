@@ -78,6 +78,8 @@ func TestValidationMessages(t *testing.T) {
 		{name: "short token", env: map[string]string{"AGENTD_ADMIN_TOKEN": "short"}, want: "admin.token"},
 		{name: "two key sources", env: map[string]string{"AGENTD_KEY_PASSPHRASE": "pw", "AGENTD_KEY_FILE": "/k"}, want: "keys"},
 		{name: "bad curve", yaml: "did:\n  key_agreement: [Ed448]\n", want: "did.key_agreement"},
+		{name: "public pprof", args: []string{"--pprof-addr", "0.0.0.0:6060"}, want: "admin.pprof_addr"},
+		{name: "bad pprof", env: map[string]string{"AGENTD_PPROF_ADDR": "6060"}, want: "admin.pprof_addr"},
 		{name: "stray argument", args: []string{"serve"}, want: "unexpected argument"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -103,5 +105,24 @@ func TestExampleConfigIsValidAndComplete(t *testing.T) {
 	d := Default()
 	if c.HTTP.Addr != d.HTTP.Addr || c.Outbox.MaxDelay != time.Hour || c.Replay.Window != d.Replay.Window {
 		t.Fatalf("the example config's values differ from the defaults it claims: %+v", c)
+	}
+}
+
+func TestWebSocketEndpoint(t *testing.T) {
+	c := Default()
+	if got := c.WebSocketEndpoint(); got != "ws://127.0.0.1:8080/didcomm" {
+		t.Fatalf("default: %q", got)
+	}
+	c.HTTP.PublicURL = "https://agent.example/didcomm"
+	if got := c.WebSocketEndpoint(); got != "wss://agent.example/didcomm" {
+		t.Fatalf("https public_url: %q", got)
+	}
+	c, err := Load([]string{"--publish-websocket-service", "false"}, env(nil), io.Discard)
+	if err != nil || c.HTTP.PublishWebSocketService || c.WebSocketEndpoint() != "" {
+		t.Fatalf("switched off by flag: %v %+v", err, c.HTTP)
+	}
+	c, err = Load(nil, env(map[string]string{"AGENTD_PUBLISH_WEBSOCKET_SERVICE": "no"}), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "AGENTD_PUBLISH_WEBSOCKET_SERVICE") {
+		t.Fatalf("bad boolean in the environment: %v", err)
 	}
 }

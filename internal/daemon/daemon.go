@@ -70,9 +70,11 @@ type Daemon struct {
 	iden3 *iden3Parts
 
 	listener net.Listener
-	server   *http.Server
-	wg       sync.WaitGroup
-	cancel   context.CancelFunc
+	// stopPprof stops the profiling listener (admin.pprof_addr), if any.
+	stopPprof func(context.Context)
+	server    *http.Server
+	wg        sync.WaitGroup
+	cancel    context.CancelFunc
 }
 
 // New opens the data directory and builds the agent. It does not listen yet;
@@ -112,7 +114,7 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 		return fmt.Errorf("key store: %w", err)
 	}
 	d.identity = agent.NewIdentity(ks)
-	if d.record, err = loadIdentity(ctx, records, d.identity, cfg.Endpoint(), cfg.Email.Address, cfg.DID.KeyAgreement, d.log); err != nil {
+	if d.record, err = loadIdentity(ctx, records, d.identity, cfg.Endpoint(), cfg.WebSocketEndpoint(), cfg.Email.Address, cfg.DID.KeyAgreement, d.log); err != nil {
 		return err
 	}
 	d.resolver = newResolver(cfg)
@@ -284,6 +286,12 @@ func (d *Daemon) Start(ctx context.Context) error {
 		ln.Close()
 		return err
 	}
+	if d.cfg.Admin.PprofAddr != "" {
+		if d.stopPprof, err = servePprof(d.cfg.Admin.PprofAddr, d.log.With("component", "pprof")); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	d.server = &http.Server{Handler: d.handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
 		IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -359,6 +367,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	d.ws.shutdown()
+	if d.stopPprof != nil {
+		d.stopPprof(ctx)
+	}
 	if d.cancel != nil {
 		d.cancel()
 	}

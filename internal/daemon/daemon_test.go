@@ -171,9 +171,11 @@ func TestStartKeepsDIDAndServesPublicEndpoints(t *testing.T) {
 	if err := json.Unmarshal(got.DIDDocument, &doc); err != nil {
 		t.Fatal(err)
 	}
+	// The HTTP endpoint first, then its WebSocket URL (http.publish_websocket_service).
 	svcs := doc.DIDCommServices()
-	if len(svcs) != 1 || svcs[0].ServiceEndpoint.URI != cfg.Endpoint() {
-		t.Fatalf("DID document services %+v, want the endpoint %s", svcs, cfg.Endpoint())
+	if len(svcs) != 2 || svcs[0].ServiceEndpoint.URI != cfg.Endpoint() || svcs[1].ServiceEndpoint.URI != "ws://"+cfg.HTTP.Addr+"/didcomm" ||
+		svcs[1].Type != did.ServiceTypeDIDCommMessaging || len(svcs[1].ServiceEndpoint.Accept) != 1 || svcs[1].ServiceEndpoint.Accept[0] != "didcomm/v2" {
+		t.Fatalf("DID document services %+v, want the endpoint %s and its WebSocket URL", svcs, cfg.Endpoint())
 	}
 	var inv struct {
 		Invitation map[string]any `json:"invitation"`

@@ -126,9 +126,10 @@ func TestEmailAddressInDID(t *testing.T) {
 	a := start(t, cfg)
 	doc, _ := didDoc(t, a)
 	svcs := doc.DIDCommServices()
-	if len(svcs) != 2 || svcs[0].ServiceEndpoint.URI != cfg.Endpoint() || svcs[1].ServiceEndpoint.URI != "mailto:agent@agent.test" ||
-		svcs[1].Type != did.ServiceTypeDIDCommMessaging || len(svcs[1].ServiceEndpoint.Accept) != 1 || svcs[1].ServiceEndpoint.Accept[0] != "didcomm/v2" {
-		t.Fatalf("services %+v, want the HTTP endpoint and mailto:agent@agent.test", svcs)
+	if len(svcs) != 3 || svcs[0].ServiceEndpoint.URI != cfg.Endpoint() || svcs[1].ServiceEndpoint.URI != cfg.WebSocketEndpoint() ||
+		svcs[2].ServiceEndpoint.URI != "mailto:agent@agent.test" ||
+		svcs[2].Type != did.ServiceTypeDIDCommMessaging || len(svcs[2].ServiceEndpoint.Accept) != 1 || svcs[2].ServiceEndpoint.Accept[0] != "didcomm/v2" {
+		t.Fatalf("services %+v, want the HTTP endpoint, its WebSocket URL and mailto:agent@agent.test", svcs)
 	}
 	first := a.DID()
 	a.Shutdown(context.Background())
@@ -145,7 +146,7 @@ func TestEmailAddressInDID(t *testing.T) {
 		t.Fatal("a new mail address must give a new DID")
 	}
 	doc, _ = didDoc(t, c)
-	if svcs := doc.DIDCommServices(); len(svcs) != 2 || svcs[1].ServiceEndpoint.URI != "mailto:bot@agent.test" {
+	if svcs := doc.DIDCommServices(); len(svcs) != 3 || svcs[2].ServiceEndpoint.URI != "mailto:bot@agent.test" {
 		t.Fatalf("services after the change %+v", svcs)
 	}
 	old := `{"id":"` + agent.NewID() + `","type":"` + trustPing + `","to":["` + first + `"],"body":{"response_requested":false}}`
@@ -154,7 +155,7 @@ func TestEmailAddressInDID(t *testing.T) {
 	}
 	// Without an address there is no mailto: service.
 	plain := start(t, testConfig(t, t.TempDir()))
-	if doc, _ := didDoc(t, plain); len(doc.DIDCommServices()) != 1 {
+	if doc, _ := didDoc(t, plain); len(doc.DIDCommServices()) != 2 {
 		t.Fatalf("an agent without a mail address advertises %+v", doc.DIDCommServices())
 	}
 }

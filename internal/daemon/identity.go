@@ -20,6 +20,7 @@ import (
 type identityRecord struct {
 	DID          string   `json:"did"`
 	Endpoint     string   `json:"endpoint"`
+	WebSocket    string   `json:"websocket,omitempty"`
 	Email        string   `json:"email,omitempty"`
 	Curves       []string `json:"curves"`
 	AgreementKID []string `json:"agreementKids"`
@@ -34,11 +35,15 @@ const (
 
 // loadIdentity returns the agent's did:peer:2 identity, creating it on first
 // start, and makes id answer for it and for its previous DIDs (the current
-// one first, so that it is the primary DID). A changed endpoint, mail
-// address or key agreement curves give a new DID; the old ones are kept as
-// previous DIDs. A mail address (email) adds a second DIDCommMessaging
-// service with the uri mailto:email.
-func loadIdentity(ctx context.Context, records agent.Records, id *agent.Identity, endpoint, email string, curves []string, log *slog.Logger) (*identityRecord, error) {
+// one first, so that it is the primary DID). A changed endpoint, WebSocket
+// endpoint, mail address or key agreement curves give a new DID; the old
+// ones are kept as previous DIDs. A WebSocket endpoint (websocket, the
+// endpoint's ws(s) URL; empty: none) adds a DIDCommMessaging service with
+// that uri, and a mail address (email) one with the uri mailto:email. A DID
+// created before the WebSocket service existed therefore gives way to a new
+// one with it on the first start that publishes it, and keeps being
+// answered.
+func loadIdentity(ctx context.Context, records agent.Records, id *agent.Identity, endpoint, websocket, email string, curves []string, log *slog.Logger) (*identityRecord, error) {
 	var rec identityRecord
 	raw, err := records.Get(ctx, recordKind, recordID)
 	switch {
@@ -46,18 +51,19 @@ func loadIdentity(ctx context.Context, records agent.Records, id *agent.Identity
 		if err := json.Unmarshal(raw, &rec); err != nil {
 			return nil, fmt.Errorf("identity record is corrupt: %w", err)
 		}
-		if rec.Endpoint == endpoint && rec.Email == email && slices.Equal(rec.Curves, curves) {
+		if rec.Endpoint == endpoint && rec.WebSocket == websocket && rec.Email == email && slices.Equal(rec.Curves, curves) {
 			id.AddDID(rec.DID)
 			addDIDs(id, rec.Previous)
 			return &rec, nil
 		}
-		log.Warn("endpoint, mail address or key agreement curves changed: creating a new DID; the old one stays answered",
-			"old_did", rec.DID, "old_endpoint", rec.Endpoint, "new_endpoint", endpoint, "old_email", rec.Email, "new_email", email)
+		log.Warn("endpoint, WebSocket service, mail address or key agreement curves changed: creating a new DID; the old one stays answered",
+			"old_did", rec.DID, "old_endpoint", rec.Endpoint, "new_endpoint", endpoint, "old_websocket", rec.WebSocket, "new_websocket", websocket,
+			"old_email", rec.Email, "new_email", email)
 	case errors.Is(err, agent.ErrNotFound):
 	default:
 		return nil, fmt.Errorf("reading identity: %w", err)
 	}
-	next, err := newIdentity(ctx, id, endpoint, email, curves)
+	next, err := newIdentity(ctx, id, endpoint, websocket, email, curves)
 	if err != nil {
 		return nil, err
 	}
@@ -74,11 +80,16 @@ func loadIdentity(ctx context.Context, records agent.Records, id *agent.Identity
 }
 
 // newIdentity creates the agent's own did:peer:2: one key agreement key per
-// curve, an Ed25519 authentication key, and its DIDComm services.
-func newIdentity(ctx context.Context, id *agent.Identity, endpoint, email string, curves []string) (*identityRecord, error) {
+// curve, an Ed25519 authentication key, and its DIDComm services: the
+// http(s) endpoint first (what agents that pick the first service use),
+// then the WebSocket and the mail ones when set.
+func newIdentity(ctx context.Context, id *agent.Identity, endpoint, websocket, email string, curves []string) (*identityRecord, error) {
 	spec := agent.PeerDIDSpec{Services: []did.Service{agent.DIDCommService("#didcomm", endpoint)}}
 	for _, c := range curves {
 		spec.Agreement = append(spec.Agreement, keys.Curve(c))
+	}
+	if websocket != "" {
+		spec.Services = append(spec.Services, agent.DIDCommService(agent.WebSocketServiceID, websocket))
 	}
 	if email != "" {
 		spec.Services = append(spec.Services, agent.DIDCommService("#didcomm-1", "mailto:"+email))
@@ -87,7 +98,7 @@ func newIdentity(ctx context.Context, id *agent.Identity, endpoint, email string
 	if err != nil {
 		return nil, err
 	}
-	return &identityRecord{DID: p.DID, Endpoint: endpoint, Email: email, Curves: curves,
+	return &identityRecord{DID: p.DID, Endpoint: endpoint, WebSocket: websocket, Email: email, Curves: curves,
 		AgreementKID: p.AgreementKIDs, AuthKID: p.AuthenticationKIDs}, nil
 }
 

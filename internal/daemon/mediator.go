@@ -32,7 +32,7 @@ func buildMediator(ctx context.Context, cfg config.Config, db *bolt.DB, identity
 	if !mc.Enabled {
 		return nil, nil
 	}
-	rec, err := mediation.LoadRoutingDID(ctx, db.Records(), identity, cfg.Endpoint())
+	rec, err := mediation.LoadRoutingDID(ctx, db.Records(), identity, cfg.Endpoint(), cfg.WebSocketEndpoint())
 	if err != nil {
 		return nil, fmt.Errorf("mediator routing DID: %w", err)
 	}

@@ -121,7 +121,13 @@ func body(m map[string]any) map[string]any {
 // grant gets mediation for the wallet and creates its routed DID.
 func (f *mediatorFixture) grant(t *testing.T, prefix string) {
 	t.Helper()
-	ans := f.request(t, f.wallet, prefix+"mediate-request", nil)
+	f.granted(t, prefix, f.request(t, f.wallet, prefix+"mediate-request", nil))
+}
+
+// granted checks the answer to a mediate-request and creates the wallet's
+// routed DID.
+func (f *mediatorFixture) granted(t *testing.T, prefix string, ans map[string]any) {
+	t.Helper()
 	if ans["type"] != prefix+"mediate-grant" {
 		t.Fatalf("mediate-request answered %v", ans)
 	}
@@ -140,7 +146,7 @@ func (f *mediatorFixture) grant(t *testing.T, prefix string) {
 	}
 	ka, _ := doc.KeyAgreement()
 	svcs := doc.DIDCommServices()
-	if len(ka) != 1 || len(svcs) != 1 || svcs[0].ServiceEndpoint.URI != f.med.cfg.Endpoint() {
+	if len(ka) != 1 || len(svcs) != 2 || svcs[0].ServiceEndpoint.URI != f.med.cfg.Endpoint() || svcs[1].ServiceEndpoint.URI != f.med.cfg.WebSocketEndpoint() {
 		t.Fatalf("routing DID document %+v", doc)
 	}
 	f.routingKey, f.routingDoc = ka[0].ID, docJSON(t, doc)

@@ -206,7 +206,8 @@ func (c *Client) Received(ctx context.Context, ex Exchanger, ids []string) (Stat
 
 // SetLive switches live delivery on the connection ex uses.
 func (c *Client) SetLive(ctx context.Context, ex Exchanger, on bool) (StatusBody, error) {
-	req, err := c.Request(LiveDeliveryChangeType, LiveDeliveryChangeBody{LiveDelivery: &on})
+	live := agent.FlexBool(on)
+	req, err := c.Request(LiveDeliveryChangeType, LiveDeliveryChangeBody{LiveDelivery: &live})
 	if err != nil {
 		return StatusBody{}, err
 	}

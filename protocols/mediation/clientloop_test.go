@@ -11,14 +11,14 @@ import (
 	"github.com/agentd/agentd/protocols/internal/fakes"
 )
 
-// The routing DID is kept until the endpoint changes; then a new one is
-// made and the old one stays answered.
+// The routing DID is kept until the endpoint or its WebSocket URL changes;
+// then a new one is made and the old one stays answered.
 func TestLoadRoutingDID(t *testing.T) {
 	ctx := context.Background()
 	records := new(fakes.Records)
 	id := agent.NewIdentity(&keys.MemoryStore{})
 	id.AddDID("did:example:own")
-	a, err := LoadRoutingDID(ctx, records, id, "https://a.example/didcomm")
+	a, err := LoadRoutingDID(ctx, records, id, "https://a.example/didcomm", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,11 +37,11 @@ func TestLoadRoutingDID(t *testing.T) {
 	}
 
 	again := agent.NewIdentity(&keys.MemoryStore{})
-	b, err := LoadRoutingDID(ctx, records, again, "https://a.example/didcomm")
+	b, err := LoadRoutingDID(ctx, records, again, "https://a.example/didcomm", "")
 	if err != nil || b.DID != a.DID || !again.Owns(a.DID) {
 		t.Fatalf("reloaded: %+v %v", b, err)
 	}
-	c, err := LoadRoutingDID(ctx, records, again, "https://b.example/didcomm")
+	c, err := LoadRoutingDID(ctx, records, again, "https://b.example/didcomm", "")
 	if err != nil || c.DID == a.DID || len(c.Previous) != 1 || c.Previous[0] != a.DID || !again.Owns(c.DID) || !again.Owns(a.DID) {
 		t.Fatalf("new endpoint: %+v %v", c, err)
 	}
@@ -49,6 +49,26 @@ func TestLoadRoutingDID(t *testing.T) {
 	raw, _ := records.Get(ctx, "agent", "routing-did")
 	if json.Unmarshal(raw, &stored) != nil || stored.DID != c.DID || stored.Endpoint != "https://b.example/didcomm" {
 		t.Fatalf("stored %s", raw)
+	}
+
+	// Publishing the WebSocket URL: a new routing DID with both services,
+	// the older ones still answered.
+	third := agent.NewIdentity(&keys.MemoryStore{})
+	w, err := LoadRoutingDID(ctx, records, third, "https://b.example/didcomm", "wss://b.example/didcomm")
+	if err != nil || w.DID == c.DID || len(w.Previous) != 2 || w.Previous[0] != c.DID || !third.Owns(w.DID) || !third.Owns(c.DID) || !third.Owns(a.DID) {
+		t.Fatalf("with the WebSocket service: %+v %v", w, err)
+	}
+	doc, err = did.ResolvePeer2(w.DID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc = doc.DIDCommServices()
+	if len(svc) != 2 || svc[0].ServiceEndpoint.URI != "https://b.example/didcomm" || svc[1].ServiceEndpoint.URI != "wss://b.example/didcomm" ||
+		svc[1].ID != w.DID+agent.WebSocketServiceID || svc[1].ServiceEndpoint.Accept[0] != "didcomm/v2" {
+		t.Fatalf("routing DID services %+v", svc)
+	}
+	if again, err := LoadRoutingDID(ctx, records, third, "https://b.example/didcomm", "wss://b.example/didcomm"); err != nil || again.DID != w.DID {
+		t.Fatalf("reloaded with the WebSocket service: %+v %v", again, err)
 	}
 }
 

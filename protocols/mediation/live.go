@@ -15,12 +15,15 @@ import (
 //
 // A forward is first committed to the queue; then the hub hands the new
 // messages to each live connection of the message's client, without
-// waiting: every connection has its own buffer and goroutine, which packs
-// the messages into a delivery (attachment ids are the queue ids, as for a
-// delivery-request) and pushes it. The messages stay queued until the client
-// names them in messages-received, so a connection that dies, or is half
-// open and swallows what is pushed, loses nothing: the client gets them again
-// with its next delivery-request. A connection whose buffer is full (a slow
+// waiting: every connection has its own bounded buffer, and a goroutine,
+// started when the buffer stops being empty and ending when it is empty
+// again, packs the messages into deliveries (attachment ids are the queue
+// ids, as for a delivery-request) and pushes them in order. An idle live
+// connection therefore costs the hub no goroutine and no buffer: a mediator
+// holds thousands of them. The messages stay queued until the client names
+// them in messages-received, so a connection that dies, or is half open and
+// swallows what is pushed, loses nothing: the client gets them again with
+// its next delivery-request. A connection whose buffer is full (a slow
 // reader) skips the push; the message is still queued.
 type Hub struct {
 	packer Packer
@@ -39,10 +42,13 @@ type Hub struct {
 type liveConn struct {
 	session agent.Session
 	client  string
+
+	mu      sync.Mutex
 	from    string
-	ch      chan *agent.QueuedMessage
-	stop    chan struct{}
-	once    sync.Once
+	pending []*agent.QueuedMessage // at most Hub.buffer; nil when empty
+	pushing bool                   // a goroutine is draining pending
+	stopped bool                   // live delivery ended on the connection
+	stop    chan struct{}          // closed when stopped (sessions without AfterClose)
 }
 
 func newHub(packer Packer, buffer, batch int, log *slog.Logger) *Hub {
@@ -82,7 +88,9 @@ func (h *Hub) set(s agent.Session, client, from string, on bool) {
 	cur := h.bySess[s.ID()]
 	if cur != nil {
 		if on && cur.client == client {
+			cur.mu.Lock()
 			cur.from = from
+			cur.mu.Unlock()
 			return
 		}
 		h.removeLocked(cur)
@@ -90,16 +98,29 @@ func (h *Hub) set(s agent.Session, client, from string, on bool) {
 	if !on {
 		return
 	}
-	c := &liveConn{session: s, client: client, from: from, ch: make(chan *agent.QueuedMessage, h.buffer), stop: make(chan struct{})}
+	c := &liveConn{session: s, client: client, from: from}
 	h.bySess[s.ID()] = c
 	if h.byClient[client] == nil {
 		h.byClient[client] = map[string]*liveConn{}
 	}
 	h.byClient[client][s.ID()] = c
-	go h.run(c)
+	// Forget the connection when it ends: told by the session when it can,
+	// otherwise watched by a goroutine.
+	if cn, ok := s.(agent.CloseNotifier); ok {
+		cn.AfterClose(func() { h.remove(c) })
+	} else {
+		c.stop = make(chan struct{})
+		go func() {
+			select {
+			case <-s.Done():
+				h.remove(c)
+			case <-c.stop:
+			}
+		}()
+	}
 }
 
-// removeLocked forgets c and stops its goroutine. h.mu is held.
+// removeLocked forgets c and drops what it had not pushed yet. h.mu is held.
 func (h *Hub) removeLocked(c *liveConn) {
 	if h.bySess[c.session.ID()] == c {
 		delete(h.bySess, c.session.ID())
@@ -110,7 +131,15 @@ func (h *Hub) removeLocked(c *liveConn) {
 			delete(h.byClient, c.client)
 		}
 	}
-	c.once.Do(func() { close(c.stop) })
+	c.mu.Lock()
+	if !c.stopped {
+		c.stopped = true
+		c.pending = nil
+		if c.stop != nil {
+			close(c.stop)
+		}
+	}
+	c.mu.Unlock()
 }
 
 func (h *Hub) remove(c *liveConn) {
@@ -143,47 +172,63 @@ func (h *Hub) notify(client string, msgs []*agent.QueuedMessage) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	for _, c := range h.byClient[client] {
-		for _, m := range msgs {
-			select {
-			case c.ch <- m:
-			default:
-				h.skipped.Add(1)
-			}
-		}
+		h.enqueue(c, msgs)
+	}
+}
+
+// enqueue adds msgs to c's buffer, skipping what does not fit, and starts
+// c's pusher when none is running.
+func (h *Hub) enqueue(c *liveConn, msgs []*agent.QueuedMessage) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return
+	}
+	room := h.buffer - len(c.pending)
+	n := min(len(msgs), max(room, 0))
+	if n < len(msgs) {
+		h.skipped.Add(int64(len(msgs) - n))
+	}
+	if n == 0 {
+		return
+	}
+	c.pending = append(c.pending, msgs[:n]...)
+	if !c.pushing {
+		c.pushing = true
+		go h.drain(c)
 	}
 }
 
 // pushTimeout bounds packing and writing one delivery.
 const pushTimeout = 10 * time.Second
 
-// run pushes c's messages until live delivery ends or the connection does.
-func (h *Hub) run(c *liveConn) {
-	defer h.remove(c)
-	batch := make([]*agent.QueuedMessage, 0, h.batch)
+// drain pushes c's buffered messages, a delivery of up to h.batch at a time,
+// until the buffer is empty or live delivery ends on c.
+func (h *Hub) drain(c *liveConn) {
 	for {
-		select {
-		case <-c.stop:
+		c.mu.Lock()
+		if c.stopped || len(c.pending) == 0 {
+			c.pushing = false
+			c.pending = nil
+			c.mu.Unlock()
 			return
-		case <-c.session.Done():
-			return
-		case m := <-c.ch:
-			batch = append(batch[:0], m)
 		}
-	fill:
-		for len(batch) < h.batch {
-			select {
-			case m := <-c.ch:
-				batch = append(batch, m)
-			default:
-				break fill
-			}
+		n := min(len(c.pending), h.batch)
+		batch := c.pending[:n:n]
+		if n == len(c.pending) {
+			c.pending = nil
+		} else {
+			c.pending = c.pending[n:]
 		}
-		if err := h.push(c, batch); err != nil {
+		from := c.from
+		c.mu.Unlock()
+
+		if err := h.push(c, from, batch); err != nil {
 			h.failed.Add(int64(len(batch)))
 			h.log.Info("live delivery failed; the messages stay queued", "client", c.client, "session", c.session.ID(), "messages", len(batch), "err", err)
 			select {
 			case <-c.session.Done():
-				return
+				h.remove(c)
 			default:
 			}
 			continue
@@ -193,14 +238,14 @@ func (h *Hub) run(c *liveConn) {
 }
 
 // push packs one delivery of msgs for c's client and writes it.
-func (h *Hub) push(c *liveConn, msgs []*agent.QueuedMessage) error {
+func (h *Hub) push(c *liveConn, from string, msgs []*agent.QueuedMessage) error {
 	ctx, cancel := context.WithTimeout(context.Background(), pushTimeout)
 	defer cancel()
 	d, err := agent.NewMessage(DeliveryType, DeliveryBody{})
 	if err != nil {
 		return err
 	}
-	d.From, d.To = c.from, []string{c.client}
+	d.From, d.To = from, []string{c.client}
 	d.Attachments = make([]agent.Attachment, len(msgs))
 	for i, m := range msgs {
 		d.Attachments[i] = Attachment(m)

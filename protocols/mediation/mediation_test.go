@@ -793,3 +793,47 @@ func TestRegistryReload(t *testing.T) {
 		t.Errorf("counts %d %d %d", granted, revoked, n)
 	}
 }
+
+// live-delivery-change takes "true" and "false" as strings too (the Identus
+// wallets send them so), and refuses anything else as malformed.
+func TestLiveDeliveryChangeStringBoolean(t *testing.T) {
+	h := newHarness(t, Config{})
+	c := h.grant(t, V3, alice, "did:example:inbox")
+	s := newSession("ws-strings")
+	change := func(v any) (StatusBody, error) {
+		t.Helper()
+		req, err := c.Request(LiveDeliveryChangeType, map[string]any{"live_delivery": v})
+		if err != nil {
+			t.Fatal(err)
+		}
+		replies, err := h.deliver(req, s)
+		if err != nil {
+			return StatusBody{}, err
+		}
+		var st StatusBody
+		if len(replies) != 1 || replies[0].Type != StatusType || replies[0].DecodeBody(&st) != nil {
+			t.Fatalf("live-delivery-change %v answered %+v", v, replies)
+		}
+		return st, nil
+	}
+	if st, err := change("true"); err != nil || !st.LiveDelivery || h.m.Live().Stats().Sessions != 1 {
+		t.Fatalf(`"true": %+v %v, %d live sessions`, st, err, h.m.Live().Stats().Sessions)
+	}
+	if st, err := change("false"); err != nil || st.LiveDelivery || h.m.Live().Stats().Sessions != 0 {
+		t.Fatalf(`"false": %+v %v, %d live sessions`, st, err, h.m.Live().Stats().Sessions)
+	}
+	for _, bad := range []any{"yes", "TRUE", 1, map[string]any{}} {
+		_, err := change(bad)
+		if agent.ErrorCode(err) != agent.CodeMsg || !strings.Contains(err.Error(), `"true" or "false"`) {
+			t.Errorf("live_delivery %v: %v", bad, err)
+		}
+	}
+	if h.m.Live().Stats().Sessions != 0 {
+		t.Error("a refused live-delivery-change switched live mode on")
+	}
+	// A client reads a status whose live_delivery is a string.
+	var st StatusBody
+	if err := json.Unmarshal([]byte(`{"message_count":0,"live_delivery":"true"}`), &st); err != nil || !st.LiveDelivery {
+		t.Fatalf("status with a string live_delivery: %+v %v", st, err)
+	}
+}

@@ -1,5 +1,7 @@
 package mediation
 
+import "github.com/agentd/agentd/agent"
+
 // Routing 2.0 (https://identity.foundation/didcomm-messaging/spec/#routing-protocol-20):
 // a sender wraps a message encrypted for its recipient in a forward,
 // anoncrypted to the mediator's routing key, whose body names the next hop.
@@ -54,7 +56,8 @@ type StatusBody struct {
 	NewestReceivedTime   *int64 `json:"newest_received_time,omitempty"`
 	OldestReceivedTime   *int64 `json:"oldest_received_time,omitempty"`
 	TotalBytes           *int64 `json:"total_bytes,omitempty"`
-	LiveDelivery         bool   `json:"live_delivery"`
+	// LiveDelivery takes "true"/"false" strings too (agent.FlexBool).
+	LiveDelivery agent.FlexBool `json:"live_delivery"`
 }
 
 // DeliveryRequestBody is the body of a delivery-request: deliver up to Limit
@@ -76,9 +79,10 @@ type MessagesReceivedBody struct {
 	MessageIDList []string `json:"message_id_list"`
 }
 
-// LiveDeliveryChangeBody is the body of live-delivery-change.
+// LiveDeliveryChangeBody is the body of live-delivery-change. LiveDelivery
+// is required; it takes "true"/"false" strings too (agent.FlexBool).
 type LiveDeliveryChangeBody struct {
-	LiveDelivery *bool `json:"live_delivery"`
+	LiveDelivery *agent.FlexBool `json:"live_delivery"`
 }
 
 // Problem codes the mediator answers with, beyond the agent's general ones

@@ -54,7 +54,7 @@ func (m *Mediator) handlePickup(ctx context.Context, in *agent.Inbound) ([]agent
 	default: // LiveDeliveryChangeType
 		var body LiveDeliveryChangeBody
 		if err := in.Message.DecodeBody(&body); err != nil {
-			return nil, agent.Wrap(agent.CodeMsg, err, "malformed live-delivery-change body")
+			return nil, agent.Errorf(agent.CodeMsg, "malformed live-delivery-change body: %v", err)
 		}
 		if body.LiveDelivery == nil {
 			return nil, agent.Errorf(agent.CodeMsg, "live-delivery-change needs live_delivery")
@@ -72,8 +72,9 @@ func (m *Mediator) handlePickup(ctx context.Context, in *agent.Inbound) ([]agent
 		if from == "" {
 			from = m.cfg.DID
 		}
-		m.live.set(in.Session, c, from, *body.LiveDelivery)
-		m.log.InfoContext(ctx, "live delivery changed", "client", c, "live", *body.LiveDelivery, "session", in.Session.ID())
+		live := bool(*body.LiveDelivery)
+		m.live.set(in.Session, c, from, live)
+		m.log.InfoContext(ctx, "live delivery changed", "client", c, "live", live, "session", in.Session.ID())
 		return m.status(ctx, in, c, "")
 	}
 }
@@ -102,7 +103,7 @@ func (m *Mediator) status(ctx context.Context, in *agent.Inbound, c, recipientDI
 	if err != nil {
 		return nil, agent.Wrap(agent.CodeMe, err, "could not read the queue")
 	}
-	body := StatusBody{RecipientDID: recipientDID, MessageCount: st.Messages, LiveDelivery: m.live.isLive(in.Session)}
+	body := StatusBody{RecipientDID: recipientDID, MessageCount: st.Messages, LiveDelivery: agent.FlexBool(m.live.isLive(in.Session))}
 	if st.Messages > 0 {
 		now := m.cfg.Now()
 		waited := int64(now.Sub(st.Oldest).Seconds())

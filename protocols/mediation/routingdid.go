@@ -12,15 +12,17 @@ import (
 )
 
 // RoutingRecord is the mediator's routing DID: a did:peer:2 with one X25519
-// key agreement key and the agent's DIDComm endpoint, given to clients in
-// mediate-grant. Forwards are anoncrypted to its key. A new endpoint gives a
-// new routing DID; the old ones stay answered, so that DIDs routed through
-// them keep working.
+// key agreement key and the agent's DIDComm endpoint (and its WebSocket
+// URL, when published), given to clients in mediate-grant. Forwards are
+// anoncrypted to its key. A new endpoint or WebSocket URL gives a new
+// routing DID; the old ones stay answered, so that DIDs routed through them
+// keep working.
 type RoutingRecord struct {
-	DID      string   `json:"did"`
-	KID      string   `json:"kid"`
-	Endpoint string   `json:"endpoint"`
-	Previous []string `json:"previous,omitempty"`
+	DID       string   `json:"did"`
+	KID       string   `json:"kid"`
+	Endpoint  string   `json:"endpoint"`
+	WebSocket string   `json:"websocket,omitempty"`
+	Previous  []string `json:"previous,omitempty"`
 }
 
 // Where the RoutingRecord is kept in agent.Records.
@@ -35,10 +37,11 @@ type RoutingIdentity interface {
 	NewPeerDID(ctx context.Context, spec agent.PeerDIDSpec) (agent.PeerDID, error)
 }
 
-// LoadRoutingDID returns the routing DID for endpoint, creating it on first
-// start and again when the endpoint changed, and makes id answer for it and
-// for the previous ones.
-func LoadRoutingDID(ctx context.Context, records agent.Records, id RoutingIdentity, endpoint string) (*RoutingRecord, error) {
+// LoadRoutingDID returns the routing DID for endpoint and websocket (the
+// endpoint's ws(s) URL, published as a second DIDCommMessaging service;
+// empty: none), creating it on first start and again when either changed,
+// and makes id answer for it and for the previous ones.
+func LoadRoutingDID(ctx context.Context, records agent.Records, id RoutingIdentity, endpoint, websocket string) (*RoutingRecord, error) {
 	var rec RoutingRecord
 	raw, err := records.Get(ctx, RoutingRecordKind, RoutingRecordID)
 	switch {
@@ -46,7 +49,7 @@ func LoadRoutingDID(ctx context.Context, records agent.Records, id RoutingIdenti
 		if err := json.Unmarshal(raw, &rec); err != nil {
 			return nil, fmt.Errorf("routing DID record is corrupt: %w", err)
 		}
-		if rec.Endpoint == endpoint {
+		if rec.Endpoint == endpoint && rec.WebSocket == websocket {
 			id.AddDID(rec.DID)
 			for _, p := range rec.Previous {
 				id.AddDID(p)
@@ -57,9 +60,12 @@ func LoadRoutingDID(ctx context.Context, records agent.Records, id RoutingIdenti
 	default:
 		return nil, err
 	}
+	services := []did.Service{agent.DIDCommService("#didcomm", endpoint)}
+	if websocket != "" {
+		services = append(services, agent.DIDCommService(agent.WebSocketServiceID, websocket))
+	}
 	p, err := id.NewPeerDID(ctx, agent.PeerDIDSpec{
-		Agreement: []keys.Curve{keys.X25519}, NoAuthentication: true,
-		Services: []did.Service{agent.DIDCommService("#didcomm", endpoint)},
+		Agreement: []keys.Curve{keys.X25519}, NoAuthentication: true, Services: services,
 	})
 	if err != nil {
 		return nil, err
@@ -67,7 +73,7 @@ func LoadRoutingDID(ctx context.Context, records agent.Records, id RoutingIdenti
 	if len(p.AgreementKIDs) != 1 {
 		return nil, errors.New("routing DID has no key agreement key")
 	}
-	next := &RoutingRecord{DID: p.DID, KID: p.AgreementKIDs[0], Endpoint: endpoint}
+	next := &RoutingRecord{DID: p.DID, KID: p.AgreementKIDs[0], Endpoint: endpoint, WebSocket: websocket}
 	if rec.DID != "" {
 		next.Previous = append([]string{rec.DID}, rec.Previous...)
 	}

@@ -35,20 +35,22 @@ const (
 // PingBody is the body of a ping.
 type PingBody struct {
 	// ResponseRequested asks the receiver for a ping-response. The spec makes
-	// true the default, so an absent value (nil) means true.
-	ResponseRequested *bool `json:"response_requested,omitempty"`
+	// true the default, so an absent value (nil) means true. It takes
+	// "true"/"false" strings too (agent.FlexBool).
+	ResponseRequested *agent.FlexBool `json:"response_requested,omitempty"`
 }
 
 // WantsResponse reports whether the ping asks for a ping-response: true unless
 // response_requested is false.
 func (b PingBody) WantsResponse() bool {
-	return b.ResponseRequested == nil || *b.ResponseRequested
+	return b.ResponseRequested == nil || bool(*b.ResponseRequested)
 }
 
 // NewPing builds a ping to the DID to. When responseRequested is false the
 // receiver will not answer.
 func NewPing(to string, responseRequested bool) (agent.Message, error) {
-	m, err := agent.NewMessage(PingType, PingBody{ResponseRequested: &responseRequested})
+	rr := agent.FlexBool(responseRequested)
+	m, err := agent.NewMessage(PingType, PingBody{ResponseRequested: &rr})
 	if err != nil {
 		return agent.Message{}, err
 	}
@@ -100,7 +102,7 @@ func (s *Service) HandleMessage(ctx context.Context, in *agent.Inbound) ([]agent
 	case PingType:
 		var body PingBody
 		if err := m.DecodeBody(&body); err != nil {
-			return nil, agent.Wrap(agent.CodeMsg, err, "malformed ping body")
+			return nil, agent.Errorf(agent.CodeMsg, "malformed ping body: %v", err)
 		}
 		if !body.WantsResponse() {
 			s.log.DebugContext(ctx, "ping without response", "id", m.ID, "from", m.From)

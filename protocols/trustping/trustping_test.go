@@ -293,7 +293,7 @@ func TestPingSendError(t *testing.T) {
 }
 
 func TestPingBodyJSON(t *testing.T) {
-	f := false
+	f := agent.FlexBool(false)
 	for _, tc := range []struct {
 		body PingBody
 		want string
@@ -305,5 +305,17 @@ func TestPingBodyJSON(t *testing.T) {
 		if !bytes.Equal(b, []byte(tc.want)) {
 			t.Errorf("%+v marshals to %s, want %s", tc.body, b, tc.want)
 		}
+	}
+	// response_requested is read from a string too; anything else is refused.
+	for in, want := range map[string]bool{`{}`: true, `{"response_requested":"false"}`: false,
+		`{"response_requested":"true"}`: true, `{"response_requested":false}`: false} {
+		var b PingBody
+		if err := json.Unmarshal([]byte(in), &b); err != nil || b.WantsResponse() != want {
+			t.Errorf("%s: wants response %v, %v", in, b.WantsResponse(), err)
+		}
+	}
+	var b PingBody
+	if err := json.Unmarshal([]byte(`{"response_requested":"no"}`), &b); err == nil {
+		t.Error(`response_requested "no" accepted`)
 	}
 }

@@ -105,6 +105,36 @@ func TestEndpoint(t *testing.T) {
 	}
 }
 
+// TestEndpointTrailingSlash: POST /didcomm/ is the endpoint too (some
+// wallets add the slash), with the same answers; nothing below it is.
+func TestEndpointTrailingSlash(t *testing.T) {
+	rcv := &fakeReceiver{}
+	h := NewHandler(Config{Receiver: rcv, Public: fakePublic{}})
+	resp, _ := do(t, h, "POST", "/didcomm/", agent.MediaTypeEncrypted, "", `{"ciphertext":"slash"}`)
+	if resp.StatusCode != 202 || string(rcv.got) != `{"ciphertext":"slash"}` {
+		t.Fatalf("POST /didcomm/: %d, receiver got %q", resp.StatusCode, rcv.got)
+	}
+	rcv.reply = &agent.Reply{Payload: []byte(`{"r":2}`), MediaType: agent.MediaTypeEncrypted}
+	if resp, body := do(t, h, "POST", "/didcomm/", agent.MediaTypePlain, "", `{}`); resp.StatusCode != 200 || body != `{"r":2}` {
+		t.Fatalf("return-route reply on /didcomm/: %d %q", resp.StatusCode, body)
+	}
+	rcv.got, rcv.reply = nil, nil
+	if resp, body := do(t, h, "POST", "/didcomm/", "application/json", "", `{}`); resp.StatusCode != 415 || !strings.Contains(body, `"reason"`) {
+		t.Fatalf("wrong media type on /didcomm/: %d %s", resp.StatusCode, body)
+	}
+	for _, path := range []string{"/didcomm/x", "/didcomm//"} {
+		if resp, _ := do(t, h, "POST", path, agent.MediaTypeEncrypted, "", `{"ciphertext":"x"}`); resp.StatusCode != 404 {
+			t.Errorf("POST %s: %d, want 404", path, resp.StatusCode)
+		}
+	}
+	if rcv.got != nil {
+		t.Fatal("a refused request reached the router")
+	}
+	if resp, _ := do(t, h, "GET", "/didcomm/", "", "", ""); resp.StatusCode != 405 {
+		t.Fatalf("GET /didcomm/ without WebSockets: %d", resp.StatusCode)
+	}
+}
+
 func TestAdminNeedsToken(t *testing.T) {
 	h := NewHandler(Config{Receiver: &fakeReceiver{}, Public: fakePublic{}, Features: []Feature{NewAdminAPI(fakeAdmin{})}, AdminToken: "0123456789abcdef0123"})
 	if resp, _ := do(t, h, "GET", "/admin/outbox", "", "", ""); resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") == "" {

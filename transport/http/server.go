@@ -152,9 +152,17 @@ func newServer(cfg Config) (http.Handler, *http.ServeMux, *Routes) {
 		s.wsLimit = &wsLimiter{max: cfg.WebSocket.MaxPerClient, open: map[netip.Prefix]int{}}
 	}
 	rs := &Routes{}
-	rs.Public("POST "+cfg.EndpointPath, "didcomm", s.didcomm)
-	if cfg.WebSocket != nil {
-		rs.Public("GET "+cfg.EndpointPath, "websocket", s.websocket)
+	// The endpoint answers with and without a trailing slash (POST
+	// /didcomm/ is what some wallets send, the Identus ones among them).
+	endpoints := []string{cfg.EndpointPath}
+	if !strings.HasSuffix(cfg.EndpointPath, "/") {
+		endpoints = append(endpoints, cfg.EndpointPath+"/{$}")
+	}
+	for _, p := range endpoints {
+		rs.Public("POST "+p, "didcomm", s.didcomm)
+		if cfg.WebSocket != nil {
+			rs.Public("GET "+p, "websocket", s.websocket)
+		}
 	}
 	rs.Public("GET /did", "did", s.did)
 	rs.Public("GET /invitation", "invitation", s.invitation)
@@ -212,6 +220,7 @@ func newServer(cfg Config) (http.Handler, *http.ServeMux, *Routes) {
 type server struct {
 	cfg     Config
 	wsLimit *wsLimiter // nil without WebSockets
+	sockets wsSockets  // the open WebSockets (ws.go)
 }
 
 // fail answers err (see writeError).

@@ -1,14 +1,19 @@
 package http
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -58,6 +63,23 @@ type wsSession struct {
 	done    chan struct{}
 	once    sync.Once
 	writes  atomic.Int64
+
+	mu      sync.Mutex
+	closed  bool
+	onClose []func()
+}
+
+// AfterClose runs f once the socket has closed (agent.CloseNotifier): the
+// mediator's live delivery forgets the socket without a goroutine waiting.
+func (s *wsSession) AfterClose(f func()) {
+	s.mu.Lock()
+	if !s.closed {
+		s.onClose = append(s.onClose, f)
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	go f()
 }
 
 // ID identifies the socket in logs.
@@ -87,6 +109,14 @@ func (s *wsSession) Push(ctx context.Context, _ string, payload []byte) error {
 func (s *wsSession) close(code websocket.StatusCode, reason string) {
 	s.once.Do(func() {
 		close(s.done)
+		s.mu.Lock()
+		s.closed = true
+		fs := s.onClose
+		s.onClose = nil
+		s.mu.Unlock()
+		for _, f := range fs {
+			f()
+		}
 		// Close waits for the peer's close frame for a while; do not hold up
 		// the caller.
 		go s.conn.Close(code, reason)
@@ -121,18 +151,18 @@ func (s *server) websocket(w http.ResponseWriter, r *http.Request) {
 			Reason: fmt.Sprintf("too many WebSockets open from %s (limit %d); close one first", client, wc.MaxPerClient)})
 		return
 	}
-	defer release()
 	// The server's read and write deadlines would cut a long-lived socket.
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Time{})
 	_ = rc.SetWriteDeadline(time.Time{})
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	conn, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{
 		// DIDComm messages protect themselves; there is no cookie or ambient
 		// authority a cross-origin page could abuse.
 		OriginPatterns: []string{"*"},
 		Subprotocols:   []string{"didcomm/v2", "didcomm"},
 	})
 	if err != nil {
+		release()
 		s.cfg.Logger.Info("websocket upgrade failed", "err", err)
 		return
 	}
@@ -140,7 +170,20 @@ func (s *server) websocket(w http.ResponseWriter, r *http.Request) {
 	sess := &wsSession{id: newSessionID(), conn: conn, timeout: orDefault(wc.WriteTimeout, 10*time.Second), done: make(chan struct{})}
 	log := s.cfg.Logger.With("session", sess.id)
 	log.Debug("websocket opened", "remote", r.RemoteAddr)
-	rateKey := clientIP(r)
+	ctx := context.WithoutCancel(r.Context())
+	// The connection is hijacked: net/http is done with it once this
+	// handler returns. The socket is served by a goroutine of its own, whose
+	// stack stays small (the handler's grew while it parsed the upgrade),
+	// since an idle socket costs its goroutine's stack for as long as it is
+	// open.
+	go func() {
+		defer release()
+		s.serveSocket(ctx, recv, sess, wc, clientIP(r), log)
+	}()
+}
+
+// serveSocket reads sess's messages until it closes.
+func (s *server) serveSocket(ctx context.Context, recv Receiver, sess *wsSession, wc *WebSocketConfig, rateKey string, log *slog.Logger) {
 	if wc.OnOpen != nil {
 		wc.OnOpen()
 	}
@@ -149,10 +192,14 @@ func (s *server) websocket(w http.ResponseWriter, r *http.Request) {
 			wc.OnClose()
 		}
 	}()
-	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go s.keepalive(ctx, sess, wc, log)
+	stopKeepalive := s.keepalive(ctx, sess, wc, log)
+	defer stopKeepalive()
+	s.sockets.add(sess, wc.Shutdown)
+	defer s.sockets.remove(sess)
 
+	conn := sess.conn
 	for {
 		typ, data, err := conn.Read(ctx)
 		if err != nil {
@@ -174,9 +221,72 @@ func (s *server) websocket(w http.ResponseWriter, r *http.Request) {
 		if typ != websocket.MessageText && typ != websocket.MessageBinary {
 			continue
 		}
-		s.wsMessage(ctx, recv, sess, rateKey, data, log)
+		// Each message is handled on a goroutine of its own, one at a time:
+		// the reader's stack does not grow to what unpacking and handling
+		// need, and keep that size while the socket idles.
+		handled := make(chan struct{})
+		go func() {
+			defer close(handled)
+			defer recoverMessage(ctx, sess, log)
+			s.wsMessage(ctx, recv, sess, rateKey, data, log)
+		}()
+		<-handled
 	}
 	log.Debug("websocket closed", "writes", sess.writes.Load())
+}
+
+// recoverMessage turns a panic while handling one socket message into a
+// logged error (with the stack) and an internal-error problem report on the
+// socket, as the HTTP recoverer does for a request: the socket and the
+// daemon stay up.
+func recoverMessage(ctx context.Context, sess *wsSession, log *slog.Logger) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	log.Error("websocket: message handler panicked", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+	pr := agent.ProblemReport(agent.Message{}, agent.Errorf(agent.CodeMe, "internal error"))
+	pr.To = nil
+	b, _ := json.Marshal(pr)
+	_ = sess.Push(ctx, agent.MediaTypePlain, b)
+}
+
+// wsReadBuffer and wsWriteBuffer size a socket's buffers. net/http hands a
+// hijacked connection over with 4 KiB for each; an idle socket keeps its
+// buffers, so they are smaller here. Larger reads and writes bypass them.
+const (
+	wsReadBuffer  = 512
+	wsWriteBuffer = 1024
+)
+
+// smallBuffers is the ResponseWriter given to websocket.Accept: its Hijack
+// hands the connection over with wsReadBuffer and wsWriteBuffer-sized
+// buffers, keeping what the client sent past the upgrade request.
+type smallBuffers struct{ http.ResponseWriter }
+
+// Hijack implements http.Hijacker.
+func (sb smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(sb.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := brw.Writer.Flush(); err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	// What the client sent past the upgrade request must be in the new
+	// reader's buffer: websocket.Accept keeps what is buffered and resets
+	// the reader onto the connection.
+	br := bufio.NewReaderSize(conn, wsReadBuffer)
+	if n := brw.Reader.Buffered(); n > 0 {
+		early, _ := brw.Reader.Peek(n)
+		br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn), max(n, wsReadBuffer))
+		if _, err := br.Peek(n); err != nil {
+			conn.Close()
+			return nil, nil, err
+		}
+	}
+	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(conn, wsWriteBuffer)), nil
 }
 
 // wsMessage hands one inbound message to the router and writes the answer.
@@ -214,33 +324,100 @@ func (s *server) wsMessage(ctx context.Context, recv Receiver, sess *wsSession, 
 	}
 }
 
-// keepalive pings the socket and closes it when a pong does not come back in
-// time, or when the server shuts down.
-func (s *server) keepalive(ctx context.Context, sess *wsSession, wc *WebSocketConfig, log *slog.Logger) {
-	t := time.NewTicker(orDefault(wc.PingInterval, 30*time.Second))
-	defer t.Stop()
+// keepalive pings the socket every PingInterval and closes it when a pong
+// does not come back within PingTimeout. It parks no goroutine between
+// pings (a timer runs each ping), so an idle socket costs only its reader.
+// The returned function stops the pings.
+func (s *server) keepalive(ctx context.Context, sess *wsSession, wc *WebSocketConfig, log *slog.Logger) (stop func()) {
+	interval := orDefault(wc.PingInterval, 30*time.Second)
 	timeout := orDefault(wc.PingTimeout, 10*time.Second)
-	for {
+	var (
+		mu      sync.Mutex
+		stopped bool
+		t       *time.Timer
+	)
+	t = time.AfterFunc(interval, func() {
 		select {
 		case <-sess.done:
 			return
 		case <-ctx.Done():
 			return
-		case <-wc.Shutdown:
-			sess.close(websocket.StatusGoingAway, "server shutting down")
-			return
-		case <-t.C:
-			pctx, cancel := context.WithTimeout(ctx, timeout)
-			err := sess.conn.Ping(pctx)
-			cancel()
-			if err != nil {
-				log.Info("websocket keepalive failed: closing", "err", err)
-				sess.close(websocket.StatusPolicyViolation, "keepalive timeout")
-				sess.conn.CloseNow()
-				return
-			}
+		default:
 		}
+		pctx, cancel := context.WithTimeout(ctx, timeout)
+		err := sess.conn.Ping(pctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Info("websocket keepalive failed: closing", "err", err)
+			}
+			sess.close(websocket.StatusPolicyViolation, "keepalive timeout")
+			sess.conn.CloseNow()
+			return
+		}
+		mu.Lock()
+		if !stopped {
+			t.Reset(interval)
+		}
+		mu.Unlock()
+	})
+	return func() {
+		mu.Lock()
+		stopped = true
+		t.Stop()
+		mu.Unlock()
 	}
+}
+
+// wsSockets tracks the open sockets so that they can be closed with "going
+// away" when the server shuts down (WebSocketConfig.Shutdown): one goroutine
+// waits for the shutdown, rather than one per socket.
+type wsSockets struct {
+	mu    sync.Mutex
+	open  map[*wsSession]struct{}
+	watch sync.Once
+	down  bool
+}
+
+// add tracks sess; shutdown is the channel whose closing closes every socket.
+func (w *wsSockets) add(sess *wsSession, shutdown <-chan struct{}) {
+	if shutdown == nil {
+		return
+	}
+	w.watch.Do(func() {
+		go func() {
+			<-shutdown
+			w.mu.Lock()
+			w.down = true
+			all := make([]*wsSession, 0, len(w.open))
+			for s := range w.open {
+				all = append(all, s)
+			}
+			w.mu.Unlock()
+			for _, s := range all {
+				s.close(websocket.StatusGoingAway, "server shutting down")
+			}
+		}()
+	})
+	w.mu.Lock()
+	down := w.down
+	if !down {
+		if w.open == nil {
+			w.open = map[*wsSession]struct{}{}
+		}
+		w.open[sess] = struct{}{}
+	}
+	w.mu.Unlock()
+	if down {
+		sess.close(websocket.StatusGoingAway, "server shutting down")
+	}
+}
+
+// remove stops tracking sess.
+func (w *wsSockets) remove(sess *wsSession) {
+	w.mu.Lock()
+	delete(w.open, sess)
+	w.mu.Unlock()
 }
 
 func orDefault(d, def time.Duration) time.Duration {

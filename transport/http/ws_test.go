@@ -1,10 +1,14 @@
 package http
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -213,5 +217,60 @@ func TestWebSocketPlainGET(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUpgradeRequired {
 		t.Fatalf("GET without upgrade: %d", resp.StatusCode)
+	}
+}
+
+// TestWebSocketEarlyFrame: a client that sends its first message in the same
+// packet as the upgrade request is answered; those bytes are not lost when
+// the connection is handed over to the socket with its own buffers.
+func TestWebSocketEarlyFrame(t *testing.T) {
+	_, wsURL := wsServer(t, &WebSocketConfig{})
+	u, _ := url.Parse(wsURL)
+	conn, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	payload := []byte(`{"id":"early","type":"ping","body":{}}`)
+	mask := [4]byte{1, 2, 3, 4}
+	frame := []byte{0x81, 0x80 | byte(len(payload))}
+	frame = append(frame, mask[:]...)
+	for i, b := range payload {
+		frame = append(frame, b^mask[i%4])
+	}
+	req := "GET " + u.Path + " HTTP/1.1\r\nHost: " + u.Host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	if _, err := conn.Write(append([]byte(req), frame...)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	hdr := make([]byte, 2)
+	if _, err := io.ReadFull(br, hdr); err != nil {
+		t.Fatalf("no answer to the early frame: %v", err)
+	}
+	if hdr[0] != 0x81 || hdr[1]&0x80 != 0 || hdr[1] >= 126 {
+		t.Fatalf("answer frame header % x", hdr)
+	}
+	body := make([]byte, hdr[1])
+	if _, err := io.ReadFull(br, body); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(body), `"thid":"early"`) {
+		t.Fatalf("answer %s", body)
+	}
+}
+
+// TestWebSocketTrailingSlash: the socket opens on /didcomm/ too.
+func TestWebSocketTrailingSlash(t *testing.T) {
+	_, url := wsServer(t, &WebSocketConfig{})
+	c := dial(t, url+"/")
+	write(t, c, `{"id":"s","type":"ping","body":{}}`)
+	if v := readFrame(t, c); v["type"] != "pong" || v["thid"] != "s" {
+		t.Fatalf("reply on /didcomm/: %v", v)
 	}
 }
