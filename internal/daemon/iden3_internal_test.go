@@ -88,24 +88,7 @@ func startIden3(t testing.TB, chain *iden3test.Chain, hook string) (*Daemon, str
 
 // startIden3In is startIden3 on the data directory dir.
 func startIden3In(t testing.TB, dir string, chain *iden3test.Chain, hook string) (*Daemon, string) {
-	t.Helper()
-	cfg := config.Default()
-	cfg.DataDir = dir
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	cfg.HTTP.Addr = ln.Addr().String()
-	ln.Close()
-	cfg.Admin.Token = testAdmin
-	cfg.Outbox.BaseDelay, cfg.Outbox.MaxDelay = 50*time.Millisecond, 200*time.Millisecond
-	cfg.Iden3.Resolvers = []config.Iden3Resolver{{Chain: "polygon", Network: "mumbai", RPCURL: chain.URL,
-		StateContract: "0x134B1BE34911E39A8397ec6289782989729807a4", ChainID: 80001, DID: tvVerifier}}
-	cfg.Iden3.ProofMaxAge = 100000 * time.Hour
-	cfg.Iden3.RPCTimeout = 2 * time.Second
-	if hook != "" {
-		cfg.Iden3.Webhook = config.Iden3Webhook{URL: hook, Secret: tvSecret}
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	// The recorded response's thid is the first session's id.
 	ids := []string{tvThread}
 	iden3NewID = func() string {
 		if len(ids) == 0 {
@@ -116,6 +99,31 @@ func startIden3In(t testing.TB, dir string, chain *iden3test.Chain, hook string)
 		return id
 	}
 	t.Cleanup(func() { iden3NewID = nil })
+	return startIden3With(t, dir, func(cfg *config.Config) {
+		cfg.Iden3.Resolvers = []config.Iden3Resolver{{Chain: "polygon", Network: "mumbai", RPCURL: chain.URL,
+			StateContract: "0x134B1BE34911E39A8397ec6289782989729807a4", ChainID: 80001, DID: tvVerifier}}
+		cfg.Iden3.ProofMaxAge = 100000 * time.Hour
+		if hook != "" {
+			cfg.Iden3.Webhook = config.Iden3Webhook{URL: hook, Secret: tvSecret}
+		}
+	})
+}
+
+// startIden3With starts a daemon on dir whose configuration set adjusts.
+func startIden3With(t testing.TB, dir string, set func(*config.Config)) (*Daemon, string) {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DataDir = dir
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	cfg.HTTP.Addr = ln.Addr().String()
+	ln.Close()
+	cfg.Admin.Token = testAdmin
+	cfg.Outbox.BaseDelay, cfg.Outbox.MaxDelay = 50*time.Millisecond, 200*time.Millisecond
+	cfg.Iden3.RPCTimeout = 2 * time.Second
+	set(&cfg)
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
 	d, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
