@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"net"
 	"net/http"
 	"os"
@@ -32,11 +31,24 @@ func freeAddr(t *testing.T) string {
 }
 
 // startAgentd runs this test binary as agentd and waits until it answers /healthz.
-func startAgentd(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
+// waitOutput waits until o holds s: the daemon prints its banner after it
+// starts listening, so /healthz can answer before the banner is out.
+func waitOutput(t *testing.T, o *syncBuffer, s string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(o.String(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("agentd did not print %q:\n%s", s, o)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func startAgentd(t *testing.T, args ...string) (*exec.Cmd, *syncBuffer, *syncBuffer) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "AGENTD_TEST_RUN_MAIN=1")
-	var stdout, stderr bytes.Buffer
+	var stdout, stderr syncBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -68,6 +80,7 @@ func TestSignalStopsCleanlyAndDIDPersists(t *testing.T) {
 	addr := freeAddr(t)
 	cmd, stdout, stderr := startAgentd(t, "--data-dir", dir, "--http-addr", addr, "--log-level", "debug")
 	waitHealthy(t, addr)
+	waitOutput(t, stdout, "█")
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -107,6 +120,7 @@ func TestSignalStopsCleanlyAndDIDPersists(t *testing.T) {
 	// The store was closed cleanly: a second start opens it and keeps the DID.
 	cmd2, stdout2, _ := startAgentd(t, "--data-dir", dir, "--http-addr", addr)
 	waitHealthy(t, addr)
+	waitOutput(t, stdout2, "DID:")
 	cmd2.Process.Signal(syscall.SIGINT)
 	cmd2.Wait()
 	m2 := didLine.FindStringSubmatch(stdout2.String())
