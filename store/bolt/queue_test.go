@@ -163,3 +163,60 @@ func BenchmarkQueueAddParallel(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkQueueAddAfterChurn is BenchmarkQueueAddParallel on a database
+// that has queued and delivered 40,000 messages first, as a mediator's has:
+// the pages they took are free, and what the store does with its list of
+// free pages at every commit shows.
+func BenchmarkQueueAddAfterChurn(b *testing.B) {
+	payload := bytes.Repeat([]byte("x"), 2048)
+	db := openTest(b, Options{})
+	ctx := context.Background()
+	exp := time.Now().Add(time.Hour)
+	for round := range 40 {
+		var msgs []*agent.QueuedMessage
+		for i := range 1000 {
+			msgs = append(msgs, &agent.QueuedMessage{Recipient: fmt.Sprintf("did:example:r%d", i%100), Payload: payload, Expires: exp})
+		}
+		if err := db.Queue().Add(ctx, msgs, agent.QueueLimits{}); err != nil {
+			b.Fatal(round, err)
+		}
+	}
+	rcpts := make([]string, 100)
+	for i := range rcpts {
+		rcpts[i] = fmt.Sprintf("did:example:r%d", i)
+	}
+	for {
+		got, err := db.Queue().List(ctx, rcpts, time.Now(), 1000)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(got) == 0 {
+			break
+		}
+		ids := make([]string, len(got))
+		for i, m := range got {
+			ids[i] = m.ID
+		}
+		if _, err := db.Queue().Remove(ctx, rcpts, ids); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var n atomic.Int64
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			m := &agent.QueuedMessage{Recipient: fmt.Sprintf("did:example:r%d", i%100), Payload: payload, Expires: exp}
+			w := agent.NewWork(nil)
+			w.Queue(agent.QueueLimits{}, m)
+			w.Remember(fmt.Sprintf("\x00fwd-%d", i), exp)
+			if err := db.Commit(ctx, w); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "adds/s")
+}
