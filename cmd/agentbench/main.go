@@ -718,7 +718,7 @@ func (b *bench) liveRun() error {
 		tag string
 		at  time.Time
 	}
-	arrivals := make(chan arrival, 4096)
+	arrivals := make(chan arrival, b.o.live+4096) // never full: a full channel would stop the readers and delay pushes
 	var socks []*websocket.Conn
 	for _, p := range b.clients {
 		conn, _, err := websocket.Dial(ctx, wsURL, nil)
