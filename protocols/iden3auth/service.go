@@ -265,7 +265,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Session, error
 		} else if !errors.Is(err, agent.ErrNotFound) {
 			return err
 		}
-		return putIn(w, KindSession, id, &sess)
+		return w.PutJSON(KindSession, id, &sess)
 	})
 	if err != nil {
 		return Session{}, err
@@ -394,7 +394,7 @@ func (s *Service) Cancel(ctx context.Context, id string) (Session, error) {
 		if err := sess.moveTo(StateCancelled, now, "cancelled by the operator"); err != nil {
 			return err
 		}
-		if err := putIn(w, KindSession, id, &sess); err != nil {
+		if err := w.PutJSON(KindSession, id, &sess); err != nil {
 			return err
 		}
 		out = sess
@@ -469,15 +469,6 @@ func getIn(ctx context.Context, w *agent.Work, id string, v *Session) error {
 	if err := json.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("iden3: session %s is corrupt: %w", id, err)
 	}
-	return nil
-}
-
-func putIn(w *agent.Work, kind, id string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	w.Put(kind, id, b)
 	return nil
 }
 

@@ -107,7 +107,7 @@ func (s *Service) verify(ctx context.Context, id string, token []byte) (Session,
 			return err
 		}
 		cur.Result, cur.ResponseID = result, resp.ID
-		if err := putIn(w, KindSession, id, &cur); err != nil {
+		if err := w.PutJSON(KindSession, id, &cur); err != nil {
 			return err
 		}
 		w.Remember(replayKeyPrefix+tokenHash(tok), now.Add(replayKeep))
