@@ -104,7 +104,7 @@ bench-mediator:
 	$(GO) build -tags '$(GOTAGS)' -o bin/agentd ./cmd/agentd
 	$(GO) build -tags '$(GOTAGS)' -o bin/agentbench ./cmd/agentbench
 	@dir=$$(mktemp -d); \
-	AGENTD_MEDIATOR=true AGENTD_CLIENT_RATE=0 AGENTD_HTTP_MAX_CONNECTIONS_PER_IP=0 AGENTD_HTTP_MAX_WEBSOCKETS_PER_IP=0 bin/agentd --data-dir $$dir --http-addr 127.0.0.1:$(BENCH_PORT) --log-level warn >/dev/null 2>$$dir/agentd.log & pid=$$!; \
+	AGENTD_MEDIATOR=true AGENTD_CLIENT_RATE=0 AGENTD_HTTP_MAX_CONNECTIONS=0 AGENTD_HTTP_MAX_CONNECTIONS_PER_IP=0 AGENTD_HTTP_MAX_WEBSOCKETS_PER_IP=0 bin/agentd --data-dir $$dir --http-addr 127.0.0.1:$(BENCH_PORT) --log-level warn >/dev/null 2>$$dir/agentd.log & pid=$$!; \
 	bin/agentbench -url http://127.0.0.1:$(BENCH_PORT) -pid $$pid $(BENCH_ARGS); status=$$?; \
 	kill $$pid; wait $$pid; rm -rf $$dir; exit $$status
 
