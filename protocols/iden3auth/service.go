@@ -20,7 +20,6 @@ import (
 	auth "github.com/iden3/go-iden3-auth/v2"
 	"github.com/iden3/go-iden3-auth/v2/loaders"
 	"github.com/iden3/go-iden3-auth/v2/pubsignals"
-	"github.com/iden3/go-schema-processor/v2/verifiable"
 	"github.com/iden3/iden3comm/v2/packers"
 	"github.com/iden3/iden3comm/v2/protocol"
 	"github.com/piprate/json-gold/ld"
@@ -137,7 +136,7 @@ func New(cfg Config) (*Service, error) {
 		chains[c.Key()] = c
 	}
 	v, err := auth.NewVerifier(loaders.NewEmbeddedKeyLoader(), cfg.Resolvers,
-		auth.WithDocumentLoader(cfg.Documents), auth.WithDIDResolver(noDIDResolver))
+		auth.WithDocumentLoader(cfg.Documents), auth.WithDIDResolver(pkhResolver))
 	if err != nil {
 		return nil, fmt.Errorf("iden3: verifier: %w", err)
 	}
@@ -153,13 +152,6 @@ func New(cfg Config) (*Service, error) {
 	}
 	return s, nil
 }
-
-// noDIDResolver refuses JWS-packed responses: their signer's DID would have
-// to be resolved over a network the operator did not configure (the
-// library's default is a public universal resolver).
-var noDIDResolver = packers.DIDResolverHandlerFunc(func(did string) (*verifiable.DIDDocument, error) {
-	return nil, fmt.Errorf("JWS-packed responses are not accepted: resolving %s would need a DID resolver agentd does not use; send a JWZ (application/iden3-zkp-json)", did)
-})
 
 // newUUID is a random (version 4) UUID.
 func newUUID() string {
