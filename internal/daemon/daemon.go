@@ -31,6 +31,7 @@ import (
 	"github.com/agentd/agentd/protocols/oob"
 	"github.com/agentd/agentd/protocols/reportproblem"
 	"github.com/agentd/agentd/protocols/trustping"
+	"github.com/agentd/agentd/protocols/users"
 	"github.com/agentd/agentd/store/bolt"
 	httptransport "github.com/agentd/agentd/transport/http"
 )
@@ -68,6 +69,9 @@ type Daemon struct {
 	provecontrol *proveControlParts
 	// iden3 is the iden3 verifier, when iden3.resolvers are set (iden3.go).
 	iden3 *iden3Parts
+	// users are the user accounts, when users.enabled and the agent sends
+	// mail (users.go).
+	users *users.Service
 
 	listener net.Listener
 	// stopPprof stops the profiling listener (admin.pprof_addr), if any.
@@ -156,6 +160,9 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 		return err
 	}
 	if d.iden3, err = buildIden3(cfg, d.store, d.outbox, d.metrics, d.log); err != nil {
+		return err
+	}
+	if d.users, err = buildUsers(cfg, d.store, d.log); err != nil {
 		return err
 	}
 	d.ws = newWebSockets()
@@ -314,6 +321,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 		d.spawn(func() { d.client.Run(bg) })
 	}
 	d.spawn(func() { d.provecontrol.service.Run(bg, 10*time.Minute) })
+	if d.users != nil {
+		d.spawn(func() { d.runUsers(bg) })
+	}
 	if d.iden3 != nil {
 		d.spawn(func() { d.iden3.svc.Run(bg, time.Minute) })
 	}
