@@ -14,6 +14,9 @@ import (
 	httptransport "github.com/agentd/agentd/transport/http"
 )
 
+// usersNow, when set, is the clock of the user accounts (tests).
+var usersNow func() time.Time
+
 // buildUsers sets up user accounts from the users section, when they are
 // enabled and the agent sends mail (email.address); nil otherwise.
 func buildUsers(cfg config.Config, store agent.Store, log *slog.Logger) (*users.Service, error) {
@@ -38,7 +41,7 @@ func buildUsers(cfg config.Config, store agent.Store, log *slog.Logger) (*users.
 		ConfirmTTL: u.ConfirmTTL, UploadTTL: u.KeyUploadTTL, MaxNameLength: u.MaxNameLength,
 		PerAddress: ratelimit.NewPer(u.AddressRate, time.Hour, u.AddressBurst, cfg.Limits.MaxKeys),
 		PerIP:      ratelimit.NewPer(u.IPRate, time.Hour, u.IPBurst, cfg.Limits.MaxKeys),
-		Logger:     log.With("component", "users"),
+		Logger:     log.With("component", "users"), Now: usersNow,
 	})
 	if err != nil {
 		return nil, err

@@ -201,7 +201,7 @@ func (s *Service) RequestSignup(ctx context.Context, name, email, clientIP strin
 	if err != nil {
 		return Receipt{}, err
 	}
-	if err := limit(s.cfg.PerIP, clientIP, "from this address"); err != nil {
+	if err := limit(s.cfg.PerIP, clientIP, "from this IP address"); err != nil {
 		return Receipt{}, err
 	}
 	if err := limit(s.cfg.PerAddress, emailKey(email), "for this mail address"); err != nil {
