@@ -136,6 +136,7 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 		Identity: d.identity, Keys: keyResolver, Store: d.store, Replay: d.db.ReplayCache(), Messenger: messenger,
 		ReplayWindow: cfg.Replay.Window, Observer: d.metrics, Logger: d.log.With("component", "router"),
 		SenderLimit: limiter(cfg.Limits.SenderRate, cfg.Limits.SenderBurst, cfg.Limits.MaxKeys),
+		Attribute:   d.attribution(cfg),
 	})
 	messenger.Signs = d.router.Signs
 	if d.mail, err = buildEmail(cfg, d.router, messenger, d.outbox, records, d.metrics, d.log); err != nil {

@@ -78,6 +78,25 @@ func (d *Daemon) UserByDID(ctx context.Context, userDID string) (httptransport.U
 	return userOut(v), err
 }
 
+// attribution is the router's Attribute when user accounts run: the
+// account of an authenticated sender's DID, looked up when the message
+// comes (d.users is built after the router).
+func (d *Daemon) attribution(cfg config.Config) func(context.Context, string) string {
+	if !cfg.Users.Enabled || cfg.Email.Address == "" {
+		return nil
+	}
+	return func(ctx context.Context, did string) string {
+		if d.users == nil {
+			return ""
+		}
+		v, err := d.users.UserByDID(ctx, did)
+		if err != nil {
+			return ""
+		}
+		return v.ID
+	}
+}
+
 // usersAPI implements the user-account routes over the service.
 type usersAPI struct{ svc *users.Service }
 

@@ -3,10 +3,12 @@ package daemon_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
+	"math/big"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -17,8 +19,11 @@ import (
 
 	"github.com/emersion/go-message/mail"
 
+	"github.com/agentd/agentd/agent"
+	"github.com/agentd/agentd/agent/did"
 	"github.com/agentd/agentd/internal/config"
 	"github.com/agentd/agentd/internal/daemon"
+	"github.com/agentd/agentd/internal/didcommnode"
 	"github.com/agentd/agentd/internal/zenroom"
 	"github.com/agentd/agentd/transport/email/emailtest"
 	httptransport "github.com/agentd/agentd/transport/http"
@@ -206,6 +211,12 @@ func tokenOf(t *testing.T, link string) string {
 // zenroomKeys runs Zenroom 5.38.1 for a keyring's public keys, as
 // Zenflows' front end makes them.
 func zenroomKeys(t *testing.T) httptransport.UserKeys {
+	k, _ := zenroomKeyring(t)
+	return k
+}
+
+// zenroomKeyring is zenroomKeys with the keyring's secret keys.
+func zenroomKeyring(t *testing.T) (httptransport.UserKeys, map[string]string) {
 	t.Helper()
 	out, err := zenroom.Keygen(context.Background())
 	if err != nil {
@@ -213,7 +224,57 @@ func zenroomKeys(t *testing.T) httptransport.UserKeys {
 	}
 	p := out.Pubkeys
 	return httptransport.UserKeys{EthereumAddress: out.EthereumAddress, Pubkeys: httptransport.UserPubkeys{
-		ECDH: p["ecdh_public_key"], EdDSA: p["eddsa_public_key"], Reflow: p["reflow_public_key"], Schnorr: p["schnorr_public_key"]}}
+		ECDH: p["ecdh_public_key"], EdDSA: p["eddsa_public_key"], Reflow: p["reflow_public_key"], Schnorr: p["schnorr_public_key"]}}, out.Keyring
+}
+
+// base58 decodes Bitcoin-alphabet base58, as Zenroom prints secret keys.
+func base58(t *testing.T, s string) []byte {
+	const alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+	n := new(big.Int)
+	for _, c := range s {
+		d := strings.IndexRune(alphabet, c)
+		if d < 0 {
+			t.Fatalf("not base58: %q", s)
+		}
+		n.Mul(n, big.NewInt(58)).Add(n, big.NewInt(int64(d)))
+	}
+	b := n.Bytes()
+	for i := 0; i < len(s) && s[i] == '1'; i++ {
+		b = append([]byte{0}, b...)
+	}
+	return b
+}
+
+// signedByUser packs a trust ping from the user's did:key to the agent,
+// signed by didcomm-node with the EdDSA secret key of the user's Zenroom
+// keyring (Zenroom's eddsa secret is the RFC 8032 seed).
+func signedByUser(t *testing.T, base, userDID, agentDID string, keyring map[string]string, pub string) string {
+	t.Helper()
+	seed := base58(t, keyring["eddsa"])
+	priv := ed25519.NewKeyFromSeed(seed)
+	if want, _ := base64.StdEncoding.DecodeString(pub); !bytes.Equal(priv.Public().(ed25519.PublicKey), want) {
+		t.Fatal("the keyring's eddsa secret is not the seed of its public key")
+	}
+	doc, err := did.ResolveKey(userDID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if doc, err = doc.WithVerificationMethodType(did.StyleJSONWebKey2020); err != nil {
+		t.Fatal(err)
+	}
+	kid := userDID + "#" + strings.TrimPrefix(userDID, "did:key:")
+	b64 := base64.RawURLEncoding.EncodeToString
+	secrets := []any{map[string]any{"id": kid, "type": "JsonWebKey2020", "privateKeyJwk": map[string]any{
+		"kty": "OKP", "crv": "Ed25519", "x": b64(priv.Public().(ed25519.PublicKey)), "d": b64(seed)}}}
+	ping := map[string]any{"id": agent.NewID(), "typ": agent.MediaTypePlain, "type": trustPing,
+		"from": userDID, "to": []string{agentDID}, "created_time": time.Now().Unix(),
+		"body": map[string]any{"response_requested": false}}
+	node := didcommnode.Start(t)
+	packed, _, err := node.PackSigned(ping, userDID, []any{didDocJSON(t, base), docJSON(t, doc)}, secrets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return packed
 }
 
 func (f *usersFixture) putKeys(t *testing.T, id, token string, k any) (int, string) {
@@ -229,7 +290,7 @@ func (f *usersFixture) putKeys(t *testing.T, id, token string, k any) (int, stri
 // are stored, with the user's did:key.
 func TestUsersSignupByMail(t *testing.T) {
 	f := newUsersFixture(t, nil)
-	k := zenroomKeys(t)
+	k, keyring := zenroomKeyring(t)
 	code, rec, body := f.signup(t, "Ada Lovelace", "ada@example.org")
 	if code != 202 || rec.ID == "" || time.Until(rec.ExpiresAt) < 14*time.Minute || time.Until(rec.ExpiresAt) > 16*time.Minute {
 		t.Fatalf("sign-up: %d %s", code, body)
@@ -308,6 +369,14 @@ func TestUsersSignupByMail(t *testing.T) {
 	}
 	if got, err := f.a.Daemon.UserByDID(context.Background(), u.DID); err != nil || got.ID != u.ID {
 		t.Fatalf("UserByDID: %+v %v", got, err)
+	}
+	// A DIDComm message signed with the user's EdDSA key comes from the user.
+	packed := signedByUser(t, f.a.base, u.DID, f.a.DID(), keyring, k.Pubkeys.EdDSA)
+	if code, _, body := post(t, f.a.base+"/didcomm", agent.MediaTypeSigned, []byte(packed)); code/100 != 2 {
+		t.Fatalf("signed ping from the user: %d %s", code, body)
+	}
+	if !regexp.MustCompile(`msg="message from a user" component=router user=` + u.ID + ` from=` + regexp.QuoteMeta(u.DID) + ` type=` + regexp.QuoteMeta(trustPing)).MatchString(f.log.String()) {
+		t.Fatalf("the message was not attributed to the user:\n%s", f.log.String())
 	}
 	// A replacement needs a fresh token (from an operator).
 	var fresh httptransport.KeyUploadToken
