@@ -163,7 +163,7 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 	if d.iden3, err = buildIden3(cfg, d.store, d.outbox, d.metrics, d.log); err != nil {
 		return err
 	}
-	if d.users, err = buildUsers(cfg, d.store, d.log); err != nil {
+	if d.users, err = buildUsers(cfg, d.store, keyResolver, d.router, d.log); err != nil {
 		return err
 	}
 	d.ws = newWebSockets()

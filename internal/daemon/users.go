@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/agentd/agentd/agent"
+	"github.com/agentd/agentd/agent/envelope"
 	"github.com/agentd/agentd/internal/config"
 	"github.com/agentd/agentd/internal/ratelimit"
 	"github.com/agentd/agentd/protocols/users"
@@ -19,7 +20,7 @@ var usersNow func() time.Time
 
 // buildUsers sets up user accounts from the users section, when they are
 // enabled and the agent sends mail (email.address); nil otherwise.
-func buildUsers(cfg config.Config, store agent.Store, log *slog.Logger) (*users.Service, error) {
+func buildUsers(cfg config.Config, store agent.Store, keys envelope.KeyResolver, router *agent.Router, log *slog.Logger) (*users.Service, error) {
 	u := cfg.Users
 	if !u.Enabled || cfg.Email.Address == "" {
 		return nil, nil
@@ -46,8 +47,24 @@ func buildUsers(cfg config.Config, store agent.Store, log *slog.Logger) (*users.
 	if err != nil {
 		return nil, err
 	}
+	router.Register(svc.Protocol(signedVerifier(keys)))
 	log.Info("user accounts", "links", base+users.ConfirmPath, "confirm_ttl", u.ConfirmTTL)
 	return svc, nil
+}
+
+// signedVerifier checks a signed DIDComm message (JWS) with the signer
+// DID's keys, for DID registration.
+func signedVerifier(keys envelope.KeyResolver) users.SignedVerifier {
+	return func(ctx context.Context, jws []byte) ([]byte, string, error) {
+		plain, meta, err := envelope.Unpack(ctx, jws, envelope.UnpackOptions{Keys: keys})
+		if err != nil {
+			return nil, "", err
+		}
+		if meta.Encrypted || !meta.NonRepudiation || meta.SignFrom == "" {
+			return nil, "", agent.Errorf(agent.CodeTrust, "not a signed message")
+		}
+		return plain, agent.DIDOf(meta.SignFrom), nil
+	}
 }
 
 // runUsers sweeps the sign-up requests now and then until ctx ends.
@@ -165,6 +182,9 @@ func userOut(v users.AccountView) httptransport.User {
 	}
 	for _, c := range v.Checks {
 		u.Checks = append(u.Checks, httptransport.KeyCheck(c))
+	}
+	for _, d := range v.DIDs {
+		u.DIDs = append(u.DIDs, httptransport.UserDID(d))
 	}
 	return u
 }

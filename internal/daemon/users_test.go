@@ -25,6 +25,7 @@ import (
 	"github.com/agentd/agentd/internal/daemon"
 	"github.com/agentd/agentd/internal/didcommnode"
 	"github.com/agentd/agentd/internal/zenroom"
+	"github.com/agentd/agentd/protocols/users"
 	"github.com/agentd/agentd/transport/email/emailtest"
 	httptransport "github.com/agentd/agentd/transport/http"
 )
@@ -245,10 +246,17 @@ func base58(t *testing.T, s string) []byte {
 	return b
 }
 
-// signedByUser packs a trust ping from the user's did:key to the agent,
-// signed by didcomm-node with the EdDSA secret key of the user's Zenroom
-// keyring (Zenroom's eddsa secret is the RFC 8032 seed).
-func signedByUser(t *testing.T, base, userDID, agentDID string, keyring map[string]string, pub string) string {
+// userSigner signs DIDComm messages as the user's did:key with
+// didcomm-node, with the EdDSA secret key of the user's Zenroom keyring
+// (Zenroom's eddsa secret is the RFC 8032 seed).
+type userSigner struct {
+	node    *didcommnode.Peer
+	did     string
+	docs    []any
+	secrets []any
+}
+
+func newUserSigner(t *testing.T, base, userDID string, keyring map[string]string, pub string) *userSigner {
 	t.Helper()
 	seed := base58(t, keyring["eddsa"])
 	priv := ed25519.NewKeyFromSeed(seed)
@@ -264,17 +272,36 @@ func signedByUser(t *testing.T, base, userDID, agentDID string, keyring map[stri
 	}
 	kid := userDID + "#" + strings.TrimPrefix(userDID, "did:key:")
 	b64 := base64.RawURLEncoding.EncodeToString
-	secrets := []any{map[string]any{"id": kid, "type": "JsonWebKey2020", "privateKeyJwk": map[string]any{
-		"kty": "OKP", "crv": "Ed25519", "x": b64(priv.Public().(ed25519.PublicKey)), "d": b64(seed)}}}
-	ping := map[string]any{"id": agent.NewID(), "typ": agent.MediaTypePlain, "type": trustPing,
-		"from": userDID, "to": []string{agentDID}, "created_time": time.Now().Unix(),
-		"body": map[string]any{"response_requested": false}}
-	node := didcommnode.Start(t)
-	packed, _, err := node.PackSigned(ping, userDID, []any{didDocJSON(t, base), docJSON(t, doc)}, secrets)
+	return &userSigner{node: didcommnode.Start(t), did: userDID,
+		docs: []any{didDocJSON(t, base), docJSON(t, doc)},
+		secrets: []any{map[string]any{"id": kid, "type": "JsonWebKey2020", "privateKeyJwk": map[string]any{
+			"kty": "OKP", "crv": "Ed25519", "x": b64(priv.Public().(ed25519.PublicKey)), "d": b64(seed)}}}}
+}
+
+// sign packs m (from the user) signed.
+func (u *userSigner) sign(t *testing.T, m map[string]any) string {
+	t.Helper()
+	packed, _, err := u.node.PackSigned(m, u.did, u.docs, u.secrets)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return packed
+}
+
+// registration is the user's DID-registration request for the DID of w,
+// with w's signed statement naming userDID.
+func registration(t *testing.T, u *userSigner, agentDID string, w *wallet, userDID string) map[string]any {
+	t.Helper()
+	proof := map[string]any{"id": agent.NewID(), "typ": agent.MediaTypePlain, "type": users.TypeProveControl,
+		"from": w.did, "created_time": time.Now().Unix(), "body": map[string]any{"user_did": userDID}}
+	jws, _, err := u.node.PackSigned(proof, w.did, []any{docJSON(t, w.doc)}, w.secretJSON())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string]any{"id": agent.NewID(), "typ": agent.MediaTypePlain, "type": users.TypeRegister,
+		"from": u.did, "to": []string{agentDID}, "created_time": time.Now().Unix(), "body": map[string]any{},
+		"attachments": []any{map[string]any{"id": "proof", "media_type": agent.MediaTypeSigned,
+			"data": map[string]any{"json": json.RawMessage(jws)}}}}
 }
 
 func (f *usersFixture) putKeys(t *testing.T, id, token string, k any) (int, string) {
@@ -371,12 +398,48 @@ func TestUsersSignupByMail(t *testing.T) {
 		t.Fatalf("UserByDID: %+v %v", got, err)
 	}
 	// A DIDComm message signed with the user's EdDSA key comes from the user.
-	packed := signedByUser(t, f.a.base, u.DID, f.a.DID(), keyring, k.Pubkeys.EdDSA)
+	signer := newUserSigner(t, f.a.base, u.DID, keyring, k.Pubkeys.EdDSA)
+	packed := signer.sign(t, map[string]any{"id": agent.NewID(), "typ": agent.MediaTypePlain, "type": trustPing,
+		"from": u.DID, "to": []string{f.a.DID()}, "created_time": time.Now().Unix(),
+		"body": map[string]any{"response_requested": false}})
 	if code, _, body := post(t, f.a.base+"/didcomm", agent.MediaTypeSigned, []byte(packed)); code/100 != 2 {
 		t.Fatalf("signed ping from the user: %d %s", code, body)
 	}
 	if !regexp.MustCompile(`msg="message from a user" component=router user=` + u.ID + ` from=` + regexp.QuoteMeta(u.DID) + ` type=` + regexp.QuoteMeta(trustPing)).MatchString(f.log.String()) {
 		t.Fatalf("the message was not attributed to the user:\n%s", f.log.String())
+	}
+	// The user registers their wallet's DID; the wallet signed that it
+	// belongs to the user. A statement naming another user registers nothing.
+	w, other := newWallet(t, ""), newWallet(t, "")
+	for _, reg := range []map[string]any{registration(t, signer, f.a.DID(), w, u.DID), registration(t, signer, f.a.DID(), other, "did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp")} {
+		if code, _, body := post(t, f.a.base+"/didcomm", agent.MediaTypeSigned, []byte(signer.sign(t, reg))); code/100 != 2 {
+			t.Fatalf("registration: %d %s", code, body)
+		}
+	}
+	if f.admin(t, "GET", "/admin/users/"+u.ID, "", &shown); len(shown.DIDs) != 1 || shown.DIDs[0].DID != w.did {
+		t.Fatalf("registered DIDs: %+v", shown.DIDs)
+	}
+	if got, err := f.a.Daemon.UserByDID(context.Background(), w.did); err != nil || got.ID != u.ID {
+		t.Fatalf("UserByDID(wallet): %+v %v", got, err)
+	}
+	if _, err := f.a.Daemon.UserByDID(context.Background(), other.did); err == nil {
+		t.Fatal("a statement naming another user registered its DID")
+	}
+	// The same registration from someone who is not a user is refused.
+	stranger := registration(t, signer, f.a.DID(), other, other.did)
+	stranger["from"] = other.did
+	if packed, _, err := signer.node.PackSigned(stranger, other.did, []any{docJSON(t, other.doc)}, other.secretJSON()); err != nil {
+		t.Fatal(err)
+	} else {
+		post(t, f.a.base+"/didcomm", agent.MediaTypeSigned, []byte(packed))
+	}
+	if _, err := f.a.Daemon.UserByDID(context.Background(), other.did); err == nil {
+		t.Fatal("a non-user registered a DID")
+	}
+	for _, reason := range []string{"the prove-control message names another user", "the sender is not a user's DID"} {
+		if !strings.Contains(f.log.String(), reason) {
+			t.Errorf("no refusal %q in the log", reason)
+		}
 	}
 	// A replacement needs a fresh token (from an operator).
 	var fresh httptransport.KeyUploadToken

@@ -76,6 +76,8 @@ type Account struct {
 	Keys *CheckedKeys `json:"keys,omitempty"`
 	// DID is the did:key derived from the EdDSA key.
 	DID string `json:"did,omitempty"`
+	// DIDs are the other DIDs the user registered (DID registration).
+	DIDs []DIDView `json:"dids,omitempty"`
 	// UploadHash and UploadExpires are the current key-upload token's
 	// SHA-256 and expiry, while there is one.
 	UploadHash    []byte    `json:"upload_hash,omitempty"`
@@ -101,13 +103,14 @@ type AccountView struct {
 	Updated   time.Time    `json:"updated"`
 	Confirmed time.Time    `json:"confirmed,omitzero"`
 	DID       string       `json:"did,omitempty"`
+	DIDs      []DIDView    `json:"dids,omitempty"`
 	Keys      *PublicKeys  `json:"keys,omitempty"`
 	Checks    []KeyCheck   `json:"checks,omitempty"`
 }
 
 func (a *Account) view() AccountView {
 	v := AccountView{ID: a.ID, Email: a.Email, Name: a.Name, Reference: a.Reference, State: a.State,
-		Created: a.Created, Updated: a.Updated, Confirmed: a.Confirmed, DID: a.DID}
+		Created: a.Created, Updated: a.Updated, Confirmed: a.Confirmed, DID: a.DID, DIDs: a.DIDs}
 	if a.Keys != nil {
 		k := a.Keys.Received
 		v.Keys, v.Checks = &k, a.Keys.Checks

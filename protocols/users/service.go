@@ -757,6 +757,9 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 		if acc.DID != "" {
 			w.Delete(KindDID, acc.DID)
 		}
+		for _, d := range acc.DIDs {
+			w.Delete(KindDID, d.DID)
+		}
 		return nil
 	})
 }

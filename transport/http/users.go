@@ -131,8 +131,15 @@ type User struct {
 	Updated   time.Time  `json:"updated"`
 	Confirmed time.Time  `json:"confirmed,omitzero"`
 	DID       string     `json:"did,omitempty"`
+	DIDs      []UserDID  `json:"dids,omitempty"`
 	Keys      *UserKeys  `json:"keys,omitempty"`
 	Checks    []KeyCheck `json:"checks,omitempty"`
+}
+
+// UserDID is another DID a user registered (their wallet's).
+type UserDID struct {
+	DID        string    `json:"did"`
+	Registered time.Time `json:"registered"`
 }
 
 // CreateUserRequest is the body of POST /admin/users.
