@@ -87,3 +87,50 @@ func TestUsersCommands(t *testing.T) {
 		t.Fatalf("get deleted: %v", err)
 	}
 }
+
+// TestUsersOpenAPIAgainstDaemon: with user accounts on, the document lists
+// their admin routes, and the daemon's answers have only documented members.
+func TestUsersOpenAPIAgainstDaemon(t *testing.T) {
+	d, _ := startUsers(t)
+	c := &httptransport.Client{BaseURL: "http://" + d.Addr(), Token: d.AdminToken()}
+	ctx := context.Background()
+	var doc struct {
+		Paths      map[string]map[string]json.RawMessage `json:"paths"`
+		Components struct {
+			Schemas map[string]schema `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := c.Do(ctx, "GET", "/admin/openapi.json", nil, &doc); err != nil {
+		t.Fatal(err)
+	}
+	u, err := c.CreateUser(ctx, httptransport.CreateUserRequest{Email: "eve@example.org", Name: "Eve", Reference: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []struct{ doc, path string }{{"/admin/users", "/admin/users"}, {"/admin/users/{id}", "/admin/users/" + u.ID}} {
+		raw, ok := doc.Paths[p.doc]["get"]
+		if !ok {
+			t.Fatalf("the document lacks GET %s", p.doc)
+		}
+		var op struct {
+			Responses map[string]struct {
+				Content map[string]struct {
+					Schema schema `json:"schema"`
+				} `json:"content"`
+			} `json:"responses"`
+		}
+		json.Unmarshal(raw, &op)
+		var answer any
+		if err := c.Do(ctx, "GET", p.path, nil, &answer); err != nil {
+			t.Fatal(err)
+		}
+		for _, problem := range undocumented(op.Responses["200"].Content["application/json"].Schema, answer, doc.Components.Schemas, "GET "+p.doc) {
+			t.Error(problem)
+		}
+	}
+	for _, want := range []string{"/admin/users/{id}/disable", "/admin/users/{id}/key-upload-token"} {
+		if doc.Paths[want]["post"] == nil {
+			t.Errorf("the document lacks POST %s", want)
+		}
+	}
+}
