@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -539,6 +540,7 @@ func TestUsersExpiryAndEnumeration(t *testing.T) {
 		for k := range m {
 			keys = append(keys, k)
 		}
+		sort.Strings(keys)
 		return strings.Join(keys, ",") + "/" + itoa(len(m["id"].(string)))
 	}
 	c1, r1, b1 := f.signup(t, "K", "known@example.org")
