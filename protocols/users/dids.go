@@ -131,10 +131,10 @@ func (s *Service) register(ctx context.Context, in *agent.Inbound, verify Signed
 	}
 	acc.DIDs = append(acc.DIDs, DIDView{DID: other, Registered: now})
 	acc.Updated = now
-	if err := putIn(w, KindAccount, acc.ID, &acc); err != nil {
+	if err := w.PutJSON(KindAccount, acc.ID, &acc); err != nil {
 		return "", err
 	}
-	if err := putIn(w, KindDID, other, &didIndex{AccountID: acc.ID}); err != nil {
+	if err := w.PutJSON(KindDID, other, &didIndex{AccountID: acc.ID}); err != nil {
 		return "", err
 	}
 	w.AfterCommit(func() { s.log.InfoContext(ctx, "user DID registered", "account", acc.ID, "did", other) })

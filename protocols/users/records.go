@@ -176,13 +176,4 @@ func getIn(ctx context.Context, w *agent.Work, kind, id string, v any) error {
 	return json.Unmarshal(b, v)
 }
 
-func putIn(w *agent.Work, kind, id string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	w.Put(kind, id, b)
-	return nil
-}
-
 func isNotFound(err error) bool { return errors.Is(err, agent.ErrNotFound) }

@@ -229,10 +229,10 @@ func (s *Service) RequestSignup(ctx context.Context, name, email, clientIP strin
 		if err != nil {
 			return fmt.Errorf("composing the confirmation mail: %w", err)
 		}
-		if err := putIn(w, KindRequest, r.ID, &r); err != nil {
+		if err := w.PutJSON(KindRequest, r.ID, &r); err != nil {
 			return err
 		}
-		if err := putIn(w, KindToken, tokenKey(token), &tokenIndex{RequestID: r.ID}); err != nil {
+		if err := w.PutJSON(KindToken, tokenKey(token), &tokenIndex{RequestID: r.ID}); err != nil {
 			return err
 		}
 		w.Enqueue(s.mail(email, "users/confirm", msg))
@@ -329,7 +329,7 @@ func (s *Service) Confirm(ctx context.Context, token string) (Confirmed, error) 
 		switch {
 		case isNotFound(err):
 			acc = Account{ID: newID(), Email: r.Email, Name: r.Name, State: AccountConfirmed, Created: now, Updated: now, Confirmed: now}
-			if err := putIn(w, KindEmail, emailKey(r.Email), &emailIndex{AccountID: acc.ID}); err != nil {
+			if err := w.PutJSON(KindEmail, emailKey(r.Email), &emailIndex{AccountID: acc.ID}); err != nil {
 				return err
 			}
 			out.Action = "created"
@@ -344,7 +344,7 @@ func (s *Service) Confirm(ctx context.Context, token string) (Confirmed, error) 
 				if err := r.moveTo(RequestExpired, now); err != nil {
 					return err
 				}
-				if err := putIn(w, KindRequest, r.ID, r); err != nil {
+				if err := w.PutJSON(KindRequest, r.ID, r); err != nil {
 					return err
 				}
 				if acc.State != AccountDisabled {
@@ -369,10 +369,10 @@ func (s *Service) Confirm(ctx context.Context, token string) (Confirmed, error) 
 		if err := r.moveTo(RequestConfirmed, now); err != nil {
 			return err
 		}
-		if err := putIn(w, KindRequest, r.ID, r); err != nil {
+		if err := w.PutJSON(KindRequest, r.ID, r); err != nil {
 			return err
 		}
-		if err := putIn(w, KindAccount, acc.ID, &acc); err != nil {
+		if err := w.PutJSON(KindAccount, acc.ID, &acc); err != nil {
 			return err
 		}
 		out.Account = acc.view()
@@ -486,7 +486,7 @@ func (s *Service) Poll(ctx context.Context, id string, wait time.Duration) (Requ
 			return err
 		}
 		cur.UploadIssued = true
-		if err := putIn(w, KindRequest, id, &cur); err != nil {
+		if err := w.PutJSON(KindRequest, id, &cur); err != nil {
 			return err
 		}
 		if acc.State != AccountConfirmed && acc.State != AccountActive {
@@ -495,7 +495,7 @@ func (s *Service) Poll(ctx context.Context, id string, wait time.Duration) (Requ
 		t := newToken()
 		expires = s.now().Add(s.cfg.UploadTTL)
 		acc.UploadHash, acc.UploadExpires = hashToken(t), expires
-		if err := putIn(w, KindAccount, acc.ID, &acc); err != nil {
+		if err := w.PutJSON(KindAccount, acc.ID, &acc); err != nil {
 			return err
 		}
 		token = t
@@ -566,12 +566,12 @@ func (s *Service) UploadKeys(ctx context.Context, id, token string, k PublicKeys
 		if acc.DID != "" && acc.DID != userDID {
 			w.Delete(KindDID, acc.DID)
 		}
-		if err := putIn(w, KindDID, userDID, &didIndex{AccountID: acc.ID}); err != nil {
+		if err := w.PutJSON(KindDID, userDID, &didIndex{AccountID: acc.ID}); err != nil {
 			return err
 		}
 		acc.Keys, acc.DID = &checked, userDID
 		acc.UploadHash, acc.UploadExpires = nil, time.Time{}
-		if err := putIn(w, KindAccount, acc.ID, &acc); err != nil {
+		if err := w.PutJSON(KindAccount, acc.ID, &acc); err != nil {
 			return err
 		}
 		out = acc.view()
@@ -625,7 +625,7 @@ func (s *Service) update(ctx context.Context, id string, fn func(*Account, time.
 		if err := fn(&acc, s.now()); err != nil {
 			return err
 		}
-		return putIn(w, KindAccount, id, &acc)
+		return w.PutJSON(KindAccount, id, &acc)
 	})
 }
 
@@ -655,10 +655,10 @@ func (s *Service) CreateAccount(ctx context.Context, email, name, reference stri
 		case !isNotFound(err):
 			return err
 		}
-		if err := putIn(w, KindEmail, emailKey(email), &emailIndex{AccountID: acc.ID}); err != nil {
+		if err := w.PutJSON(KindEmail, emailKey(email), &emailIndex{AccountID: acc.ID}); err != nil {
 			return err
 		}
-		return putIn(w, KindAccount, acc.ID, &acc)
+		return w.PutJSON(KindAccount, acc.ID, &acc)
 	})
 	if err != nil {
 		return AccountView{}, err
@@ -827,7 +827,7 @@ func (s *Service) Sweep(ctx context.Context, retention time.Duration) (int, erro
 				if err := cur.moveTo(RequestExpired, now); err != nil {
 					return err
 				}
-				return putIn(w, KindRequest, r.ID, &cur)
+				return w.PutJSON(KindRequest, r.ID, &cur)
 			})
 			if err == nil {
 				n++
