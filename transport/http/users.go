@@ -285,7 +285,7 @@ func (u *usersAPI) confirmPage(w http.ResponseWriter, r *http.Request) {
 	info, err := u.signup.SignupConfirmation(r.Context(), token)
 	pageHeaders(w)
 	if err != nil {
-		writePage(w, statusOf(err), pageData{Title: "This link can no longer be used", Message: pageMessage(err)})
+		writePage(w, statusOf(err), pageData{Title: "This link can no longer be used", Message: pageMessage(r, err)})
 		return
 	}
 	what := "create an account"
@@ -321,7 +321,7 @@ func (u *usersAPI) confirm(w http.ResponseWriter, r *http.Request) {
 		if agent.HasCode(err, agent.CodeConflict) {
 			title = "This account is confirmed already"
 		}
-		writePage(w, statusOf(err), pageData{Title: title, Message: pageMessage(err)})
+		writePage(w, statusOf(err), pageData{Title: title, Message: pageMessage(r, err)})
 		return
 	}
 	msg := "Your account for " + res.User.Email + " is created. Go back to the application to finish: it now asks for your public keys."
@@ -332,9 +332,11 @@ func (u *usersAPI) confirm(w http.ResponseWriter, r *http.Request) {
 }
 
 // pageMessage is the peer-safe reason of err for a page; an internal
-// error shows no detail.
-func pageMessage(err error) string {
+// error shows no detail and is logged (without the query, which holds the
+// token).
+func pageMessage(r *http.Request, err error) string {
 	if statusOf(err) >= 500 {
+		loggerOf(r).Error("http: internal error", "method", r.Method, "path", r.URL.Path, "err", causeChain(err))
 		return "Something went wrong on our side. Please try again later."
 	}
 	return agent.ErrorComment(err)
