@@ -77,6 +77,7 @@ type Config struct {
 // verifies the answers.
 type Service struct {
 	cfg      Config
+	hooks    []VerdictHook
 	slots    chan struct{}
 	verifier *auth.Verifier
 	chains   map[string]Chain
@@ -390,7 +391,7 @@ func (s *Service) Cancel(ctx context.Context, id string) (Session, error) {
 			return err
 		}
 		out = sess
-		return s.notify(w, &sess, now)
+		return s.notify(ctx, w, &sess, now)
 	})
 	if err != nil {
 		return Session{}, err
@@ -425,8 +426,24 @@ func answerable(sess *Session, now time.Time) error {
 	}
 }
 
-// notify stages the webhook of a verdict in w, when a webhook is set.
-func (s *Service) notify(w *agent.Work, sess *Session, now time.Time) error {
+// VerdictHook is told every verdict (verified, cancelled, expired) inside
+// the unit of work that records it: what it writes or enqueues in w commits
+// with the verdict, and an error it returns undoes both.
+type VerdictHook func(ctx context.Context, w *agent.Work, sess *Session, now time.Time) error
+
+// OnVerdict adds a hook run on every verdict, in the verdict's unit of
+// work. Hooks are added before the service is used (not concurrently with
+// Verify, Cancel or Sweep).
+func (s *Service) OnVerdict(h VerdictHook) { s.hooks = append(s.hooks, h) }
+
+// notify runs the verdict hooks and stages the webhook of a verdict in w,
+// when a webhook is set.
+func (s *Service) notify(ctx context.Context, w *agent.Work, sess *Session, now time.Time) error {
+	for _, h := range s.hooks {
+		if err := h(ctx, w, sess, now); err != nil {
+			return err
+		}
+	}
 	if s.cfg.WebhookEndpoint == "" {
 		return nil
 	}

@@ -113,7 +113,7 @@ func (s *Service) verify(ctx context.Context, id string, token []byte) (Session,
 		}
 		w.Remember(replayKeyPrefix+tokenHash(tok), now.Add(replayKeep))
 		out = cur
-		return s.notify(w, &cur, now)
+		return s.notify(ctx, w, &cur, now)
 	})
 	if errors.Is(err, agent.ErrReplay) {
 		return Session{}, agent.Wrap(agent.CodeMsgReplay, err, "this response was already accepted")
@@ -337,4 +337,46 @@ func ThreadOf(token []byte) (string, error) {
 		return "", agent.Errorf(agent.CodeMsg, "the authorization response has no thid")
 	}
 	return m.ThreadID, nil
+}
+
+// Recheck verifies token again against session id's stored request and the
+// chain as it is now, changing nothing: for a relying party that asks
+// whether a proof it was given still holds. The session may be in any
+// state. A token that fails a check gives an error with CodeRefused (the
+// reason says which); a chain that cannot be read, agent.CodeBusy.
+func (s *Service) Recheck(ctx context.Context, id string, token []byte) (*Result, error) {
+	sess, err := s.load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	tok := normalizeToken(token)
+	switch {
+	case tok == "":
+		return nil, agent.Errorf(agent.CodeMsg, "the proof must be the wallet's JWZ token")
+	case len(tok) > MaxTokenBytes:
+		return nil, agent.Errorf(agent.CodeTooLarge, "the token is larger than %d bytes", MaxTokenBytes)
+	}
+	if thid, err := ThreadOf([]byte(tok)); err == nil && thid != sess.Request.ThreadID {
+		return nil, agent.Errorf(CodeRefused, "proof refused: it answers another request")
+	}
+	if err := s.acquire(ctx); err != nil {
+		return nil, err
+	}
+	var resp *protocol.AuthorizationResponseMessage
+	err = safely(func() (err error) {
+		resp, err = s.verifier.FullVerify(ctx, tok, sess.Request, s.opts...)
+		return err
+	})
+	s.release()
+	if err != nil {
+		return nil, s.refusal(id, err)
+	}
+	if err := checkBinding(&sess.Request, resp); err != nil {
+		return nil, err
+	}
+	result, err := results(resp, s.cfg.Now())
+	if err != nil {
+		return nil, agent.Wrap(CodeRefused, err, "proof refused: "+clip(err.Error(), 200))
+	}
+	return result, nil
 }
