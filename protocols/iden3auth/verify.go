@@ -113,6 +113,7 @@ func (s *Service) verify(ctx context.Context, id string, token []byte) (Session,
 		}
 		w.Remember(replayKeyPrefix+tokenHash(tok), now.Add(replayKeep))
 		out = cur
+		cur.Token = tok
 		return s.notify(ctx, w, &cur, now)
 	})
 	if errors.Is(err, agent.ErrReplay) {
