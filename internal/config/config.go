@@ -43,6 +43,8 @@ type Config struct {
 	Iden3 Iden3 `yaml:"iden3"`
 	// Users is in users.go.
 	Users Users `yaml:"users"`
+	// Privado is in privado.go.
+	Privado Privado `yaml:"privado"`
 }
 
 // HTTP configures the HTTP listener and the DIDComm endpoint.
@@ -210,6 +212,7 @@ func Default() Config {
 		ProveControl: defaultProveControl(),
 		Iden3:        defaultIden3(),
 		Users:        defaultUsers(),
+		Privado:      defaultPrivado(),
 
 		Mediator:        defaultMediator(),
 		MediationClient: defaultMediationClient(),
@@ -478,6 +481,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.validateUsers(); err != nil {
+		return err
+	}
+	if err := c.validatePrivado(); err != nil {
 		return err
 	}
 	return c.validateMail()
