@@ -35,6 +35,11 @@ func (d *Daemon) httpFeatures() []httptransport.Feature {
 	} else {
 		fs = append(fs, httptransport.UsersDisabled())
 	}
+	if d.privado != nil {
+		fs = append(fs, httptransport.NewPrivadoAPI(privadoAPI{d.privado}, privadoAPI{d.privado}))
+	} else {
+		fs = append(fs, httptransport.PrivadoDisabled())
+	}
 	return fs
 }
 

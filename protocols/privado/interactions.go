@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/agentd/agentd/agent"
 	"github.com/agentd/agentd/protocols/iden3auth"
@@ -274,9 +275,13 @@ func decidable(in *Interaction, now time.Time) error {
 	}
 }
 
+// clipWords shortens s to at most n bytes, on a character boundary.
 func clipWords(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }

@@ -102,7 +102,7 @@ type PrivadoInteraction struct {
 	ProofKind      string              `json:"proofKind,omitempty"`
 	CircuitID      string              `json:"circuitId,omitempty"`
 	Issuer         string              `json:"issuer,omitempty"`
-	VerifiedAt     *time.Time          `json:"verifiedAt,omitempty"`
+	VerifiedAt     time.Time           `json:"verifiedAt,omitzero"`
 	History        []PrivadoTransition `json:"history"`
 }
 
@@ -135,9 +135,9 @@ type ProofVerification struct {
 
 // CreateExchangeRequest is the body of POST /admin/privado/exchanges.
 type CreateExchangeRequest struct {
-	Name              string         `json:"name"`
-	CallbackAllowList []string       `json:"callback_allow_list"`
-	ProofTemplate     map[string]any `json:"proof_template,omitempty"`
+	Name              string          `json:"name"`
+	CallbackAllowList []string        `json:"callback_allow_list"`
+	ProofTemplate     json.RawMessage `json:"proof_template,omitempty"`
 }
 
 // ExchangeCredentials are an exchange's API key and HMAC secret, shown once.
@@ -149,14 +149,14 @@ type ExchangeCredentials struct {
 
 // PrivadoExchange is a registered exchange (no key, no secret).
 type PrivadoExchange struct {
-	ID                string         `json:"id"`
-	Name              string         `json:"name"`
-	CallbackAllowList []string       `json:"callback_allow_list"`
-	ProofTemplate     map[string]any `json:"proof_template,omitempty"`
-	State             string         `json:"state"`
-	Created           time.Time      `json:"created"`
-	Updated           time.Time      `json:"updated"`
-	KeysRotated       time.Time      `json:"keys_rotated"`
+	ID                string          `json:"id"`
+	Name              string          `json:"name"`
+	CallbackAllowList []string        `json:"callback_allow_list"`
+	ProofTemplate     json.RawMessage `json:"proof_template,omitempty"`
+	State             string          `json:"state"`
+	Created           time.Time       `json:"created"`
+	Updated           time.Time       `json:"updated"`
+	KeysRotated       time.Time       `json:"keys_rotated"`
 }
 
 // NewPrivadoAPI returns the proof-request routes: the public ones over p,
