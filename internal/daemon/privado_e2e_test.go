@@ -123,7 +123,8 @@ func TestPrivadoFreshProofsOnAnvil(t *testing.T) {
 	}
 	link := regexp.MustCompile(`/v1/users/consent/\?token=([A-Za-z0-9_-]{43})`)
 	// flow runs one proof request to its callback and verification.
-	flow := func(challenge uint32, wantKind, wantCircuit string) {
+	var earlier string // the first flow's token
+	flow := func(challenge uint32, wantKind, wantCircuit string) string {
 		t.Helper()
 		code, b := exchangeCall("/v1/proof/request/", fmt.Sprintf(`{"userReference":"ex-7","challenge":%d,"callback":%q}`, challenge, exch.URL+"/cb"))
 		var in httptransport.PrivadoInteraction
@@ -140,6 +141,19 @@ func TestPrivadoFreshProofsOnAnvil(t *testing.T) {
 		var ans httptransport.ConsentAnswer
 		if json.Unmarshal(b, &ans); resp.StatusCode != 200 || ans.Wallet == nil {
 			t.Fatalf("consent: %d %s", resp.StatusCode, b)
+		}
+		if earlier != "" {
+			// The proof of another interaction (another challenge) is
+			// refused at this one's callback, and changes nothing.
+			resp, b := call(t, "POST", base+"/iden3/callback?session="+ans.Wallet.SessionID, "text/plain", []byte(earlier), "")
+			if resp.StatusCode != 400 || !strings.Contains(string(b), "thid") {
+				t.Fatalf("another interaction's proof: %d %s", resp.StatusCode, b)
+			}
+			_, b = call(t, "GET", base+"/admin/privado/interactions/"+in.ID, "", nil, testAdmin)
+			var cur httptransport.PrivadoInteraction
+			if json.Unmarshal(b, &cur); cur.State != "GivenConsent" {
+				t.Fatalf("after another interaction's proof: %s", b)
+			}
 		}
 		a, err := w.Answer(ctx, ans.Wallet.DeepLink)
 		if err != nil {
@@ -189,13 +203,23 @@ func TestPrivadoFreshProofsOnAnvil(t *testing.T) {
 		if json.Unmarshal(b, &v); code != 200 || !v.Valid || v.ProofKind != wantKind || v.Challenge != challenge || v.InteractionID != in.ID || v.UserReference != "ex-7" {
 			t.Fatalf("verify: %d %s", code, b)
 		}
+		// A token altered in its proof part is not valid.
+		parts := strings.Split(a.Token, ".")
+		if len(parts) == 3 {
+			bad := parts[0] + "." + parts[1] + "." + strings.Replace(parts[2], "1", "2", 1)
+			code, b = exchangeCall("/v1/proof/verify/", `{"proof":"`+bad+`"}`)
+			if json.Unmarshal(b, &v); code != 200 || v.Valid || v.Reason == "" || v.InteractionID != in.ID {
+				t.Fatalf("altered proof: %d %s", code, b)
+			}
+		}
+		return a.Token
 	}
 
 	// Not yet published: the signature proof.
 	if _, err := w.IssueSubject(ctx, iden3wallet.KindMTPOnPublish, iden3wallet.Subject{Birthday: 19900101}); err != nil {
 		t.Fatal(err)
 	}
-	flow(1234567, "sig", iden3wallet.CircuitSigV2)
+	earlier = flow(1234567, "sig", iden3wallet.CircuitSigV2)
 	// Published: the full proof.
 	if _, err := w.PublishIssuerState(ctx); err != nil {
 		t.Fatal(err)
