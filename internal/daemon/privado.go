@@ -9,11 +9,13 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/agentd/agentd/agent"
 	"github.com/agentd/agentd/internal/config"
 	"github.com/agentd/agentd/internal/netguard"
+	"github.com/agentd/agentd/internal/ratelimit"
 	"github.com/agentd/agentd/protocols/privado"
 	"github.com/agentd/agentd/protocols/users"
 	"github.com/agentd/agentd/store/bolt"
@@ -59,8 +61,9 @@ func buildPrivado(cfg config.Config, db *bolt.DB, store agent.Store, outbox *age
 		Store: store, Users: userLookup{us}, Verifier: i3.svc, Sealer: key, BaseURL: base,
 		MailFrom: cfg.Email.Address, AgentName: p.AgentName, Template: tmpl,
 		ConsentTTL: p.ConsentTTL, ProofTTL: p.ProofTTL, Chain: p.Chain,
-		Callbacks: privado.CallbackPolicy{AllowHTTP: p.AllowHTTPCallbacks, AllowPrivate: p.AllowPrivateCallbacks},
-		Now:       privadoNow, Logger: log.With("component", "privado"),
+		Callbacks:  privado.CallbackPolicy{AllowHTTP: p.AllowHTTPCallbacks, AllowPrivate: p.AllowPrivateCallbacks},
+		LoginLimit: ratelimit.NewPer(cfg.Users.AddressRate, time.Hour, cfg.Users.AddressBurst, cfg.Limits.MaxKeys),
+		Now:        privadoNow, Logger: log.With("component", "privado"),
 	})
 	if err != nil {
 		return nil, err
@@ -126,6 +129,26 @@ func (u userLookup) LookupUser(ctx context.Context, ref string) (privado.User, e
 	}
 }
 
+// UserByEmail implements privado.Users.
+func (u userLookup) UserByEmail(ctx context.Context, email string) (privado.User, error) {
+	after := ""
+	for {
+		list, err := u.s.Accounts(ctx, users.Filter{Email: email}, after, 200)
+		if err != nil {
+			return privado.User{}, err
+		}
+		for _, a := range list {
+			if strings.EqualFold(a.Email, email) && a.State != users.AccountDisabled {
+				return privado.User{ID: a.ID, Email: a.Email, Name: a.Name, Reference: a.Reference}, nil
+			}
+		}
+		if len(list) < 200 {
+			return privado.User{}, agent.Errorf(agent.CodeNotFound, "no such user")
+		}
+		after = list[len(list)-1].ID
+	}
+}
+
 // privadoAPI implements the transport's Privado and PrivadoAdmin.
 type privadoAPI struct{ s *privado.Service }
 
@@ -176,6 +199,11 @@ func (a privadoAPI) Consent(ctx context.Context, token string, yes bool) (httptr
 func (a privadoAPI) UserInteractions(ctx context.Context, token, vaspID, after string, limit int) ([]httptransport.PrivadoInteraction, error) {
 	l, err := a.s.UserInteractions(ctx, token, vaspID, after, limit)
 	return interactionsOut(l), err
+}
+
+// MailLoginLink implements httptransport.Privado.
+func (a privadoAPI) MailLoginLink(ctx context.Context, email string) error {
+	return a.s.MailLoginLink(ctx, email)
 }
 
 // QRCode implements httptransport.Privado.

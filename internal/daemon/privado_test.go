@@ -467,3 +467,50 @@ func TestPrivadoConsentPageInBrowser(t *testing.T) {
 		t.Fatalf("interactions %+v", list.Interactions)
 	}
 }
+
+// TestPrivadoLoginLink: a user asks for a link to their proof requests;
+// the answer is the same for an unknown address (and nothing is mailed);
+// the link shows the requests as JSON and, to a browser, as a page; it
+// decides nothing.
+func TestPrivadoLoginLink(t *testing.T) {
+	f := newPrivadoFixture(t)
+	if code := f.admin(t, "POST", "/admin/users", `{"email":"dan@example.org","name":"Dan","reference":"d-1"}`, nil); code != 201 {
+		t.Fatal("user")
+	}
+	a := f.exchange(t, "Kraken <Pro>")
+	if code, _ := f.request(t, a.Key, `{"userReference":"d-1","challenge":99,"callback":"`+f.ex.srv.URL+`/cb"}`); code != 201 {
+		t.Fatal("request")
+	}
+	f.consentToken(t)
+	code, _, unknown := call(t, "POST", f.a.base+"/v1/interactions/login", "application/json", `{"email":"nobody@example.org"}`)
+	if code != 202 {
+		t.Fatalf("unknown address: %d %s", code, unknown)
+	}
+	f.noMail(t)
+	code, _, known := call(t, "POST", f.a.base+"/v1/interactions/login", "application/json", `{"email":"DAN@example.org"}`)
+	if code != 202 || known != unknown {
+		t.Fatalf("known address: %d %s (unknown: %s)", code, known, unknown)
+	}
+	m := f.mail(t)
+	link := regexp.MustCompile(`https?://[^\s"<>]+/v1/interactions/\?token=([A-Za-z0-9_-]{43})`).FindStringSubmatch(m.text)
+	if link == nil || m.to != "dan@example.org" {
+		t.Fatalf("login mail to %s:\n%s", m.to, m.text)
+	}
+	var mine struct {
+		Interactions []httptransport.PrivadoInteraction `json:"interactions"`
+	}
+	if code := getJSON(t, link[0], "", &mine); code != 200 || len(mine.Interactions) != 1 || mine.Interactions[0].Challenge != 99 {
+		t.Fatalf("JSON: %d %+v", code, mine)
+	}
+	code, hdr, page := call(t, "GET", link[0], "", "", "Accept", "text/html")
+	if code != 200 || !strings.Contains(page, "Kraken &lt;Pro&gt;") || !strings.Contains(page, "ProofRequest") ||
+		!strings.HasPrefix(hdr.Get("Content-Type"), "text/html") || strings.Contains(page, "<script") {
+		t.Fatalf("page %d:\n%s", code, page)
+	}
+	if code, _, body := f.consent(t, link[1], "yes"); code != 403 {
+		t.Fatalf("a login token decides: %d %s", code, body)
+	}
+	if code, _, body := call(t, "POST", f.a.base+"/v1/interactions/login", "application/json", `{"email":"not an address"}`); code != 400 {
+		t.Fatalf("bad address: %d %s", code, body)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -69,7 +70,7 @@ func (s *Service) Request(ctx context.Context, ex ExchangeView, req ProofRequest
 		History: []Transition{{To: StateProofRequest, At: now, Cause: "requested by " + ex.Name}}}
 	token := newSecret()
 	link := s.cfg.BaseURL + ConsentPath + "?token=" + url.QueryEscape(token)
-	msg, err := s.cfg.Template.compose(s.cfg.MailFrom, user.Email, MailData{
+	msg, err := s.cfg.Template.compose("", s.cfg.MailFrom, user.Email, MailData{
 		Name: user.Name, Email: user.Email, Exchange: ex.Name, What: Describe(query), Challenge: challenge, Link: link,
 		Expires: in.ConsentExpires.Format(time.RFC1123), TTL: s.cfg.ConsentTTL.String(), Agent: s.cfg.AgentName,
 	}, now)
@@ -184,6 +185,9 @@ func (s *Service) ConsentInfo(ctx context.Context, token string) (ConsentView, e
 	if err != nil {
 		return ConsentView{}, err
 	}
+	if ix.InteractionID == "" {
+		return ConsentView{}, errReadOnly
+	}
 	in, err := s.loadInteraction(ctx, ix.InteractionID)
 	if err != nil {
 		return ConsentView{}, err
@@ -200,6 +204,9 @@ func (s *Service) Consent(ctx context.Context, token string, yes bool) (ConsentV
 	ix, err := s.tokenOwner(ctx, token)
 	if err != nil {
 		return ConsentView{}, err
+	}
+	if ix.InteractionID == "" {
+		return ConsentView{}, errReadOnly
 	}
 	in, err := s.loadInteraction(ctx, ix.InteractionID)
 	if err != nil {
@@ -260,6 +267,54 @@ func (s *Service) Consent(ctx context.Context, token string, yes bool) (ConsentV
 	}
 	s.log.InfoContext(ctx, "privado: consent decided", "interaction", out.ID, "state", out.State)
 	return s.consentView(&out, now), nil
+}
+
+// errReadOnly refuses a decision with a token that only reads.
+var errReadOnly = agent.Errorf(agent.CodeForbidden, "this link only shows your requests; decide with the link of the request's mail")
+
+// MailLoginLink mails the user with address email a link that reads their
+// interactions until ConsentTTL from now. The answer is the same whether
+// or not the address has an account (nil; nothing is mailed without one),
+// so that nobody learns which addresses have accounts; a rate-limited
+// address is agent.CodeRateLimited.
+func (s *Service) MailLoginLink(ctx context.Context, email string) error {
+	email = strings.TrimSpace(email)
+	if len(email) > 254 || !strings.Contains(email, "@") || strings.ContainsAny(email, " \t\r\n<>") {
+		return agent.Errorf(agent.CodeMsg, "email: not a mail address")
+	}
+	if l := s.cfg.LoginLimit; l != nil {
+		if ok, wait := l.Allow(strings.ToLower(email)); !ok {
+			return &agent.Error{Code: agent.CodeRateLimited, RetryAfter: wait, Comment: "too many links asked for this address; try again later"}
+		}
+	}
+	user, err := s.cfg.Users.UserByEmail(ctx, email)
+	if agent.HasCode(err, agent.CodeNotFound) {
+		s.log.InfoContext(ctx, "privado: login link asked for an address without an account")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	expires := now.Add(s.cfg.ConsentTTL).Truncate(time.Second)
+	token := newSecret()
+	msg, err := s.cfg.Template.compose("login_", s.cfg.MailFrom, user.Email, MailData{
+		Name: user.Name, Email: user.Email, Link: s.cfg.BaseURL + InteractionsPath + "?token=" + url.QueryEscape(token),
+		Expires: expires.Format(time.RFC1123), TTL: s.cfg.ConsentTTL.String(), Agent: s.cfg.AgentName,
+	}, now)
+	if err != nil {
+		return fmt.Errorf("privado: login mail: %w", err)
+	}
+	err = s.cfg.Store.Update(ctx, func(w *agent.Work) error {
+		w.Enqueue(&agent.OutboundMessage{To: user.Email, Endpoint: "mailto:" + user.Email, MediaType: MediaTypeMail,
+			MessageType: "privado-login", Payload: msg})
+		return w.PutJSON(KindToken, hashKey(token), &tokenIndex{UserID: user.ID, Expires: expires})
+	})
+	if err != nil {
+		return err
+	}
+	s.log.InfoContext(ctx, "privado: login link mailed", "user", user.ID)
+	return nil
 }
 
 // decidable refuses a decision on an interaction that is not waiting for

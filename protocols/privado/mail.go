@@ -18,7 +18,8 @@ import (
 const MediaTypeMail = "message/rfc822"
 
 // DefaultTemplate is the consent mail in English ("subject", "text",
-// "html"). An operator's template (privado.mail_template) is a file in the
+// "html") and the mail with a link to the user's requests
+// ("login_subject", "login_text", "login_html"). An operator's template (privado.mail_template) is a file in the
 // same form; the blocks it leaves out keep these. The data is MailData.
 const DefaultTemplate = `{{define "subject"}}{{.Exchange}} asks for a proof about you{{end}}
 {{define "text"}}Hello {{.Name}},
@@ -33,6 +34,24 @@ To give or refuse your consent, open this link:
 
 Nothing is shared unless you give consent there and then answer with your
 identity wallet. The link expires at {{.Expires}} ({{.TTL}} from now).
+{{end}}
+{{define "login_subject"}}Your proof requests at {{.Agent}}{{end}}
+{{define "login_text"}}Hello {{.Name}},
+
+someone, hopefully you, asked for a link to the proof requests made about
+you at {{.Agent}}. This link shows them (it decides nothing):
+
+{{.Link}}
+
+It works until {{.Expires}} ({{.TTL}} from now).
+{{end}}
+{{define "login_html"}}<!doctype html>
+<html lang="en"><body>
+<p>Hello {{.Name}},</p>
+<p>someone, hopefully you, asked for a link to the proof requests made about you at {{.Agent}}.
+<a href="{{.Link}}">This link</a> shows them (it decides nothing).</p>
+<p>It works until {{.Expires}} ({{.TTL}} from now).</p>
+</body></html>
 {{end}}
 {{define "html"}}<!doctype html>
 <html lang="en"><body>
@@ -93,8 +112,10 @@ func ParseTemplate(src string) (*Template, error) {
 	// Render once with sample data: a broken block fails at load, not on
 	// the first request.
 	sample := MailData{Name: "n", Email: "e@example.com", Exchange: "x", What: "w", Challenge: 1, Link: "https://l", Expires: "e", TTL: "t", Agent: "a"}
-	if _, err := t.compose("a@example.com", "b@example.com", sample, time.Now()); err != nil {
-		return nil, fmt.Errorf("privado.mail_template: %w", err)
+	for _, kind := range []string{"", "login_"} {
+		if _, err := t.compose(kind, "a@example.com", "b@example.com", sample, time.Now()); err != nil {
+			return nil, fmt.Errorf("privado.mail_template: %w", err)
+		}
 	}
 	return t, nil
 }
@@ -111,7 +132,7 @@ func LoadTemplate(path string) (*Template, error) {
 func (t *Template) render(block string, d MailData) (string, error) {
 	var buf bytes.Buffer
 	var err error
-	if block == "html" {
+	if strings.HasSuffix(block, "html") {
 		err = t.html.ExecuteTemplate(&buf, block, d)
 	} else {
 		err = t.text.ExecuteTemplate(&buf, block, d)
@@ -119,11 +140,12 @@ func (t *Template) render(block string, d MailData) (string, error) {
 	return buf.String(), err
 }
 
-// compose renders the consent mail from from to to.
-func (t *Template) compose(from, to string, d MailData, date time.Time) ([]byte, error) {
+// compose renders the mail of kind ("" for the consent mail, "login_" for
+// the link to the user's requests) from from to to.
+func (t *Template) compose(kind, from, to string, d MailData, date time.Time) ([]byte, error) {
 	parts := map[string]string{}
 	for _, b := range blocks {
-		s, err := t.render(b, d)
+		s, err := t.render(kind+b, d)
 		if err != nil {
 			return nil, err
 		}

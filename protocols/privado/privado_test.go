@@ -35,6 +35,13 @@ func (fakeUsers) LookupUser(_ context.Context, ref string) (User, error) {
 	return User{}, agent.Errorf(agent.CodeNotFound, "userReference: no such user")
 }
 
+func (f fakeUsers) UserByEmail(ctx context.Context, email string) (User, error) {
+	if strings.EqualFold(email, "alice@example.com") {
+		return f.LookupUser(ctx, "u-1")
+	}
+	return User{}, agent.Errorf(agent.CodeNotFound, "no such user")
+}
+
 // fakeVerifier records the sessions asked for and the verdict hook.
 type fakeVerifier struct {
 	mu       sync.Mutex
@@ -595,8 +602,42 @@ func TestTemplate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := tpl.compose("a@x.example", "b@x.example", MailData{Exchange: "<b>X</b>", Challenge: 1}, time.Now())
+	b, err := tpl.compose("", "a@x.example", "b@x.example", MailData{Exchange: "<b>X</b>", Challenge: 1}, time.Now())
 	if err != nil || !strings.Contains(string(b), "Subject: Proof for <b>X</b>") || !strings.Contains(mailText(t, b), "&lt;b&gt;X&lt;/b&gt;") {
 		t.Fatalf("%s %v", b, err)
+	}
+}
+
+func TestLoginLink(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t)
+	_, ex := r.exchange(t, "Kraken")
+	r.request(t, ex, `5`)
+	// An address without an account: the same answer, no mail.
+	if err := r.svc.MailLoginLink(ctx, "nobody@example.com"); err != nil || len(r.st.Outbound()) != 1 {
+		t.Fatalf("unknown address: %v, %d messages", err, len(r.st.Outbound()))
+	}
+	if err := r.svc.MailLoginLink(ctx, "not an address"); !agent.HasCode(err, agent.CodeMsg) {
+		t.Fatalf("bad address: %v", err)
+	}
+	if err := r.svc.MailLoginLink(ctx, "Alice@Example.com"); err != nil {
+		t.Fatal(err)
+	}
+	m := r.st.Outbound()[1]
+	re := regexp.MustCompile(`https://agent\.example/v1/interactions/\?token=([A-Za-z0-9_-]{43})`)
+	got := re.FindStringSubmatch(mailText(t, m.Payload))
+	if m.MessageType != "privado-login" || got == nil {
+		t.Fatalf("login mail %s:\n%s", m.MessageType, m.Payload)
+	}
+	list, err := r.svc.UserInteractions(ctx, got[1], "", "", 10)
+	if err != nil || len(list) != 1 || list[0].Challenge != 5 {
+		t.Fatalf("list %+v %v", list, err)
+	}
+	// It reads; it does not decide.
+	if _, err := r.svc.Consent(ctx, got[1], true); !agent.HasCode(err, agent.CodeForbidden) {
+		t.Fatalf("decision with a login token: %v", err)
+	}
+	if _, err := r.svc.ConsentInfo(ctx, got[1]); !agent.HasCode(err, agent.CodeForbidden) {
+		t.Fatalf("consent page with a login token: %v", err)
 	}
 }

@@ -41,6 +41,13 @@ type User struct {
 // with agent.CodeNotFound.
 type Users interface {
 	LookupUser(ctx context.Context, ref string) (User, error)
+	// UserByEmail finds the (not disabled) account of a mail address.
+	UserByEmail(ctx context.Context, email string) (User, error)
+}
+
+// Limiter is a rate limiter by key (internal/ratelimit.Limiter).
+type Limiter interface {
+	Allow(key string) (bool, time.Duration)
 }
 
 // Verifier is the part of the iden3 verifier (iden3auth.Service) the
@@ -80,6 +87,8 @@ type Config struct {
 	ConsentTTL, ProofTTL time.Duration
 	// Callbacks is the callback URL policy.
 	Callbacks CallbackPolicy
+	// LoginLimit limits the login links mailed per address; nil: no limit.
+	LoginLimit Limiter
 	// Chain is the iden3 chain ("blockchain:network") of the requests;
 	// empty: the verifier's default.
 	Chain string

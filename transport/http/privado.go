@@ -15,13 +15,15 @@ import (
 
 // Paths of the proof-request service (seed 000's, exactly).
 const (
-	ProofRequestPath  = "/v1/proof/request/"
-	ProofVerifyPath   = "/v1/proof/verify/"
-	ConsentPath       = "/v1/users/consent/"
-	InteractionsPath  = "/v1/interactions/"
-	APIKeyHeader      = "X-Api-Key"
-	maxProofBody      = 2 << 20
-	maxPrivadoRequest = 64 << 10
+	ProofRequestPath = "/v1/proof/request/"
+	ProofVerifyPath  = "/v1/proof/verify/"
+	ConsentPath      = "/v1/users/consent/"
+	InteractionsPath = "/v1/interactions/"
+	// InteractionsLoginPath mails a user a link to their interactions.
+	InteractionsLoginPath = "/v1/interactions/login"
+	APIKeyHeader          = "X-Api-Key"
+	maxProofBody          = 2 << 20
+	maxPrivadoRequest     = 64 << 10
 )
 
 // Privado is the proof-request service for exchanges. The daemon
@@ -41,6 +43,9 @@ type Privado interface {
 	// UserInteractions lists a token owner's interactions, newest first,
 	// after the cursor after.
 	UserInteractions(ctx context.Context, token, vaspID, after string, limit int) ([]PrivadoInteraction, error)
+	// MailLoginLink mails the account of an address a link that reads its
+	// interactions (nil whether or not there is one).
+	MailLoginLink(ctx context.Context, email string) error
 	// QRCode is the PNG QR code of a link.
 	QRCode(link string) ([]byte, error)
 }
@@ -70,6 +75,11 @@ type ProofRequestBody struct {
 // ProofVerifyBody is the body of POST /v1/proof/verify/.
 type ProofVerifyBody struct {
 	Proof string `json:"proof"`
+}
+
+// LoginLinkBody is the body of POST /v1/interactions/login.
+type LoginLinkBody struct {
+	Email string `json:"email"`
 }
 
 // ConsentBody is the body of POST /v1/users/consent/.
@@ -178,6 +188,7 @@ func (a *privadoAPI) Routes(r *Routes) {
 		r.Public("GET "+ConsentPath, "privado-consent-page", a.consentPage)
 		r.Public("POST "+ConsentPath, "privado-consent", a.consent)
 		r.Public("GET "+InteractionsPath, "privado-interactions", a.userList)
+		r.Public("POST "+InteractionsLoginPath, "privado-login", a.login)
 	}
 	if a.admin == nil {
 		return
@@ -247,9 +258,25 @@ func (a *privadoAPI) verify(w http.ResponseWriter, r *http.Request) {
 	respond(w, r, http.StatusOK, v, err)
 }
 
+func (a *privadoAPI) login(w http.ResponseWriter, r *http.Request) {
+	var req LoginLinkBody
+	if err := readStrict(w, r, &req); err != nil {
+		fail(w, r, err)
+		return
+	}
+	err := a.p.MailLoginLink(r.Context(), req.Email)
+	noStore(w)
+	respond(w, r, http.StatusAccepted, map[string]string{
+		"status": "if this address has an account, a link to its proof requests is on its way"}, err)
+}
+
 func (a *privadoAPI) userList(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	noStore(w)
+	if strings.Contains(r.Header.Get("Accept"), "text/html") {
+		a.userPage(w, r)
+		return
+	}
 	list(w, r, "interactions", func(v PrivadoInteraction) string { return v.ID },
 		func(ctx context.Context, after string, limit int) ([]PrivadoInteraction, error) {
 			return a.p.UserInteractions(ctx, q.Get("token"), q.Get("vasp_id"), after, limit)
@@ -403,6 +430,38 @@ func writeConsentPage(w http.ResponseWriter, status int, d consentPageData) {
 	w.WriteHeader(status)
 	consentTemplate.Execute(w, d)
 }
+
+// userPage is the user's interactions as an HTML page (a browser opening
+// the mailed link).
+func (a *privadoAPI) userPage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	page, err := parsePage(r)
+	var items []PrivadoInteraction
+	if err == nil {
+		items, err = a.p.UserInteractions(r.Context(), q.Get("token"), q.Get("vasp_id"), page.After, page.Limit)
+	}
+	consentHeaders(w)
+	if err != nil {
+		writeConsentPage(w, statusOf(err), consentPageData{Title: "This link can no longer be used", Message: pageMessage(r, err)})
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+	interactionsTemplate.Execute(w, items)
+}
+
+var interactionsTemplate = template.Must(template.New("interactions").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="robots" content="noindex">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Your proof requests</title>
+<style>body{font-family:sans-serif;max-width:48em;margin:2em auto;padding:0 1em;line-height:1.4}li{margin-bottom:1em}</style>
+</head><body>
+<h1 id="title">Your proof requests</h1>
+{{if .}}<ul id="interactions">{{range .}}
+<li><b>{{.VASPName}}</b> asked on {{.Created.UTC.Format "2006-01-02 15:04 UTC"}} for a proof {{.What}} (number {{.Challenge}}):
+<span class="state">{{.State}}</span>{{if .ProofKind}} ({{.ProofKind}} proof){{end}}, last change {{.Updated.UTC.Format "2006-01-02 15:04 UTC"}}.</li>{{end}}
+</ul>{{else}}<p id="message">No proof request was made about you.</p>{{end}}
+</body></html>
+`))
 
 func (a *privadoAPI) createExchange(w http.ResponseWriter, r *http.Request) {
 	var req CreateExchangeRequest
