@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -37,6 +38,9 @@ func buildPrivado(cfg config.Config, db *bolt.DB, store agent.Store, outbox *age
 	}
 	if us == nil || i3 == nil {
 		return nil, errors.New("privado.enabled: the proof-request service needs user accounts (users.enabled, email.address) and the iden3 verifier (iden3.resolvers)")
+	}
+	if p.Chain != "" && !slices.Contains(i3.svc.Chains(), p.Chain) {
+		return nil, fmt.Errorf("privado.chain: %q is not one of iden3.resolvers (%s)", p.Chain, strings.Join(i3.svc.Chains(), ", "))
 	}
 	base := p.BaseURL
 	if base == "" {

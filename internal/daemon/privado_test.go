@@ -514,3 +514,24 @@ func TestPrivadoLoginLink(t *testing.T) {
 		t.Fatalf("bad address: %d %s", code, body)
 	}
 }
+
+// TestPrivadoNeedsItsParts: the service refuses to start without the
+// iden3 verifier, or with a chain the verifier does not read.
+func TestPrivadoNeedsItsParts(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Privado.Enabled = true
+	cfg.Email.Address = "agent@agent.test"
+	if _, err := daemon.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil ||
+		!strings.Contains(err.Error(), "iden3") {
+		t.Fatalf("without iden3: %v", err)
+	}
+	chain := iden3test.Start(t)
+	cfg.Iden3.Resolvers = []config.Iden3Resolver{{Chain: "polygon", Network: "amoy", RPCURL: chain.URL,
+		StateContract: "0x1a4cC30f2aA0377b0c3bc9848766D90cb4404124", ChainID: 80002}}
+	cfg.Iden3.VerifierDID = "did:iden3:polygon:amoy:xCRp75DgAdS63W65fmXHz6p9DwdonuRU9e46DifhX"
+	cfg.Privado.Chain = "polygon:main"
+	if _, err := daemon.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil ||
+		!strings.Contains(err.Error(), "privado.chain") {
+		t.Fatalf("unknown chain: %v", err)
+	}
+}
