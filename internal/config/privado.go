@@ -38,13 +38,16 @@ type Privado struct {
 	// Chain is the iden3 chain of the requests ("blockchain:network");
 	// empty: the first of iden3.resolvers.
 	Chain string `yaml:"chain"`
+	// MaxAttempts is how many refused answers of the wallet fail an
+	// interaction (Failed, and the exchange is called back).
+	MaxAttempts int `yaml:"max_attempts"`
 	// SweepInterval is how often undecided interactions past their
 	// consent expiry are recorded as expired.
 	SweepInterval time.Duration `yaml:"sweep_interval"`
 }
 
 func defaultPrivado() Privado {
-	return Privado{ConsentTTL: 24 * time.Hour, ProofTTL: time.Hour, SweepInterval: time.Minute}
+	return Privado{ConsentTTL: 24 * time.Hour, ProofTTL: time.Hour, MaxAttempts: 5, SweepInterval: time.Minute}
 }
 
 func (c *Config) validatePrivado() error {
@@ -54,6 +57,8 @@ func (c *Config) validatePrivado() error {
 		return errors.New("privado.consent_ttl: must be between 1m and 720h")
 	case p.ProofTTL < time.Minute || p.ProofTTL > 7*24*time.Hour:
 		return errors.New("privado.proof_ttl: must be between 1m and 168h")
+	case p.MaxAttempts < 1 || p.MaxAttempts > 100:
+		return errors.New("privado.max_attempts: must be between 1 and 100")
 	case p.SweepInterval < time.Second:
 		return errors.New("privado.sweep_interval: must be at least 1s")
 	}

@@ -64,7 +64,7 @@ func buildPrivado(cfg config.Config, db *bolt.DB, store agent.Store, outbox *age
 	svc, err := privado.New(privado.Config{
 		Store: store, Users: userLookup{us}, Verifier: i3.svc, Sealer: key, BaseURL: base,
 		MailFrom: cfg.Email.Address, AgentName: p.AgentName, Template: tmpl,
-		ConsentTTL: p.ConsentTTL, ProofTTL: p.ProofTTL, Chain: p.Chain,
+		ConsentTTL: p.ConsentTTL, ProofTTL: p.ProofTTL, Chain: p.Chain, MaxAttempts: p.MaxAttempts,
 		Callbacks:  privado.CallbackPolicy{AllowHTTP: p.AllowHTTPCallbacks, AllowPrivate: p.AllowPrivateCallbacks},
 		LoginLimit: ratelimit.NewPer(cfg.Users.AddressRate, time.Hour, cfg.Users.AddressBurst, cfg.Limits.MaxKeys),
 		Now:        privadoNow, Logger: log.With("component", "privado"),

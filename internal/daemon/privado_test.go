@@ -535,3 +535,36 @@ func TestPrivadoNeedsItsParts(t *testing.T) {
 		t.Fatalf("unknown chain: %v", err)
 	}
 }
+
+// TestPrivadoFailedAfterAttempts: after privado.max_attempts refused
+// answers the interaction fails and the exchange is told why; a further
+// answer is refused.
+func TestPrivadoFailedAfterAttempts(t *testing.T) {
+	f := newPrivadoFixture(t)
+	if code := f.admin(t, "POST", "/admin/users", `{"email":"eve@example.org","reference":"e-1"}`, nil); code != 201 {
+		t.Fatal("user")
+	}
+	a := f.exchange(t, "Kraken")
+	if code, _ := f.request(t, a.Key, `{"userReference":"e-1","challenge":31,"callback":"`+f.ex.srv.URL+`/cb"}`); code != 201 {
+		t.Fatal("request")
+	}
+	token, _ := f.consentToken(t)
+	_, ans, body := f.consent(t, token, "yes")
+	if ans.Wallet == nil {
+		t.Fatalf("consent: %s", body)
+	}
+	for i := 0; i < 5; i++ {
+		code, _, body := call(t, "POST", f.a.base+"/iden3/callback?session="+ans.Wallet.SessionID, "text/plain", "not a proof")
+		if code != 400 {
+			t.Fatalf("answer %d: %d %s", i, code, body)
+		}
+	}
+	cb := f.ex.await(t, ans.Interaction.ID, "Failed", a.Secret)
+	if r, _ := cb["reason"].(string); !strings.Contains(r, "5 answers refused") || cb["challenge"] != float64(31) {
+		t.Fatalf("failure callback %v", cb)
+	}
+	// A failed session takes no answer.
+	if code, _, body := call(t, "POST", f.a.base+"/iden3/callback?session="+ans.Wallet.SessionID, "text/plain", "not a proof"); code != 409 {
+		t.Fatalf("an answer to a failed session: %d %s", code, body)
+	}
+}

@@ -3,6 +3,7 @@ package iden3auth
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,5 +57,45 @@ func TestVerdictHook(t *testing.T) {
 	}
 	if _, err := f.svc.Recheck(ctx, "b", readFile(t, "mtpv2_token.txt")); !agent.HasCode(err, CodeRefused) {
 		t.Fatalf("recheck against another session: %v", err)
+	}
+}
+
+// TestMaxRefusals: a session with a refusal limit fails at its limit, with
+// its hooks; a valid answer then is refused; a session without a limit
+// stores nothing on a refusal.
+func TestMaxRefusals(t *testing.T) {
+	f := newFixture(t, vectorChain(t))
+	ctx := context.Background()
+	var seen []string
+	f.svc.OnVerdict(func(ctx context.Context, w *agent.Work, s *Session, now time.Time) error {
+		seen = append(seen, s.ID+":"+string(s.State)+":"+s.Reason)
+		return nil
+	})
+	req := vecCreate()
+	req.MaxRefusals = 2
+	f.create(t, vecThread, req)
+	f.create(t, "free", vecCreate())
+	before := f.stored(t, "free")
+	if _, err := f.svc.Verify(ctx, "free", []byte("garbage")); !agent.HasCode(err, CodeRefused) {
+		t.Fatal(err)
+	}
+	if f.stored(t, "free") != before {
+		t.Fatal("a refusal changed a session without a limit")
+	}
+	for i := 0; i < 2; i++ {
+		if _, err := f.svc.Verify(ctx, vecThread, []byte("garbage")); !agent.HasCode(err, CodeRefused) {
+			t.Fatal(err)
+		}
+	}
+	s, _ := f.svc.Get(ctx, vecThread)
+	if s.State != StateFailed || s.Refusals != 2 || len(seen) != 1 || !strings.Contains(seen[0], "2 answers refused") {
+		t.Fatalf("session %s %d, hooks %v", s.State, s.Refusals, seen)
+	}
+	if _, err := f.svc.Verify(ctx, vecThread, readFile(t, "mtpv2_token.txt")); !agent.HasCode(err, agent.CodeConflict) {
+		t.Fatalf("a valid answer after failing: %v", err)
+	}
+	f.ids = append(f.ids, "neg")
+	if _, err := f.svc.Create(ctx, CreateRequest{Reason: "x", Scope: vecScope(), MaxRefusals: -1}); !agent.HasCode(err, agent.CodeMsg) {
+		t.Fatalf("negative limit: %v", err)
 	}
 }

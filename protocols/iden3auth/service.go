@@ -209,6 +209,10 @@ type CreateRequest struct {
 	// Chain is the "blockchain:network" whose verifier DID asks; empty:
 	// the first configured chain.
 	Chain string
+	// MaxRefusals, when above 0, fails the session (state failed, with
+	// its hooks and webhook) at its MaxRefusals-th refused answer; 0
+	// refuses answers without counting them.
+	MaxRefusals int
 }
 
 // Create validates req and stores a new pending session.
@@ -250,7 +254,10 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Session, error
 	if err := auth.ValidateAuthRequest(msg); err != nil {
 		return Session{}, agent.Wrap(agent.CodeMsg, err, "scope: "+clip(err.Error(), 200))
 	}
-	sess := Session{ID: id, Chain: chainKey, Request: msg, State: StatePending,
+	if req.MaxRefusals < 0 || req.MaxRefusals > 1000 {
+		return Session{}, agent.Errorf(agent.CodeMsg, "max_refusals must be between 0 and 1000")
+	}
+	sess := Session{ID: id, Chain: chainKey, Request: msg, State: StatePending, MaxRefusals: req.MaxRefusals,
 		Created: now, Expires: now.Add(exp).Truncate(time.Second), Updated: now}
 	err := s.cfg.Store.Update(ctx, func(w *agent.Work) error {
 		if _, err := w.Get(ctx, KindSession, id); err == nil {

@@ -36,7 +36,50 @@ const chainRetry = 30 * time.Second
 func (s *Service) Verify(ctx context.Context, id string, token []byte) (sess Session, err error) {
 	start := time.Now()
 	defer func() { s.cfg.Observe(answerResult(err), time.Since(start)) }()
-	return s.verify(ctx, id, token)
+	sess, err = s.verify(ctx, id, token)
+	if err != nil && agent.HasCode(err, CodeRefused) {
+		s.countRefusal(ctx, id, err)
+	}
+	return sess, err
+}
+
+// countRefusal counts a refused answer of a session that has a refusal
+// limit, and fails the session (with its hooks and webhook, in one unit of
+// work) when the limit is reached. A session without a limit, or no longer
+// pending, is left alone.
+func (s *Service) countRefusal(ctx context.Context, id string, refusal error) {
+	now := s.cfg.Now()
+	failed := false
+	err := s.cfg.Store.Update(ctx, func(w *agent.Work) error {
+		failed = false
+		var cur Session
+		if err := getIn(ctx, w, id, &cur); err != nil {
+			return err
+		}
+		if cur.MaxRefusals <= 0 || cur.Effective(now) != StatePending {
+			return errSkip
+		}
+		cur.Refusals++
+		cur.Updated = now
+		if cur.Refusals >= cur.MaxRefusals {
+			reason := fmt.Sprintf("%d answers refused; the last: %s", cur.Refusals, clip(agent.ErrorComment(refusal), 200))
+			if err := cur.moveTo(StateFailed, now, reason); err != nil {
+				return err
+			}
+			failed = true
+			if err := w.PutJSON(KindSession, id, &cur); err != nil {
+				return err
+			}
+			return s.notify(ctx, w, &cur, now)
+		}
+		return w.PutJSON(KindSession, id, &cur)
+	})
+	switch {
+	case err == nil && failed:
+		s.cfg.Logger.Info("iden3: session failed", "session", id, "refusals", "limit reached")
+	case err != nil && !errors.Is(err, errSkip) && !agent.HasCode(err, agent.CodeNotFound):
+		s.cfg.Logger.Warn("iden3: counting a refused answer failed", "session", id, "err", err)
+	}
 }
 
 // answerResult is the metrics label of Verify's outcome.

@@ -18,7 +18,8 @@
 //	             ──> NotGivenConsent
 //	             ──> Expired          (no decision before the consent link expired)
 //	GivenConsent ──> Expired          (no verified answer before the iden3 request expired)
-//	             ──> Failed           (the wallet's verified answer proved nothing asked)
+//	             ──> Failed           (Config.MaxAttempts answers of the wallet refused, or
+//	                                   its verified answer held no credential proof)
 //
 // Each transition is recorded in the interaction's history with its cause
 // and time, in the same unit of work (agent.Store.Update) as everything it

@@ -228,7 +228,7 @@ func (s *Service) Consent(ctx context.Context, token string, yes bool) (ConsentV
 		sess, err = s.cfg.Verifier.Create(ctx, iden3auth.CreateRequest{
 			Reason: in.ExchangeName + " asks for a proof " + clipWords(Describe(in.Query), 400),
 			Scope:  sc, Message: strconv.FormatUint(uint64(in.Challenge), 10),
-			ExpiresIn: s.cfg.ProofTTL, Chain: s.cfg.Chain,
+			ExpiresIn: s.cfg.ProofTTL, Chain: s.cfg.Chain, MaxRefusals: s.cfg.MaxAttempts,
 		})
 		if err != nil {
 			return ConsentView{}, err
@@ -444,7 +444,7 @@ func (s *Service) onVerdict(ctx context.Context, w *agent.Work, sess *iden3auth.
 		}
 		in.Proof = p
 	case iden3auth.StateFailed:
-		if err := in.moveTo(StateFailed, now, "the wallet's answer failed verification"); err != nil {
+		if err := in.moveTo(StateFailed, now, "the wallet's answers failed verification: "+sess.Reason); err != nil {
 			return err
 		}
 	default: // expired, cancelled

@@ -469,7 +469,7 @@ func TestConsentAndProof(t *testing.T) {
 		t.Fatalf("consent yes: %+v %v", got, err)
 	}
 	cr := r.ver.created[0]
-	if cr.Message != "4294967295" || len(cr.Scope) != 2 || cr.Scope[0].ID != 4294967295 || cr.Scope[0].CircuitID != CircuitMTP ||
+	if cr.MaxRefusals != DefaultMaxAttempts || cr.Message != "4294967295" || len(cr.Scope) != 2 || cr.Scope[0].ID != 4294967295 || cr.Scope[0].CircuitID != CircuitMTP ||
 		cr.Scope[1].ID != 1 || cr.Scope[1].CircuitID != CircuitSig || !*cr.Scope[0].Optional || !*cr.Scope[1].Optional {
 		t.Fatalf("iden3 request %+v", cr)
 	}
@@ -550,6 +550,16 @@ func TestSignatureFallbackAndExpiry(t *testing.T) {
 	if cb, _ := lastCallback(t, r); cb.ID != b.ID || cb.State != StateExpired || !strings.Contains(cb.Reason, "expired") {
 		t.Fatalf("expiry callback %+v", cb)
 	}
+	// d's wallet answers were refused too often: Failed, with the reason.
+	r.clk.add(time.Second)
+	d := r.request(t, ex, `10`)
+	if _, err := r.svc.Consent(ctx, r.token(t, len(r.st.Outbound())-1), true); err != nil {
+		t.Fatal(err)
+	}
+	r.verdict(t, iden3auth.Session{ID: "sess-c", State: iden3auth.StateFailed, Reason: "5 answers refused; the last: GIST root"})
+	if cb, _ := lastCallback(t, r); cb.ID != d.ID || cb.State != StateFailed || !strings.Contains(cb.Reason, "5 answers refused") {
+		t.Fatalf("failure callback %+v", cb)
+	}
 	// c is never decided: the sweep expires it after the consent TTL, once.
 	if n, _ := r.svc.Sweep(ctx); n != 0 {
 		t.Fatal("swept too early")
@@ -566,10 +576,10 @@ func TestSignatureFallbackAndExpiry(t *testing.T) {
 	}
 	// Newest first, paged by a cursor.
 	all, _ := r.svc.List(ctx, Filter{})
-	if len(all) != 3 || all[0].ID != c.ID || all[2].ID != a.ID {
+	if len(all) != 4 || all[0].ID != d.ID || all[1].ID != c.ID || all[3].ID != a.ID {
 		t.Fatalf("order %v", all)
 	}
-	page, _ := r.svc.List(ctx, Filter{Before: all[0].ID, Limit: 1})
+	page, _ := r.svc.List(ctx, Filter{Before: all[1].ID, Limit: 1})
 	if len(page) != 1 || page[0].ID != b.ID {
 		t.Fatalf("page %v", page)
 	}

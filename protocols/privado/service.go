@@ -27,6 +27,8 @@ const (
 const (
 	DefaultConsentTTL = 24 * time.Hour
 	DefaultProofTTL   = time.Hour
+	// DefaultMaxAttempts is the default of Config.MaxAttempts.
+	DefaultMaxAttempts = 5
 	// MaxNameLength bounds an exchange's name.
 	MaxNameLength = 100
 )
@@ -87,6 +89,9 @@ type Config struct {
 	ConsentTTL, ProofTTL time.Duration
 	// Callbacks is the callback URL policy.
 	Callbacks CallbackPolicy
+	// MaxAttempts is how many refused answers of the wallet fail an
+	// interaction (5).
+	MaxAttempts int
 	// LoginLimit limits the login links mailed per address; nil: no limit.
 	LoginLimit Limiter
 	// Chain is the iden3 chain ("blockchain:network") of the requests;
@@ -131,6 +136,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.ProofTTL <= 0 {
 		cfg.ProofTTL = DefaultProofTTL
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = DefaultMaxAttempts
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
