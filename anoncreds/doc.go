@@ -1,0 +1,35 @@
+// Package anoncreds verifies AnonCreds v1 presentations (the CL-signature
+// format of Hyperledger AnonCreds, as produced by anoncreds-rs, ACA-Py,
+// Credo and Identus) in pure Go.
+//
+// The package is self-contained: it depends only on the standard library.
+// It parses the legacy AnonCreds JSON objects (schema, credential
+// definition, presentation request and presentation, with legacy Indy
+// identifiers or did:-qualified ones) and verifies the primary proof of a
+// presentation (equality proof, the four predicate types >=, >, <=, <, and
+// the aggregated Fiat–Shamir challenge), bit for bit as anoncreds-rs does.
+//
+// Beyond what anoncreds-rs checks, [VerifyPresentation] also refuses:
+//   - a revealed value whose raw form does not encode to the proven value
+//     (encode(raw) != encoded, RFC 0037 encoding; the AnonCreds
+//     specification makes this check mandatory for verifiers);
+//   - an attribute restriction of the form attr::NAME::value whose
+//     attribute is not revealed by the same credential, and an
+//     attr::NAME::marker whose attribute is not in the credential's schema;
+//   - a predicate proof whose response for the attribute differs from the
+//     equality proof's (the predicate would not be about the credential);
+//   - a sub-proof that no referent uses;
+//   - a credential definition whose schemaId names another schema than the
+//     presentation's identifier.
+//
+// Revocation is not supported yet: a request that needs a non-revocation
+// proof (a non_revoked interval on a referent answered by a credential whose
+// definition supports revocation), and a presentation that carries a
+// timestamp or a non-revocation proof, are refused with
+// [ErrNonRevocationUnsupported]. A non_revoked interval on a credential that
+// cannot be revoked is satisfied, as in anoncreds-rs.
+//
+// Every input is bounded (JSON size, number sizes, counts), so malformed or
+// hostile input gives an error, never a panic or unbounded work. Errors never
+// include secret material; the verifier handles none.
+package anoncreds
