@@ -125,8 +125,8 @@ func TestLegacyIdentifiers(t *testing.T) {
 		t.Fatal(err)
 	}
 	for id, want := range map[string]LegacyIdentifier{
-		schemaID: {Kind: "schema", IssuerDID: did, Name: "person", Version: "1.0"},
-		cdID:     {Kind: "cred_def", IssuerDID: did, SchemaRef: "20", Tag: "default"},
+		schemaID:                              {Kind: "schema", IssuerDID: did, Name: "person", Version: "1.0"},
+		cdID:                                  {Kind: "cred_def", IssuerDID: did, SchemaRef: "20", Tag: "default"},
 		did + ":4:" + cdID + ":CL_ACCUM:tag1": {Kind: "rev_reg", IssuerDID: did, CredDefID: cdID, Tag: "tag1"},
 	} {
 		got, ok := ParseLegacyIdentifier(id)
@@ -154,7 +154,7 @@ func TestReferentChecks(t *testing.T) {
 		p    *Presentation
 		want error
 	}{
-		"referent missing": {mutate(func(p *Presentation) { delete(p.RequestedProof.RevealedAttrs, "attr1_referent") }), ErrReferent},
+		"referent missing":  {mutate(func(p *Presentation) { delete(p.RequestedProof.RevealedAttrs, "attr1_referent") }), ErrReferent},
 		"predicate missing": {mutate(func(p *Presentation) { delete(p.RequestedProof.Predicates, "pred1_referent") }), ErrReferent},
 		"sub-proof index out of range": {mutate(func(p *Presentation) {
 			r := p.RequestedProof.RevealedAttrs["attr1_referent"]
@@ -187,7 +187,7 @@ func TestReferentChecks(t *testing.T) {
 		"predicate value differs": {mutate(func(p *Presentation) {
 			p.Proof.Proofs[0].PrimaryProof.GeProofs[0].Predicate.Value = 17
 		}), ErrInvalidProof},
-		"unknown schema": {mutate(func(p *Presentation) { p.Identifiers[0].SchemaID = "other" }), ErrUnknownObject},
+		"unknown schema":    {mutate(func(p *Presentation) { p.Identifiers[0].SchemaID = "other" }), ErrUnknownObject},
 		"identifiers count": {mutate(func(p *Presentation) { p.Identifiers = nil }), ErrMalformed},
 	}
 	for name, tc := range cases {
