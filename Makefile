@@ -6,6 +6,8 @@ VERAMO_DIR := interop/veramo
 VERAMO_STAMP := $(VERAMO_DIR)/node_modules/.package-lock.json
 IDEN3_DIR := interop/iden3
 IDEN3_STAMP := $(IDEN3_DIR)/node_modules/.package-lock.json
+ANONCREDS_DIR := interop/anoncreds
+ANONCREDS_STAMP := $(ANONCREDS_DIR)/node_modules/.package-lock.json
 GOFLAGS_TEST ?= -count=1 -timeout 20m
 # GOTAGS are the build tags of every build, test and bench: prover_disabled
 # keeps go-rapidsnark's cgo prover (pulled in by the iden3 libraries, which
@@ -24,10 +26,10 @@ build:
 	$(GO) build -tags '$(GOTAGS)' -o bin/agentd ./cmd/agentd
 	$(GO) build -tags '$(GOTAGS)' -o bin/agentctl ./cmd/agentctl
 
-## deps: install what the tests need (the didcomm-node, Veramo and iden3
-## harnesses from their committed lock files, and the iden3 circuit files,
-## cached outside the work tree)
-deps: $(NPM_STAMP) $(VERAMO_STAMP) $(IDEN3_STAMP) deps-iden3-circuits
+## deps: install what the tests need (the didcomm-node, Veramo, iden3 and
+## AnonCreds-oracle harnesses from their committed lock files, and the iden3
+## circuit files, cached outside the work tree)
+deps: $(NPM_STAMP) $(VERAMO_STAMP) $(IDEN3_STAMP) $(ANONCREDS_STAMP) deps-iden3-circuits
 
 $(NPM_STAMP): $(NPM_DIR)/package-lock.json $(NPM_DIR)/package.json
 	npm ci --prefix $(NPM_DIR) --no-audit --no-fund
@@ -40,6 +42,12 @@ $(VERAMO_STAMP): $(VERAMO_DIR)/package-lock.json $(VERAMO_DIR)/package.json
 $(IDEN3_STAMP): $(IDEN3_DIR)/package-lock.json $(IDEN3_DIR)/package.json
 	npm ci --prefix $(IDEN3_DIR) --no-audit --no-fund
 	@touch $(IDEN3_STAMP)
+
+# The AnonCreds oracle needs only the WASM inside @hyperledger/identus-sdk:
+# no install scripts.
+$(ANONCREDS_STAMP): $(ANONCREDS_DIR)/package-lock.json $(ANONCREDS_DIR)/package.json
+	npm ci --prefix $(ANONCREDS_DIR) --no-audit --no-fund --ignore-scripts
+	@touch $(ANONCREDS_STAMP)
 
 ## deps-iden3-circuits: the iden3 circuit files (npm @rarimo/zkp-gen-iden3,
 ## ~200 MB) in $${XDG_CACHE_HOME:-$$HOME/.cache}/agentd/iden3-circuits (or

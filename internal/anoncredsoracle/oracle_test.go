@@ -1,0 +1,326 @@
+package anoncredsoracle
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/big"
+	mrand "math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agentd/agentd/anoncreds"
+	"github.com/agentd/agentd/internal/nodepeer"
+)
+
+// The number of fresh presentations. make test runs the default; the
+// acceptance run of issue 14 uses 100:
+//
+//	go test -tags prover_disabled -run TestFreshPresentations ./internal/anoncredsoracle -anoncreds.n=100
+var freshN = flag.Int("anoncreds.n", 12, "fresh oracle presentations to verify in Go")
+
+const (
+	schemaID  = "did:web:issuer.example/anoncreds/schema/person/1.0"
+	credDefID = "did:web:issuer.example/anoncreds/creddef/person/default"
+)
+
+// testIssuer loads the stored test issuer (anoncreds/testdata/generated/set1-ge).
+func testIssuer(t testing.TB) (Issuer, *anoncreds.Schema, *anoncreds.CredentialDefinition) {
+	t.Helper()
+	root, err := nodepeer.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "anoncreds", "testdata", "generated", "set1-ge")
+	read := func(f string) json.RawMessage {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	iss := Issuer{SchemaID: schemaID, CredDefID: credDefID, Schema: read("schema.json"), CredDef: read("cred_def.json"),
+		CredDefPrivate: read("cred_def_private.json"), KeyCorrectnessProof: read("key_correctness_proof.json")}
+	s, err := anoncreds.ParseSchema(iss.Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cd, err := anoncreds.ParseCredentialDefinition(iss.CredDef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return iss, s, cd
+}
+
+var (
+	names = []string{"Alex", "Zoë Ω", "Bob 12", "María-José", "李雷", "O'Neil", "", " space ", "0042"}
+	sexes = []string{"F", "M", "X", "non-binary"}
+)
+
+func randomValues(r *mrand.Rand) map[string]string {
+	age := strconv.Itoa(r.IntN(121))
+	if r.IntN(8) == 0 {
+		age = "0" + age // leading zero: encodes as the integer
+	}
+	return map[string]string{
+		"name":   names[r.IntN(len(names))],
+		"age":    age,
+		"sex":    sexes[r.IntN(len(sexes))],
+		"height": strconv.Itoa(50 + r.IntN(200)),
+	}
+}
+
+// satisfied restrictions (anoncreds-rs and Go must both accept them).
+func restriction(r *mrand.Rand, revealsName string) any {
+	opts := []any{
+		nil,
+		[]any{map[string]any{"schema_id": schemaID}},
+		[]any{map[string]any{"cred_def_id": credDefID}},
+		[]any{map[string]any{"issuer_id": "did:web:issuer.example"}},
+		[]any{map[string]any{"schema_name": "person", "schema_version": "1.0"}},
+		[]any{map[string]any{"schema_id": "other"}, map[string]any{"schema_issuer_id": "did:web:issuer.example"}},
+	}
+	if revealsName != "" {
+		opts = append(opts, []any{map[string]any{"attr::name::value": revealsName, "cred_def_id": credDefID}})
+	}
+	return opts[r.IntN(len(opts))]
+}
+
+func nonce(t testing.TB) string {
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 80))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n.String()
+}
+
+// randomRequest asks some attributes of the credential (singly and in a
+// group) and 1..3 true predicates of random types on age and height (an
+// attribute is never both revealed and in a predicate: anoncreds-rs refuses
+// such a request).
+func randomRequest(t testing.TB, r *mrand.Rand, values map[string]string) json.RawMessage {
+	predAttrs := []string{"age", "height"}
+	if r.IntN(3) > 0 {
+		predAttrs = []string{predAttrs[r.IntN(2)]}
+	}
+	isPred := map[string]bool{}
+	for _, a := range predAttrs {
+		isPred[a] = true
+	}
+	attrs := map[string]any{}
+	var group []string
+	for i, a := range []string{"name", "age", "sex", "height"} {
+		if isPred[a] {
+			continue
+		}
+		switch r.IntN(3) {
+		case 0:
+			info := map[string]any{"name": a}
+			reveal := ""
+			if a == "name" {
+				reveal = values["name"]
+			}
+			if q := restriction(r, reveal); q != nil {
+				info["restrictions"] = q
+			}
+			attrs[fmt.Sprintf("attr%d_referent", i)] = info
+		case 1:
+			group = append(group, a)
+		}
+	}
+	if len(group) > 0 {
+		info := map[string]any{"names": group}
+		if q := restriction(r, ""); q != nil {
+			info["restrictions"] = q
+		}
+		attrs["group_referent"] = info
+	}
+	if len(attrs) == 0 {
+		attrs["attr_sex"] = map[string]any{"name": "sex"}
+	}
+	preds := map[string]any{}
+	for i, n := 0, 1+r.IntN(3); i < n; i++ {
+		a := predAttrs[r.IntN(len(predAttrs))]
+		v, _ := strconv.Atoi(values[a])
+		d := r.IntN(10)
+		var pt string
+		var bound int
+		switch r.IntN(4) {
+		case 0:
+			pt, bound = ">=", v-d
+		case 1:
+			pt, bound = ">", v-1-d
+		case 2:
+			pt, bound = "<=", v+d
+		default:
+			pt, bound = "<", v+1+d
+		}
+		info := map[string]any{"name": a, "p_type": pt, "p_value": bound}
+		if q := restriction(r, ""); q != nil {
+			info["restrictions"] = q
+		}
+		preds[fmt.Sprintf("pred%d_referent", i)] = info
+	}
+	req := map[string]any{"nonce": nonce(t), "name": "fresh", "version": "1.0",
+		"requested_attributes": attrs, "requested_predicates": preds}
+	b, _ := json.Marshal(req)
+	return b
+}
+
+// verifyGo parses and verifies in Go; d is the VerifyPresentation call alone.
+func verifyGo(presJSON, reqJSON []byte, s *anoncreds.Schema, cd *anoncreds.CredentialDefinition) (time.Duration, error) {
+	pres, err := anoncreds.ParsePresentation(presJSON)
+	if err != nil {
+		return 0, err
+	}
+	req, err := anoncreds.ParsePresentationRequest(reqJSON)
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	err = anoncreds.VerifyPresentation(pres, req, map[string]*anoncreds.Schema{schemaID: s}, map[string]*anoncreds.CredentialDefinition{credDefID: cd})
+	return time.Since(start), err
+}
+
+// TestFreshPresentations: credentials freshly issued by anoncreds-rs, and
+// presentations with random values, referents and predicates of every type,
+// verify in Go and in anoncreds-rs; Go's verification time is compared with
+// anoncreds-rs's in the same run.
+func TestFreshPresentations(t *testing.T) {
+	iss, schema, cd := testIssuer(t)
+	o := Start(t, iss)
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	r := mrand.New(mrand.NewPCG(seed, 14))
+
+	type cred struct {
+		handle string
+		values map[string]string
+	}
+	var creds []cred
+	var issueTime time.Duration
+	for i := 0; i < min(4, *freshN); i++ {
+		v := randomValues(r)
+		h, _, d, err := o.Issue(v)
+		if err != nil {
+			t.Fatalf("issue %v: %v", v, err)
+		}
+		issueTime += d
+		creds = append(creds, cred{h, v})
+	}
+	var goTimes, rsTimes, presentTimes []time.Duration
+	types := map[string]int{}
+	for i := 0; i < *freshN; i++ {
+		c := creds[i%len(creds)]
+		reqJSON := randomRequest(t, r, c.values)
+		presJSON, dp, err := o.Present(c.handle, reqJSON)
+		if err != nil {
+			t.Fatalf("present %d (%s): %v", i, reqJSON, err)
+		}
+		presentTimes = append(presentTimes, dp)
+		dGo, err := verifyGo(presJSON, reqJSON, schema, cd)
+		if err != nil {
+			t.Fatalf("presentation %d does not verify in Go: %v\nrequest %s\nvalues %v", i, err, reqJSON, c.values)
+		}
+		ok, dRS, err := o.Verify(presJSON, reqJSON)
+		if err != nil || !ok {
+			t.Fatalf("presentation %d does not verify in anoncreds-rs: %v %v", i, ok, err)
+		}
+		goTimes = append(goTimes, dGo)
+		rsTimes = append(rsTimes, dRS)
+		var req anoncreds.PresentationRequest
+		_ = json.Unmarshal(reqJSON, &req)
+		for _, p := range req.RequestedPredicates {
+			types[p.PType]++
+		}
+	}
+	if *freshN >= 12 && len(types) < 4 {
+		t.Errorf("only predicate types %v were drawn", types)
+	}
+	sumGo, sumRS := sum(goTimes), sum(rsTimes)
+	t.Logf("%d fresh presentations (predicates %v): Go verify median %v, total %v; anoncreds-rs WASM verify median %v, total %v; Go/WASM = 1/%.1f",
+		*freshN, types, median(goTimes), sumGo, median(rsTimes), sumRS, float64(sumRS)/float64(sumGo))
+	t.Logf("anoncreds-rs: issue median %v (%d credentials), present median %v", issueTime/time.Duration(len(creds)), len(creds), median(presentTimes))
+	if sumGo*3 > sumRS {
+		t.Errorf("Go verification (%v) is not at most a third of anoncreds-rs's (%v)", sumGo, sumRS)
+	}
+}
+
+// TestTampered: a tampered presentation fails in both; a changed raw value
+// with its encoding kept fails in Go only (anoncreds-rs does not compare
+// them).
+func TestTampered(t *testing.T) {
+	iss, schema, cd := testIssuer(t)
+	o := Start(t, iss)
+	values := map[string]string{"name": "Carol", "age": "33", "sex": "F", "height": "170"}
+	h, _, _, err := o.Issue(values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqJSON, _ := json.Marshal(map[string]any{"nonce": nonce(t), "name": "t", "version": "1.0",
+		"requested_attributes": map[string]any{"a": map[string]any{"name": "name"}},
+		"requested_predicates": map[string]any{"p": map[string]any{"name": "age", "p_type": ">=", "p_value": 21}}})
+	presJSON, _, err := o.Present(h, reqJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := verifyGo(presJSON, reqJSON, schema, cd); err != nil {
+		t.Fatalf("untampered: %v", err)
+	}
+	var p anoncreds.Presentation
+	if err := json.Unmarshal(presJSON, &p); err != nil {
+		t.Fatal(err)
+	}
+	eOrig := p.Proof.Proofs[0].PrimaryProof.EqProof.E.String()
+	deltaOrig := p.Proof.Proofs[0].PrimaryProof.GeProofs[0].T["DELTA"].String()
+	for name, tamper := range map[string]func(string) string{
+		"eq_proof.e + 1": func(s string) string {
+			e, _ := new(big.Int).SetString(eOrig, 10)
+			return strings.Replace(s, eOrig, e.Add(e, big.NewInt(1)).String(), 1)
+		},
+		"predicate T_DELTA swapped": func(s string) string {
+			d, _ := new(big.Int).SetString(deltaOrig, 10)
+			return strings.Replace(s, deltaOrig, d.Sub(d, big.NewInt(1)).String(), 1)
+		},
+	} {
+		bad := []byte(tamper(string(presJSON)))
+		if string(bad) == string(presJSON) {
+			t.Fatalf("%s: tamper changed nothing", name)
+		}
+		if _, err := verifyGo(bad, reqJSON, schema, cd); err == nil {
+			t.Errorf("%s: Go accepted", name)
+		}
+		if ok, _, err := o.Verify(bad, reqJSON); err != nil || ok {
+			t.Errorf("%s: anoncreds-rs: %v %v", name, ok, err)
+		}
+	}
+	bad := []byte(strings.Replace(string(presJSON), `"raw":"Carol"`, `"raw":"Mallory"`, 1))
+	if _, err := verifyGo(bad, reqJSON, schema, cd); err == nil {
+		t.Error("raw tampered: Go accepted")
+	}
+	ok, _, err := o.Verify(bad, reqJSON)
+	t.Logf("raw tampered: anoncreds-rs says valid=%v (err %v); Go refuses", ok, err)
+}
+
+func sum(ds []time.Duration) time.Duration {
+	var s time.Duration
+	for _, d := range ds {
+		s += d
+	}
+	return s
+}
+
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	c := append([]time.Duration(nil), ds...)
+	sort.Slice(c, func(i, j int) bool { return c[i] < c[j] })
+	return c[len(c)/2]
+}
