@@ -187,6 +187,14 @@ func TestReferentChecks(t *testing.T) {
 		"predicate value differs": {mutate(func(p *Presentation) {
 			p.Proof.Proofs[0].PrimaryProof.GeProofs[0].Predicate.Value = 17
 		}), ErrInvalidProof},
+		"two link secrets": {mutate(func(p *Presentation) {
+			second, _ := ParsePresentation(c.presJSON)
+			sp := second.Proof.Proofs[0]
+			sp.PrimaryProof.EqProof.M[linkSecretName].Int.SetInt64(7)
+			p.Proof.Proofs = append(p.Proof.Proofs, sp)
+			p.Identifiers = append(p.Identifiers, p.Identifiers[0])
+			p.RequestedProof.Predicates["pred1_referent"] = SubProofReferent{SubProofIndex: 1}
+		}), ErrInvalidProof},
 		"unknown schema":    {mutate(func(p *Presentation) { p.Identifiers[0].SchemaID = "other" }), ErrUnknownObject},
 		"identifiers count": {mutate(func(p *Presentation) { p.Identifiers = nil }), ErrMalformed},
 	}
@@ -196,6 +204,7 @@ func TestReferentChecks(t *testing.T) {
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("want %v, got %v", tc.want, err)
 			}
+			t.Logf("%v", err)
 		})
 	}
 }

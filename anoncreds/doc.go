@@ -19,6 +19,8 @@
 //   - a predicate proof whose response for the attribute differs from the
 //     equality proof's (the predicate would not be about the credential);
 //   - a sub-proof that no referent uses;
+//   - (as anoncreds-rs does) sub-proofs whose link-secret responses differ,
+//     i.e. credentials of different holders;
 //   - a credential definition whose schemaId names another schema than the
 //     presentation's identifier.
 //

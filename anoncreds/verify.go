@@ -225,6 +225,21 @@ func VerifyPresentation(pres *Presentation, req *PresentationRequest, schemas ma
 			return err
 		}
 	}
+	// All credentials must be bound to one link secret: the responses for
+	// master_secret are the same in every sub-proof (anoncreds-rs's common
+	// attribute).
+	var linkResp *big.Int
+	for i := range states {
+		m := pres.Proof.Proofs[i].PrimaryProof.EqProof.M[linkSecretName]
+		if m == nil {
+			return fmt.Errorf("%w: sub-proof %d has no link secret response", ErrInvalidProof, i)
+		}
+		if linkResp == nil {
+			linkResp = &m.Int
+		} else if linkResp.Cmp(&m.Int) != 0 {
+			return fmt.Errorf("%w: sub-proofs use different link secrets", ErrInvalidProof)
+		}
+	}
 	// The proofs must prove exactly what is asked.
 	tasks := make([]*subProofTask, len(states))
 	for i, st := range states {
