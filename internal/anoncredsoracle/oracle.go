@@ -44,6 +44,9 @@ var requirement = nodepeer.Requirement{
 // Oracle is a running anoncreds-rs process. Calls are serialised.
 type Oracle struct {
 	proc *nodepeer.Proc
+	// LinkSecret is the oracle holder's link secret (decimal), a test
+	// secret, so that Go can present the credentials the oracle holds.
+	LinkSecret string
 }
 
 // Issuer is the test issuer the oracle signs with: the public objects and
@@ -76,13 +79,15 @@ func Start(t testing.TB, iss Issuer) *Oracle {
 	if ping.Version != Version {
 		t.Fatalf("anoncreds oracle: @hyperledger/identus-sdk %q installed, want %s; %s", ping.Version, Version, requirement.InstallHint)
 	}
+	var setup struct{ LinkSecret string }
 	if err := o.call("setup", map[string]any{
 		"schemaId": iss.SchemaID, "credDefId": iss.CredDefID,
 		"schema": iss.Schema, "credDef": iss.CredDef,
 		"credDefPrivate": iss.CredDefPrivate, "keyCorrectnessProof": iss.KeyCorrectnessProof,
-	}, nil); err != nil {
+	}, &setup); err != nil {
 		t.Fatalf("anoncreds oracle setup: %v", err)
 	}
+	o.LinkSecret = setup.LinkSecret
 	return o
 }
 

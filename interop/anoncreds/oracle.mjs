@@ -6,7 +6,8 @@
 // ops:
 //   ping                                   -> {version}
 //   setup {schema, credDef, credDefPrivate, keyCorrectnessProof, schemaId, credDefId}
-//                                          -> {}   (the test issuer, reused: no safe-prime generation)
+//                                          -> {linkSecret}   (the test issuer, reused: no safe-prime
+//                                             generation; the holder's fresh link secret, a test secret)
 //   nonce                                  -> {nonce}
 //   issue {values}                         -> {handle, credential, ms}   (offer, request, issue, process)
 //   present {handle, request}              -> {presentation, ms}
@@ -50,7 +51,9 @@ const ops = {
       kcp: req.keyCorrectnessProof,
     };
     holder.linkSecret = A.Prover.createLinkSecret();
-    return {};
+    // A test secret: returned so that the Go holder can present the
+    // oracle's credentials.
+    return { linkSecret: holder.linkSecret.toString() };
   },
   nonce: () => ({ nonce: A.Verifier.createNonce() }),
   issue: (req) => {
