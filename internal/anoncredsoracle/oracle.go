@@ -137,6 +137,22 @@ func (o *Oracle) Issue(values map[string]string) (handle string, credential json
 	return r.Handle, r.Credential, ms(r.MS), err
 }
 
+// Offer returns a fresh credential offer of the issuer, for a holder
+// outside the oracle.
+func (o *Oracle) Offer() (json.RawMessage, error) {
+	var r struct{ Offer json.RawMessage }
+	err := o.call("offer", nil, &r)
+	return r.Offer, err
+}
+
+// IssueFor has the issuer sign another holder's credential request for the
+// offer, with the raw values; it returns the credential as issued.
+func (o *Oracle) IssueFor(offer, request json.RawMessage, values map[string]string) (json.RawMessage, error) {
+	var r struct{ Credential json.RawMessage }
+	err := o.call("issueFor", map[string]any{"offer": offer, "request": request, "values": values}, &r)
+	return r.Credential, err
+}
+
 // Present has the holder answer request with the credential, revealing
 // every requested attribute.
 func (o *Oracle) Present(handle string, request json.RawMessage) (presentation json.RawMessage, d time.Duration, err error) {

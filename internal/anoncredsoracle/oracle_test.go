@@ -424,3 +424,63 @@ func TestGoPresentationsVerifyInOracle(t *testing.T) {
 	t.Logf("%d Go-made presentations (1-3 credentials): Go create median %v, Go verify median %v, anoncreds-rs verify median %v",
 		n, median(goCreate), median(goVerify), median(rsVerify))
 }
+
+// TestGoHolderIssuance: the whole holder side in Go against anoncreds-rs as
+// issuer and verifier: a fresh Go link secret, the Go credential request on
+// an anoncreds-rs offer (after checking its key-correctness proof), the
+// credential anoncreds-rs signs, processed in Go (signature-correctness
+// proof), presented in Go and verified by anoncreds-rs.
+func TestGoHolderIssuance(t *testing.T) {
+	iss, schema, cd := testIssuer(t)
+	o := Start(t, iss)
+	ls, err := anoncreds.NewLinkSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	offerJSON, err := o.Offer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	offer, err := anoncreds.ParseCredentialOffer(offerJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, meta, err := anoncreds.CreateCredentialRequest(offer, cd, ls, "agentd-holder", "master_secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqJSON, _ := json.Marshal(req)
+	values := map[string]string{"name": "Dora", "age": "44", "sex": "F", "height": "168"}
+	issuedJSON, err := o.IssueFor(offerJSON, reqJSON, values)
+	if err != nil {
+		t.Fatalf("anoncreds-rs refuses the Go credential request: %v", err)
+	}
+	issued, err := anoncreds.ParseCredential(issuedJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, err := anoncreds.ProcessCredential(issued, meta, ls, cd)
+	if err != nil {
+		t.Fatalf("process: %v", err)
+	}
+	presReqJSON, _ := json.Marshal(map[string]any{"nonce": nonce(t), "name": "h", "version": "1.0",
+		"requested_attributes": map[string]any{"n": map[string]any{"name": "name", "restrictions": []any{map[string]any{"cred_def_id": credDefID}}}},
+		"requested_predicates": map[string]any{"p": map[string]any{"name": "age", "p_type": ">", "p_value": 40}}})
+	presReq, err := anoncreds.ParsePresentationRequest(presReqJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pres, err := anoncreds.CreatePresentation(presReq, anoncreds.PresentationInput{Credentials: []anoncreds.PresentCredential{{
+		Credential: cred, Attributes: map[string]bool{"n": true}, Predicates: []string{"p"}}}}, ls,
+		map[string]*anoncreds.Schema{schemaID: schema}, map[string]*anoncreds.CredentialDefinition{credDefID: cd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	presJSON, _ := json.Marshal(pres)
+	if ok, _, err := o.Verify(presJSON, presReqJSON); err != nil || !ok {
+		t.Fatalf("anoncreds-rs does not verify the Go holder's presentation: %v %v", ok, err)
+	}
+	if _, err := verifyGo(presJSON, presReqJSON, schema, cd); err != nil {
+		t.Fatal(err)
+	}
+}

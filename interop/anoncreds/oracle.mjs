@@ -10,6 +10,8 @@
 //                                             generation; the holder's fresh link secret, a test secret)
 //   nonce                                  -> {nonce}
 //   issue {values}                         -> {handle, credential, ms}   (offer, request, issue, process)
+//   offer                                  -> {offer}        (for a holder outside the oracle)
+//   issueFor {offer, request, values}      -> {credential, ms}  (signs another holder's request)
 //   present {handle, request}              -> {presentation, ms}
 //   verify {presentation, request}         -> {valid, ms}    (ms: Verifier.verifyPresentation only)
 // The WASM build exports no revocation and presents one credential per presentation.
@@ -67,6 +69,19 @@ const ops = {
     const handle = String(nextHandle++);
     creds.set(handle, processed);
     return { handle, credential: processed.toJSON(), ms: performance.now() - t };
+  },
+  offer: () => {
+    need();
+    const offer = A.Issuer.createCredentialOffer(issuer.schemaId, issuer.credDefId,
+      A.CredentialKeyCorrectnessProof.from(issuer.kcp));
+    return { offer: offer.toJSON() };
+  },
+  issueFor: (req) => {
+    need();
+    const t = performance.now();
+    const cred = A.Issuer.createCredential(issuer.credDef, issuer.credDefPrivate, A.CredentialOffer.from(req.offer),
+      A.CredentialRequest.from(req.request), req.values);
+    return { credential: cred.toJSON(), ms: performance.now() - t };
   },
   present: (req) => {
     need();
