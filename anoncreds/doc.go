@@ -1,6 +1,17 @@
-// Package anoncreds verifies AnonCreds v1 presentations (the CL-signature
-// format of Hyperledger AnonCreds, as produced by anoncreds-rs, ACA-Py,
-// Credo and Identus) in pure Go.
+// Package anoncreds verifies and creates AnonCreds v1 presentations (the
+// CL-signature format of Hyperledger AnonCreds, as produced by anoncreds-rs,
+// ACA-Py, Credo and Identus) in pure Go.
+//
+// Verifier: [ParsePresentationRequest], [ParsePresentation], [ParseSchema],
+// [ParseCredentialDefinition], then [VerifyPresentation].
+//
+// Holder: [NewLinkSecret]; [CreateCredentialRequest] on an issuer's
+// [CredentialOffer] (it checks the issuer's key-correctness proof);
+// [ProcessCredential] on the issued credential (it checks the
+// signature-correctness proof); [CreatePresentation] with one or more
+// credentials, revealed attributes and groups, unrevealed and self-attested
+// attributes, and predicates of every type. The holder's arithmetic on
+// secrets uses math/big, which is not constant-time.
 //
 // The package is self-contained: it depends only on the standard library.
 // It parses the legacy AnonCreds JSON objects (schema, credential

@@ -75,8 +75,9 @@ type Credential struct {
 	Signature CredentialSignature `json:"signature"`
 	// SignatureCorrectnessProof is the issuer's proof of the signature.
 	SignatureCorrectnessProof json.RawMessage `json:"signature_correctness_proof,omitempty"`
-	// RevReg and Witness are revocation data, kept opaque (not supported yet).
-	RevReg  json.RawMessage `json:"rev_reg,omitempty"`
+	// RevReg is the revocation registry state, kept opaque (not supported yet).
+	RevReg json.RawMessage `json:"rev_reg,omitempty"`
+	// Witness is the revocation witness, kept opaque (not supported yet).
 	Witness json.RawMessage `json:"witness,omitempty"`
 }
 
@@ -91,10 +92,14 @@ type CredentialSignature struct {
 // PrimaryCredentialSignature is the CL signature (A, e, v) and the
 // credential context m2.
 type PrimaryCredentialSignature struct {
+	// M2 is the credential context (a hash of the credential's identity).
 	M2 *BigInt `json:"m_2"`
-	A  *BigInt `json:"a"`
-	E  *BigInt `json:"e"`
-	V  *BigInt `json:"v"`
+	// A is the signature value.
+	A *BigInt `json:"a"`
+	// E is the signature's prime exponent.
+	E *BigInt `json:"e"`
+	// V is the signature's blinding exponent (after processing, v' + v'').
+	V *BigInt `json:"v"`
 }
 
 // ParseCredential parses a processed credential and checks its shape.

@@ -66,11 +66,16 @@ func (v CredentialDefinitionValue) SupportsRevocation() bool {
 // bases S, Z, Rctxt (link secret) and R (one per attribute, canonical names,
 // plus "master_secret").
 type PrimaryPublicKey struct {
-	N     *BigInt            `json:"n"`
-	S     *BigInt            `json:"s"`
-	R     map[string]*BigInt `json:"r"`
-	Rctxt *BigInt            `json:"rctxt"`
-	Z     *BigInt            `json:"z"`
+	// N is the RSA modulus (product of two safe primes).
+	N *BigInt `json:"n"`
+	// S generates the group; the other bases are powers of it.
+	S *BigInt `json:"s"`
+	// R maps canonical attribute names (and "master_secret") to bases.
+	R map[string]*BigInt `json:"r"`
+	// Rctxt is the base of the credential context m2.
+	Rctxt *BigInt `json:"rctxt"`
+	// Z is the base the signature equation equals.
+	Z *BigInt `json:"z"`
 }
 
 // NonRevokedInterval is the non_revoked member of a presentation request.

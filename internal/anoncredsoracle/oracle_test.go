@@ -284,7 +284,7 @@ func TestTampered(t *testing.T) {
 			e, _ := new(big.Int).SetString(eOrig, 10)
 			return strings.Replace(s, eOrig, e.Add(e, big.NewInt(1)).String(), 1)
 		},
-		"predicate T_DELTA swapped": func(s string) string {
+		"predicate T_DELTA - 1": func(s string) string {
 			d, _ := new(big.Int).SetString(deltaOrig, 10)
 			return strings.Replace(s, deltaOrig, d.Sub(d, big.NewInt(1)).String(), 1)
 		},
