@@ -116,8 +116,8 @@ func ParseCredential(data []byte) (*Credential, error) {
 		return nil, fmt.Errorf("%w: credential has %d values", ErrMalformed, len(c.Values))
 	}
 	for name, v := range c.Values {
-		enc, err := parseDecimal(v.Encoded)
-		if err != nil || enc.Sign() < 0 {
+		_, err := parseDecimal(v.Encoded)
+		if err != nil {
 			return nil, fmt.Errorf("%w: credential value %q: encoded is not a decimal number", ErrMalformed, shortName(name))
 		}
 	}

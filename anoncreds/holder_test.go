@@ -194,3 +194,23 @@ func BenchmarkCreatePresentation(b *testing.B) {
 		}
 	}
 }
+
+func TestSelectCredentials(t *testing.T) {
+	cred, ls, c := holderSet1(t)
+	in, err := SelectCredentials(c.req, []*Credential{nil, cred}, c.schemas, c.credDefs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pres, err := CreatePresentation(c.req, in, ls, c.schemas, c.credDefs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := VerifyPresentation(roundTrip(t, pres), c.req, c.schemas, c.credDefs); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := ParsePresentationRequest([]byte(`{"nonce":"1","requested_attributes":{"free":{"name":"nickname"},"n":{"name":"name","restrictions":{"attr::name::value":"Bob"}}}}`))
+	if _, err := SelectCredentials(req, []*Credential{cred}, c.schemas, c.credDefs); !errors.Is(err, ErrCannotPresent) ||
+		!strings.Contains(err.Error(), "free, n") {
+		t.Fatalf("want both referents unanswerable: %v", err)
+	}
+}

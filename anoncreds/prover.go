@@ -302,7 +302,7 @@ func newProverSub(i int, cred *Credential, ls LinkSecret, schemas map[string]*Sc
 			return nil, fmt.Errorf("%w: credential %d has no value for a schema attribute", ErrCannotPresent, i)
 		}
 		enc, err := parseDecimal(v.Encoded)
-		if err != nil || enc.Sign() < 0 {
+		if err != nil {
 			return nil, fmt.Errorf("%w: credential %d: malformed encoded value", ErrCannotPresent, i)
 		}
 		sp.values[a] = enc
@@ -402,21 +402,10 @@ func (sp *proverSub) initNe(p Predicate) (*neInit, error) {
 	k := sp.key
 	n := &k.N.Int
 	val := sp.values[p.AttrName]
-	if !val.IsInt64() || val.Int64() > 1<<31-1 {
+	if !val.IsInt64() || val.Int64() > 1<<31-1 || val.Int64() < -(1<<31) {
 		return nil, fmt.Errorf("%w: attribute %q is not a 32-bit integer", ErrCannotPresent, shortName(p.AttrName))
 	}
-	v, bound := val.Int64(), int64(p.Value)
-	var delta int64
-	switch p.PType {
-	case "GE":
-		delta = v - bound
-	case "GT":
-		delta = v - bound - 1
-	case "LE":
-		delta = bound - v
-	case "LT":
-		delta = bound - v - 1
-	}
+	delta := predicateDelta(val.Int64(), p)
 	if delta < 0 {
 		return nil, fmt.Errorf("%w: predicate on %q not satisfied", ErrCannotPresent, shortName(p.AttrName))
 	}
@@ -550,4 +539,30 @@ func fourSquares(n uint64) [4]uint64 {
 
 func isqrt(n uint64) uint64 {
 	return new(big.Int).Sqrt(new(big.Int).SetUint64(n)).Uint64()
+}
+
+// predicateDelta is Δ of the CL predicate proof (non-negative iff the
+// predicate holds): value - bound for GE, minus one more for GT, and
+// bound - value for LE, minus one more for LT.
+func predicateDelta(v int64, p Predicate) int64 {
+	bound := int64(p.Value)
+	switch p.PType {
+	case "GE":
+		return v - bound
+	case "GT":
+		return v - bound - 1
+	case "LE":
+		return bound - v
+	case "LT":
+		return bound - v - 1
+	}
+	return -1
+}
+
+// predicateHolds tells whether an encoded value satisfies the predicate.
+func predicateHolds(encoded *big.Int, p Predicate) bool {
+	if encoded == nil || !encoded.IsInt64() || encoded.Int64() > 1<<31-1 || encoded.Int64() < -(1<<31) {
+		return false
+	}
+	return predicateDelta(encoded.Int64(), p) >= 0
 }

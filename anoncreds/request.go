@@ -320,7 +320,7 @@ func ProcessCredential(issued *Credential, meta *CredentialRequestMetadata, ls L
 			return nil, fmt.Errorf("%w: credential value %q has no key", ErrCorrectnessProof, shortName(name))
 		}
 		enc, err := parseDecimal(val.Encoded)
-		if err != nil || enc.Sign() < 0 {
+		if err != nil {
 			return nil, fmt.Errorf("%w: credential value %q: encoded is not a decimal number", ErrMalformed, shortName(name))
 		}
 		if !encodedMatches(val.Raw, enc) {

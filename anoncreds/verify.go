@@ -299,8 +299,8 @@ func (st *subProofState) reveal(ref, name, raw, encoded string) error {
 		return fmt.Errorf("%w: referent %q: attribute not in the credential's schema", ErrReferent, shortName(ref))
 	}
 	enc, err := parseDecimal(encoded)
-	if err != nil || enc.Sign() < 0 {
-		return fmt.Errorf("%w: referent %q: encoded value is not a non-negative decimal number", ErrMalformed, shortName(ref))
+	if err != nil {
+		return fmt.Errorf("%w: referent %q: encoded value is not a decimal number", ErrMalformed, shortName(ref))
 	}
 	if !encodedMatches(raw, enc) {
 		return fmt.Errorf("%w: referent %q, attribute %q", ErrEncodingMismatch, shortName(ref), shortName(name))
