@@ -228,6 +228,24 @@ func TestNonRevoked(t *testing.T) {
 	if err := VerifyPresentation(c.pres, c.req, c.schemas, cds); err != nil {
 		t.Fatalf("revocable credential, no interval: %v", err)
 	}
+	// anoncreds-rs names the registry of a revocable credential even without
+	// a non-revocation proof: valid, and rev_reg_id restrictions apply.
+	pres := *c.pres
+	pres.Identifiers = append([]Identifier(nil), c.pres.Identifiers...)
+	reg := "did:web:issuer.example/anoncreds/revreg/1"
+	pres.Identifiers[0].RevRegID = &reg
+	if err := VerifyPresentation(&pres, c.req, c.schemas, cds); err != nil {
+		t.Fatalf("revocable credential with rev_reg_id, no interval: %v", err)
+	}
+	withReg := withRequest(t, c, func(m map[string]any) {
+		attr(m, "attr1_referent")["restrictions"] = map[string]any{"rev_reg_id": reg}
+	})
+	if err := VerifyPresentation(&pres, withReg, c.schemas, cds); err != nil {
+		t.Fatalf("rev_reg_id restriction: %v", err)
+	}
+	if err := VerifyPresentation(c.pres, withReg, c.schemas, cds); !errors.Is(err, ErrRestriction) {
+		t.Fatalf("rev_reg_id restriction without a registry: %v", err)
+	}
 	if _, err := ParsePresentationRequest([]byte(`{"nonce":"1","requested_attributes":{},"requested_predicates":{},"non_revoked":{"from":3,"to":2}}`)); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("from > to: %v", err)
 	}

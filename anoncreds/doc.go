@@ -40,7 +40,9 @@
 // definition supports revocation), and a presentation that carries a
 // timestamp or a non-revocation proof, are refused with
 // [ErrNonRevocationUnsupported]. A non_revoked interval on a credential that
-// cannot be revoked is satisfied, as in anoncreds-rs.
+// cannot be revoked is satisfied, as in anoncreds-rs; a revocable
+// credential presented without non_revoked (its identifier naming its
+// registry, as anoncreds-rs writes it) verifies.
 //
 // Every input is bounded (JSON size, number sizes, counts), so malformed or
 // hostile input gives an error, never a panic or unbounded work. Errors never

@@ -206,7 +206,8 @@ func CreatePresentation(req *PresentationRequest, in PresentationInput, ls LinkS
 			}
 		}
 		sort.Slice(sp.preds, func(a, b int) bool { return predLess(sp.preds[a], sp.preds[b]) })
-		pres.Identifiers = append(pres.Identifiers, Identifier{SchemaID: pc.Credential.SchemaID, CredDefID: pc.Credential.CredDefID})
+		pres.Identifiers = append(pres.Identifiers, Identifier{SchemaID: pc.Credential.SchemaID, CredDefID: pc.Credential.CredDefID,
+			RevRegID: pc.Credential.RevRegID})
 	}
 	for ref := range req.RequestedAttributes {
 		if !answered[ref] {

@@ -368,8 +368,10 @@ func (st *subProofState) checkRevocation(i int, sp *SubProof) error {
 			}
 		}
 	}
-	if st.ident.Timestamp != nil || st.ident.RevRegID != nil || sp.hasNonRevocProof() {
-		return fmt.Errorf("%w: sub-proof %d carries revocation data", ErrNonRevocationUnsupported, i)
+	// A rev_reg_id alone is normal: anoncreds-rs names the registry of every
+	// revocable credential, even when no non-revocation proof is asked.
+	if st.ident.Timestamp != nil || sp.hasNonRevocProof() {
+		return fmt.Errorf("%w: sub-proof %d carries a non-revocation proof or timestamp", ErrNonRevocationUnsupported, i)
 	}
 	if asked && st.credDef.Value.SupportsRevocation() {
 		return fmt.Errorf("%w: the request asks non_revoked of a revocable credential (sub-proof %d)", ErrNonRevocationUnsupported, i)
