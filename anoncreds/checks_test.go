@@ -49,6 +49,9 @@ func TestRestrictions(t *testing.T) {
 	}{
 		{"none", `null`, true},
 		{"empty array", `[]`, true},
+		{"empty object", `{}`, true},
+		{"empty $or", `{"$or":[]}`, true},
+		{"nested empty $or", `{"$and":[{"$or":[]}]}`, false},
 		{"schema_id", `[{"schema_id":"` + schemaID + `"}]`, true},
 		{"schema_id other", `[{"schema_id":"x"}]`, false},
 		{"or", `[{"schema_id":"x"},{"cred_def_id":"` + cdID + `"}]`, true},

@@ -14,7 +14,8 @@ import (
 // elements ($or) and an empty array means no restriction; an object is the
 // conjunction ($and) of its members, each either an operator
 // ({"$and": [...]}, {"$or": [...]}, {"$not": {...}}) or a tag with a string
-// value (equality) or with {"$neq": "v"} or {"$in": ["v", ...]}.
+// value (equality) or with {"$neq": "v"} or {"$in": ["v", ...]}. An empty
+// array, object, $and or $or at the top restricts nothing.
 //
 // Tags: schema_id, schema_issuer_did, schema_issuer_id, schema_name,
 // schema_version, issuer_did, issuer_id, cred_def_id, rev_reg_id,
@@ -222,9 +223,11 @@ func attrTag(tag string) (name, kind string, ok bool) {
 	return name, kind, true
 }
 
-// IsEmpty tells whether the query restricts nothing (absent or an empty array).
+// IsEmpty tells whether the query restricts nothing: absent, an empty array
+// or object, or an empty $and or $or (as anoncreds-rs decides whether a
+// referent may be self-attested).
 func (q *Query) IsEmpty() bool {
-	return q == nil || (q.op == "or" && q.empty)
+	return q == nil || ((q.op == "or" || q.op == "and") && len(q.subs) == 0)
 }
 
 // credentialFacts is what a restriction is evaluated against: one sub-proof's
@@ -241,6 +244,9 @@ type credentialFacts struct {
 // attribute the credential does not reveal is not satisfied, whatever its
 // operators (so $not and $neq cannot be met by hiding the value).
 func (q *Query) satisfiedBy(f *credentialFacts) bool {
+	if q.IsEmpty() {
+		return true
+	}
 	f.unknown = false
 	ok := q.matches(f)
 	return ok && !f.unknown
@@ -248,9 +254,6 @@ func (q *Query) satisfiedBy(f *credentialFacts) bool {
 
 // matches evaluates the query.
 func (q *Query) matches(f *credentialFacts) bool {
-	if q.IsEmpty() {
-		return true
-	}
 	switch q.op {
 	case "and":
 		for _, s := range q.subs {
