@@ -8,7 +8,8 @@ import (
 	"time"
 )
 
-// FuzzParse: the JSON model never panics on malformed input.
+// FuzzParse: the JSON model (and the key-correctness check of an offer)
+// never panics on malformed input.
 func FuzzParse(f *testing.F) {
 	for _, c := range loadCases(f) {
 		f.Add(c.presJSON)
@@ -17,11 +18,23 @@ func FuzzParse(f *testing.F) {
 	f.Add(readFile(f, "testdata", "generated", "set1-ge", "cred_def.json"))
 	f.Add(readFile(f, "testdata", "generated", "set1-ge", "schema.json"))
 	f.Add([]byte(`{"nonce":"1","requested_attributes":{"a":{"name":"x","restrictions":[{"$or":[{"$not":{"schema_id":"1"}}]}]}}}`))
+	for _, f2 := range []string{"credential.json", "cred_offer.json", "cred_request_metadata.json"} {
+		f.Add(readFile(f, "testdata", "generated", "set1-ge", f2))
+	}
+	cd, err := ParseCredentialDefinition(readFile(f, "testdata", "generated", "set1-ge", "cred_def.json"))
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, _ = ParseSchema(data)
 		_, _ = ParseCredentialDefinition(data)
 		_, _ = ParsePresentationRequest(data)
 		_, _ = ParsePresentation(data)
+		_, _ = ParseCredential(data)
+		_, _ = ParseCredentialRequestMetadata(data)
+		if o, err := ParseCredentialOffer(data); err == nil {
+			_ = o.KeyCorrectnessProof.Verify(cd)
+		}
 	})
 }
 
