@@ -6,6 +6,8 @@ VERAMO_DIR := interop/veramo
 VERAMO_STAMP := $(VERAMO_DIR)/node_modules/.package-lock.json
 IDEN3_DIR := interop/iden3
 IDEN3_STAMP := $(IDEN3_DIR)/node_modules/.package-lock.json
+ZENROOM_DIR := interop/zenroom
+ZENROOM_STAMP := $(ZENROOM_DIR)/node_modules/.package-lock.json
 ANONCREDS_DIR := interop/anoncreds
 ANONCREDS_STAMP := $(ANONCREDS_DIR)/node_modules/.package-lock.json
 GOFLAGS_TEST ?= -count=1 -timeout 20m
@@ -27,9 +29,9 @@ build:
 	$(GO) build -tags '$(GOTAGS)' -o bin/agentctl ./cmd/agentctl
 
 ## deps: install what the tests need (the didcomm-node, Veramo, iden3 and
-## AnonCreds-oracle harnesses from their committed lock files, and the iden3
-## circuit files, cached outside the work tree)
-deps: $(NPM_STAMP) $(VERAMO_STAMP) $(IDEN3_STAMP) $(ANONCREDS_STAMP) deps-iden3-circuits
+## Zenroom harnesses and the AnonCreds oracle from their committed lock
+## files, and the iden3 circuit files, cached outside the work tree)
+deps: $(NPM_STAMP) $(VERAMO_STAMP) $(IDEN3_STAMP) $(ZENROOM_STAMP) $(ANONCREDS_STAMP) deps-iden3-circuits
 
 $(NPM_STAMP): $(NPM_DIR)/package-lock.json $(NPM_DIR)/package.json
 	npm ci --prefix $(NPM_DIR) --no-audit --no-fund
@@ -42,6 +44,10 @@ $(VERAMO_STAMP): $(VERAMO_DIR)/package-lock.json $(VERAMO_DIR)/package.json
 $(IDEN3_STAMP): $(IDEN3_DIR)/package-lock.json $(IDEN3_DIR)/package.json
 	npm ci --prefix $(IDEN3_DIR) --no-audit --no-fund
 	@touch $(IDEN3_STAMP)
+
+$(ZENROOM_STAMP): $(ZENROOM_DIR)/package-lock.json $(ZENROOM_DIR)/package.json
+	npm ci --prefix $(ZENROOM_DIR) --no-audit --no-fund
+	@touch $(ZENROOM_STAMP)
 
 # The AnonCreds oracle needs only the WASM inside @hyperledger/identus-sdk:
 # no install scripts.
@@ -59,7 +65,8 @@ deps-iden3-circuits: $(IDEN3_STAMP)
 ## deps-apt: install the Debian packages the tests drive when they are missing:
 ## swaks and postfix (mail), unbound (the DNS server of the Prove Control
 ## Domain tests), poppler-utils and zbar-tools (the letter's text and QR
-## code). It needs root; without root it only says what is missing, and the
+## code), and chromium (the headless browser of the sign-up confirmation
+## page test). It needs root; without root it only says what is missing, and the
 ## tests that need them then fail with the same advice. Postfix is
 ## preseeded with "No configuration": the package starts no system mail
 ## service; the tests run a private instance from a temporary directory.
@@ -70,6 +77,7 @@ deps-apt:
 	{ command -v unbound >/dev/null 2>&1 || [ -x /usr/sbin/unbound ]; } || missing="$$missing unbound"; \
 	command -v pdftoppm >/dev/null 2>&1 || missing="$$missing poppler-utils"; \
 	command -v zbarimg >/dev/null 2>&1 || missing="$$missing zbar-tools"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" != 0 ]; then \
 		echo "deps-apt: the Debian packages$$missing are missing and installing them needs root; the tests that use them will fail."; \
@@ -112,7 +120,7 @@ bench-mediator:
 	$(GO) build -tags '$(GOTAGS)' -o bin/agentd ./cmd/agentd
 	$(GO) build -tags '$(GOTAGS)' -o bin/agentbench ./cmd/agentbench
 	@dir=$$(mktemp -d); \
-	AGENTD_MEDIATOR=true AGENTD_CLIENT_RATE=0 AGENTD_HTTP_MAX_CONNECTIONS_PER_IP=0 AGENTD_HTTP_MAX_WEBSOCKETS_PER_IP=0 bin/agentd --data-dir $$dir --http-addr 127.0.0.1:$(BENCH_PORT) --log-level warn >/dev/null 2>$$dir/agentd.log & pid=$$!; \
+	AGENTD_MEDIATOR=true AGENTD_CLIENT_RATE=0 AGENTD_HTTP_MAX_CONNECTIONS=0 AGENTD_HTTP_MAX_CONNECTIONS_PER_IP=0 AGENTD_HTTP_MAX_WEBSOCKETS_PER_IP=0 bin/agentd --data-dir $$dir --http-addr 127.0.0.1:$(BENCH_PORT) --log-level warn >/dev/null 2>$$dir/agentd.log & pid=$$!; \
 	bin/agentbench -url http://127.0.0.1:$(BENCH_PORT) -pid $$pid $(BENCH_ARGS); status=$$?; \
 	kill $$pid; wait $$pid; rm -rf $$dir; exit $$status
 

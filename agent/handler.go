@@ -29,6 +29,10 @@ type Inbound struct {
 	// commit: if a concurrent message changed what this one read, the
 	// handler runs again.
 	Work *Work
+	// User is the id of the user account the authenticated sender's DID
+	// belongs to (RouterConfig.Attribute), or empty: handlers attribute the
+	// message to that person.
+	User string
 
 	// raw is the packed message as received: the replay key of an
 	// unauthenticated message includes its digest (Router.replayKey).

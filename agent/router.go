@@ -56,6 +56,10 @@ type RouterConfig struct {
 	// queue nothing are not counted.
 	SenderLimit Limiter
 	Logger      *slog.Logger
+	// Attribute, when set, names the user account of an authenticated
+	// sender's DID ("" for none); the router puts it in Inbound.User and
+	// logs it with the message.
+	Attribute func(ctx context.Context, did string) string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -213,6 +217,11 @@ func (r *Router) receive(ctx context.Context, raw []byte, a arrival) (*Reply, er
 		return nil, err
 	}
 	in.Session = session
+	if r.cfg.Attribute != nil && authenticatedSender(in) {
+		if in.User = r.cfg.Attribute(ctx, in.Message.From); in.User != "" {
+			r.log.Debug("message from a user", "user", in.User, "from", in.Message.From, "type", in.Message.Type, "transport", transport)
+		}
+	}
 	key, until := r.replayKey(in)
 	if r.cfg.Replay != nil && in.Message.From != "" {
 		// The commit of the replay record decides; this look only spares

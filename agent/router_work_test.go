@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -128,5 +129,21 @@ func TestRouterRefusesUnanswerableProblems(t *testing.T) {
 	// One-way: no status to answer with; the message is consumed.
 	if _, err := r.Receive(context.Background(), "smtp", raw); err != nil {
 		t.Fatalf("one-way: %v", err)
+	}
+}
+
+func TestWorkPutJSON(t *testing.T) {
+	w := agent.NewWork(nil)
+	if err := w.PutJSON("kind", "id", map[string]int{"n": 1}); err != nil {
+		t.Fatal(err)
+	}
+	if len(w.Writes) != 1 || string(w.Writes[0].Value) != `{"n":1}` || w.Writes[0].Kind != "kind" || w.Writes[0].ID != "id" {
+		t.Fatalf("staged %+v", w.Writes)
+	}
+	if err := w.PutJSON("kind", "bad", make(chan int)); err == nil || !strings.Contains(err.Error(), "kind/bad") {
+		t.Fatalf("unencodable value: %v", err)
+	}
+	if len(w.Writes) != 1 {
+		t.Fatal("a value that does not encode was staged")
 	}
 }

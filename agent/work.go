@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -132,6 +133,16 @@ func (w *Work) Get(ctx context.Context, kind, id string) ([]byte, error) {
 // Put stages a write of value under kind and id.
 func (w *Work) Put(kind, id string, value []byte) {
 	w.Writes = append(w.Writes, RecordWrite{Kind: kind, ID: id, Value: bytes.Clone(value)})
+}
+
+// PutJSON stages a write of v, encoded as JSON, under kind and id.
+func (w *Work) PutJSON(kind, id string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("record %s/%s: %w", kind, id, err)
+	}
+	w.Writes = append(w.Writes, RecordWrite{Kind: kind, ID: id, Value: b})
+	return nil
 }
 
 // Delete stages the deletion of the record under kind and id (deleting a

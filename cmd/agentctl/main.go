@@ -4,7 +4,7 @@
 //	agentctl [flags] did | invitation [new [goal-code [goal]]] | ping DID | health |
 //	         discover DID [MATCH] | accept URL | outbox | deadletters | retry ID | drop ID |
 //	         verify SUBCOMMAND ... | credentials [ID] | mediation SUBCOMMAND ... |
-//	         iden3 SUBCOMMAND ...
+//	         iden3 SUBCOMMAND ... | users SUBCOMMAND ...
 package main
 
 import (
@@ -58,7 +58,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 	url := fs.String("url", envOr("AGENTCTL_URL", "http://127.0.0.1:8080"), "agentd base URL (env AGENTCTL_URL)")
 	tokenFile := fs.String("token-file", envOr("AGENTD_ADMIN_TOKEN_FILE", "data/admin.token"), "file with the admin token (env AGENTD_ADMIN_TOKEN_FILE); AGENTD_ADMIN_TOKEN wins when set")
 	timeout := fs.Duration("timeout", 30*time.Second, "request timeout")
-	fs.Usage = func() { fmt.Fprintf(stderr, usage, verifyUsage+mediationUsage+iden3Usage); fs.PrintDefaults() }
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, usage, verifyUsage+mediationUsage+iden3Usage+usersUsage)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -143,6 +146,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		out, err = c.mediation(ctx, rest)
 	case "iden3":
 		out, err = c.iden3(ctx, rest, stdout)
+	case "users":
+		out, err = c.users(ctx, rest)
 	default:
 		fs.Usage()
 		return fmt.Errorf("unknown command %q", cmd)

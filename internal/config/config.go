@@ -41,6 +41,8 @@ type Config struct {
 	ProveControl ProveControl `yaml:"provecontrol"`
 	// Iden3 is in iden3.go.
 	Iden3 Iden3 `yaml:"iden3"`
+	// Users is in users.go.
+	Users Users `yaml:"users"`
 }
 
 // HTTP configures the HTTP listener and the DIDComm endpoint.
@@ -207,6 +209,7 @@ func Default() Config {
 		Email:        Email{Relay: Relay{StartTLS: "opportunistic"}},
 		ProveControl: defaultProveControl(),
 		Iden3:        defaultIden3(),
+		Users:        defaultUsers(),
 
 		Mediator:        defaultMediator(),
 		MediationClient: defaultMediationClient(),
@@ -472,6 +475,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.validateIden3(); err != nil {
+		return err
+	}
+	if err := c.validateUsers(); err != nil {
 		return err
 	}
 	return c.validateMail()

@@ -30,6 +30,11 @@ func (d *Daemon) httpFeatures() []httptransport.Feature {
 	if i := d.iden3API(); i != nil {
 		fs = append(fs, httptransport.NewIden3API(i))
 	}
+	if d.users != nil {
+		fs = append(fs, httptransport.NewUsersAPI(usersAPI{d.users}, usersAPI{d.users}))
+	} else {
+		fs = append(fs, httptransport.UsersDisabled())
+	}
 	return fs
 }
 

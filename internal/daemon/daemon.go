@@ -31,6 +31,7 @@ import (
 	"github.com/agentd/agentd/protocols/oob"
 	"github.com/agentd/agentd/protocols/reportproblem"
 	"github.com/agentd/agentd/protocols/trustping"
+	"github.com/agentd/agentd/protocols/users"
 	"github.com/agentd/agentd/store/bolt"
 	httptransport "github.com/agentd/agentd/transport/http"
 )
@@ -68,6 +69,9 @@ type Daemon struct {
 	provecontrol *proveControlParts
 	// iden3 is the iden3 verifier, when iden3.resolvers are set (iden3.go).
 	iden3 *iden3Parts
+	// users are the user accounts, when users.enabled and the agent sends
+	// mail (users.go).
+	users *users.Service
 
 	listener net.Listener
 	// stopPprof stops the profiling listener (admin.pprof_addr), if any.
@@ -122,6 +126,7 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 	d.metrics = metrics.New()
 	d.metrics.WatchOutbox(d.db.Outbox())
 	d.metrics.WatchStore(d.db.WriteFailures, func() bool { err, _ := d.db.WriteFailure(); return err != nil })
+	d.metrics.WatchCommits(d.db.CommitStats)
 	d.outbox = buildOutbox(cfg, d.db.Outbox(), d.metrics, d.log)
 	d.store = agent.Store{Records: records, Committer: d.db, Wake: d.outbox.Wake,
 		OutboxLimits: agent.OutboxLimits{MaxPending: cfg.Outbox.MaxPending, MaxPendingPerDestination: cfg.Outbox.MaxPendingPerDestination}}
@@ -131,6 +136,7 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 		Identity: d.identity, Keys: keyResolver, Store: d.store, Replay: d.db.ReplayCache(), Messenger: messenger,
 		ReplayWindow: cfg.Replay.Window, Observer: d.metrics, Logger: d.log.With("component", "router"),
 		SenderLimit: limiter(cfg.Limits.SenderRate, cfg.Limits.SenderBurst, cfg.Limits.MaxKeys),
+		Attribute:   d.attribution(cfg),
 	})
 	messenger.Signs = d.router.Signs
 	if d.mail, err = buildEmail(cfg, d.router, messenger, d.outbox, records, d.metrics, d.log); err != nil {
@@ -155,6 +161,9 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 		return err
 	}
 	if d.iden3, err = buildIden3(cfg, d.store, d.outbox, d.metrics, d.log); err != nil {
+		return err
+	}
+	if d.users, err = buildUsers(cfg, d.store, keyResolver, d.router, d.log); err != nil {
 		return err
 	}
 	d.ws = newWebSockets()
@@ -313,6 +322,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 		d.spawn(func() { d.client.Run(bg) })
 	}
 	d.spawn(func() { d.provecontrol.service.Run(bg, 10*time.Minute) })
+	if d.users != nil {
+		d.spawn(func() { d.runUsers(bg) })
+	}
 	if d.iden3 != nil {
 		d.spawn(func() { d.iden3.svc.Run(bg, time.Minute) })
 	}

@@ -201,12 +201,13 @@ func (a iden3Admin) Iden3Answer(ctx context.Context, id string, token []byte) (h
 	return iden3SessionOut(s), nil
 }
 
-// Iden3Receive takes an iden3comm message from the DIDComm endpoint: a
-// JWZ goes to its thread's session; the other envelopes carry no proof of
-// the sender agentd can check, and are refused.
+// Iden3Receive takes an iden3comm message from the DIDComm endpoint: a JWZ,
+// or a JWS signed by a did:pkh account, goes to its thread's session; a
+// plain message proves nothing of its sender, and agentd has no iden3comm
+// encryption key: those are refused.
 func (a iden3Admin) Iden3Receive(ctx context.Context, mediaType string, body []byte) (httptransport.Iden3Session, error) {
 	switch mediaType {
-	case "application/iden3-zkp-json":
+	case "application/iden3-zkp-json", "application/iden3comm-signed-json":
 		thid, err := iden3auth.ThreadOf(body)
 		if err != nil {
 			return httptransport.Iden3Session{}, err
@@ -223,9 +224,6 @@ func (a iden3Admin) Iden3Receive(ctx context.Context, mediaType string, body []b
 		}
 		return httptransport.Iden3Session{}, agent.Errorf(agent.CodeMediaType,
 			"a plain authorization response proves nothing about its sender: send it as a JWZ (application/iden3-zkp-json)")
-	case "application/iden3comm-signed-json":
-		return httptransport.Iden3Session{}, agent.Errorf(agent.CodeMediaType,
-			"JWS-packed iden3comm messages are not accepted (their signer's DID would need a resolver agentd does not use): send a JWZ (application/iden3-zkp-json)")
 	default:
 		return httptransport.Iden3Session{}, agent.Errorf(agent.CodeMediaType,
 			"agentd has no iden3comm encryption key: send the authorization response as a JWZ (application/iden3-zkp-json)")

@@ -282,6 +282,15 @@ func TestIden3Daemon(t *testing.T) {
 			if resp, b := call(t, "POST", base+"/didcomm", "application/iden3comm-plain-json", plain, ""); resp.StatusCode != 415 || !strings.Contains(string(b), "proves nothing") {
 				t.Fatalf("plain iden3comm: %d %s", resp.StatusCode, b)
 			}
+			// A JWS goes to its thread's session like a JWZ (here one answered
+			// already): it is not refused for its media type.
+			jws, err := os.ReadFile("../../protocols/iden3auth/testdata/jws_sigv2_token.txt")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp, b := call(t, "POST", base+"/didcomm", "application/iden3comm-signed-json", jws, ""); resp.StatusCode != 409 || !strings.Contains(string(b), "answered") {
+				t.Fatalf("JWS to an answered session: %d %s", resp.StatusCode, b)
+			}
 			other := []byte(`{"id":"1","typ":"application/iden3comm-plain-json","type":"https://iden3-communication.io/credentials/1.0/offer","body":{}}`)
 			if resp, b := call(t, "POST", base+"/didcomm", "application/iden3comm-plain-json", other, ""); resp.StatusCode != 400 || !strings.Contains(string(b), "not handled") {
 				t.Fatalf("other iden3comm type: %d %s", resp.StatusCode, b)

@@ -140,6 +140,21 @@ func (m *Metrics) WatchStore(failures func() int64, failing func() bool) {
 	)
 }
 
+// WatchCommits exports the database's group commits: transactions
+// committed and the writes they carried, read at scrape time from stats.
+func (m *Metrics) WatchCommits(stats func() (groups, writes int64)) {
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "agentd", Name: "store_commits_total",
+			Help: "Database transactions committed (each one fsync), concurrent writes grouped into each.",
+		}, func() float64 { g, _ := stats(); return float64(g) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "agentd", Name: "store_committed_writes_total",
+			Help: "Writes committed; divided by agentd_store_commits_total, the mean group size.",
+		}, func() float64 { _, w := stats(); return float64(w) }),
+	)
+}
+
 // WatchEmailSpool exports the number of accepted mails not yet processed,
 // read at scrape time from pending.
 func (m *Metrics) WatchEmailSpool(pending func(ctx context.Context) (int, error)) {

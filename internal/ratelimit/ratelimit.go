@@ -49,6 +49,17 @@ func New(perMinute, burst, maxKeys int) *Limiter {
 		buckets: map[string]*list.Element{}, lru: list.New()}
 }
 
+// NewPer returns a Limiter of n events per period per key with bursts of
+// burst (at least 1), for limits slower than one a minute (3 an hour).
+// n 0 returns a Limiter that allows everything.
+func NewPer(n int, per time.Duration, burst, maxKeys int) *Limiter {
+	l := New(n, burst, maxKeys)
+	if per > 0 {
+		l.rate = float64(n) / per.Seconds()
+	}
+	return l
+}
+
 // Allow takes a token from key's bucket. It reports whether there was one,
 // and when not, how long until there is (at least a second, rounded up to
 // whole seconds, for a Retry-After header).

@@ -110,7 +110,7 @@ func newFixture(t testing.TB, chain *iden3test.Chain, opts ...fixtureOpt) *fixtu
 	if err != nil {
 		t.Fatal(err)
 	}
-	for url, file := range map[string]string{vecSchemaURL: "kyc-v3.json-ld", v3Ctx101: "kyc-v101.json-ld", v3CtxNonM: "kyc-nonmerklized.jsonld"} {
+	for url, file := range map[string]string{vecSchemaURL: "kyc-v3.json-ld", v3Ctx101: "kyc-v101.json-ld", v3CtxNonM: "kyc-nonmerklized.jsonld", jwsSchemaURL: "kyc-v4.json-ld"} {
 		if err := docs.Store(url, readFile(t, file)); err != nil {
 			t.Fatal(err)
 		}

@@ -20,7 +20,6 @@ import (
 	auth "github.com/iden3/go-iden3-auth/v2"
 	"github.com/iden3/go-iden3-auth/v2/loaders"
 	"github.com/iden3/go-iden3-auth/v2/pubsignals"
-	"github.com/iden3/go-schema-processor/v2/verifiable"
 	"github.com/iden3/iden3comm/v2/packers"
 	"github.com/iden3/iden3comm/v2/protocol"
 	"github.com/piprate/json-gold/ld"
@@ -137,7 +136,7 @@ func New(cfg Config) (*Service, error) {
 		chains[c.Key()] = c
 	}
 	v, err := auth.NewVerifier(loaders.NewEmbeddedKeyLoader(), cfg.Resolvers,
-		auth.WithDocumentLoader(cfg.Documents), auth.WithDIDResolver(noDIDResolver))
+		auth.WithDocumentLoader(cfg.Documents), auth.WithDIDResolver(pkhResolver))
 	if err != nil {
 		return nil, fmt.Errorf("iden3: verifier: %w", err)
 	}
@@ -153,13 +152,6 @@ func New(cfg Config) (*Service, error) {
 	}
 	return s, nil
 }
-
-// noDIDResolver refuses JWS-packed responses: their signer's DID would have
-// to be resolved over a network the operator did not configure (the
-// library's default is a public universal resolver).
-var noDIDResolver = packers.DIDResolverHandlerFunc(func(did string) (*verifiable.DIDDocument, error) {
-	return nil, fmt.Errorf("JWS-packed responses are not accepted: resolving %s would need a DID resolver agentd does not use; send a JWZ (application/iden3-zkp-json)", did)
-})
 
 // newUUID is a random (version 4) UUID.
 func newUUID() string {
@@ -265,7 +257,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Session, error
 		} else if !errors.Is(err, agent.ErrNotFound) {
 			return err
 		}
-		return putIn(w, KindSession, id, &sess)
+		return w.PutJSON(KindSession, id, &sess)
 	})
 	if err != nil {
 		return Session{}, err
@@ -394,7 +386,7 @@ func (s *Service) Cancel(ctx context.Context, id string) (Session, error) {
 		if err := sess.moveTo(StateCancelled, now, "cancelled by the operator"); err != nil {
 			return err
 		}
-		if err := putIn(w, KindSession, id, &sess); err != nil {
+		if err := w.PutJSON(KindSession, id, &sess); err != nil {
 			return err
 		}
 		out = sess
@@ -469,15 +461,6 @@ func getIn(ctx context.Context, w *agent.Work, id string, v *Session) error {
 	if err := json.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("iden3: session %s is corrupt: %w", id, err)
 	}
-	return nil
-}
-
-func putIn(w *agent.Work, kind, id string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	w.Put(kind, id, b)
 	return nil
 }
 

@@ -48,7 +48,7 @@ func (s *Service) Sweep(ctx context.Context) (SweepResult, error) {
 					if err := cur.moveTo(StateExpired, now, "expired before an answer came"); err != nil {
 						return err
 					}
-					if err := putIn(w, KindSession, r.ID, &cur); err != nil {
+					if err := w.PutJSON(KindSession, r.ID, &cur); err != nil {
 						return err
 					}
 					return s.notify(w, &cur, now)

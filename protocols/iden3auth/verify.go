@@ -2,6 +2,7 @@ package iden3auth
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -107,7 +108,7 @@ func (s *Service) verify(ctx context.Context, id string, token []byte) (Session,
 			return err
 		}
 		cur.Result, cur.ResponseID = result, resp.ID
-		if err := putIn(w, KindSession, id, &cur); err != nil {
+		if err := w.PutJSON(KindSession, id, &cur); err != nil {
 			return err
 		}
 		w.Remember(replayKeyPrefix+tokenHash(tok), now.Add(replayKeep))
@@ -296,24 +297,38 @@ func normalizeToken(token []byte) string {
 	return tok
 }
 
-// ThreadOf reads the thid of a JWZ token's payload without verifying it:
-// for routing a response that arrives without its session id (the
-// DIDComm endpoint) to Verify, which verifies everything.
-func ThreadOf(token []byte) (string, error) {
+// tokenPayload returns the payload of a JWZ, or of a compact JWS
+// (header.payload.signature, base64url): what it says, unverified.
+func tokenPayload(tok string) ([]byte, error) {
 	var t *jwz.Token
-	err := safely(func() (err error) {
-		t, err = jwz.Parse(normalizeToken(token))
-		return err
-	})
+	if err := safely(func() (err error) { t, err = jwz.Parse(tok); return err }); err == nil {
+		return t.GetPayload(), nil
+	}
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return nil, agent.Errorf(agent.CodeMsg, "not a JWZ or compact JWS token")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil {
-		return "", agent.Wrap(agent.CodeMsg, err, "not a JWZ token")
+		return nil, agent.Wrap(agent.CodeMsg, err, "not a JWZ or compact JWS token: the payload is not base64url")
+	}
+	return payload, nil
+}
+
+// ThreadOf reads the thid of a JWZ or compact JWS token's payload without
+// verifying it: for routing a response that arrives without its session id
+// (the DIDComm endpoint) to Verify, which verifies everything.
+func ThreadOf(token []byte) (string, error) {
+	payload, err := tokenPayload(normalizeToken(token))
+	if err != nil {
+		return "", err
 	}
 	var m struct {
 		Type     string `json:"type"`
 		ThreadID string `json:"thid"`
 	}
-	if err := json.Unmarshal(t.GetPayload(), &m); err != nil {
-		return "", agent.Wrap(agent.CodeMsg, err, "the JWZ payload is not a JSON message")
+	if err := json.Unmarshal(payload, &m); err != nil {
+		return "", agent.Wrap(agent.CodeMsg, err, "the token's payload is not a JSON message")
 	}
 	if m.Type != string(protocol.AuthorizationResponseMessageType) {
 		return "", agent.Errorf(agent.CodeMsgUnsupported, "message type %q is not handled (agentd takes %s)", clip(m.Type, 80), protocol.AuthorizationResponseMessageType)

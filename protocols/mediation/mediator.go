@@ -574,10 +574,9 @@ func (m *Mediator) useInvitation(ctx context.Context, w *agent.Work, id, clientD
 		return false, nil
 	}
 	rec.UsedBy, rec.UsedAt = clientDID, now.UTC()
-	if b, err = json.Marshal(rec); err != nil {
+	if err := w.PutJSON(KindInvitation, id, rec); err != nil {
 		return false, err
 	}
-	w.Put(KindInvitation, id, b)
 	return true, nil
 }
 

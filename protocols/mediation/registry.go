@@ -264,11 +264,9 @@ func (r *Registry) apply(ctx context.Context, w *agent.Work, client string, even
 	if next == GrantNone {
 		return g, nil
 	}
-	b, err := json.Marshal(g)
-	if err != nil {
+	if err := w.PutJSON(KindGrant, client, g); err != nil {
 		return g, err
 	}
-	w.Put(KindGrant, client, b)
 	w.AfterCommit(func() { r.refreshGrant(ctx, client) })
 	return g, nil
 }
@@ -404,11 +402,9 @@ func (r *Registry) addRecipient(ctx context.Context, w *agent.Work, client, valu
 		}
 	}
 	rc := Recipient{ClientDID: client, Registered: value, AddedAt: r.now().UTC()}
-	b, err := json.Marshal(rc)
-	if err != nil {
+	if err := w.PutJSON(KindRecipient, canonical, rc); err != nil {
 		return false, err
 	}
-	w.Put(KindRecipient, canonical, b)
 	w.AfterCommit(func() { r.refreshRecipient(ctx, canonical) })
 	return true, nil
 }

@@ -44,7 +44,7 @@ func (s *Service) newLetter(w *agent.Work, ch *Challenge, link string) error {
 		return err
 	}
 	l := Letter{ID: ch.ID, User: ch.User, Address: ch.Subject, Created: s.now(), Expires: ch.Expires, PDF: pdf}
-	return putIn(w, KindLetter, l.ID, &l)
+	return w.PutJSON(KindLetter, l.ID, &l)
 }
 
 func (s *Service) letterView(ctx context.Context, l *Letter) LetterView {
@@ -88,7 +88,7 @@ func (s *Service) MarkLetterSent(ctx context.Context, id string) (LetterView, er
 		}
 		if l.Sent.IsZero() {
 			l.Sent = s.now()
-			return putIn(w, KindLetter, id, &l)
+			return w.PutJSON(KindLetter, id, &l)
 		}
 		return nil
 	})

@@ -50,7 +50,7 @@ func tokenKey(token string) string {
 func (s *Service) newLink(w *agent.Work, ch *Challenge, packed []byte) (string, error) {
 	token := randomString(tokenBytes)
 	l := link{ChallengeID: ch.ID, Payload: packed, MediaType: agent.MediaTypeEncrypted, Created: s.now(), Expires: ch.Expires}
-	if err := putIn(w, KindLink, tokenKey(token), &l); err != nil {
+	if err := w.PutJSON(KindLink, tokenKey(token), &l); err != nil {
 		return "", err
 	}
 	return s.cfg.Verifier.LinkBaseURL + LinkPath + token, nil
@@ -100,7 +100,7 @@ func (s *Service) FetchLink(ctx context.Context, token string) ([]byte, string, 
 		}
 		payload, mt, challenge = l.Payload, l.MediaType, l.ChallengeID
 		l.Payload, l.Fetched = nil, now
-		return putIn(w, KindLink, key, &l)
+		return w.PutJSON(KindLink, key, &l)
 	})
 	if err != nil {
 		return nil, "", err
@@ -140,7 +140,7 @@ func (s *Service) sweepLinks(ctx context.Context, now time.Time) (int, error) {
 				return nil
 			}
 			l.Payload, dropped = nil, true
-			return putIn(w, KindLink, id, &l)
+			return w.PutJSON(KindLink, id, &l)
 		})
 		if err == nil && dropped {
 			n++

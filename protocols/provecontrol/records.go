@@ -262,16 +262,6 @@ func getIn(ctx context.Context, w *agent.Work, kind, id string, v any) error {
 	return nil
 }
 
-// putIn stages a record write in w.
-func putIn(w *agent.Work, kind, id string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	w.Put(kind, id, b)
-	return nil
-}
-
 // each calls fn for every record of kind after the id after ("" for the
 // start), in id order, until fn returns false or an error.
 func each[T any](ctx context.Context, s store, kind, after string, fn func(id string, v *T) (bool, error)) error {

@@ -60,7 +60,7 @@ func (s *Service) RequestVerification(ctx context.Context, verifier string, t Ve
 	// The request and the message that makes it are stored together.
 	err = s.cfg.Store.Update(ctx, func(w *agent.Work) error {
 		w.Enqueue(outs...)
-		return putIn(w, KindRequest, r.ID, &r)
+		return w.PutJSON(KindRequest, r.ID, &r)
 	})
 	if err != nil {
 		return RequestOutcome{}, storeError(err, "could not store the request")
@@ -83,7 +83,7 @@ func (s *Service) RequestVerification(ctx context.Context, verifier string, t Ve
 				return err
 			}
 			r.Problem, r.ProblemComment = pr.Code, pr.Comment
-			return putIn(w, KindRequest, r.ID, &r)
+			return w.PutJSON(KindRequest, r.ID, &r)
 		})
 		if err != nil {
 			s.log.WarnContext(ctx, "could not record the verifier's problem with the request", "request", r.ID, "err", err)
@@ -160,12 +160,12 @@ func (s *Service) handleChallenge(ctx context.Context, in *agent.Inbound) error 
 			return agent.Wrap(agent.CodeMe, err, "internal error")
 		}
 	}
-	if err := putIn(w, KindReceived, rec.ID, &rec); err != nil {
+	if err := w.PutJSON(KindReceived, rec.ID, &rec); err != nil {
 		return agent.Wrap(agent.CodeMe, err, "could not store the challenge")
 	}
 	if rec.Requested {
 		req.ChallengeID = rec.ID
-		if err := putIn(w, KindRequest, req.ID, &req); err != nil {
+		if err := w.PutJSON(KindRequest, req.ID, &req); err != nil {
 			return agent.Wrap(agent.CodeMe, err, "could not store the challenge")
 		}
 	}
@@ -233,7 +233,7 @@ func (s *Service) Prove(ctx context.Context, id string, wait time.Duration) (Pro
 		w.Enqueue(outs...)
 		rec.Proves++
 		rec.Problem, rec.ProblemComment = "", ""
-		return putIn(w, KindReceived, rec.ID, &rec)
+		return w.PutJSON(KindReceived, rec.ID, &rec)
 	})
 	if err != nil {
 		if isNotFound(err) {
@@ -263,7 +263,7 @@ func (s *Service) Prove(ctx context.Context, id string, wait time.Duration) (Pro
 			if strings.HasPrefix(pr.Code, "e.p.") && rec.State.CanMoveTo(HeldRejected) {
 				_ = rec.moveTo(HeldRejected, s.now())
 			}
-			return putIn(w, KindReceived, id, &rec)
+			return w.PutJSON(KindReceived, id, &rec)
 		})
 		if err != nil {
 			s.log.WarnContext(ctx, "could not record the verifier's problem with the prove", "challenge", id, "err", err)
@@ -346,10 +346,10 @@ func (s *Service) handleConfirm(ctx context.Context, in *agent.Inbound) error {
 		return agent.Wrap(agent.CodeMe, err, "internal error")
 	}
 	rec.CredentialID = cred.ID
-	if err := putIn(w, KindCredential, cred.ID, &cred); err != nil {
+	if err := w.PutJSON(KindCredential, cred.ID, &cred); err != nil {
 		return agent.Wrap(agent.CodeMe, err, "could not store the credential")
 	}
-	if err := putIn(w, KindReceived, rec.ID, &rec); err != nil {
+	if err := w.PutJSON(KindReceived, rec.ID, &rec); err != nil {
 		return agent.Wrap(agent.CodeMe, err, "could not store the credential")
 	}
 	w.AfterCommit(func() {

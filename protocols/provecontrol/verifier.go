@@ -174,7 +174,7 @@ func (s *Service) createChallenge(ctx context.Context, w *agent.Work, sp challen
 	if err := s.checkPending(ctx, ch); err != nil {
 		return nil, agent.Message{}, err
 	}
-	if err := putIn(w, KindChallenge, ch.ID, ch); err != nil {
+	if err := w.PutJSON(KindChallenge, ch.ID, ch); err != nil {
 		return nil, agent.Message{}, agent.Wrap(agent.CodeMe, err, "could not store the challenge")
 	}
 	if ch.Channel != ChannelDIDComm {
@@ -311,7 +311,7 @@ func (s *Service) undelivered(ctx context.Context, w *agent.Work, ch *Challenge,
 		reason = "delivery failed: " + clip(cause.Error(), 200)
 	}
 	if err := ch.moveTo(StateUndelivered, s.now(), reason); err == nil {
-		if err := putIn(w, KindChallenge, ch.ID, ch); err != nil {
+		if err := w.PutJSON(KindChallenge, ch.ID, ch); err != nil {
 			s.log.ErrorContext(ctx, "could not record an undelivered challenge", "challenge", ch.ID, "err", err)
 		}
 	}
@@ -382,7 +382,7 @@ func (s *Service) handleProve(ctx context.Context, in *agent.Inbound) ([]agent.M
 	}
 	if !now.Before(ch.Expires) {
 		if err := ch.moveTo(StateExpired, now, "expired before it was proved"); err == nil {
-			if err := putIn(w, KindChallenge, ch.ID, &ch); err != nil {
+			if err := w.PutJSON(KindChallenge, ch.ID, &ch); err != nil {
 				return nil, agent.Wrap(agent.CodeMe, err, "internal error")
 			}
 		}
@@ -418,7 +418,7 @@ func (s *Service) failAttempt(ctx context.Context, w *agent.Work, ch *Challenge,
 	if left <= 0 {
 		_ = ch.moveTo(StateFailed, now, "attempts exhausted")
 	}
-	if err := putIn(w, KindChallenge, ch.ID, ch); err != nil {
+	if err := w.PutJSON(KindChallenge, ch.ID, ch); err != nil {
 		return agent.Wrap(agent.CodeMe, err, "internal error")
 	}
 	s.log.InfoContext(ctx, "prove refused", "challenge", ch.ID, "code", code, "attempts", ch.Attempts, "state", ch.State)
@@ -474,10 +474,10 @@ func (s *Service) confirm(ctx context.Context, w *agent.Work, ch *Challenge, now
 		return nil, agent.Wrap(agent.CodeMe, err, "internal error")
 	}
 	ch.CredentialID = credID
-	if err := putIn(w, KindVerification, ver.ID, &ver); err != nil {
+	if err := w.PutJSON(KindVerification, ver.ID, &ver); err != nil {
 		return nil, agent.Wrap(agent.CodeMe, err, "could not record the verification")
 	}
-	if err := putIn(w, KindChallenge, ch.ID, ch); err != nil {
+	if err := w.PutJSON(KindChallenge, ch.ID, ch); err != nil {
 		return nil, agent.Wrap(agent.CodeMe, err, "could not record the verification")
 	}
 	w.AfterCommit(func() {
@@ -593,7 +593,7 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 				return nil
 			}
 			moved = true
-			return putIn(w, KindChallenge, id, &c)
+			return w.PutJSON(KindChallenge, id, &c)
 		})
 		if err == nil && moved {
 			changed++

@@ -928,3 +928,39 @@ func BenchmarkOutboxEnqueueSerial(b *testing.B) {
 		})
 	}
 }
+
+// TestCommitStatsCountGroupsAndWrites: every write a committed group
+// carried is counted once, a refused unit of work too (it shared the
+// transaction, writing nothing).
+func TestCommitStatsCountGroupsAndWrites(t *testing.T) {
+	db := openTest(t, Options{NoSync: true})
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := agent.NewWork(nil)
+			w.Put("kind", fmt.Sprint(i), []byte("v"))
+			if err := db.Commit(ctx, w); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	groups, writes := db.CommitStats()
+	if writes != 20 || groups < 1 || groups > 20 {
+		t.Fatalf("%d groups, %d writes; want 20 writes in 1 to 20 groups", groups, writes)
+	}
+	w := agent.NewWork(nil)
+	w.Remember("once", time.Now().Add(time.Hour))
+	db.Commit(ctx, w)
+	w = agent.NewWork(nil)
+	w.Remember("once", time.Now().Add(time.Hour))
+	if err := db.Commit(ctx, w); !errors.Is(err, agent.ErrReplay) {
+		t.Fatalf("replayed: %v", err)
+	}
+	if _, writes := db.CommitStats(); writes != 22 {
+		t.Fatalf("%d writes counted after one more and one refused; want 22", writes)
+	}
+}

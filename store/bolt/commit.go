@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"go.etcd.io/bbolt"
 	bberrors "go.etcd.io/bbolt/errors"
@@ -40,11 +41,14 @@ type writeCall struct {
 }
 
 type committer struct {
-	calls     chan *writeCall // unbuffered, see above
-	closed    chan struct{}
-	closeOnce sync.Once
-	done      sync.WaitGroup
-	maxBatch  int
+	calls chan *writeCall // unbuffered, see above
+	// groups and writes count the transactions committed and the writes
+	// they carried (the mean group size is their ratio), for metrics.
+	groups, writes atomic.Int64
+	closed         chan struct{}
+	closeOnce      sync.Once
+	done           sync.WaitGroup
+	maxBatch       int
 }
 
 func (db *DB) startCommitter(maxBatch int) {
@@ -108,11 +112,23 @@ func (db *DB) commitGroup(group []*writeCall) {
 			continue
 		}
 		db.health.record(err) // the commit itself: the file's fault, not a write's
+		if err == nil {
+			db.commit.groups.Add(1)
+			db.commit.writes.Add(int64(len(group)))
+		}
 		for _, c := range group {
 			c.err <- err
 		}
 		return
 	}
+}
+
+// CommitStats returns how many group transactions have committed since Open
+// and how many writes they carried (a unit of work refused by its checks
+// counts too: it shared the transaction, writing nothing): writes/groups is
+// the mean group size, how many writers shared each fsync.
+func (db *DB) CommitStats() (groups, writes int64) {
+	return db.commit.groups.Load(), db.commit.writes.Load()
 }
 
 // safeCall runs fn, turning a panic into an error for that write alone.

@@ -140,28 +140,33 @@ func BenchmarkQueueAddParallel(b *testing.B) {
 	payload := bytes.Repeat([]byte("x"), 2048)
 	for _, par := range []int{8, 32} {
 		b.Run(fmt.Sprintf("goroutines=%d", par*runtime.GOMAXPROCS(0)), func(b *testing.B) {
-			db := openTest(b, Options{})
-			exp := time.Now().Add(time.Hour)
-			var n atomic.Int64
-			b.SetParallelism(par)
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				ctx := context.Background()
-				for pb.Next() {
-					i := n.Add(1)
-					m := &agent.QueuedMessage{Recipient: fmt.Sprintf("did:example:r%d", i%100), Payload: payload, Expires: exp}
-					w := agent.NewWork(nil)
-					w.Queue(agent.QueueLimits{}, m)
-					w.Remember(fmt.Sprintf("\x00fwd-%d", i), exp)
-					if err := db.Commit(ctx, w); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "adds/s")
+			benchForwards(b, openTest(b, Options{}), par, payload)
 		})
 	}
+}
+
+// benchForwards commits b.N forwards' units of work (one queued message and
+// its replay record each) from par goroutines per CPU, reporting adds/s.
+func benchForwards(b *testing.B, db *DB, par int, payload []byte) {
+	exp := time.Now().Add(time.Hour)
+	var n atomic.Int64
+	b.SetParallelism(par)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			i := n.Add(1)
+			m := &agent.QueuedMessage{Recipient: fmt.Sprintf("did:example:r%d", i%100), Payload: payload, Expires: exp}
+			w := agent.NewWork(nil)
+			w.Queue(agent.QueueLimits{}, m)
+			w.Remember(fmt.Sprintf("\x00fwd-%d", i), exp)
+			if err := db.Commit(ctx, w); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "adds/s")
 }
 
 // BenchmarkQueueAddAfterChurn is BenchmarkQueueAddParallel on a database
@@ -202,21 +207,5 @@ func BenchmarkQueueAddAfterChurn(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	var n atomic.Int64
-	b.SetParallelism(16)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			i := n.Add(1)
-			m := &agent.QueuedMessage{Recipient: fmt.Sprintf("did:example:r%d", i%100), Payload: payload, Expires: exp}
-			w := agent.NewWork(nil)
-			w.Queue(agent.QueueLimits{}, m)
-			w.Remember(fmt.Sprintf("\x00fwd-%d", i), exp)
-			if err := db.Commit(ctx, w); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "adds/s")
+	benchForwards(b, db, 16, payload)
 }

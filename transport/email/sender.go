@@ -139,17 +139,24 @@ func NewSender(cfg SenderConfig) (*Sender, error) {
 // From returns the sender's mail address.
 func (s *Sender) From() string { return s.cfg.From }
 
+// MediaTypeMail is the outbox media type of a whole mail, headers and
+// body, composed by its sender (a sign-up confirmation, a notice to a
+// person): Deliver sends it as it is, to the address of the endpoint.
+const MediaTypeMail = "message/rfc822"
+
 // Deliver sends payload as a DIDComm mail to the address of the mailto:
-// endpoint.
+// endpoint, or, when mediaType is MediaTypeMail, payload itself.
 func (s *Sender) Deliver(ctx context.Context, endpoint, mediaType string, payload []byte) error {
 	to, err := ParseMailto(endpoint)
 	if err != nil {
 		s.obs.MailOut("bounced")
 		return &agent.PermanentError{Err: err}
 	}
-	msg, err := Compose(s.cfg.From, to, mediaType, payload, s.cfg.Now())
-	if err != nil {
-		return &agent.PermanentError{Err: fmt.Errorf("composing the mail: %w", err)}
+	msg := payload
+	if mediaType != MediaTypeMail {
+		if msg, err = Compose(s.cfg.From, to, mediaType, payload, s.cfg.Now()); err != nil {
+			return &agent.PermanentError{Err: fmt.Errorf("composing the mail: %w", err)}
+		}
 	}
 	err = s.send(ctx, to, msg)
 	var perm *agent.PermanentError

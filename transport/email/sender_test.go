@@ -195,3 +195,18 @@ func TestSenderRefusesPrivateMX(t *testing.T) {
 		t.Errorf("the loopback mail server got %d mails", n)
 	}
 }
+
+func TestSenderSendsAComposedMailAsItIs(t *testing.T) {
+	relay := emailtest.Start(t, emailtest.Options{})
+	s, _ := newTestSender(t, func(c *SenderConfig) { c.Relay = relay.Addr })
+	mail := "From: agent@a.test\r\nTo: bob@b.test\r\nSubject: Confirm\r\n\r\nHello Bob\r\n"
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := s.Deliver(ctx, "mailto:bob@b.test", MediaTypeMail, []byte(mail)); err != nil {
+		t.Fatal(err)
+	}
+	m := relay.Wait(t, 10*time.Second)
+	if len(m.To) != 1 || m.To[0] != "bob@b.test" || !strings.Contains(string(m.Data), "Subject: Confirm\r\n\r\nHello Bob") {
+		t.Fatalf("got to %v:\n%s", m.To, m.Data)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Client is a typed client of a daemon's public and admin HTTP API, with
@@ -353,4 +354,59 @@ func (c *Client) CancelIden3(ctx context.Context, id string) (Iden3Session, erro
 // under url.
 func (c *Client) LoadIden3Schema(ctx context.Context, url string, doc []byte) error {
 	return c.Do(ctx, "POST", iden3Path+"/schemas", Iden3SchemaLoad{URL: url, Document: doc}, nil)
+}
+
+const usersAdminPath = "/admin/users"
+
+// Users lists a page of user accounts, in state and with an address
+// containing email when they are set.
+func (c *Client) Users(ctx context.Context, state, email string, p PageRequest) (Page[User], error) {
+	q := url.Values{}
+	if state != "" {
+		q.Set("state", state)
+	}
+	if email != "" {
+		q.Set("email", email)
+	}
+	return get[Page[User]](ctx, c, usersAdminPath+p.query(q))
+}
+
+// User describes a user account.
+func (c *Client) User(ctx context.Context, id string) (User, error) {
+	return get[User](ctx, c, usersAdminPath+"/"+esc(id))
+}
+
+// CreateUser creates an unclaimed account for an address.
+func (c *Client) CreateUser(ctx context.Context, req CreateUserRequest) (User, error) {
+	return post[User](ctx, c, usersAdminPath, req)
+}
+
+// DisableUser disables a user account (final).
+func (c *Client) DisableUser(ctx context.Context, id string) (User, error) {
+	return post[User](ctx, c, usersAdminPath+"/"+esc(id)+"/disable", nil)
+}
+
+// DeleteUser deletes a user account.
+func (c *Client) DeleteUser(ctx context.Context, id string) error {
+	return c.Do(ctx, "DELETE", usersAdminPath+"/"+esc(id), nil, nil)
+}
+
+// IssueKeyUploadToken gives an account a fresh key-upload token.
+func (c *Client) IssueKeyUploadToken(ctx context.Context, id string) (KeyUploadToken, error) {
+	return post[KeyUploadToken](ctx, c, usersAdminPath+"/"+esc(id)+"/key-upload-token", nil)
+}
+
+// RequestSignup asks for an account (public; the confirmation is mailed).
+func (c *Client) RequestSignup(ctx context.Context, req SignupRequest) (SignupReceipt, error) {
+	return post[SignupReceipt](ctx, c, UsersRequestsPath, req)
+}
+
+// SignupStatus returns a sign-up request's state, waiting up to wait
+// while it is pending.
+func (c *Client) SignupStatus(ctx context.Context, id string, wait time.Duration) (SignupStatus, error) {
+	q := ""
+	if wait > 0 {
+		q = "?wait=" + wait.String()
+	}
+	return get[SignupStatus](ctx, c, UsersRequestsPath+"/"+esc(id)+q)
 }

@@ -63,6 +63,19 @@ func filled[T any]() T {
 // fullFake implements every service of the server with filled answers.
 type fullFake struct{}
 
+func (fullFake) Users(context.Context, string, string, string, int) ([]User, error) {
+	return filled[[]User](), nil
+}
+func (fullFake) User(context.Context, string) (User, error) { return filled[User](), nil }
+func (fullFake) CreateUser(context.Context, string, string, string) (User, error) {
+	return filled[User](), nil
+}
+func (fullFake) DisableUser(context.Context, string) (User, error) { return filled[User](), nil }
+func (fullFake) DeleteUser(context.Context, string) error          { return nil }
+func (fullFake) IssueKeyUploadToken(context.Context, string) (KeyUploadToken, error) {
+	return filled[KeyUploadToken](), nil
+}
+
 func (fullFake) Ping(context.Context, string) (time.Duration, error) {
 	return 1500 * time.Microsecond, nil
 }
@@ -184,7 +197,7 @@ func fullServer(t *testing.T) (*http.ServeMux, *Routes) {
 	t.Helper()
 	f := fullFake{}
 	_, mux, rs := newServer(Config{Receiver: &fakeReceiver{}, Public: filledPublic{}, AdminToken: testToken,
-		Features: []Feature{NewAdminAPI(f), NewMediationAPI(f), NewProveControlAPI(f), NewChallengeLinks(f), NewIden3API(f)}})
+		Features: []Feature{NewAdminAPI(f), NewMediationAPI(f), NewProveControlAPI(f), NewChallengeLinks(f), NewIden3API(f), NewUsersAPI(nil, f)}})
 	return mux, rs
 }
 

@@ -1,0 +1,11 @@
+package daemon
+
+import "time"
+
+// SetUsersClock makes the user accounts of the daemons built afterwards
+// read their time from now; the returned function restores the clock.
+func SetUsersClock(now func() time.Time) (restore func()) {
+	old := usersNow
+	usersNow = now
+	return func() { usersNow = old }
+}
