@@ -10,10 +10,13 @@
 // [ProcessCredential] on the issued credential (it checks the
 // signature-correctness proof); [CreatePresentation] with one or more
 // credentials, revealed attributes and groups, unrevealed and self-attested
-// attributes, and predicates of every type. The holder's arithmetic on
-// secrets uses math/big, which is not constant-time.
+// attributes, and predicates of every type. The holder's exponentiations
+// with secret exponents (link secret, attribute values, blinding factors,
+// the proofs' randomness) are constant-time (filippo.io/bigmod); its
+// additions and multiplications of secrets use math/big, which is not.
 //
-// The package is self-contained: it depends only on the standard library.
+// The package is self-contained: it depends on the standard library and
+// filippo.io/bigmod only.
 // It parses the legacy AnonCreds JSON objects (schema, credential
 // definition, presentation request and presentation, with legacy Indy
 // identifiers or did:-qualified ones) and verifies the primary proof of a

@@ -66,7 +66,8 @@ type neInit struct {
 // attribute it also reveals; and, with ErrNonRevocationUnsupported, a
 // non_revoked request on a revocable credential.
 //
-// The arithmetic on secrets uses math/big, which is not constant-time.
+// Exponentiations with secret exponents are constant-time (ctexp.go); the
+// additions and multiplications of secrets use math/big, which is not.
 func CreatePresentation(req *PresentationRequest, in PresentationInput, ls LinkSecret, schemas map[string]*Schema, credDefs map[string]*CredentialDefinition) (*Presentation, error) {
 	if req == nil || ls.v == nil {
 		return nil, fmt.Errorf("%w: nil request or link secret", ErrCannotPresent)
@@ -384,7 +385,7 @@ func (sp *proverSub) initEq(msTilde *big.Int) (*big.Int, error) {
 			return nil, err
 		}
 	}
-	sr, err := modExp(&k.S.Int, r, n)
+	sr, err := modExpSecret(&k.S.Int, r, n)
 	if err != nil {
 		return nil, err
 	}
@@ -395,7 +396,7 @@ func (sp *proverSub) initEq(msTilde *big.Int) (*big.Int, error) {
 	for _, a := range sp.unrevealed() {
 		pairs = append(pairs, &k.R[a].Int, sp.mTilde[a])
 	}
-	return expProduct(n, pairs...)
+	return expProductSecret(n, pairs...)
 }
 
 // initNe commits to the four squares of the predicate's Δ and to Δ.
@@ -438,12 +439,12 @@ func (sp *proverSub) initNe(p Predicate) (*neInit, error) {
 		if i < 4 {
 			exp = ne.u[key]
 		}
-		if ne.t[key], err = expProduct(n, &k.Z.Int, exp, &k.S.Int, ne.r[key]); err != nil {
+		if ne.t[key], err = expProductSecret(n, &k.Z.Int, exp, &k.S.Int, ne.r[key]); err != nil {
 			return nil, err
 		}
 	}
 	for _, key := range geKeys[:4] {
-		tau, err := expProduct(n, &k.Z.Int, ne.uTilde[key], &k.S.Int, ne.rTi[key])
+		tau, err := expProductSecret(n, &k.Z.Int, ne.uTilde[key], &k.S.Int, ne.rTi[key])
 		if err != nil {
 			return nil, err
 		}
@@ -453,7 +454,7 @@ func (sp *proverSub) initNe(p Predicate) (*neInit, error) {
 	if p.PType == "LE" || p.PType == "LT" {
 		rd = new(big.Int).Neg(rd)
 	}
-	tau, err := expProduct(n, &k.Z.Int, sp.mTilde[p.AttrName], &k.S.Int, rd)
+	tau, err := expProductSecret(n, &k.Z.Int, sp.mTilde[p.AttrName], &k.S.Int, rd)
 	if err != nil {
 		return nil, err
 	}
@@ -462,7 +463,7 @@ func (sp *proverSub) initNe(p Predicate) (*neInit, error) {
 	for _, key := range geKeys[:4] {
 		qPairs = append(qPairs, ne.t[key], ne.uTilde[key])
 	}
-	q, err := expProduct(n, qPairs...)
+	q, err := expProductSecret(n, qPairs...)
 	if err != nil {
 		return nil, err
 	}

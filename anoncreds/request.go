@@ -208,7 +208,7 @@ func CreateCredentialRequest(offer *CredentialOffer, cd *CredentialDefinition, l
 	if err != nil {
 		return nil, nil, err
 	}
-	u, err := expProduct(n, &k.S.Int, vPrime, &k.R[linkSecretName].Int, ls.v)
+	u, err := expProductSecret(n, &k.S.Int, vPrime, &k.R[linkSecretName].Int, ls.v)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -220,7 +220,7 @@ func CreateCredentialRequest(offer *CredentialOffer, cd *CredentialDefinition, l
 	if err != nil {
 		return nil, nil, err
 	}
-	uTilde, err := expProduct(n, &k.S.Int, vTilde, &k.R[linkSecretName].Int, mTilde)
+	uTilde, err := expProductSecret(n, &k.S.Int, vTilde, &k.R[linkSecretName].Int, mTilde)
 	if err != nil {
 		return nil, nil, err
 	}
