@@ -8,6 +8,8 @@ IDEN3_DIR := interop/iden3
 IDEN3_STAMP := $(IDEN3_DIR)/node_modules/.package-lock.json
 ZENROOM_DIR := interop/zenroom
 ZENROOM_STAMP := $(ZENROOM_DIR)/node_modules/.package-lock.json
+ANONCREDS_DIR := interop/anoncreds
+ANONCREDS_STAMP := $(ANONCREDS_DIR)/node_modules/.package-lock.json
 GOFLAGS_TEST ?= -count=1 -timeout 20m
 # GOTAGS are the build tags of every build, test and bench: prover_disabled
 # keeps go-rapidsnark's cgo prover (pulled in by the iden3 libraries, which
@@ -27,9 +29,9 @@ build:
 	$(GO) build -tags '$(GOTAGS)' -o bin/agentctl ./cmd/agentctl
 
 ## deps: install what the tests need (the didcomm-node, Veramo, iden3 and
-## Zenroom harnesses from their committed lock files, and the iden3 circuit
-## files, cached outside the work tree)
-deps: $(NPM_STAMP) $(VERAMO_STAMP) $(IDEN3_STAMP) $(ZENROOM_STAMP) deps-iden3-circuits
+## Zenroom harnesses and the AnonCreds oracle from their committed lock
+## files, and the iden3 circuit files, cached outside the work tree)
+deps: $(NPM_STAMP) $(VERAMO_STAMP) $(IDEN3_STAMP) $(ZENROOM_STAMP) $(ANONCREDS_STAMP) deps-iden3-circuits
 
 $(NPM_STAMP): $(NPM_DIR)/package-lock.json $(NPM_DIR)/package.json
 	npm ci --prefix $(NPM_DIR) --no-audit --no-fund
@@ -46,6 +48,12 @@ $(IDEN3_STAMP): $(IDEN3_DIR)/package-lock.json $(IDEN3_DIR)/package.json
 $(ZENROOM_STAMP): $(ZENROOM_DIR)/package-lock.json $(ZENROOM_DIR)/package.json
 	npm ci --prefix $(ZENROOM_DIR) --no-audit --no-fund
 	@touch $(ZENROOM_STAMP)
+
+# The AnonCreds oracle needs only the WASM inside @hyperledger/identus-sdk:
+# no install scripts.
+$(ANONCREDS_STAMP): $(ANONCREDS_DIR)/package-lock.json $(ANONCREDS_DIR)/package.json
+	npm ci --prefix $(ANONCREDS_DIR) --no-audit --no-fund --ignore-scripts
+	@touch $(ANONCREDS_STAMP)
 
 ## deps-iden3-circuits: the iden3 circuit files (npm @rarimo/zkp-gen-iden3,
 ## ~200 MB) in $${XDG_CACHE_HOME:-$$HOME/.cache}/agentd/iden3-circuits (or

@@ -3,6 +3,7 @@ module github.com/agentd/agentd
 go 1.26.8
 
 require (
+	filippo.io/bigmod v0.1.0
 	filippo.io/edwards25519 v1.1.0
 	github.com/chromedp/chromedp v0.23.1
 	github.com/coder/websocket v1.8.14

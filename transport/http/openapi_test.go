@@ -197,7 +197,7 @@ func fullServer(t *testing.T) (*http.ServeMux, *Routes) {
 	t.Helper()
 	f := fullFake{}
 	_, mux, rs := newServer(Config{Receiver: &fakeReceiver{}, Public: filledPublic{}, AdminToken: testToken,
-		Features: []Feature{NewAdminAPI(f), NewMediationAPI(f), NewProveControlAPI(f), NewChallengeLinks(f), NewIden3API(f), NewUsersAPI(nil, f), NewPrivadoAPI(nil, f)}})
+		Features: []Feature{NewAdminAPI(f), NewMediationAPI(f), NewProveControlAPI(f), NewChallengeLinks(f), NewIden3API(f, nil), NewUsersAPI(nil, f), NewPrivadoAPI(nil, f)}})
 	return mux, rs
 }
 
