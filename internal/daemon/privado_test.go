@@ -563,8 +563,28 @@ func TestPrivadoFailedAfterAttempts(t *testing.T) {
 	if r, _ := cb["reason"].(string); !strings.Contains(r, "5 answers refused") || cb["challenge"] != float64(31) {
 		t.Fatalf("failure callback %v", cb)
 	}
-	// A failed session takes no answer.
+	// A failed session takes no answer, before and after a restart.
 	if code, _, body := call(t, "POST", f.a.base+"/iden3/callback?session="+ans.Wallet.SessionID, "text/plain", "not a proof"); code != 409 {
 		t.Fatalf("an answer to a failed session: %d %s", code, body)
+	}
+	cfg := f.a.cfg
+	f.a.Shutdown(context.Background())
+	d, err := daemon.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Shutdown(context.Background()) })
+	var list struct {
+		Interactions []struct{ ID, State string } `json:"interactions"`
+	}
+	if f.admin(t, "GET", "/admin/privado/interactions", "", &list); len(list.Interactions) != 1 ||
+		list.Interactions[0].ID != ans.Interaction.ID || list.Interactions[0].State != "Failed" {
+		t.Fatalf("after a restart: %+v", list.Interactions)
+	}
+	if code, _, body := call(t, "POST", f.a.base+"/iden3/callback?session="+ans.Wallet.SessionID, "text/plain", "not a proof"); code != 409 {
+		t.Fatalf("an answer to a failed session after a restart: %d %s", code, body)
 	}
 }
