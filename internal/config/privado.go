@@ -44,10 +44,15 @@ type Privado struct {
 	// SweepInterval is how often undecided interactions past their
 	// consent expiry are recorded as expired.
 	SweepInterval time.Duration `yaml:"sweep_interval"`
+	// RequestRate and RequestBurst bound the proof requests one exchange
+	// may make an hour (each mails a user); 0: no limit.
+	RequestRate  int `yaml:"request_rate"`
+	RequestBurst int `yaml:"request_burst"`
 }
 
 func defaultPrivado() Privado {
-	return Privado{ConsentTTL: 24 * time.Hour, ProofTTL: time.Hour, MaxAttempts: 5, SweepInterval: time.Minute}
+	return Privado{ConsentTTL: 24 * time.Hour, ProofTTL: time.Hour, MaxAttempts: 5, SweepInterval: time.Minute,
+		RequestRate: 1000, RequestBurst: 100}
 }
 
 func (c *Config) validatePrivado() error {
@@ -61,6 +66,8 @@ func (c *Config) validatePrivado() error {
 		return errors.New("privado.max_attempts: must be between 1 and 100")
 	case p.SweepInterval < time.Second:
 		return errors.New("privado.sweep_interval: must be at least 1s")
+	case p.RequestRate < 0 || p.RequestBurst < 0 || (p.RequestRate > 0 && p.RequestBurst < 1):
+		return errors.New("privado: request_rate must not be negative (0: no limit) and request_burst at least 1 with a rate")
 	}
 	if p.BaseURL != "" {
 		u, err := url.Parse(p.BaseURL)

@@ -65,9 +65,10 @@ func buildPrivado(cfg config.Config, db *bolt.DB, store agent.Store, outbox *age
 		Store: store, Users: userLookup{us}, Verifier: i3.svc, Sealer: key, BaseURL: base,
 		MailFrom: cfg.Email.Address, AgentName: p.AgentName, Template: tmpl,
 		ConsentTTL: p.ConsentTTL, ProofTTL: p.ProofTTL, Chain: p.Chain, MaxAttempts: p.MaxAttempts,
-		Callbacks:  privado.CallbackPolicy{AllowHTTP: p.AllowHTTPCallbacks, AllowPrivate: p.AllowPrivateCallbacks},
-		LoginLimit: ratelimit.NewPer(cfg.Users.AddressRate, time.Hour, cfg.Users.AddressBurst, cfg.Limits.MaxKeys),
-		Now:        privadoNow, Logger: log.With("component", "privado"),
+		Callbacks:    privado.CallbackPolicy{AllowHTTP: p.AllowHTTPCallbacks, AllowPrivate: p.AllowPrivateCallbacks},
+		LoginLimit:   ratelimit.NewPer(cfg.Users.AddressRate, time.Hour, cfg.Users.AddressBurst, cfg.Limits.MaxKeys),
+		RequestLimit: requestLimit(p),
+		Now:          privadoNow, Logger: log.With("component", "privado"),
 	})
 	if err != nil {
 		return nil, err
@@ -310,4 +311,12 @@ func consentOut(v privado.ConsentView) httptransport.ConsentAnswer {
 			UniversalLink: w.UniversalLink, Expires: w.Expires}
 	}
 	return out
+}
+
+// requestLimit is the per-exchange limit on proof requests, or nil.
+func requestLimit(p config.Privado) privado.Limiter {
+	if p.RequestRate <= 0 {
+		return nil
+	}
+	return ratelimit.NewPer(p.RequestRate, time.Hour, p.RequestBurst, 10000)
 }

@@ -38,6 +38,12 @@ const MaxReferenceLen = 200
 // stores the interaction, its consent-token index and the consent mail in
 // one unit of work. A refusal stores nothing and mails nothing.
 func (s *Service) Request(ctx context.Context, ex ExchangeView, req ProofRequest) (InteractionView, error) {
+	if l := s.cfg.RequestLimit; l != nil {
+		if ok, wait := l.Allow(ex.ID); !ok {
+			return InteractionView{}, &agent.Error{Code: agent.CodeRateLimited, RetryAfter: wait,
+				Comment: "too many proof requests from this exchange; try again later"}
+		}
+	}
 	if req.UserReference == "" || len(req.UserReference) > MaxReferenceLen {
 		return InteractionView{}, agent.Errorf(agent.CodeMsg, "userReference: required, at most %d characters", MaxReferenceLen)
 	}

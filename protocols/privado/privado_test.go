@@ -651,3 +651,41 @@ func TestLoginLink(t *testing.T) {
 		t.Fatalf("consent page with a login token: %v", err)
 	}
 }
+
+// onlyN is a limiter that allows n calls per key.
+type onlyN struct {
+	n    int
+	seen map[string]int
+}
+
+func (l *onlyN) Allow(key string) (bool, time.Duration) {
+	l.seen[key]++
+	return l.seen[key] <= l.n, time.Minute
+}
+
+// TestRequestLimitPerExchange: an exchange over its budget of proof
+// requests is refused with a wait, and mails no one; another exchange is
+// not affected.
+func TestRequestLimitPerExchange(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t)
+	r.svc.cfg.RequestLimit = &onlyN{n: 1, seen: map[string]int{}}
+	_, ex := r.exchange(t, "Kraken")
+	_, other := r.exchange(t, "Bitstamp")
+	req := ProofRequest{UserReference: "ref-1", Challenge: json.RawMessage(`12345`), Callback: "https://cb.kraken.example/hook"}
+	if _, err := r.svc.Request(ctx, ex, req); err != nil {
+		t.Fatal(err)
+	}
+	mails := len(r.st.Outbound())
+	_, err := r.svc.Request(ctx, ex, req)
+	if !agent.HasCode(err, agent.CodeRateLimited) || agent.RetryAfter(err) != time.Minute {
+		t.Fatalf("over the limit: %v", err)
+	}
+	if n := r.st.Records.Len(KindInteraction); n != 1 || len(r.st.Outbound()) != mails {
+		t.Fatalf("a refused request stored or mailed: %d interactions, %d messages", n, len(r.st.Outbound()))
+	}
+	req.Callback = "https://cb.bitstamp.example/hook"
+	if _, err := r.svc.Request(ctx, other, req); err != nil {
+		t.Fatalf("another exchange: %v", err)
+	}
+}

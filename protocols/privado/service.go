@@ -94,6 +94,9 @@ type Config struct {
 	MaxAttempts int
 	// LoginLimit limits the login links mailed per address; nil: no limit.
 	LoginLimit Limiter
+	// RequestLimit limits the proof requests per exchange (each mails a
+	// user); nil: no limit.
+	RequestLimit Limiter
 	// Chain is the iden3 chain ("blockchain:network") of the requests;
 	// empty: the verifier's default.
 	Chain string
