@@ -116,42 +116,26 @@ func (u userLookup) LookupUser(ctx context.Context, ref string) (privado.User, e
 	if a, err := u.s.Account(ctx, ref); err == nil {
 		return ok(a)
 	}
-	after := ""
-	for {
-		list, err := u.s.Accounts(ctx, users.Filter{}, after, 200)
-		if err != nil {
-			return privado.User{}, err
-		}
-		for _, a := range list {
-			if a.Reference == ref {
-				return ok(a)
-			}
-		}
-		if len(list) < 200 {
-			return privado.User{}, agent.Errorf(agent.CodeNotFound, "userReference: no such user")
-		}
-		after = list[len(list)-1].ID
+	a, err := u.s.AccountByReference(ctx, ref)
+	if agent.HasCode(err, agent.CodeNotFound) {
+		return privado.User{}, agent.Errorf(agent.CodeNotFound, "userReference: no such user")
 	}
+	if err != nil {
+		return privado.User{}, err
+	}
+	return ok(a)
 }
 
 // UserByEmail implements privado.Users.
 func (u userLookup) UserByEmail(ctx context.Context, email string) (privado.User, error) {
-	after := ""
-	for {
-		list, err := u.s.Accounts(ctx, users.Filter{Email: email}, after, 200)
-		if err != nil {
-			return privado.User{}, err
-		}
-		for _, a := range list {
-			if strings.EqualFold(a.Email, email) && a.State != users.AccountDisabled {
-				return privado.User{ID: a.ID, Email: a.Email, Name: a.Name, Reference: a.Reference}, nil
-			}
-		}
-		if len(list) < 200 {
-			return privado.User{}, agent.Errorf(agent.CodeNotFound, "no such user")
-		}
-		after = list[len(list)-1].ID
+	a, err := u.s.AccountByEmail(ctx, email)
+	if agent.HasCode(err, agent.CodeNotFound) || (err == nil && a.State == users.AccountDisabled) {
+		return privado.User{}, agent.Errorf(agent.CodeNotFound, "no such user")
 	}
+	if err != nil {
+		return privado.User{}, err
+	}
+	return privado.User{ID: a.ID, Email: a.Email, Name: a.Name, Reference: a.Reference}, nil
 }
 
 // privadoAPI implements the transport's Privado and PrivadoAdmin.
