@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -89,7 +88,7 @@ func (s *Service) Request(ctx context.Context, ex ExchangeView, req ProofRequest
 		}
 		w.Enqueue(&agent.OutboundMessage{To: user.Email, Endpoint: "mailto:" + user.Email, MediaType: MediaTypeMail,
 			MessageType: "privado-consent", Payload: msg})
-		return w.PutJSON(KindInteraction, in.ID, &in)
+		return saveNew(w, &in)
 	})
 	if err != nil {
 		return InteractionView{}, err
@@ -266,7 +265,7 @@ func (s *Service) Consent(ctx context.Context, token string, yes bool) (ConsentV
 			}
 		}
 		out = cur
-		return w.PutJSON(KindInteraction, cur.ID, &cur)
+		return save(w, &cur)
 	})
 	if err != nil {
 		return ConsentView{}, err
@@ -462,7 +461,7 @@ func (s *Service) onVerdict(ctx context.Context, w *agent.Work, sess *iden3auth.
 		return err
 	}
 	s.log.InfoContext(ctx, "privado: interaction", "interaction", in.ID, "state", in.State)
-	return w.PutJSON(KindInteraction, in.ID, &in)
+	return save(w, &in)
 }
 
 // pick chooses the shared proof of a verified session: the full (MTP)
@@ -573,35 +572,23 @@ func (s *Service) List(ctx context.Context, f Filter) ([]InteractionView, error)
 	}
 	f.Limit = min(f.Limit, MaxPage)
 	now := s.now()
-	var all []*Interaction
-	after := ""
-	for {
-		recs, err := s.cfg.Store.Records.List(ctx, KindInteraction, after, 256)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range recs {
-			after = r.ID
-			if f.Before != "" && r.ID >= f.Before {
-				continue
-			}
-			var in Interaction
-			if json.Unmarshal(r.Value, &in) != nil {
-				continue
-			}
-			if (f.UserID == "" || in.UserID == f.UserID) && (f.ExchangeID == "" || in.ExchangeID == f.ExchangeID) &&
-				(f.State == "" || in.Effective(now) == f.State) {
-				all = append(all, &in)
-			}
-		}
-		if len(recs) < 256 {
-			break
-		}
+	kind, prefix := KindNewest, ""
+	switch {
+	case f.UserID != "":
+		kind, prefix = KindByUser, f.UserID+"/"
+	case f.ExchangeID != "":
+		kind, prefix = KindByExchange, f.ExchangeID+"/"
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i].ID > all[j].ID })
 	out := []InteractionView{}
-	for _, in := range all[:min(len(all), f.Limit)] {
-		out = append(out, in.View(now))
+	err := s.walkNewest(ctx, kind, prefix, f.Before, func(in *Interaction) bool {
+		if (f.UserID == "" || in.UserID == f.UserID) && (f.ExchangeID == "" || in.ExchangeID == f.ExchangeID) &&
+			(f.State == "" || in.Effective(now) == f.State) {
+			out = append(out, in.View(now))
+		}
+		return len(out) < f.Limit
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -633,22 +620,34 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	now := s.now()
 	n := 0
 	after := ""
+	bound := pendingKey(now, "")
 	for {
-		recs, err := s.cfg.Store.Records.List(ctx, KindInteraction, after, 256)
+		recs, err := s.cfg.Store.Records.List(ctx, KindPending, after, 256)
 		if err != nil {
 			return n, err
 		}
-		for _, r := range recs {
-			after = r.ID
+		for _, p := range recs {
+			after = p.ID
+			if p.ID >= bound {
+				return n, nil
+			}
+			_, id, _ := strings.Cut(p.ID, "/")
+			b, err := s.cfg.Store.Records.Get(ctx, KindInteraction, id)
+			if isNotFound(err) {
+				continue
+			}
+			if err != nil {
+				return n, err
+			}
 			var in Interaction
-			if json.Unmarshal(r.Value, &in) != nil || in.State != StateProofRequest || now.Before(in.ConsentExpires) {
+			if json.Unmarshal(b, &in) != nil || in.State != StateProofRequest || now.Before(in.ConsentExpires) {
 				continue
 			}
 			moved := false
-			err := s.cfg.Store.Update(ctx, func(w *agent.Work) error {
+			err = s.cfg.Store.Update(ctx, func(w *agent.Work) error {
 				moved = false
 				var cur Interaction
-				if err := getIn(ctx, w, KindInteraction, r.ID, &cur); err != nil {
+				if err := getIn(ctx, w, KindInteraction, id, &cur); err != nil {
 					return err
 				}
 				if cur.State != StateProofRequest || now.Before(cur.ConsentExpires) {
@@ -661,7 +660,7 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 					return err
 				}
 				moved = true
-				return w.PutJSON(KindInteraction, cur.ID, &cur)
+				return save(w, &cur)
 			})
 			if err != nil {
 				return n, err

@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -687,5 +689,79 @@ func TestRequestLimitPerExchange(t *testing.T) {
 	req.Callback = "https://cb.bitstamp.example/hook"
 	if _, err := r.svc.Request(ctx, other, req); err != nil {
 		t.Fatalf("another exchange: %v", err)
+	}
+}
+
+// TestListingIndexes: listings come newest first from the indexes (all, by
+// user, by exchange), page with Before, and filter by state; the sweep
+// expires only the undecided interactions past their consent expiry, and a
+// decided one leaves the expiry index.
+func TestListingIndexes(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t)
+	_, kr := r.exchange(t, "Kraken")
+	_, bs := r.exchange(t, "Bitstamp")
+	var ids []string // oldest first
+	for i, c := range []struct {
+		ex   ExchangeView
+		user string
+	}{{kr, "u-1"}, {bs, "u-1"}, {kr, "u-2"}, {bs, "u-2"}, {kr, "u-1"}} {
+		r.clk.add(time.Second)
+		v, err := r.svc.Request(ctx, c.ex, ProofRequest{UserReference: c.user, Challenge: json.RawMessage(strconv.Itoa(100 + i)),
+			Callback: "https://cb." + strings.ToLower(c.ex.Name) + ".example/hook"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, v.ID)
+	}
+	list := func(f Filter) []string {
+		t.Helper()
+		got, err := r.svc.List(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, v := range got {
+			out = append(out, v.ID)
+		}
+		return out
+	}
+	for name, tc := range map[string]struct {
+		f    Filter
+		want []string
+	}{
+		"all":                {Filter{}, []string{ids[4], ids[3], ids[2], ids[1], ids[0]}},
+		"user":               {Filter{UserID: "u-1"}, []string{ids[4], ids[1], ids[0]}},
+		"exchange":           {Filter{ExchangeID: kr.ID}, []string{ids[4], ids[2], ids[0]}},
+		"user and exchange":  {Filter{UserID: "u-2", ExchangeID: bs.ID}, []string{ids[3]}},
+		"page":               {Filter{Limit: 2}, []string{ids[4], ids[3]}},
+		"next page":          {Filter{Limit: 2, Before: ids[3]}, []string{ids[2], ids[1]}},
+		"user page":          {Filter{UserID: "u-1", Before: ids[4], Limit: 1}, []string{ids[1]}},
+		"state none matches": {Filter{State: StateProofShared}, nil},
+	} {
+		if got := list(tc.f); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %v, want %v", name, got, tc.want)
+		}
+	}
+	// The first interaction is decided; then every consent link expires.
+	tok := r.token(t, 0) // the first mail: the first interaction's
+	if _, err := r.svc.Consent(ctx, tok, false); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.st.Records.Len(KindPending); n != 4 {
+		t.Fatalf("%d undecided interactions indexed, want 4", n)
+	}
+	if n, err := r.svc.Sweep(ctx); err != nil || n != 0 {
+		t.Fatalf("sweep before expiry: %d %v", n, err)
+	}
+	r.clk.add(25 * time.Hour)
+	if n, err := r.svc.Sweep(ctx); err != nil || n != 4 {
+		t.Fatalf("sweep after expiry: %d %v", n, err)
+	}
+	if n := r.st.Records.Len(KindPending); n != 0 {
+		t.Fatalf("%d entries left in the expiry index", n)
+	}
+	if got := list(Filter{State: StateExpired}); len(got) != 4 || got[0] != ids[4] {
+		t.Fatalf("expired: %v", got)
 	}
 }

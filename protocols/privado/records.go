@@ -21,6 +21,12 @@ const (
 	KindInteraction = "privado-interaction" // Interaction, by id (ids sort by creation)
 	KindToken       = "privado-token"       // tokenIndex, by the hex SHA-256 of a consent token
 	KindSession     = "privado-session"     // sessionIndex, by iden3 session id
+	// The interaction indexes (index.go): newest first, all of them, by
+	// user and by exchange; and the undecided ones by consent expiry.
+	KindNewest     = "privado-newest"
+	KindByUser     = "privado-by-user"
+	KindByExchange = "privado-by-exchange"
+	KindPending    = "privado-pending"
 )
 
 // ExchangeState is the state of an exchange.
