@@ -217,6 +217,22 @@ type CreateRequest struct {
 
 // Create validates req and stores a new pending session.
 func (s *Service) Create(ctx context.Context, req CreateRequest) (Session, error) {
+	var sess Session
+	err := s.cfg.Store.Update(ctx, func(w *agent.Work) (err error) {
+		sess, err = s.CreateIn(ctx, w, req)
+		return err
+	})
+	if err != nil {
+		return Session{}, err
+	}
+	s.cfg.Logger.Info("iden3: session created", "session", sess.ID, "chain", sess.Chain, "scopes", len(req.Scope), "expires", sess.Expires)
+	return sess, nil
+}
+
+// CreateIn is Create inside the caller's unit of work: the session is
+// stored if and only if w commits (a service that creates a session as
+// part of a decision of its own commits both together).
+func (s *Service) CreateIn(ctx context.Context, w *agent.Work, req CreateRequest) (Session, error) {
 	chainKey := req.Chain
 	if chainKey == "" {
 		chainKey = s.cfg.Chains[0].Key()
@@ -259,18 +275,14 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Session, error
 	}
 	sess := Session{ID: id, Chain: chainKey, Request: msg, State: StatePending, MaxRefusals: req.MaxRefusals,
 		Created: now, Expires: now.Add(exp).Truncate(time.Second), Updated: now}
-	err := s.cfg.Store.Update(ctx, func(w *agent.Work) error {
-		if _, err := w.Get(ctx, KindSession, id); err == nil {
-			return agent.Errorf(agent.CodeConflict, "session %s exists already", id)
-		} else if !errors.Is(err, agent.ErrNotFound) {
-			return err
-		}
-		return w.PutJSON(KindSession, id, &sess)
-	})
-	if err != nil {
+	if _, err := w.Get(ctx, KindSession, id); err == nil {
+		return Session{}, agent.Errorf(agent.CodeConflict, "session %s exists already", id)
+	} else if !errors.Is(err, agent.ErrNotFound) {
 		return Session{}, err
 	}
-	s.cfg.Logger.Info("iden3: session created", "session", id, "chain", chainKey, "scopes", len(req.Scope), "expires", sess.Expires)
+	if err := w.PutJSON(KindSession, id, &sess); err != nil {
+		return Session{}, err
+	}
 	return sess, nil
 }
 

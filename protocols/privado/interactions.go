@@ -221,22 +221,16 @@ func (s *Service) Consent(ctx context.Context, token string, yes bool) (ConsentV
 	if err := decidable(in, now); err != nil {
 		return ConsentView{}, err
 	}
-	var sess iden3auth.Session
+	var create iden3auth.CreateRequest
 	if yes {
 		sc, err := scopes(in.Challenge, in.Query)
 		if err != nil {
 			return ConsentView{}, err
 		}
-		// The session is made first (its own unit of work): should the
-		// decision below fail, it stays pending without an index, serves
-		// nobody a link, and expires.
-		sess, err = s.cfg.Verifier.Create(ctx, iden3auth.CreateRequest{
+		create = iden3auth.CreateRequest{
 			Reason: in.ExchangeName + " asks for a proof " + clipWords(Describe(in.Query), 400),
 			Scope:  sc, Message: strconv.FormatUint(uint64(in.Challenge), 10),
 			ExpiresIn: s.cfg.ProofTTL, Chain: s.cfg.Chain, MaxRefusals: s.cfg.MaxAttempts,
-		})
-		if err != nil {
-			return ConsentView{}, err
 		}
 	}
 	var out Interaction
@@ -250,6 +244,12 @@ func (s *Service) Consent(ctx context.Context, token string, yes bool) (ConsentV
 		}
 		if yes {
 			if err := cur.moveTo(StateGivenConsent, now, "the user gave consent"); err != nil {
+				return err
+			}
+			// The wallet's request is made in this unit of work: it
+			// exists if and only if the consent is recorded.
+			sess, err := s.cfg.Verifier.CreateIn(ctx, w, create)
+			if err != nil {
 				return err
 			}
 			cur.SessionID, cur.ProofExpires = sess.ID, sess.Expires

@@ -53,7 +53,7 @@ type fakeVerifier struct {
 	rechecks []string
 }
 
-func (f *fakeVerifier) Create(_ context.Context, req iden3auth.CreateRequest) (iden3auth.Session, error) {
+func (f *fakeVerifier) CreateIn(_ context.Context, _ *agent.Work, req iden3auth.CreateRequest) (iden3auth.Session, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.created = append(f.created, req)

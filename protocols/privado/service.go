@@ -55,7 +55,7 @@ type Limiter interface {
 // Verifier is the part of the iden3 verifier (iden3auth.Service) the
 // service uses.
 type Verifier interface {
-	Create(ctx context.Context, req iden3auth.CreateRequest) (iden3auth.Session, error)
+	CreateIn(ctx context.Context, w *agent.Work, req iden3auth.CreateRequest) (iden3auth.Session, error)
 	Recheck(ctx context.Context, id string, token []byte) (*iden3auth.Result, error)
 	RequestURI(id string) string
 	DeepLink(id string) string
