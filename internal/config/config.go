@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -57,6 +58,9 @@ type HTTP struct {
 	MaxConnections      int `yaml:"max_connections"`
 	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
 	MaxWebSocketsPerIP  int `yaml:"max_websockets_per_ip"`
+	// TrustedProxies are the reverse proxies (addresses or CIDR prefixes)
+	// whose X-Forwarded-For names the client: for rate limits and logs.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 	// PublishWebSocketService adds a second DIDCommMessaging service to the
 	// agent's DID and the mediator's routing DID: the endpoint's ws(s) URL
 	// (WebSocketEndpoint), for clients that take the WebSocket address
@@ -412,6 +416,13 @@ func (c Config) Validate() error {
 		u, err := url.Parse(c.HTTP.PublicURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("http.public_url: %q is not an absolute http(s) URL", c.HTTP.PublicURL)
+		}
+	}
+	for _, p := range c.HTTP.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				return fmt.Errorf("http.trusted_proxies: %q is not an address or a CIDR prefix", p)
+			}
 		}
 	}
 	if c.HTTP.MaxBodyBytes < 1024 {

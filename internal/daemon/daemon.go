@@ -174,7 +174,11 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 		return err
 	}
 	d.ws = newWebSockets()
-	d.handler = httptransport.NewHandler(httptransport.Config{
+	proxies, err := httptransport.ParseTrustedProxies(cfg.HTTP.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("http.trusted_proxies: %w", err)
+	}
+	d.handler = proxies.Wrap(httptransport.NewHandler(httptransport.Config{
 		Receiver: d.router, EndpointPath: config.EndpointPath, MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
 		Public: d, AdminToken: d.token, MetricsPublic: cfg.Admin.MetricsPublic,
 		Metrics: d.metrics, Logger: d.log.With("component", "http"), Health: health(d.db),
@@ -182,7 +186,7 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 		ClientLimit:   limiter(cfg.Limits.ClientRate, cfg.Limits.ClientBurst, cfg.Limits.MaxKeys),
 		OnRateLimited: d.metrics.RateLimited,
 		Iden3:         d.iden3API(),
-	})
+	}))
 	return nil
 }
 
