@@ -205,7 +205,7 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	}
 	cfg, err := pgxpool.ParseConfig(opts.URL)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: database URL %s: %s", Redact(opts.URL), redactErr(err, opts.URL))
+		return nil, fmt.Errorf("postgres: database URL %s: %w", Redact(opts.URL), redact(err, opts.URL))
 	}
 	maxConns := opts.MaxConns
 	if maxConns <= 0 {
@@ -217,7 +217,7 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	cfg.MaxConns = int32(maxConns)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: connecting to %s: %s", Redact(opts.URL), redactErr(err, opts.URL))
+		return nil, fmt.Errorf("postgres: connecting to %s: %w", Redact(opts.URL), redact(err, opts.URL))
 	}
 	db := &DB{pool: pool, lease: opts.ClaimLease}
 	if db.lease <= 0 {
@@ -229,7 +229,7 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	db.outbox.db, db.replay.db, db.records.db, db.keys.db, db.queue.db = db, db, db, db, db
 	if db.migrated, err = db.migrate(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("postgres: %s: %s", Redact(opts.URL), redactErr(err, opts.URL))
+		return nil, fmt.Errorf("postgres: %s: %w", Redact(opts.URL), redact(err, opts.URL))
 	}
 	if !opts.MasterKey.IsZero() {
 		if err := db.checkMasterKey(ctx, opts.MasterKey); err != nil {
@@ -430,6 +430,20 @@ func Redact(connString string) string {
 		}
 	}
 	return strings.Join(fields, " ")
+}
+
+// redactedError is an error whose text has the connection string's
+// password removed; errors.Is and errors.As still see the error it wraps.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+func redact(err error, connString string) error {
+	return &redactedError{msg: redactErr(err, connString), err: err}
 }
 
 // redactErr formats err with any occurrence of the connection string's
