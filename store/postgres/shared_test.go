@@ -387,7 +387,7 @@ func TestPasswordNotInErrors(t *testing.T) {
 	base := pgtest.Start(t)
 	withPW := strings.Replace(base, "postgres@", "postgres:"+secret+"@", 1)
 	for _, url := range []string{
-		strings.Replace(withPW, "/t_", "/no_such_db_", 1), // the server refuses
+		strings.Replace(withPW, "/t_", "/no_such_db_", 1),                              // the server refuses
 		strings.Replace(withPW, "127.0.0.1:", "127.0.0.1:1", 1) + "&connect_timeout=2", // nobody listens (port 1xxxxx is invalid or closed)
 		"postgres://postgres:" + secret + "@127.0.0.1:notaport/x",                      // unparsable
 		"host=127.0.0.1 port=1 user=postgres password=" + secret + " dbname=x connect_timeout=2",
@@ -446,4 +446,3 @@ func TestClosed(t *testing.T) {
 		t.Fatal("Put after Close succeeded")
 	}
 }
-
