@@ -125,6 +125,7 @@ func (db *DB) commitGroup(group []*commitCall) {
 		}
 		time.Sleep(time.Duration(attempt+1) * time.Millisecond)
 	}
+	db.health.record(err)
 	for i, call := range live {
 		if err != nil {
 			call.done <- err

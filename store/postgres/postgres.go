@@ -46,6 +46,7 @@ import (
 	"crypto/rand"
 	"embed"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -108,6 +109,12 @@ type Options struct {
 	// key.
 	MasterKey seal.Key
 
+	// Passphrase, instead of MasterKey, derives the master key with
+	// argon2id (store/seal). The first Open with a passphrase stores a
+	// random salt and the argon2id parameters in the database (meta key
+	// master-kdf); later Opens, on any instance, use them.
+	Passphrase string
+
 	// MaxBatchSize caps the units of work in one group commit. Zero means
 	// DefaultMaxBatchSize.
 	MaxBatchSize int
@@ -125,6 +132,13 @@ type Options struct {
 	ClaimLease time.Duration
 }
 
+// Format prints the options without secrets, for every verb: the URL
+// redacted, and whether a master key or passphrase is set.
+func (o Options) Format(f fmt.State, verb rune) {
+	fmt.Fprintf(f, "postgres.Options{URL: %s, MaxConns: %d, MasterKey: %t, Passphrase: %t, ClaimLease: %s}",
+		Redact(o.URL), o.MaxConns, !o.MasterKey.IsZero(), o.Passphrase != "", o.ClaimLease)
+}
+
 // DB is an open agentd database. Get the stores from its methods. Close it
 // when done.
 type DB struct {
@@ -140,6 +154,7 @@ type DB struct {
 	queue   Queue
 
 	commit   committer
+	health   writeHealth
 	migrated int // migrations Open applied
 }
 
@@ -231,12 +246,23 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: %s: %w", Redact(opts.URL), redact(err, opts.URL))
 	}
-	if !opts.MasterKey.IsZero() {
-		if err := db.checkMasterKey(ctx, opts.MasterKey); err != nil {
+	key := opts.MasterKey
+	if opts.Passphrase != "" {
+		if !key.IsZero() {
+			pool.Close()
+			return nil, errors.New("postgres: set a master key or a passphrase, not both")
+		}
+		if key, err = db.passphraseKey(ctx, opts.Passphrase); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("postgres: master key: %w", err)
+		}
+	}
+	if !key.IsZero() {
+		if err := db.checkMasterKey(ctx, key); err != nil {
 			pool.Close()
 			return nil, fmt.Errorf("postgres: %w", err)
 		}
-		db.key = opts.MasterKey
+		db.key = key
 	}
 	db.startCommitter(opts.MaxBatchSize, opts.Committers)
 	return db, nil
@@ -275,9 +301,6 @@ func (db *DB) Keys() (*KeyStore, error) {
 	}
 	return &db.keys, nil
 }
-
-// Probe checks that the database answers, for health checks.
-func (db *DB) Probe(ctx context.Context) error { return db.pool.Ping(ctx) }
 
 // Status describes a database's schema.
 type Status struct {
@@ -382,6 +405,32 @@ var (
 	checkPlaintext = []byte("agentd master key check v1")
 	checkAAD       = []byte("agentd/meta/master-check/v1")
 )
+
+// passphraseKey derives the master key from a passphrase with the KDF
+// parameters stored in the database, storing new ones on first use (the
+// first instance to store them wins; the others read them back).
+func (db *DB) passphraseKey(ctx context.Context, passphrase string) (seal.Key, error) {
+	fresh, err := seal.NewKDFParams()
+	if err != nil {
+		return seal.Key{}, err
+	}
+	js, err := json.Marshal(fresh)
+	if err != nil {
+		return seal.Key{}, err
+	}
+	if _, err := db.pool.Exec(ctx, `INSERT INTO agentd_meta (key, value) VALUES ('master-kdf', $1) ON CONFLICT (key) DO NOTHING`, js); err != nil {
+		return seal.Key{}, err
+	}
+	var stored []byte
+	if err := db.pool.QueryRow(ctx, `SELECT value FROM agentd_meta WHERE key = 'master-kdf'`).Scan(&stored); err != nil {
+		return seal.Key{}, err
+	}
+	var kdf seal.KDFParams
+	if err := json.Unmarshal(stored, &kdf); err != nil {
+		return seal.Key{}, fmt.Errorf("meta master-kdf: %w", err)
+	}
+	return seal.DeriveKey(passphrase, kdf)
+}
 
 func (db *DB) checkMasterKey(ctx context.Context, key seal.Key) error {
 	sealed, err := key.Seal(checkPlaintext, checkAAD)

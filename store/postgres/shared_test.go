@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agentd/agentd/agent"
+	"github.com/agentd/agentd/agent/keys"
 	"github.com/agentd/agentd/internal/pgtest"
 )
 
@@ -444,5 +445,38 @@ func TestClosed(t *testing.T) {
 	db.Close()
 	if err := db.Records().Put(context.Background(), "k", "a", []byte("v")); err == nil {
 		t.Fatal("Put after Close succeeded")
+	}
+}
+
+// A passphrase derives the same key on every instance (the KDF parameters
+// are in the database); another passphrase is refused.
+func TestPassphrase(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.Start(t)
+	a := openURL(t, url, Options{Passphrase: "correct horse"})
+	ka, err := a.Keys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := keys.Generate(keys.Ed25519, "did:example:a#1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ka.Put(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	b := openURL(t, url, Options{Passphrase: "correct horse"})
+	kb, err := b.Keys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := kb.Get(ctx, k.ID); err != nil || string(got.D) != string(k.D) {
+		t.Fatalf("the second instance's Get = %v", err)
+	}
+	if _, err := Open(ctx, Options{URL: url, Passphrase: "wrong horse"}); !errors.Is(err, ErrWrongMasterKey) {
+		t.Fatalf("Open with another passphrase = %v, want ErrWrongMasterKey", err)
+	}
+	if s := fmt.Sprintf("%v %+v %#v", Options{URL: url, Passphrase: "correct horse"}, Options{Passphrase: "correct horse"}, Options{Passphrase: "correct horse"}); strings.Contains(s, "horse") {
+		t.Fatalf("Options print their passphrase: %s", s)
 	}
 }
