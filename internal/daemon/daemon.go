@@ -32,7 +32,6 @@ import (
 	"github.com/agentd/agentd/protocols/reportproblem"
 	"github.com/agentd/agentd/protocols/trustping"
 	"github.com/agentd/agentd/protocols/users"
-	"github.com/agentd/agentd/store/bolt"
 	httptransport "github.com/agentd/agentd/transport/http"
 )
 
@@ -43,7 +42,7 @@ const Version = "0.1.0"
 type Daemon struct {
 	cfg      config.Config
 	log      *slog.Logger
-	db       *bolt.DB
+	db       backend
 	identity *agent.Identity
 	record   *identityRecord
 	resolver did.Resolver
@@ -87,17 +86,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	master, err := masterKey(cfg)
+	db, err := openBackend(ctx, cfg, log)
 	if err != nil {
 		return nil, err
-	}
-	hook, err := faultHook(os.Getenv(FaultEnv))
-	if err != nil {
-		return nil, err
-	}
-	db, err := bolt.Open(filepath.Join(cfg.DataDir, "agentd.db"), bolt.Options{MasterKey: master, CommitHook: hook})
-	if err != nil {
-		return nil, fmt.Errorf("opening the database: %w", err)
 	}
 	d := &Daemon{cfg: cfg, log: log, db: db}
 	if err := d.build(ctx); err != nil {
