@@ -18,7 +18,8 @@
 // PostgreSQL refuses to run as root. When the tests run as root, the server
 // runs as the unprivileged user nobody (the data directory is handed to it);
 // otherwise as the current user. The server runs with fsync off: it is for
-// tests, and its data is thrown away. It is stopped and its directory removed
+// tests, and its data is thrown away; benchmarks that measure durable
+// commits set AGENTD_PGTEST_FSYNC=on in the environment. It is stopped and its directory removed
 // when Main returns, and it is told to stop (parent-death signal) if the test
 // binary dies first.
 package pgtest
@@ -252,9 +253,13 @@ func launch(bin, dir, data string, cred *syscall.Credential) (*server, error) {
 		return nil, err
 	}
 	defer logf.Close()
+	fsync := "off"
+	if os.Getenv("AGENTD_PGTEST_FSYNC") == "on" {
+		fsync = "on"
+	}
 	cmd := exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-p", strconv.Itoa(port),
 		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
-		"-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=200",
+		"-c", "fsync="+fsync, "-c", "full_page_writes="+fsync, "-c", "max_connections=200",
 		"-c", "shared_buffers=64MB")
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logf, logf
