@@ -8,11 +8,13 @@ import (
 	"hash/fnv"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/agentd/agentd/agent"
 )
@@ -154,6 +156,10 @@ func (db *DB) runGroup(live []*commitCall, results []error) error {
 			// A group of one needs no savepoint: a refusal rolls the
 			// whole transaction back.
 			refused, err := call.work.apply(ctx, tx)
+			if err != nil && isWorkError(err) {
+				results[i] = err // the deferred rollback undoes the work
+				return nil
+			}
 			if err != nil {
 				return err
 			}
@@ -169,7 +175,7 @@ func (db *DB) runGroup(live []*commitCall, results []error) error {
 		}
 		refused, err := call.work.apply(ctx, sp)
 		switch {
-		case err != nil && isCode(err, codeDeadlockDetected, codeSerializationFailure):
+		case err != nil && !isWorkError(err):
 			return err
 		case err != nil || refused != nil:
 			if rerr := sp.Rollback(ctx); rerr != nil {
@@ -189,6 +195,18 @@ func (db *DB) runGroup(live []*commitCall, results []error) error {
 		return fmt.Errorf("postgres: commit: %w", err)
 	}
 	return nil
+}
+
+// isWorkError reports whether err is the failure of one work's statement
+// (a taken id, bad data: SQLSTATE classes 22 and 23), which fails that work
+// only, as opposed to a failure of the transaction or the database (a lost
+// connection, a deadlock, a full disk), which fails the group.
+func isWorkError(err error) bool {
+	if errors.Is(err, ErrExists) {
+		return true
+	}
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "23"))
 }
 
 // submit hands a prepared work to the group committer and waits for its

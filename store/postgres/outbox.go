@@ -27,6 +27,11 @@ type Outbox struct{ db *DB }
 
 var _ agent.OutboxStore = (*Outbox)(nil)
 
+// serverNow is the database server's clock in Unix nanoseconds: claims
+// are timed by it, so that instances whose clocks differ agree on when a
+// lease expires.
+const serverNow = `(extract(epoch FROM clock_timestamp()) * 1000000000)::bigint`
+
 const outboxColumns = `id, recipient, endpoint, media_type, message_type, payload, attempts, created_at, next_attempt, last_error, dead_at`
 
 func checkOutbound(m *agent.OutboundMessage) error {
@@ -130,20 +135,19 @@ func (o *Outbox) Enqueue(ctx context.Context, m *agent.OutboundMessage) error {
 // at or before now, in (NextAttempt, id) order, skipping those another DB
 // holds a live claim on (FOR UPDATE SKIP LOCKED, then the claim is written,
 // so two DBs calling Due at once get disjoint messages). Messages this DB
-// already claimed are returned again. The claim lasts Options.ClaimLease
-// from the wall clock; Reschedule, Delete and Kill end it.
+// already claimed are returned again. The claim lasts Options.ClaimLease by
+// the database server's clock; Reschedule, Delete and Kill end it.
 func (o *Outbox) Due(ctx context.Context, now time.Time, limit int) ([]*agent.OutboundMessage, error) {
 	if err := checkLimit(limit); err != nil {
 		return nil, err
 	}
-	wall := time.Now()
-	out, err := collectOutbound(o.db.pool.Query(ctx, `UPDATE agentd_outbox SET claimed_by = $1, claim_until = $2
+	out, err := collectOutbound(o.db.pool.Query(ctx, `UPDATE agentd_outbox SET claimed_by = $1, claim_until = `+serverNow+` + $2
 		WHERE id IN (SELECT id FROM agentd_outbox
 			WHERE dead_at IS NULL AND next_attempt <= $3
-			  AND (claimed_by IS NULL OR claimed_by = $1 OR claim_until < $4)
-			ORDER BY next_attempt, id LIMIT $5 FOR UPDATE SKIP LOCKED)
+			  AND (claimed_by IS NULL OR claimed_by = $1 OR claim_until < `+serverNow+`)
+			ORDER BY next_attempt, id LIMIT $4 FOR UPDATE SKIP LOCKED)
 		RETURNING `+outboxColumns,
-		o.db.owner, nanos(wall.Add(o.db.lease)), nanos(now), nanos(wall), limit))
+		o.db.owner, o.db.lease.Nanoseconds(), nanos(now), limit))
 	if err != nil {
 		return nil, err
 	}
@@ -161,15 +165,14 @@ func (o *Outbox) Due(ctx context.Context, now time.Time, limit int) ([]*agent.Ou
 // earliest NextAttempt among the pending messages no other DB holds a live
 // claim on, or the earliest end of such a claim, whichever comes first.
 func (o *Outbox) NextDue(ctx context.Context) (time.Time, bool, error) {
-	wall := nanos(time.Now())
 	var next, claim *int64
-	err := o.db.pool.QueryRow(ctx, `SELECT
-		(SELECT next_attempt FROM agentd_outbox WHERE dead_at IS NULL
-			AND (claimed_by IS NULL OR claimed_by = $1 OR claim_until < $2)
+	err := o.db.pool.QueryRow(ctx, `WITH now AS (SELECT `+serverNow+` AS t) SELECT
+		(SELECT next_attempt FROM agentd_outbox, now WHERE dead_at IS NULL
+			AND (claimed_by IS NULL OR claimed_by = $1 OR claim_until < now.t)
 			ORDER BY next_attempt, id LIMIT 1),
-		(SELECT min(claim_until) FROM agentd_outbox WHERE dead_at IS NULL
-			AND claimed_by IS NOT NULL AND claimed_by <> $1 AND claim_until >= $2)`,
-		o.db.owner, wall).Scan(&next, &claim)
+		(SELECT min(claim_until) FROM agentd_outbox, now WHERE dead_at IS NULL
+			AND claimed_by IS NOT NULL AND claimed_by <> $1 AND claim_until >= now.t)`,
+		o.db.owner).Scan(&next, &claim)
 	if err != nil {
 		return time.Time{}, false, err
 	}

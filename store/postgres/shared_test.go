@@ -480,3 +480,52 @@ func TestPassphrase(t *testing.T) {
 		t.Fatalf("Options print their passphrase: %s", s)
 	}
 }
+
+// A work's own failure (a taken outbox id) fails that work only: it is not
+// a failure of the database's writes, and a group it shares commits.
+func TestWorkErrorIsNotAWriteFailure(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t, Options{})
+	out := func(id string) *agent.OutboundMessage {
+		return &agent.OutboundMessage{ID: id, To: "did:example:bob", Endpoint: "https://bob.example/", MediaType: agent.MediaTypeEncrypted, Payload: []byte("x")}
+	}
+	if err := db.Outbox().Enqueue(ctx, out("taken")); err != nil {
+		t.Fatal(err)
+	}
+	w := agent.NewWork(nil)
+	w.Enqueue(out("taken"))
+	if err := db.Commit(ctx, w); !errors.Is(err, ErrExists) {
+		t.Fatalf("Commit with a taken id = %v, want ErrExists", err)
+	}
+	if err, _ := db.WriteFailure(); err != nil || db.WriteFailures() != 0 {
+		t.Fatalf("a work's own failure marked the writes failing: %v, %d", err, db.WriteFailures())
+	}
+	// In a group: the other works commit.
+	var wg sync.WaitGroup
+	errs := make([]error, 30)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := agent.NewWork(nil)
+			if i%3 == 0 {
+				w.Enqueue(out("taken"))
+			} else {
+				w.Enqueue(out(fmt.Sprintf("fresh-%d", i)))
+			}
+			errs[i] = db.Commit(ctx, w)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if (i%3 == 0) != errors.Is(err, ErrExists) || (i%3 != 0 && err != nil) {
+			t.Errorf("work %d: %v", i, err)
+		}
+	}
+	if p, _, err := db.Outbox().Depth(ctx); err != nil || p != 1+20 {
+		t.Fatalf("Depth = %d, %v; want 21", p, err)
+	}
+	if err, _ := db.WriteFailure(); err != nil {
+		t.Fatalf("WriteFailure = %v", err)
+	}
+}
