@@ -64,6 +64,9 @@ type server struct {
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the process has exited
 	log  string
+
+	bin, data string // for a restart
+	cred      *syscall.Credential
 }
 
 // Main starts the package's server, runs the tests and stops the server;
@@ -223,9 +226,14 @@ func startServer() (*server, error) {
 	}
 	var lastErr error
 	for range 3 { // the free port may be taken between choosing and binding it
-		s, err := launch(bin, dir, data, cred)
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		s, err := launch(bin, dir, data, cred, port)
 		if err == nil {
 			ok = true
+			s.bin, s.data, s.cred = bin, data, cred
 			return s, nil
 		}
 		lastErr = err
@@ -242,11 +250,7 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func launch(bin, dir, data string, cred *syscall.Credential) (*server, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
+func launch(bin, dir, data string, cred *syscall.Credential, port int) (*server, error) {
 	logPath := filepath.Join(dir, "postgres.log")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -285,7 +289,7 @@ func launch(bin, dir, data string, cred *syscall.Credential) (*server, error) {
 		default:
 		}
 		if time.Now().After(deadline) {
-			s.stop()
+			s.halt()
 			return nil, fmt.Errorf("postgres did not accept connections on 127.0.0.1:%d within 30s: %v\n%s", port, err, s.tail())
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -301,9 +305,9 @@ func (s *server) tail() string {
 	return strings.TrimSpace(string(b))
 }
 
-// stop shuts the server down (fast shutdown, then SIGKILL after 10s) and
-// removes its directory.
-func (s *server) stop() {
+// halt shuts the server process down: fast shutdown, then SIGKILL after
+// 10s.
+func (s *server) halt() {
 	_ = s.cmd.Process.Signal(syscall.SIGINT)
 	select {
 	case <-s.done:
@@ -311,5 +315,72 @@ func (s *server) stop() {
 		_ = s.cmd.Process.Kill()
 		<-s.done
 	}
+}
+
+// stop halts the server and removes its directory.
+func (s *server) stop() {
+	s.halt()
 	os.RemoveAll(s.dir)
+}
+
+// Server is a private PostgreSQL server of one test, for the tests that stop
+// and restart it (the package's shared server from Main must stay up).
+type Server struct {
+	t  testing.TB
+	mu sync.Mutex
+	s  *server
+}
+
+// NewServer starts a server of the test's own (a second or so: initdb, then
+// the start), stopped and removed when the test ends. Like Start, it fails
+// the test with Advice when PostgreSQL is not installed.
+func NewServer(t testing.TB) *Server {
+	t.Helper()
+	s, err := startServer()
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	srv := &Server{t: t, s: s}
+	t.Cleanup(func() {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		select {
+		case <-srv.s.done:
+			os.RemoveAll(srv.s.dir)
+		default:
+			srv.s.stop()
+		}
+	})
+	return srv
+}
+
+// URL returns the URL of the maintenance database "postgres" on the
+// server, which the tests may use as theirs.
+func (p *Server) URL() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.s.url("postgres")
+}
+
+// Stop shuts the server down (fast shutdown: open connections are closed);
+// its data stay for Restart.
+func (p *Server) Stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.s.halt()
+}
+
+// Restart starts the stopped server again, on the same port with the same
+// data.
+func (p *Server) Restart() {
+	p.t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := p.s
+	s, err := launch(old.bin, old.dir, old.data, old.cred, old.port)
+	if err != nil {
+		p.t.Fatalf("pgtest: restarting: %v", err)
+	}
+	s.bin, s.data, s.cred = old.bin, old.data, old.cred
+	p.s = s
 }
