@@ -386,6 +386,22 @@ func (db *DB) migrate(ctx context.Context) (int, error) {
 	return n, nil
 }
 
+// ReadStatus reports the schema version of the database at databaseURL
+// without changing anything (for agentctl db status). Its errors never
+// contain the URL's password.
+func ReadStatus(ctx context.Context, databaseURL string) (Status, error) {
+	conn, err := pgx.Connect(ctx, databaseURL)
+	if err != nil {
+		return Status{}, fmt.Errorf("postgres: connecting to %s: %w", Redact(databaseURL), redact(err, databaseURL))
+	}
+	defer conn.Close(context.Background())
+	v, err := currentVersion(ctx, conn)
+	if err != nil {
+		return Status{}, fmt.Errorf("postgres: %s: %w", Redact(databaseURL), redact(err, databaseURL))
+	}
+	return Status{Version: v, Known: SchemaVersion()}, nil
+}
+
 // Migrate applies the migrations the database lacks, without opening a DB
 // (for agentctl db migrate), and returns the schema status after it and how
 // many migrations it applied.
