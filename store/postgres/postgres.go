@@ -86,7 +86,7 @@ var ErrExists = errors.New("already exists")
 // Defaults for Options.
 const (
 	DefaultMaxConns     = 10
-	DefaultMaxBatchSize = 256
+	DefaultMaxBatchSize = 64
 	DefaultClaimLease   = 5 * time.Minute
 	DefaultCommitters   = 2
 )
@@ -116,7 +116,10 @@ type Options struct {
 	Passphrase string
 
 	// MaxBatchSize caps the units of work in one group commit. Zero means
-	// DefaultMaxBatchSize.
+	// DefaultMaxBatchSize, 64: each work is a subtransaction (savepoint),
+	// and past 64 of them in one transaction PostgreSQL's per-backend
+	// cache of subtransaction ids overflows, which slows every snapshot
+	// taken meanwhile.
 	MaxBatchSize int
 
 	// Committers is the number of group commits in flight at once. Zero
