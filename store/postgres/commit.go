@@ -151,6 +151,7 @@ func (db *DB) runGroup(live []*commitCall, results []error) error {
 		return err
 	}
 	single := len(live) == 1
+	prev := ""
 	for i, call := range live {
 		if single {
 			// A group of one needs no savepoint: a refusal rolls the
@@ -169,25 +170,25 @@ func (db *DB) runGroup(live []*commitCall, results []error) error {
 			}
 			break
 		}
-		sp, err := tx.Begin(ctx)
-		if err != nil {
-			return fmt.Errorf("postgres: savepoint: %w", err)
+		// Each work under a savepoint of its own, set (and the previous
+		// one released) in the work's own round trip.
+		name := "w" + strconv.Itoa(i)
+		pre := []string{"SAVEPOINT " + name}
+		if prev != "" {
+			pre = []string{"RELEASE SAVEPOINT " + prev, "SAVEPOINT " + name}
 		}
-		refused, err := call.work.apply(ctx, sp)
+		prev = name
+		refused, err := call.work.apply(ctx, tx, pre...)
 		switch {
 		case err != nil && !isWorkError(err):
 			return err
 		case err != nil || refused != nil:
-			if rerr := sp.Rollback(ctx); rerr != nil {
+			if _, rerr := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT "+name); rerr != nil {
 				return fmt.Errorf("postgres: rollback to savepoint: %w", rerr)
 			}
 			results[i] = refused
 			if err != nil {
 				results[i] = err
-			}
-		default:
-			if err := sp.Commit(ctx); err != nil {
-				return fmt.Errorf("postgres: release savepoint: %w", err)
 			}
 		}
 	}
@@ -402,87 +403,126 @@ func prepare(w *agent.Work, now time.Time) (*prepared, error) {
 	return p, nil
 }
 
-// apply runs the work's statements in tx, which holds its locks
-// (takeLocks). refused is the work's refusal
-// (ErrConflict, ErrReplay, ErrQuota, ErrOutboxFull), after which tx must
-// be rolled back (to its savepoint); err is any other failure.
-func (p *prepared) apply(ctx context.Context, tx pgx.Tx) (refused, err error) {
-	if len(p.reads) > 0 {
-		if refused, err := p.checkReads(ctx, tx); refused != nil || err != nil {
-			return refused, err
+// apply sends the work's statements to tx in one round trip (a pipeline of
+// statements, after the statements pre: the savepoint's), then reads their
+// results in order. tx holds the work's locks (takeLocks). Every statement
+// runs, the checks' included; refused is the work's first refusal
+// (ErrConflict, ErrReplay, ErrQuota, ErrOutboxFull) and err the first
+// statement's failure; after either the caller rolls tx back (to the
+// work's savepoint), which undoes what the statements did. The checks come
+// before the writes, so they see the state the work is applied to.
+func (p *prepared) apply(ctx context.Context, tx pgx.Tx, pre ...string) (refused, err error) {
+	b := &pgx.Batch{}
+	var readers []func(br pgx.BatchResults) error
+	refuse := func(err error) {
+		if refused == nil {
+			refused = err
 		}
 	}
+	exec := func(sql string, args ...any) {
+		b.Queue(sql, args...)
+		readers = append(readers, func(br pgx.BatchResults) error { _, err := br.Exec(); return err })
+	}
+	query := func(scan func(rows pgx.Rows) error, sql string, args ...any) {
+		b.Queue(sql, args...)
+		readers = append(readers, func(br pgx.BatchResults) error {
+			rows, err := br.Query()
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				if err := scan(rows); err != nil {
+					return err
+				}
+			}
+			return rows.Err()
+		})
+	}
+	for _, sql := range pre {
+		exec(sql)
+	}
+	if len(p.reads) > 0 {
+		query(func(rows pgx.Rows) error {
+			var i int64
+			var v []byte
+			if err := rows.Scan(&i, &v); err != nil {
+				return err
+			}
+			r := p.reads[i-1]
+			found := v != nil
+			if r.Missing != !found || (found && !bytes.Equal(v, r.Value)) {
+				refuse(fmt.Errorf("postgres: record %s/%s: %w", r.Kind, r.ID, agent.ErrConflict))
+			}
+			return nil
+		}, `SELECT k.i, r.value FROM unnest($1::bytea[], $2::bytea[]) WITH ORDINALITY AS k(kind, id, i)
+			LEFT JOIN agentd_records r ON r.kind = k.kind AND r.id = k.id`, p.readKinds, p.readIDs)
+	}
 	if len(p.replayKeys) > 0 {
-		tag, err := tx.Exec(ctx, `INSERT INTO agentd_replay (key, expires)
+		b.Queue(`INSERT INTO agentd_replay (key, expires)
 			SELECT * FROM unnest($1::bytea[], $2::bigint[])
 			ON CONFLICT (key) DO UPDATE SET expires = EXCLUDED.expires WHERE agentd_replay.expires < $3`,
 			p.replayKeys, p.replayExp, p.now)
-		if err != nil {
-			return nil, err
-		}
-		if tag.RowsAffected() != int64(len(p.replayKeys)) {
-			return fmt.Errorf("postgres: %w", agent.ErrReplay), nil
-		}
+		readers = append(readers, func(br pgx.BatchResults) error {
+			tag, err := br.Exec()
+			if err == nil && tag.RowsAffected() != int64(len(p.replayKeys)) {
+				refuse(fmt.Errorf("postgres: %w", agent.ErrReplay))
+			}
+			return err
+		})
 	}
 	if len(p.queued) > 0 {
-		if refused, err := p.checkQuota(ctx, tx); refused != nil || err != nil {
-			return refused, err
-		}
+		p.queueQuota(query, refuse)
 	}
 	if len(p.outs) > 0 && p.limits != (agent.OutboxLimits{}) {
-		if refused, err := p.checkOutboxLimits(ctx, tx); refused != nil || err != nil {
-			return refused, err
-		}
+		p.outboxLimits(query, refuse)
 	}
 	if len(p.delIDs) > 0 {
-		if _, err := tx.Exec(ctx, `DELETE FROM agentd_records r USING unnest($1::bytea[], $2::bytea[]) AS d(kind, id)
-			WHERE r.kind = d.kind AND r.id = d.id`, p.delKinds, p.delIDs); err != nil {
-			return nil, err
-		}
+		exec(`DELETE FROM agentd_records r USING unnest($1::bytea[], $2::bytea[]) AS d(kind, id)
+			WHERE r.kind = d.kind AND r.id = d.id`, p.delKinds, p.delIDs)
 	}
 	if len(p.putIDs) > 0 {
-		if _, err := tx.Exec(ctx, `INSERT INTO agentd_records (kind, id, value)
+		exec(`INSERT INTO agentd_records (kind, id, value)
 			SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bytea[])
-			ON CONFLICT (kind, id) DO UPDATE SET value = EXCLUDED.value`, p.putKinds, p.putIDs, p.putValues); err != nil {
-			return nil, err
-		}
+			ON CONFLICT (kind, id) DO UPDATE SET value = EXCLUDED.value`, p.putKinds, p.putIDs, p.putValues)
 	}
 	if len(p.outs) > 0 {
-		if err := insertOutbound(ctx, tx, p.outs); err != nil {
-			return nil, err
-		}
+		sql, args := outboundInsert(p.outs)
+		b.Queue(sql, args...)
+		readers = append(readers, func(br pgx.BatchResults) error { _, err := br.Exec(); return outboundErr(err) })
 	}
 	if len(p.queued) > 0 {
-		if err := p.insertQueued(ctx, tx); err != nil {
-			return nil, err
+		p.seqs = p.seqs[:0]
+		query(func(rows pgx.Rows) error {
+			var seq int64
+			err := rows.Scan(&seq)
+			p.seqs = append(p.seqs, seq)
+			return err
+		}, queueInsert, p.queueArgs()...)
+	}
+
+	br := tx.SendBatch(ctx, b)
+	for _, read := range readers {
+		if rerr := read(br); rerr != nil && err == nil {
+			err = rerr
 		}
 	}
-	return nil, nil
-}
-
-func (p *prepared) checkReads(ctx context.Context, tx pgx.Tx) (refused, err error) {
-	rows, err := tx.Query(ctx, `SELECT k.i, r.value FROM unnest($1::bytea[], $2::bytea[]) WITH ORDINALITY AS k(kind, id, i)
-		LEFT JOIN agentd_records r ON r.kind = k.kind AND r.id = k.id`, p.readKinds, p.readIDs)
+	if cerr := br.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var i int64
-		var v []byte
-		if err := rows.Scan(&i, &v); err != nil {
-			return nil, err
-		}
-		r := p.reads[i-1]
-		found := v != nil
-		if r.Missing != !found || (found && !bytes.Equal(v, r.Value)) {
-			return fmt.Errorf("postgres: record %s/%s: %w", r.Kind, r.ID, agent.ErrConflict), nil
-		}
+	if refused == nil && len(p.seqs) != len(p.queued) {
+		return nil, fmt.Errorf("postgres: got %d queue ids for %d messages", len(p.seqs), len(p.queued))
 	}
-	return nil, rows.Err()
+	return refused, nil
 }
 
-func (p *prepared) checkQuota(ctx context.Context, tx pgx.Tx) (refused, err error) {
+// queueQuota adds the statement that adds the work's messages to their
+// recipients' totals (locking the rows) and checks the totals against the
+// limits.
+func (p *prepared) queueQuota(query func(func(pgx.Rows) error, string, ...any), refuse func(error)) {
 	type add struct{ n, size int64 }
 	per := map[string]*add{}
 	for _, m := range p.queued {
@@ -498,94 +538,79 @@ func (p *prepared) checkQuota(ctx context.Context, tx pgx.Tx) (refused, err erro
 	for r := range per {
 		rcpts = append(rcpts, r)
 	}
-	slices.Sort(rcpts) // lock the totals rows in one order
+	slices.Sort(rcpts)
 	ns, sizes := make([]int64, len(rcpts)), make([]int64, len(rcpts))
 	for i, r := range rcpts {
 		ns[i], sizes[i] = per[r].n, per[r].size
 	}
-	rows, err := tx.Query(ctx, `INSERT INTO agentd_queue_recipients (recipient, messages, bytes)
+	lim := p.queueLimits
+	query(func(rows pgx.Rows) error {
+		var r string
+		var n, size int64
+		if err := rows.Scan(&r, &n, &size); err != nil {
+			return err
+		}
+		a := per[r]
+		if lim.MaxMessages > 0 && n > int64(lim.MaxMessages) {
+			refuse(fmt.Errorf("%w: %s has %d messages queued, the limit is %d", agent.ErrQuota, r, n-a.n, lim.MaxMessages))
+		}
+		if lim.MaxBytes > 0 && size > lim.MaxBytes {
+			refuse(fmt.Errorf("%w: %s has %d bytes queued, the limit is %d", agent.ErrQuota, r, size-a.size, lim.MaxBytes))
+		}
+		return nil
+	}, `INSERT INTO agentd_queue_recipients (recipient, messages, bytes)
 		SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])
 		ON CONFLICT (recipient) DO UPDATE SET messages = agentd_queue_recipients.messages + EXCLUDED.messages,
 			bytes = agentd_queue_recipients.bytes + EXCLUDED.bytes
 		RETURNING recipient, messages, bytes`, rcpts, ns, sizes)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	lim := p.queueLimits
-	for rows.Next() {
-		var r string
-		var n, size int64
-		if err := rows.Scan(&r, &n, &size); err != nil {
-			return nil, err
-		}
-		a := per[r]
-		if lim.MaxMessages > 0 && n > int64(lim.MaxMessages) {
-			return fmt.Errorf("%w: %s has %d messages queued, the limit is %d", agent.ErrQuota, r, n-a.n, lim.MaxMessages), nil
-		}
-		if lim.MaxBytes > 0 && size > lim.MaxBytes {
-			return fmt.Errorf("%w: %s has %d bytes queued, the limit is %d", agent.ErrQuota, r, size-a.size, lim.MaxBytes), nil
-		}
-	}
-	return nil, rows.Err()
 }
 
-func (p *prepared) checkOutboxLimits(ctx context.Context, tx pgx.Tx) (refused, err error) {
-	// The group holds the outbox-limit lock (takeLocks): the counts below
-	// stay true until it commits.
-	if p.limits.MaxPending > 0 {
+// outboxLimits adds the statement that counts the pending messages, in
+// total and for the work's endpoints, and checks them against the limits.
+// The group holds the outbox-limit lock (takeLocks): the counts stay true
+// until it commits.
+func (p *prepared) outboxLimits(query func(func(pgx.Rows) error, string, ...any), refuse func(error)) {
+	adding := map[string]int64{}
+	for _, m := range p.outs {
+		adding[m.Endpoint]++
+	}
+	eps := make([]string, 0, len(adding))
+	for ep := range adding {
+		eps = append(eps, ep)
+	}
+	lim := p.limits
+	query(func(rows pgx.Rows) error {
+		var ep *string
 		var n int64
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM agentd_outbox WHERE dead_at IS NULL`).Scan(&n); err != nil {
-			return nil, err
+		if err := rows.Scan(&ep, &n); err != nil {
+			return err
 		}
-		if n+int64(len(p.outs)) > int64(p.limits.MaxPending) {
-			return fmt.Errorf("postgres: %d messages pending, limit %d: %w", n, p.limits.MaxPending, agent.ErrOutboxFull), nil
-		}
-	}
-	if p.limits.MaxPendingPerDestination > 0 {
-		adding := map[string]int64{}
-		for _, m := range p.outs {
-			adding[m.Endpoint]++
-		}
-		eps := make([]string, 0, len(adding))
-		for ep := range adding {
-			eps = append(eps, ep)
-		}
-		rows, err := tx.Query(ctx, `SELECT e.ep, (SELECT count(*) FROM agentd_outbox o WHERE o.dead_at IS NULL AND o.endpoint = e.ep)
-			FROM unnest($1::text[]) AS e(ep)`, eps)
-		if err != nil {
-			return nil, err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var ep string
-			var n int64
-			if err := rows.Scan(&ep, &n); err != nil {
-				return nil, err
+		switch {
+		case ep == nil:
+			if lim.MaxPending > 0 && n+int64(len(p.outs)) > int64(lim.MaxPending) {
+				refuse(fmt.Errorf("postgres: %d messages pending, limit %d: %w", n, lim.MaxPending, agent.ErrOutboxFull))
 			}
-			if n+adding[ep] > int64(p.limits.MaxPendingPerDestination) {
-				return fmt.Errorf("postgres: %d messages pending for one endpoint, limit %d: %w", n, p.limits.MaxPendingPerDestination, agent.ErrOutboxFull), nil
-			}
+		case lim.MaxPendingPerDestination > 0 && n+adding[*ep] > int64(lim.MaxPendingPerDestination):
+			refuse(fmt.Errorf("postgres: %d messages pending for one endpoint, limit %d: %w", n, lim.MaxPendingPerDestination, agent.ErrOutboxFull))
 		}
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-	}
-	return nil, nil
+		return nil
+	}, `SELECT NULL::text, count(*) FROM agentd_outbox WHERE dead_at IS NULL AND $2
+		UNION ALL
+		SELECT e.ep, (SELECT count(*) FROM agentd_outbox o WHERE o.dead_at IS NULL AND o.endpoint = e.ep)
+		FROM unnest($1::text[]) AS e(ep) WHERE $3`, eps, lim.MaxPending > 0, lim.MaxPendingPerDestination > 0)
 }
 
-func (p *prepared) insertQueued(ctx context.Context, tx pgx.Tx) error {
-	rows, err := tx.Query(ctx, `SELECT nextval(pg_get_serial_sequence('agentd_queue', 'seq')) FROM generate_series(1, $1)`, len(p.queued))
-	if err != nil {
-		return err
-	}
-	seqs, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		return err
-	}
-	if len(seqs) != len(p.queued) {
-		return fmt.Errorf("postgres: got %d queue ids for %d messages", len(seqs), len(p.queued))
-	}
+// queueInsert inserts the queued messages with ids drawn from the sequence
+// and returns the ids in the messages' order.
+const queueInsert = `WITH ids AS MATERIALIZED (
+		SELECT nextval(pg_get_serial_sequence('agentd_queue', 'seq')) AS seq, g AS ord FROM generate_series(1, $1::int) AS g),
+	ins AS (INSERT INTO agentd_queue (seq, recipient, payload, received, expires)
+		SELECT ids.seq, u.recipient, u.payload, u.received, u.expires
+		FROM unnest($2::text[], $3::bytea[], $4::bigint[], $5::bigint[]) WITH ORDINALITY AS u(recipient, payload, received, expires, ord)
+		JOIN ids USING (ord))
+	SELECT seq FROM ids ORDER BY ord`
+
+func (p *prepared) queueArgs() []any {
 	n := len(p.queued)
 	rcpts, payloads := make([]string, n), make([][]byte, n)
 	received, expires := make([]int64, n), make([]int64, n)
@@ -602,13 +627,7 @@ func (p *prepared) insertQueued(ctx context.Context, tx pgx.Tx) error {
 		}
 		received[i], expires[i] = nanos(r), nanos(m.Expires)
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO agentd_queue (seq, recipient, payload, received, expires)
-		SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::bigint[], $5::bigint[])`,
-		seqs, rcpts, payloads, received, expires); err != nil {
-		return err
-	}
-	p.seqs = seqs
-	return nil
+	return []any{n, rcpts, payloads, received, expires}
 }
 
 // Queue ids are the sequence numbers in base 36, as in the bbolt store.

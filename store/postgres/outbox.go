@@ -60,7 +60,8 @@ func cleanText(s string) string {
 	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
-func insertOutbound(ctx context.Context, q querier, ms []*agent.OutboundMessage) error {
+// outboundInsert is the statement that inserts ms, and its arguments.
+func outboundInsert(ms []*agent.OutboundMessage) (string, []any) {
 	n := len(ms)
 	ids, payloads := make([][]byte, n), make([][]byte, n)
 	to, eps, mts, types, lastErr := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -72,13 +73,23 @@ func insertOutbound(ctx context.Context, q querier, ms []*agent.OutboundMessage)
 		attempts[i] = int32(min(m.Attempts, 1<<30))
 		created[i], next[i] = nanos(m.CreatedAt), nanos(m.NextAttempt)
 	}
-	_, err := q.Exec(ctx, `INSERT INTO agentd_outbox (id, recipient, endpoint, media_type, message_type, payload, attempts, created_at, next_attempt, last_error)
+	return `INSERT INTO agentd_outbox (id, recipient, endpoint, media_type, message_type, payload, attempts, created_at, next_attempt, last_error)
 		SELECT * FROM unnest($1::bytea[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::integer[], $8::bigint[], $9::bigint[], $10::text[])`,
-		ids, to, eps, mts, types, payloads, attempts, created, next, lastErr)
+		[]any{ids, to, eps, mts, types, payloads, attempts, created, next, lastErr}
+}
+
+// outboundErr turns a unique violation of the outbox's id into ErrExists.
+func outboundErr(err error) error {
 	if isCode(err, codeUniqueViolation) {
 		return fmt.Errorf("postgres: outbox message id taken: %w", ErrExists)
 	}
 	return err
+}
+
+func insertOutbound(ctx context.Context, q querier, ms []*agent.OutboundMessage) error {
+	sql, args := outboundInsert(ms)
+	_, err := q.Exec(ctx, sql, args...)
+	return outboundErr(err)
 }
 
 func scanOutbound(rows pgx.Rows) (*agent.OutboundMessage, error) {
