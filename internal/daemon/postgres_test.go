@@ -5,11 +5,14 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/agentd/agentd/agent"
 	"github.com/agentd/agentd/internal/config"
 	"github.com/agentd/agentd/internal/daemon"
 	"github.com/agentd/agentd/internal/pgtest"
@@ -107,5 +110,62 @@ func TestPostgresWrongMasterKeyAndNoPasswordInErrors(t *testing.T) {
 	_, err = daemon.New(context.Background(), bad, log)
 	if err == nil || strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), "PostgreSQL") {
 		t.Fatalf("a missing database: %v", err)
+	}
+}
+
+// A mediator on PostgreSQL with two instances: the wallet gets mediation
+// and registers through A; one forward posted to A and to B (the same
+// message, at once) is queued once; B, which never saw the grant, answers
+// the wallet's pickup with it.
+func TestPostgresMediatorTwoInstances(t *testing.T) {
+	url, key := pgtest.Start(t), sharedKeyFile(t)
+	onPostgres := func(c *config.Config) {
+		c.Store.Driver = config.DriverPostgres
+		c.Store.Postgres.URL = url
+		c.Keys.KeyFile = key
+		c.HTTP.PublicURL = "http://" + c.HTTP.Addr + "/didcomm"
+	}
+	f := newMediatorFixture(t, onPostgres)
+	f.grant(t, coord3)
+	if r := f.register(t, coord3, "recipient-update", f.inbox.did); r != "success" {
+		t.Fatalf("register: %s", r)
+	}
+	cfgB := f.med.cfg
+	cfgB.DataDir, cfgB.HTTP.Addr = t.TempDir(), freePort(t)
+	b := start(t, cfgB)
+	if b.DID() != f.med.DID() {
+		t.Fatalf("instance B is %s, A is %s", b.DID(), f.med.DID())
+	}
+
+	m := map[string]any{"id": agent.NewID(), "type": "https://didcomm.org/basicmessage/2.0/message", "from": f.sender.did,
+		"to": []string{f.inbox.did}, "body": map[string]any{"content": "once"}}
+	packed, _, err := f.node.PackEncrypted(m, f.inbox.did, f.sender.did, "", nil, f.docs(t), f.sender.secretJSON())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	codes := make([]int, 2)
+	for i, base := range []string{f.med.base, b.base} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i], _, _ = post(t, base+"/didcomm", agent.MediaTypeEncrypted, []byte(packed))
+		}()
+	}
+	wg.Wait()
+	if codes[0] != http.StatusAccepted || codes[1] != http.StatusAccepted {
+		t.Fatalf("the forward posted to A and B: %v", codes)
+	}
+	// The wallet asks B.
+	a := f.med
+	f.med = b
+	defer func() { f.med = a }()
+	st := f.request(t, f.wallet, pickup+"status-request", nil)
+	if body(st)["message_count"] != 1.0 {
+		t.Fatalf("status through B after one forward posted to A and B: %v", st)
+	}
+	del := f.request(t, f.wallet, pickup+"delivery-request", map[string]any{"limit": 10})
+	if got, _ := f.openDelivery(t, del); len(got) != 1 {
+		t.Fatalf("delivery through B: %d messages", len(got))
 	}
 }
