@@ -13,6 +13,7 @@ import (
 	"github.com/agentd/agentd/agent"
 	"github.com/agentd/agentd/agent/keys"
 	"github.com/agentd/agentd/internal/config"
+	"github.com/agentd/agentd/internal/metrics"
 	"github.com/agentd/agentd/store/bolt"
 	"github.com/agentd/agentd/store/postgres"
 	"github.com/agentd/agentd/store/seal"
@@ -143,3 +144,13 @@ func (b pgBackend) Keys() (keys.Store, error) {
 	return ks, nil
 }
 func (b pgBackend) Close() error { b.DB.Close(); return nil }
+
+// PoolFigures reads the connection pool's statistics, for WatchPool.
+func (b pgBackend) PoolFigures() metrics.PoolFigures {
+	st := b.DB.Pool().Stat()
+	return metrics.PoolFigures{Total: st.TotalConns(), Idle: st.IdleConns(), Acquired: st.AcquiredConns(), Max: st.MaxConns(),
+		Acquires: st.AcquireCount(), Waits: st.EmptyAcquireCount(), WaitSeconds: st.AcquireDuration().Seconds()}
+}
+
+// pooled is a backend with a connection pool to watch.
+type pooled interface{ PoolFigures() metrics.PoolFigures }

@@ -118,6 +118,9 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 	d.metrics.WatchOutbox(d.db.Outbox())
 	d.metrics.WatchStore(d.db.WriteFailures, func() bool { err, _ := d.db.WriteFailure(); return err != nil })
 	d.metrics.WatchCommits(d.db.CommitStats)
+	if p, ok := d.db.(pooled); ok {
+		d.metrics.WatchPool(p.PoolFigures)
+	}
 	d.outbox = buildOutbox(cfg, d.db.Outbox(), d.metrics, d.log)
 	d.store = agent.Store{Records: records, Committer: d.db, Wake: d.outbox.Wake,
 		OutboxLimits: agent.OutboxLimits{MaxPending: cfg.Outbox.MaxPending, MaxPendingPerDestination: cfg.Outbox.MaxPendingPerDestination}}

@@ -60,6 +60,19 @@ func TestPostgresInstancesShareTheIdentity(t *testing.T) {
 	if invA.URL == "" || invA.URL != invB.URL {
 		t.Fatalf("standing invitations differ: %q, %q", invA.URL, invB.URL)
 	}
+	req, _ := http.NewRequest("GET", a.base+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+a.AdminToken())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsText, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"agentd_db_pool_max_connections 10", "agentd_db_pool_acquires_total", "agentd_store_commits_total"} {
+		if !strings.Contains(string(metricsText), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
 	for _, r := range []*running{a, b} {
 		var health map[string]string
 		if code := getJSON(t, r.base+"/healthz", "", &health); code != 200 || health["status"] != "ok" {
