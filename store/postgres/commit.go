@@ -140,6 +140,7 @@ func (db *DB) commitGroup(group []*commitCall) {
 // runGroup runs one attempt at the group's transaction. A nil return means
 // it committed, with each work's outcome in results.
 func (db *DB) runGroup(live []*commitCall, results []error) error {
+	clear(results) // from an attempt that lost a deadlock
 	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
 	defer cancel()
 	tx, err := db.pool.Begin(ctx)
@@ -199,7 +200,8 @@ func (db *DB) runGroup(live []*commitCall, results []error) error {
 }
 
 // isWorkError reports whether err is the failure of one work's statement
-// (a taken id, bad data: SQLSTATE classes 22 and 23), which fails that work
+// (a taken id, bad data, a value too large: SQLSTATE classes 22 and 23,
+// and 54000), which fails that work
 // only, as opposed to a failure of the transaction or the database (a lost
 // connection, a deadlock, a full disk), which fails the group.
 func isWorkError(err error) bool {
@@ -207,7 +209,8 @@ func isWorkError(err error) bool {
 		return true
 	}
 	var pe *pgconn.PgError
-	return errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "23"))
+	return errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "23") ||
+		pe.Code == "54000") // program_limit_exceeded: a value too large for an index
 }
 
 // submit hands a prepared work to the group committer and waits for its
@@ -367,11 +370,12 @@ func prepare(w *agent.Work, now time.Time) (*prepared, error) {
 	// on each other in one order) and without duplicates.
 	exp := map[string]int64{}
 	for _, r := range w.Replay {
-		if err := checkID("replay key", r.Key); err != nil {
-			return nil, err
+		if r.Key == "" {
+			return nil, errors.New("postgres: empty replay key")
 		}
-		if e, ok := exp[r.Key]; !ok || nanos(r.Until) > e {
-			exp[r.Key] = nanos(r.Until)
+		k := string(replayKey(r.Key))
+		if e, ok := exp[k]; !ok || nanos(r.Until) > e {
+			exp[k] = nanos(r.Until)
 		}
 	}
 	keys := make([]string, 0, len(exp))

@@ -38,6 +38,9 @@ func checkOutbound(m *agent.OutboundMessage) error {
 	if err := checkID("message id", m.ID); err != nil {
 		return err
 	}
+	if len(m.Endpoint) > maxEndpointLen {
+		return fmt.Errorf("postgres: outbox message endpoint longer than %d bytes", maxEndpointLen)
+	}
 	for what, s := range map[string]string{"recipient": m.To, "endpoint": m.Endpoint, "media type": m.MediaType, "message type": m.MessageType} {
 		if err := checkText("outbox message "+what, s); err != nil {
 			return err

@@ -568,9 +568,20 @@ func fromNanos(n int64) time.Time {
 	return time.Unix(0, n)
 }
 
+// MaxIDLen bounds identifiers (record kinds and ids, outbox message ids,
+// replay keys, key ids, queue recipients): they are index keys, and a
+// PostgreSQL B-tree entry must fit in a third of a page.
+const MaxIDLen = 1024
+
+// maxEndpointLen bounds an outbox message's endpoint, which is indexed too.
+const maxEndpointLen = 2048
+
 func checkID(what, id string) error {
 	if id == "" {
 		return fmt.Errorf("postgres: empty %s", what)
+	}
+	if len(id) > MaxIDLen {
+		return fmt.Errorf("postgres: %s longer than %d bytes", what, MaxIDLen)
 	}
 	return nil
 }

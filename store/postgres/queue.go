@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"time"
 
@@ -25,8 +24,8 @@ type Queue struct{ db *DB }
 var _ agent.QueueStore = (*Queue)(nil)
 
 func checkRecipient(r string) error {
-	if r == "" {
-		return fmt.Errorf("postgres: empty queue recipient")
+	if err := checkID("queue recipient", r); err != nil {
+		return err
 	}
 	return checkText("queue recipient", r)
 }

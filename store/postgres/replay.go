@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"crypto/sha256"
+	"errors"
 	"time"
 
 	"github.com/agentd/agentd/agent"
@@ -15,6 +17,17 @@ type ReplayCache struct{ db *DB }
 
 var _ agent.ReplayCache = (*ReplayCache)(nil)
 
+// replayKey is how id is stored: as is, or, when longer than MaxIDLen (a
+// peer chooses message ids), as a marker byte and its SHA-256, so that any
+// id can be remembered.
+func replayKey(id string) []byte {
+	if len(id) <= MaxIDLen {
+		return []byte(id)
+	}
+	h := sha256.Sum256([]byte(id))
+	return append([]byte("\xffsha256:"), h[:]...)
+}
+
 // sweepChunk bounds the ids one Sweep transaction removes.
 const sweepChunk = 10000
 
@@ -23,12 +36,12 @@ const sweepChunk = 10000
 // leaves the stored expiry unchanged; an expired entry not swept yet is
 // replaced. It is one INSERT … ON CONFLICT, durable on return.
 func (r *ReplayCache) Remember(ctx context.Context, id string, expires time.Time) (seen bool, err error) {
-	if err := checkID("message id", id); err != nil {
-		return false, err
+	if id == "" {
+		return false, errors.New("postgres: empty message id")
 	}
 	tag, err := r.db.pool.Exec(ctx, `INSERT INTO agentd_replay (key, expires) VALUES ($1, $2)
 		ON CONFLICT (key) DO UPDATE SET expires = EXCLUDED.expires WHERE agentd_replay.expires < $3`,
-		[]byte(id), nanos(expires), nanos(time.Now()))
+		replayKey(id), nanos(expires), nanos(time.Now()))
 	if err != nil {
 		return false, err
 	}
@@ -40,7 +53,7 @@ func (r *ReplayCache) Remember(ctx context.Context, id string, expires time.Time
 func (r *ReplayCache) Seen(ctx context.Context, id string) (bool, error) {
 	var seen bool
 	err := r.db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM agentd_replay WHERE key = $1 AND expires >= $2)`,
-		[]byte(id), nanos(time.Now())).Scan(&seen)
+		replayKey(id), nanos(time.Now())).Scan(&seen)
 	return seen, err
 }
 

@@ -529,3 +529,37 @@ func TestWorkErrorIsNotAWriteFailure(t *testing.T) {
 		t.Fatalf("WriteFailure = %v", err)
 	}
 }
+
+// Oversized identifiers: a peer's long message id is still remembered
+// (hashed); a long record id is refused with a clear error before it
+// reaches the database, failing that work only.
+func TestLongIdentifiers(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t, Options{})
+	long := strings.Repeat("x", 5000)
+	for i := range 2 {
+		seen, err := db.ReplayCache().Remember(ctx, long, time.Now().Add(time.Hour))
+		if err != nil || seen != (i == 1) {
+			t.Fatalf("Remember(long id) #%d = %v, %v", i, seen, err)
+		}
+	}
+	if seen, err := db.ReplayCache().Remember(ctx, long+"y", time.Now().Add(time.Hour)); err != nil || seen {
+		t.Fatalf("another long id = %v, %v", seen, err)
+	}
+	w := agent.NewWork(nil)
+	w.Remember(long, time.Now().Add(time.Hour))
+	if err := db.Commit(ctx, w); !errors.Is(err, agent.ErrReplay) {
+		t.Fatalf("a work with a remembered long replay key = %v, want ErrReplay", err)
+	}
+	w = agent.NewWork(nil)
+	w.Put("k", long, []byte("v"))
+	if err := db.Commit(ctx, w); err == nil || !strings.Contains(err.Error(), "longer than") {
+		t.Fatalf("a work with a 5000-byte record id = %v", err)
+	}
+	if err := db.Outbox().Enqueue(ctx, &agent.OutboundMessage{ID: "m", Endpoint: "https://x.example/" + long}); err == nil {
+		t.Fatal("an outbox message with a 5 KB endpoint was accepted")
+	}
+	if err, _ := db.WriteFailure(); err != nil {
+		t.Fatalf("WriteFailure = %v", err)
+	}
+}
