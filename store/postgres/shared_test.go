@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/agentd/agentd/agent"
 	"github.com/agentd/agentd/agent/keys"
@@ -561,5 +564,61 @@ func TestLongIdentifiers(t *testing.T) {
 	}
 	if err, _ := db.WriteFailure(); err != nil {
 		t.Fatalf("WriteFailure = %v", err)
+	}
+}
+
+// Works that touch the same records, replay keys and recipients in every
+// order, through two DBs and grouped, never deadlock: each group takes all
+// its locks at once in one global order. (A deadlock would cost the
+// server's deadlock_timeout, a second, and show in pg_stat_database.)
+func TestNoDeadlocks(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.Start(t)
+	a, b := openURL(t, url, Options{}), openURL(t, url, Options{})
+	far := time.Now().Add(time.Hour)
+	var wg sync.WaitGroup
+	for g := range 16 {
+		db := a
+		if g%2 == 1 {
+			db = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 30 {
+				w := agent.NewWork(nil)
+				// One hot record and one recipient each, so that groups
+				// of works reach them in every order.
+				k, r := rand.IntN(3), rand.IntN(3)
+				w.Put("hot", strconv.Itoa(k), []byte{byte(g)})
+				for range 3 {
+					w.Queue(agent.QueueLimits{}, &agent.QueuedMessage{Recipient: "did:example:r" + strconv.Itoa(r), Payload: []byte("p"), Expires: far})
+				}
+				w.Remember(fmt.Sprintf("k-%d-%d", g, i), far)
+				if err := db.Commit(ctx, w); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if tt, err := a.Queue().Totals(ctx); err != nil || tt.Messages != 16*30*3 {
+		t.Fatalf("Totals = %+v, %v", tt, err)
+	}
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	a.Close()
+	b.Close()
+	time.Sleep(1500 * time.Millisecond) // the backends' statistics reach the server
+	var deadlocks int64
+	if err := c.QueryRow(ctx, `SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()`).Scan(&deadlocks); err != nil {
+		t.Fatal(err)
+	}
+	if deadlocks != 0 {
+		t.Fatalf("%d deadlocks among agentd's own transactions", deadlocks)
 	}
 }
