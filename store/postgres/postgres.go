@@ -405,9 +405,10 @@ func ReadStatus(ctx context.Context, databaseURL string) (Status, error) {
 	return Status{Version: v, Known: SchemaVersion()}, nil
 }
 
-// Migrate applies the migrations the database lacks, without opening a DB
-// (for agentctl db migrate), and returns the schema status after it and how
-// many migrations it applied.
+// Migrate applies the migrations the database lacks, as Open does (under
+// the same lock; it opens and closes a small pool), for agentctl db
+// migrate, and returns the schema status after it and how many migrations
+// it applied.
 func Migrate(ctx context.Context, databaseURL string) (Status, int, error) {
 	db, err := Open(ctx, Options{URL: databaseURL, MaxConns: 2})
 	if err != nil {
