@@ -59,7 +59,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	tokenFile := fs.String("token-file", envOr("AGENTD_ADMIN_TOKEN_FILE", "data/admin.token"), "file with the admin token (env AGENTD_ADMIN_TOKEN_FILE); AGENTD_ADMIN_TOKEN wins when set")
 	timeout := fs.Duration("timeout", 30*time.Second, "request timeout")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, usage, verifyUsage+mediationUsage+iden3Usage+usersUsage+dbUsage)
+		fmt.Fprintf(stderr, usage, verifyUsage+mediationUsage+iden3Usage+usersUsage+privadoUsage+dbUsage)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -148,6 +148,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		out, err = c.iden3(ctx, rest, stdout)
 	case "users":
 		out, err = c.users(ctx, rest)
+	case "privado":
+		out, err = c.privado(ctx, rest)
 	case "db":
 		out, err = db(ctx, rest)
 	default:

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -45,6 +46,8 @@ type Config struct {
 	Iden3 Iden3 `yaml:"iden3"`
 	// Users is in users.go.
 	Users Users `yaml:"users"`
+	// Privado is in privado.go.
+	Privado Privado `yaml:"privado"`
 }
 
 // HTTP configures the HTTP listener and the DIDComm endpoint.
@@ -57,6 +60,9 @@ type HTTP struct {
 	MaxConnections      int `yaml:"max_connections"`
 	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
 	MaxWebSocketsPerIP  int `yaml:"max_websockets_per_ip"`
+	// TrustedProxies are the reverse proxies (addresses or CIDR prefixes)
+	// whose X-Forwarded-For names the client: for rate limits and logs.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 	// PublishWebSocketService adds a second DIDCommMessaging service to the
 	// agent's DID and the mediator's routing DID: the endpoint's ws(s) URL
 	// (WebSocketEndpoint), for clients that take the WebSocket address
@@ -213,6 +219,7 @@ func Default() Config {
 		ProveControl: defaultProveControl(),
 		Iden3:        defaultIden3(),
 		Users:        defaultUsers(),
+		Privado:      defaultPrivado(),
 
 		Mediator:        defaultMediator(),
 		MediationClient: defaultMediationClient(),
@@ -417,6 +424,13 @@ func (c Config) Validate() error {
 			return fmt.Errorf("http.public_url: %q is not an absolute http(s) URL", c.HTTP.PublicURL)
 		}
 	}
+	for _, p := range c.HTTP.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				return fmt.Errorf("http.trusted_proxies: %q is not an address or a CIDR prefix", p)
+			}
+		}
+	}
 	if c.HTTP.MaxBodyBytes < 1024 {
 		return fmt.Errorf("http.max_body_bytes: %d is below the minimum of 1024", c.HTTP.MaxBodyBytes)
 	}
@@ -487,6 +501,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.validateUsers(); err != nil {
+		return err
+	}
+	if err := c.validatePrivado(); err != nil {
 		return err
 	}
 	return c.validateMail()

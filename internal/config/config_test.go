@@ -78,6 +78,7 @@ func TestValidationMessages(t *testing.T) {
 		{name: "short token", env: map[string]string{"AGENTD_ADMIN_TOKEN": "short"}, want: "admin.token"},
 		{name: "two key sources", env: map[string]string{"AGENTD_KEY_PASSPHRASE": "pw", "AGENTD_KEY_FILE": "/k"}, want: "keys"},
 		{name: "bad curve", yaml: "did:\n  key_agreement: [Ed448]\n", want: "did.key_agreement"},
+		{name: "bad proxy", yaml: "http:\n  trusted_proxies: [\"10.0.0.0/33\"]\n", want: "http.trusted_proxies"},
 		{name: "public pprof", args: []string{"--pprof-addr", "0.0.0.0:6060"}, want: "admin.pprof_addr"},
 		{name: "bad pprof", env: map[string]string{"AGENTD_PPROF_ADDR": "6060"}, want: "admin.pprof_addr"},
 		{name: "stray argument", args: []string{"serve"}, want: "unexpected argument"},

@@ -34,8 +34,13 @@ type Iden3 struct {
 	// StateTransitionDelay is how long a replaced issuer non-revocation
 	// state is still accepted; 0: 1h.
 	StateTransitionDelay time.Duration `yaml:"state_transition_delay"`
-	Schemas              Iden3Schemas  `yaml:"schemas"`
-	Webhook              Iden3Webhook  `yaml:"webhook"`
+	// AnswerRate and AnswerBurst bound the answers one client IP may post
+	// to the callback a minute: each costs a proof verification (about
+	// 20 ms of CPU). 0: no limit.
+	AnswerRate  int          `yaml:"answer_rate"`
+	AnswerBurst int          `yaml:"answer_burst"`
+	Schemas     Iden3Schemas `yaml:"schemas"`
+	Webhook     Iden3Webhook `yaml:"webhook"`
 }
 
 // Iden3Resolver is one chain: {chain, network, rpc_url, state_contract,
@@ -76,7 +81,7 @@ func (i Iden3) Enabled() bool { return len(i.Resolvers) > 0 }
 
 func defaultIden3() Iden3 {
 	return Iden3{RPCTimeout: 10 * time.Second, DefaultExpiry: time.Hour, MaxExpiry: 30 * 24 * time.Hour, Retention: 30 * 24 * time.Hour,
-		Schemas: Iden3Schemas{Timeout: 10 * time.Second}}
+		AnswerRate: 60, AnswerBurst: 20, Schemas: Iden3Schemas{Timeout: 10 * time.Second}}
 }
 
 func init() {
@@ -142,6 +147,8 @@ func (c Config) validateIden3() error {
 		return errors.New("iden3: default_expiry must be at least 1m and max_expiry at least default_expiry")
 	case i.Retention < 0:
 		return errors.New("iden3.retention: must not be negative (0: keep sessions)")
+	case i.AnswerRate < 0 || i.AnswerBurst < 0 || (i.AnswerRate > 0 && i.AnswerBurst < 1):
+		return errors.New("iden3: answer_rate must not be negative (0: no limit) and answer_burst at least 1 with a rate")
 	case i.ProofMaxAge < 0 || i.StateTransitionDelay < 0:
 		return errors.New("iden3: proof_max_age and state_transition_delay must not be negative (0: the library's defaults)")
 	case i.Schemas.Timeout <= 0:

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/agentd/agentd/agent"
+	"github.com/agentd/agentd/internal/ratelimit"
 	"github.com/agentd/agentd/protocols/discoverfeatures"
 	"github.com/agentd/agentd/protocols/oob"
 	"github.com/agentd/agentd/protocols/trustping"
@@ -28,12 +29,21 @@ func (d *Daemon) httpFeatures() []httptransport.Feature {
 		fs = append(fs, httptransport.NewChallengeLinks(c))
 	}
 	if i := d.iden3API(); i != nil {
-		fs = append(fs, httptransport.NewIden3API(i))
+		var answers *ratelimit.Limiter
+		if c := d.cfg.Iden3; c.AnswerRate > 0 {
+			answers = ratelimit.New(c.AnswerRate, c.AnswerBurst, d.cfg.Limits.MaxKeys)
+		}
+		fs = append(fs, httptransport.NewIden3API(i, answers))
 	}
 	if d.users != nil {
 		fs = append(fs, httptransport.NewUsersAPI(usersAPI{d.users}, usersAPI{d.users}))
 	} else {
 		fs = append(fs, httptransport.UsersDisabled())
+	}
+	if d.privado != nil {
+		fs = append(fs, httptransport.NewPrivadoAPI(privadoAPI{d.privado}, privadoAPI{d.privado}))
+	} else {
+		fs = append(fs, httptransport.PrivadoDisabled())
 	}
 	return fs
 }

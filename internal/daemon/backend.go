@@ -29,6 +29,9 @@ type backend interface {
 	Queue() agent.QueueStore
 	ReplayCache() agent.ReplayCache
 	Keys() (keys.Store, error)
+	// Sealer returns the master key, for services that seal secrets of
+	// their own.
+	Sealer() (seal.Key, error)
 	// WriteFailure reports whether commits are failing, since when.
 	WriteFailure() (err error, since time.Time)
 	// WriteFailures counts the failed commits, for a metric.

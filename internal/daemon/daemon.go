@@ -29,6 +29,7 @@ import (
 	"github.com/agentd/agentd/protocols/discoverfeatures"
 	"github.com/agentd/agentd/protocols/mediation"
 	"github.com/agentd/agentd/protocols/oob"
+	"github.com/agentd/agentd/protocols/privado"
 	"github.com/agentd/agentd/protocols/reportproblem"
 	"github.com/agentd/agentd/protocols/trustping"
 	"github.com/agentd/agentd/protocols/users"
@@ -71,6 +72,9 @@ type Daemon struct {
 	// users are the user accounts, when users.enabled and the agent sends
 	// mail (users.go).
 	users *users.Service
+	// privado is the proof-request service for exchanges, when
+	// privado.enabled (privado.go).
+	privado *privado.Service
 
 	listener net.Listener
 	// stopPprof stops the profiling listener (admin.pprof_addr), if any.
@@ -160,8 +164,15 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 	if d.users, err = buildUsers(cfg, d.store, keyResolver, d.router, d.log); err != nil {
 		return err
 	}
+	if d.privado, err = buildPrivado(cfg, d.db, d.store, d.outbox, d.users, d.iden3, d.log); err != nil {
+		return err
+	}
 	d.ws = newWebSockets()
-	d.handler = httptransport.NewHandler(httptransport.Config{
+	proxies, err := httptransport.ParseTrustedProxies(cfg.HTTP.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("http.trusted_proxies: %w", err)
+	}
+	d.handler = proxies.Wrap(httptransport.NewHandler(httptransport.Config{
 		Receiver: d.router, EndpointPath: config.EndpointPath, MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
 		Public: d, AdminToken: d.token, MetricsPublic: cfg.Admin.MetricsPublic,
 		Metrics: d.metrics, Logger: d.log.With("component", "http"), Health: health(d.db),
@@ -169,7 +180,7 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 		ClientLimit:   limiter(cfg.Limits.ClientRate, cfg.Limits.ClientBurst, cfg.Limits.MaxKeys),
 		OnRateLimited: d.metrics.RateLimited,
 		Iden3:         d.iden3API(),
-	})
+	}))
 	return nil
 }
 
@@ -321,6 +332,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 	}
 	if d.iden3 != nil {
 		d.spawn(func() { d.iden3.svc.Run(bg, time.Minute) })
+	}
+	if d.privado != nil {
+		d.spawn(func() { d.privado.Run(bg, d.cfg.Privado.SweepInterval) })
 	}
 	d.log.Info("agentd listening", "addr", ln.Addr().String(), "endpoint", d.cfg.Endpoint(), "did", d.record.DID)
 	return nil

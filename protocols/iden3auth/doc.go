@@ -21,7 +21,11 @@
 // pending and unexpired. The verified result, the state change, the
 // replay key of the response and the operator's webhook are committed in
 // one unit of work: each response is accepted once, and a refused
-// response changes nothing.
+// response changes nothing. Other services react to verdicts in that same
+// unit of work through verdict hooks (OnVerdict; protocols/privado moves
+// its interaction and queues the exchange's callback there), and Recheck
+// verifies an accepted token again, against the chain as it is now,
+// changing nothing.
 //
 // A session's states (see State):
 //

@@ -77,6 +77,7 @@ type Config struct {
 // verifies the answers.
 type Service struct {
 	cfg      Config
+	hooks    []VerdictHook
 	slots    chan struct{}
 	verifier *auth.Verifier
 	chains   map[string]Chain
@@ -208,10 +209,30 @@ type CreateRequest struct {
 	// Chain is the "blockchain:network" whose verifier DID asks; empty:
 	// the first configured chain.
 	Chain string
+	// MaxRefusals, when above 0, fails the session (state failed, with
+	// its hooks and webhook) at its MaxRefusals-th refused answer; 0
+	// refuses answers without counting them.
+	MaxRefusals int
 }
 
 // Create validates req and stores a new pending session.
 func (s *Service) Create(ctx context.Context, req CreateRequest) (Session, error) {
+	var sess Session
+	err := s.cfg.Store.Update(ctx, func(w *agent.Work) (err error) {
+		sess, err = s.CreateIn(ctx, w, req)
+		return err
+	})
+	if err != nil {
+		return Session{}, err
+	}
+	s.cfg.Logger.Info("iden3: session created", "session", sess.ID, "chain", sess.Chain, "scopes", len(req.Scope), "expires", sess.Expires)
+	return sess, nil
+}
+
+// CreateIn is Create inside the caller's unit of work: the session is
+// stored if and only if w commits (a service that creates a session as
+// part of a decision of its own commits both together).
+func (s *Service) CreateIn(ctx context.Context, w *agent.Work, req CreateRequest) (Session, error) {
 	chainKey := req.Chain
 	if chainKey == "" {
 		chainKey = s.cfg.Chains[0].Key()
@@ -249,20 +270,19 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (Session, error
 	if err := auth.ValidateAuthRequest(msg); err != nil {
 		return Session{}, agent.Wrap(agent.CodeMsg, err, "scope: "+clip(err.Error(), 200))
 	}
-	sess := Session{ID: id, Chain: chainKey, Request: msg, State: StatePending,
+	if req.MaxRefusals < 0 || req.MaxRefusals > 1000 {
+		return Session{}, agent.Errorf(agent.CodeMsg, "max_refusals must be between 0 and 1000")
+	}
+	sess := Session{ID: id, Chain: chainKey, Request: msg, State: StatePending, MaxRefusals: req.MaxRefusals,
 		Created: now, Expires: now.Add(exp).Truncate(time.Second), Updated: now}
-	err := s.cfg.Store.Update(ctx, func(w *agent.Work) error {
-		if _, err := w.Get(ctx, KindSession, id); err == nil {
-			return agent.Errorf(agent.CodeConflict, "session %s exists already", id)
-		} else if !errors.Is(err, agent.ErrNotFound) {
-			return err
-		}
-		return w.PutJSON(KindSession, id, &sess)
-	})
-	if err != nil {
+	if _, err := w.Get(ctx, KindSession, id); err == nil {
+		return Session{}, agent.Errorf(agent.CodeConflict, "session %s exists already", id)
+	} else if !errors.Is(err, agent.ErrNotFound) {
 		return Session{}, err
 	}
-	s.cfg.Logger.Info("iden3: session created", "session", id, "chain", chainKey, "scopes", len(req.Scope), "expires", sess.Expires)
+	if err := w.PutJSON(KindSession, id, &sess); err != nil {
+		return Session{}, err
+	}
 	return sess, nil
 }
 
@@ -390,7 +410,7 @@ func (s *Service) Cancel(ctx context.Context, id string) (Session, error) {
 			return err
 		}
 		out = sess
-		return s.notify(w, &sess, now)
+		return s.notify(ctx, w, &sess, now)
 	})
 	if err != nil {
 		return Session{}, err
@@ -425,8 +445,24 @@ func answerable(sess *Session, now time.Time) error {
 	}
 }
 
-// notify stages the webhook of a verdict in w, when a webhook is set.
-func (s *Service) notify(w *agent.Work, sess *Session, now time.Time) error {
+// VerdictHook is told every verdict (verified, cancelled, expired) inside
+// the unit of work that records it: what it writes or enqueues in w commits
+// with the verdict, and an error it returns undoes both.
+type VerdictHook func(ctx context.Context, w *agent.Work, sess *Session, now time.Time) error
+
+// OnVerdict adds a hook run on every verdict, in the verdict's unit of
+// work. Hooks are added before the service is used (not concurrently with
+// Verify, Cancel or Sweep).
+func (s *Service) OnVerdict(h VerdictHook) { s.hooks = append(s.hooks, h) }
+
+// notify runs the verdict hooks and stages the webhook of a verdict in w,
+// when a webhook is set.
+func (s *Service) notify(ctx context.Context, w *agent.Work, sess *Session, now time.Time) error {
+	for _, h := range s.hooks {
+		if err := h(ctx, w, sess, now); err != nil {
+			return err
+		}
+	}
 	if s.cfg.WebhookEndpoint == "" {
 		return nil
 	}

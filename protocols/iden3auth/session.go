@@ -67,6 +67,13 @@ type Session struct {
 	Result *Result `json:"result,omitempty"`
 	// ResponseID is the id of the accepted response message.
 	ResponseID string `json:"response_id,omitempty"`
+	// MaxRefusals is the number of refused answers that fail the session
+	// (0: no limit); Refusals counts them while it is above 0.
+	MaxRefusals int `json:"max_refusals,omitempty"`
+	Refusals    int `json:"refusals,omitempty"`
+	// Token is the accepted response (the wallet's JWZ token) as the
+	// verdict hooks see it; it is not stored with the session.
+	Token string `json:"-"`
 }
 
 // moveTo changes the state as the transition table allows.

@@ -51,7 +51,7 @@ func (s *Service) Sweep(ctx context.Context) (SweepResult, error) {
 					if err := w.PutJSON(KindSession, r.ID, &cur); err != nil {
 						return err
 					}
-					return s.notify(w, &cur, now)
+					return s.notify(ctx, w, &cur, now)
 				})
 				if err == nil {
 					res.Expired++

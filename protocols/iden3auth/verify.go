@@ -36,7 +36,50 @@ const chainRetry = 30 * time.Second
 func (s *Service) Verify(ctx context.Context, id string, token []byte) (sess Session, err error) {
 	start := time.Now()
 	defer func() { s.cfg.Observe(answerResult(err), time.Since(start)) }()
-	return s.verify(ctx, id, token)
+	sess, err = s.verify(ctx, id, token)
+	if err != nil && agent.HasCode(err, CodeRefused) {
+		s.countRefusal(ctx, id, err)
+	}
+	return sess, err
+}
+
+// countRefusal counts a refused answer of a session that has a refusal
+// limit, and fails the session (with its hooks and webhook, in one unit of
+// work) when the limit is reached. A session without a limit, or no longer
+// pending, is left alone.
+func (s *Service) countRefusal(ctx context.Context, id string, refusal error) {
+	now := s.cfg.Now()
+	failed := false
+	err := s.cfg.Store.Update(ctx, func(w *agent.Work) error {
+		failed = false
+		var cur Session
+		if err := getIn(ctx, w, id, &cur); err != nil {
+			return err
+		}
+		if cur.MaxRefusals <= 0 || cur.Effective(now) != StatePending {
+			return errSkip
+		}
+		cur.Refusals++
+		cur.Updated = now
+		if cur.Refusals >= cur.MaxRefusals {
+			reason := fmt.Sprintf("%d answers refused; the last: %s", cur.Refusals, clip(agent.ErrorComment(refusal), 200))
+			if err := cur.moveTo(StateFailed, now, reason); err != nil {
+				return err
+			}
+			failed = true
+			if err := w.PutJSON(KindSession, id, &cur); err != nil {
+				return err
+			}
+			return s.notify(ctx, w, &cur, now)
+		}
+		return w.PutJSON(KindSession, id, &cur)
+	})
+	switch {
+	case err == nil && failed:
+		s.cfg.Logger.Info("iden3: session failed", "session", id, "refusals", "limit reached")
+	case err != nil && !errors.Is(err, errSkip) && !agent.HasCode(err, agent.CodeNotFound):
+		s.cfg.Logger.Warn("iden3: counting a refused answer failed", "session", id, "err", err)
+	}
 }
 
 // answerResult is the metrics label of Verify's outcome.
@@ -113,7 +156,8 @@ func (s *Service) verify(ctx context.Context, id string, token []byte) (Session,
 		}
 		w.Remember(replayKeyPrefix+tokenHash(tok), now.Add(replayKeep))
 		out = cur
-		return s.notify(w, &cur, now)
+		cur.Token = tok
+		return s.notify(ctx, w, &cur, now)
 	})
 	if errors.Is(err, agent.ErrReplay) {
 		return Session{}, agent.Wrap(agent.CodeMsgReplay, err, "this response was already accepted")
@@ -337,4 +381,46 @@ func ThreadOf(token []byte) (string, error) {
 		return "", agent.Errorf(agent.CodeMsg, "the authorization response has no thid")
 	}
 	return m.ThreadID, nil
+}
+
+// Recheck verifies token again against session id's stored request and the
+// chain as it is now, changing nothing: for a relying party that asks
+// whether a proof it was given still holds. The session may be in any
+// state. A token that fails a check gives an error with CodeRefused (the
+// reason says which); a chain that cannot be read, agent.CodeBusy.
+func (s *Service) Recheck(ctx context.Context, id string, token []byte) (*Result, error) {
+	sess, err := s.load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	tok := normalizeToken(token)
+	switch {
+	case tok == "":
+		return nil, agent.Errorf(agent.CodeMsg, "the proof must be the wallet's JWZ token")
+	case len(tok) > MaxTokenBytes:
+		return nil, agent.Errorf(agent.CodeTooLarge, "the token is larger than %d bytes", MaxTokenBytes)
+	}
+	if thid, err := ThreadOf([]byte(tok)); err == nil && thid != sess.Request.ThreadID {
+		return nil, agent.Errorf(CodeRefused, "proof refused: it answers another request")
+	}
+	if err := s.acquire(ctx); err != nil {
+		return nil, err
+	}
+	var resp *protocol.AuthorizationResponseMessage
+	err = safely(func() (err error) {
+		resp, err = s.verifier.FullVerify(ctx, tok, sess.Request, s.opts...)
+		return err
+	})
+	s.release()
+	if err != nil {
+		return nil, s.refusal(id, err)
+	}
+	if err := checkBinding(&sess.Request, resp); err != nil {
+		return nil, err
+	}
+	result, err := results(resp, s.cfg.Now())
+	if err != nil {
+		return nil, agent.Wrap(CodeRefused, err, "proof refused: "+clip(err.Error(), 200))
+	}
+	return result, nil
 }

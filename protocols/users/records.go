@@ -21,7 +21,10 @@ const (
 	KindAccount = "user-account" // Account, by id
 	KindToken   = "user-token"   // tokenIndex, by the hex SHA-256 of a confirmation token
 	KindEmail   = "user-email"   // emailIndex, by the lower-cased address
-	KindDID     = "user-did"     // didIndex, by DID
+	// KindReference indexes accounts by the reference an operator or an
+	// exchange gave them (an emailIndex, by the reference).
+	KindReference = "user-reference"
+	KindDID       = "user-did" // didIndex, by DID
 )
 
 // Request is a sign-up request as stored. It holds no token: only the

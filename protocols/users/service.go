@@ -658,12 +658,53 @@ func (s *Service) CreateAccount(ctx context.Context, email, name, reference stri
 		if err := w.PutJSON(KindEmail, emailKey(email), &emailIndex{AccountID: acc.ID}); err != nil {
 			return err
 		}
+		if reference != "" {
+			switch err := getIn(ctx, w, KindReference, reference, &ix); {
+			case err == nil:
+				return agent.Errorf(agent.CodeConflict, "reference: already names account %s", ix.AccountID)
+			case !isNotFound(err):
+				return err
+			}
+			if err := w.PutJSON(KindReference, reference, &emailIndex{AccountID: acc.ID}); err != nil {
+				return err
+			}
+		}
 		return w.PutJSON(KindAccount, acc.ID, &acc)
 	})
 	if err != nil {
 		return AccountView{}, err
 	}
 	return acc.view(), nil
+}
+
+// AccountByReference returns the account an operator or an exchange
+// created with reference, through its index.
+func (s *Service) AccountByReference(ctx context.Context, reference string) (AccountView, error) {
+	return s.indexed(ctx, KindReference, reference)
+}
+
+// AccountByEmail returns the account of a mail address, through its index.
+func (s *Service) AccountByEmail(ctx context.Context, email string) (AccountView, error) {
+	return s.indexed(ctx, KindEmail, emailKey(email))
+}
+
+// indexed returns the account an index entry names.
+func (s *Service) indexed(ctx context.Context, kind, key string) (AccountView, error) {
+	if key == "" {
+		return AccountView{}, errNoAccount
+	}
+	b, err := s.cfg.Store.Records.Get(ctx, kind, key)
+	if err != nil {
+		if isNotFound(err) {
+			return AccountView{}, errNoAccount
+		}
+		return AccountView{}, err
+	}
+	var ix emailIndex
+	if err := json.Unmarshal(b, &ix); err != nil {
+		return AccountView{}, err
+	}
+	return s.Account(ctx, ix.AccountID)
 }
 
 // Account returns account id.
@@ -754,6 +795,9 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 		}
 		w.Delete(KindAccount, id)
 		w.Delete(KindEmail, emailKey(acc.Email))
+		if acc.Reference != "" {
+			w.Delete(KindReference, acc.Reference)
+		}
 		if acc.DID != "" {
 			w.Delete(KindDID, acc.DID)
 		}

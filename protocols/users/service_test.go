@@ -456,3 +456,42 @@ func swapCase(s string) string {
 	}
 	return b.String()
 }
+
+// TestReferenceAndEmailIndexes: an account is found by its reference and
+// its address through their indexes; a reference names one account; the
+// indexes go with the account.
+func TestReferenceAndEmailIndexes(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, nil)
+	a, err := r.svc.CreateAccount(ctx, "carol@example.org", "", "vasp-7:carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.svc.AccountByReference(ctx, "vasp-7:carol"); err != nil || got.ID != a.ID {
+		t.Fatalf("by reference: %+v %v", got, err)
+	}
+	if got, err := r.svc.AccountByEmail(ctx, "Carol@Example.org"); err != nil || got.ID != a.ID {
+		t.Fatalf("by address: %+v %v", got, err)
+	}
+	if _, err := r.svc.CreateAccount(ctx, "dave@example.org", "", "vasp-7:carol"); agent.ErrorCode(err) != agent.CodeConflict {
+		t.Fatalf("a second account with the reference: %v", err)
+	}
+	if _, err := r.svc.AccountByEmail(ctx, "dave@example.org"); agent.ErrorCode(err) != agent.CodeNotFound {
+		t.Fatalf("the refused account was stored: %v", err)
+	}
+	if err := r.svc.Delete(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, find := range []func() (AccountView, error){
+		func() (AccountView, error) { return r.svc.AccountByReference(ctx, "vasp-7:carol") },
+		func() (AccountView, error) { return r.svc.AccountByEmail(ctx, "carol@example.org") },
+		func() (AccountView, error) { return r.svc.AccountByReference(ctx, "") },
+	} {
+		if _, err := find(); agent.ErrorCode(err) != agent.CodeNotFound {
+			t.Fatalf("after deletion: %v", err)
+		}
+	}
+	if _, err := r.svc.CreateAccount(ctx, "erin@example.org", "", "vasp-7:carol"); err != nil {
+		t.Fatalf("the reference of a deleted account is free again: %v", err)
+	}
+}

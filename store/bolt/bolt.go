@@ -310,6 +310,17 @@ func (db *DB) Keys() (*KeyStore, error) {
 	return &db.keys, nil
 }
 
+// Sealer returns the master key, for services that seal small secrets of
+// their own at rest (each with its own additional data, so that no sealed
+// value can be opened as another). It returns ErrNoMasterKey if the
+// database was opened without Options.MasterKey.
+func (db *DB) Sealer() (seal.Key, error) {
+	if db.key.IsZero() {
+		return seal.Key{}, fmt.Errorf("bolt: sealer: %w", ErrNoMasterKey)
+	}
+	return db.key, nil
+}
+
 // Stats are cheap figures about the database file, for metrics.
 type Stats struct {
 	// FileSize is the size of the file on disk in bytes. bbolt grows the file

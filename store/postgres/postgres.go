@@ -305,6 +305,17 @@ func (db *DB) Keys() (*KeyStore, error) {
 	return &db.keys, nil
 }
 
+// Sealer returns the master key, for services that seal small secrets of
+// their own at rest (each with its own additional data, so that no sealed
+// value can be opened as another), as bolt.DB.Sealer does. It returns an
+// error wrapping ErrNoMasterKey if the database was opened without one.
+func (db *DB) Sealer() (seal.Key, error) {
+	if db.key.IsZero() {
+		return seal.Key{}, fmt.Errorf("postgres: sealer: %w", ErrNoMasterKey)
+	}
+	return db.key, nil
+}
+
 // Status describes a database's schema.
 type Status struct {
 	// Version is the schema version of the database (0: none yet).

@@ -410,3 +410,48 @@ func (c *Client) SignupStatus(ctx context.Context, id string, wait time.Duration
 	}
 	return get[SignupStatus](ctx, c, UsersRequestsPath+"/"+esc(id)+q)
 }
+
+const privadoAdminPath = "/admin/privado"
+
+// CreateExchange registers an exchange; the answer holds its API key and
+// HMAC secret, shown this once.
+func (c *Client) CreateExchange(ctx context.Context, req CreateExchangeRequest) (ExchangeCredentials, error) {
+	return post[ExchangeCredentials](ctx, c, privadoAdminPath+"/exchanges", req)
+}
+
+// Exchanges lists the exchanges.
+func (c *Client) Exchanges(ctx context.Context, p PageRequest) (Page[PrivadoExchange], error) {
+	return get[Page[PrivadoExchange]](ctx, c, privadoAdminPath+"/exchanges"+p.query(url.Values{}))
+}
+
+// Exchange describes an exchange.
+func (c *Client) Exchange(ctx context.Context, id string) (PrivadoExchange, error) {
+	return get[PrivadoExchange](ctx, c, privadoAdminPath+"/exchanges/"+esc(id))
+}
+
+// RotateExchangeKeys gives an exchange a new API key and HMAC secret.
+func (c *Client) RotateExchangeKeys(ctx context.Context, id string) (ExchangeCredentials, error) {
+	return post[ExchangeCredentials](ctx, c, privadoAdminPath+"/exchanges/"+esc(id)+"/rotate-keys", nil)
+}
+
+// DisableExchange disables an exchange (final).
+func (c *Client) DisableExchange(ctx context.Context, id string) (PrivadoExchange, error) {
+	return post[PrivadoExchange](ctx, c, privadoAdminPath+"/exchanges/"+esc(id)+"/disable", nil)
+}
+
+// Interactions lists proof requests newest first, by exchange, user and
+// state when they are set.
+func (c *Client) Interactions(ctx context.Context, vaspID, userID, state string, p PageRequest) (Page[PrivadoInteraction], error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"vasp_id": vaspID, "user_id": userID, "state": state} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	return get[Page[PrivadoInteraction]](ctx, c, privadoAdminPath+"/interactions"+p.query(q))
+}
+
+// Interaction describes a proof request.
+func (c *Client) Interaction(ctx context.Context, id string) (PrivadoInteraction, error) {
+	return get[PrivadoInteraction](ctx, c, privadoAdminPath+"/interactions/"+esc(id))
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/agentd/agentd/agent"
+	"github.com/agentd/agentd/internal/ratelimit"
 )
 
 // Public paths of the iden3 verifier. They must be those the protocol
@@ -162,9 +163,17 @@ const (
 )
 
 // NewIden3API returns the iden3 verifier's admin API and public routes.
-func NewIden3API(svc Iden3) Feature { return &iden3API{svc: svc} }
+// answers, when not nil, limits the answers each client IP may post to the
+// callback (each costs a proof verification): over it, 429 with
+// Retry-After.
+func NewIden3API(svc Iden3, answers *ratelimit.Limiter) Feature {
+	return &iden3API{svc: svc, answers: answers}
+}
 
-type iden3API struct{ svc Iden3 }
+type iden3API struct {
+	svc     Iden3
+	answers *ratelimit.Limiter
+}
 
 // Routes implements Feature.
 func (a *iden3API) Routes(r *Routes) {
@@ -267,6 +276,14 @@ func (a *iden3API) callback(w http.ResponseWriter, r *http.Request) {
 	if id == "" {
 		fail(w, r, errRequired("the session query parameter is required (the request's callbackUrl has it)"))
 		return
+	}
+	if a.answers != nil {
+		if ok, wait := a.answers.Allow(clientIP(r)); !ok {
+			e := agent.Errorf(agent.CodeRateLimited, "too many answers from this address; try again later")
+			e.RetryAfter = wait
+			fail(w, r, e)
+			return
+		}
 	}
 	body, err := readToken(w, r)
 	if err != nil {

@@ -3,11 +3,13 @@ package http
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/agentd/agentd/agent"
+	"github.com/agentd/agentd/internal/ratelimit"
 )
 
 // iden3Fake records what the iden3 routes hand to the service.
@@ -29,7 +31,7 @@ func (f *iden3Fake) Iden3Receive(_ context.Context, mt string, body []byte) (Ide
 
 func TestIden3Callback(t *testing.T) {
 	f := &iden3Fake{}
-	h := NewHandler(Config{Receiver: &fakeReceiver{}, Public: fakePublic{}, Features: []Feature{NewIden3API(f)}, Iden3: f})
+	h := NewHandler(Config{Receiver: &fakeReceiver{}, Public: fakePublic{}, Features: []Feature{NewIden3API(f, nil)}, Iden3: f})
 	// Whatever the content type (Privado ID wallets send text/plain), the body is the token.
 	for _, ct := range []string{"text/plain", "application/iden3-zkp-json", ""} {
 		resp, body := do(t, h, "POST", "/iden3/callback?session=abc", ct, "", "eyJ.tok.en")
@@ -91,5 +93,25 @@ func TestSecondsJSON(t *testing.T) {
 		if err := json.Unmarshal([]byte(in), &s); err == nil {
 			t.Errorf("%s accepted as %q", in, s)
 		}
+	}
+}
+
+// TestIden3CallbackRateLimit: answers over a client's budget are refused
+// with 429 and Retry-After before anything is verified.
+func TestIden3CallbackRateLimit(t *testing.T) {
+	f := &iden3Fake{}
+	h := NewHandler(Config{Receiver: &fakeReceiver{}, Public: fakePublic{},
+		Features: []Feature{NewIden3API(f, ratelimit.New(1, 2, 100))}, Iden3: f})
+	for i := range 2 {
+		if resp, _ := do(t, h, "POST", "/iden3/callback?session=abc", "text/plain", "", "tok"+strconv.Itoa(i)); resp.StatusCode != 200 {
+			t.Fatalf("answer %d within the burst: %d", i, resp.StatusCode)
+		}
+	}
+	resp, body := do(t, h, "POST", "/iden3/callback?session=abc", "text/plain", "", "tok-over")
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "too many answers") {
+		t.Fatalf("over the limit: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	if f.token == "tok-over" {
+		t.Fatal("an answer over the limit reached the verifier")
 	}
 }

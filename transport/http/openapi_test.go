@@ -197,7 +197,7 @@ func fullServer(t *testing.T) (*http.ServeMux, *Routes) {
 	t.Helper()
 	f := fullFake{}
 	_, mux, rs := newServer(Config{Receiver: &fakeReceiver{}, Public: filledPublic{}, AdminToken: testToken,
-		Features: []Feature{NewAdminAPI(f), NewMediationAPI(f), NewProveControlAPI(f), NewChallengeLinks(f), NewIden3API(f), NewUsersAPI(nil, f)}})
+		Features: []Feature{NewAdminAPI(f), NewMediationAPI(f), NewProveControlAPI(f), NewChallengeLinks(f), NewIden3API(f, nil), NewUsersAPI(nil, f), NewPrivadoAPI(nil, f)}})
 	return mux, rs
 }
 
@@ -395,4 +395,26 @@ func TestOpenAPIValidatorCatchesDrift(t *testing.T) {
 	if p := v.check(doc.S, map[string]any{"pending": "1", "dead": 2.0}, "type"); len(p) != 1 {
 		t.Fatalf("wrong type: %v", p)
 	}
+}
+
+func (fullFake) CreateExchange(context.Context, CreateExchangeRequest) (ExchangeCredentials, error) {
+	return filled[ExchangeCredentials](), nil
+}
+func (fullFake) Exchanges(context.Context, string, int) ([]PrivadoExchange, error) {
+	return []PrivadoExchange{filled[PrivadoExchange]()}, nil
+}
+func (fullFake) Exchange(context.Context, string) (PrivadoExchange, error) {
+	return filled[PrivadoExchange](), nil
+}
+func (fullFake) RotateExchangeKeys(context.Context, string) (ExchangeCredentials, error) {
+	return filled[ExchangeCredentials](), nil
+}
+func (fullFake) DisableExchange(context.Context, string) (PrivadoExchange, error) {
+	return filled[PrivadoExchange](), nil
+}
+func (fullFake) Interactions(context.Context, string, string, string, string, int) ([]PrivadoInteraction, error) {
+	return []PrivadoInteraction{filled[PrivadoInteraction]()}, nil
+}
+func (fullFake) Interaction(context.Context, string) (PrivadoInteraction, error) {
+	return filled[PrivadoInteraction](), nil
 }

@@ -196,12 +196,17 @@ func (u *usersAPI) Routes(r *Routes) {
 // readStrict reads a JSON body into v, refusing unknown members, trailing
 // data and other media types; its errors name the field.
 func readStrict(w http.ResponseWriter, r *http.Request, v any) error {
+	return readStrictN(w, r, v, maxUsersBody)
+}
+
+// readStrictN is readStrict with a body limit of max bytes.
+func readStrictN(w http.ResponseWriter, r *http.Request, v any, max int64) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
 			return agent.Errorf(agent.CodeMediaType, "body: the content type must be application/json")
 		}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxUsersBody))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, max))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	var te *json.UnmarshalTypeError
@@ -213,7 +218,7 @@ func readStrict(w http.ResponseWriter, r *http.Request, v any) error {
 		}
 		return nil
 	case errors.As(err, &mbe):
-		return agent.Errorf(agent.CodeTooLarge, "body: larger than %d bytes", maxUsersBody)
+		return agent.Errorf(agent.CodeTooLarge, "body: larger than %d bytes", max)
 	case errors.As(err, &te):
 		return agent.Errorf(agent.CodeMsg, "%s: must be a %s", te.Field, te.Type)
 	case strings.HasPrefix(err.Error(), `json: unknown field "`):

@@ -176,9 +176,10 @@ func (s *server) websocket(w http.ResponseWriter, r *http.Request) {
 	// stack stays small (the handler's grew while it parsed the upgrade),
 	// since an idle socket costs its goroutine's stack for as long as it is
 	// open.
+	rateKey := clientIP(r)
 	go func() {
 		defer release()
-		s.serveSocket(ctx, recv, sess, wc, clientIP(r), log)
+		s.serveSocket(ctx, recv, sess, wc, rateKey, log)
 	}()
 }
 
