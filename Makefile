@@ -66,7 +66,8 @@ deps-iden3-circuits: $(IDEN3_STAMP)
 ## swaks and postfix (mail), unbound (the DNS server of the Prove Control
 ## Domain tests), poppler-utils and zbar-tools (the letter's text and QR
 ## code), and chromium (the headless browser of the sign-up confirmation
-## page test). It needs root; without root it only says what is missing, and the
+## page test), and postgresql (the server the store/postgres tests start
+## privately, as an unprivileged user, on a random port). It needs root; without root it only says what is missing, and the
 ## tests that need them then fail with the same advice. Postfix is
 ## preseeded with "No configuration": the package starts no system mail
 ## service; the tests run a private instance from a temporary directory.
@@ -78,6 +79,7 @@ deps-apt:
 	command -v pdftoppm >/dev/null 2>&1 || missing="$$missing poppler-utils"; \
 	command -v zbarimg >/dev/null 2>&1 || missing="$$missing zbar-tools"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" != 0 ]; then \
 		echo "deps-apt: the Debian packages$$missing are missing and installing them needs root; the tests that use them will fail."; \

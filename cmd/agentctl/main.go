@@ -4,7 +4,7 @@
 //	agentctl [flags] did | invitation [new [goal-code [goal]]] | ping DID | health |
 //	         discover DID [MATCH] | accept URL | outbox | deadletters | retry ID | drop ID |
 //	         verify SUBCOMMAND ... | credentials [ID] | mediation SUBCOMMAND ... |
-//	         iden3 SUBCOMMAND ... | users SUBCOMMAND ...
+//	         iden3 SUBCOMMAND ... | users SUBCOMMAND ... | db status|migrate
 package main
 
 import (
@@ -59,7 +59,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	tokenFile := fs.String("token-file", envOr("AGENTD_ADMIN_TOKEN_FILE", "data/admin.token"), "file with the admin token (env AGENTD_ADMIN_TOKEN_FILE); AGENTD_ADMIN_TOKEN wins when set")
 	timeout := fs.Duration("timeout", 30*time.Second, "request timeout")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, usage, verifyUsage+mediationUsage+iden3Usage+usersUsage+privadoUsage)
+		fmt.Fprintf(stderr, usage, verifyUsage+mediationUsage+iden3Usage+usersUsage+privadoUsage+dbUsage)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -150,6 +150,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		out, err = c.users(ctx, rest)
 	case "privado":
 		out, err = c.privado(ctx, rest)
+	case "db":
+		out, err = db(ctx, rest)
 	default:
 		fs.Usage()
 		return fmt.Errorf("unknown command %q", cmd)

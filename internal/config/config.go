@@ -24,17 +24,19 @@ import (
 // Config is agentd's whole configuration. The yaml tags are the keys of the
 // configuration file; configs/agentd.example.yaml documents each.
 type Config struct {
-	DataDir string     `yaml:"data_dir"`
-	HTTP    HTTP       `yaml:"http"`
-	Admin   Admin      `yaml:"admin"`
-	Keys    Keys       `yaml:"keys"`
-	Outbox  Outbox     `yaml:"outbox"`
-	Limits  Limits     `yaml:"limits"`
-	DID     DIDConfig  `yaml:"did"`
-	Log     Log        `yaml:"log"`
-	Replay  ReplayConf `yaml:"replay"`
-	SMTP    SMTP       `yaml:"smtp"`
-	Email   Email      `yaml:"email"`
+	DataDir string `yaml:"data_dir"`
+	// Store is in store.go.
+	Store  Store      `yaml:"store"`
+	HTTP   HTTP       `yaml:"http"`
+	Admin  Admin      `yaml:"admin"`
+	Keys   Keys       `yaml:"keys"`
+	Outbox Outbox     `yaml:"outbox"`
+	Limits Limits     `yaml:"limits"`
+	DID    DIDConfig  `yaml:"did"`
+	Log    Log        `yaml:"log"`
+	Replay ReplayConf `yaml:"replay"`
+	SMTP   SMTP       `yaml:"smtp"`
+	Email  Email      `yaml:"email"`
 	// Mediator and MediationClient are in mediator.go.
 	Mediator        Mediator        `yaml:"mediator"`
 	MediationClient MediationClient `yaml:"mediation_client"`
@@ -203,6 +205,7 @@ type Relay struct {
 func Default() Config {
 	return Config{
 		DataDir: "./data",
+		Store:   defaultStore(),
 		HTTP: HTTP{Addr: "127.0.0.1:8080", MaxBodyBytes: 1 << 20, ShutdownTimeout: 15 * time.Second, MaxConnections: 1024, MaxConnectionsPerIP: 64, MaxWebSocketsPerIP: 16,
 			PublishWebSocketService: true},
 		Outbox: Outbox{MaxAttempts: 30, BaseDelay: 2 * time.Second, MaxDelay: time.Hour, Workers: 8, Timeout: 30 * time.Second,
@@ -307,6 +310,8 @@ func list(p func(*Config) *[]string) func(*Config, string) error {
 
 var options = []option{
 	{"data-dir", "AGENTD_DATA_DIR", "data directory (config key data_dir)", str(func(c *Config) *string { return &c.DataDir })},
+	{"store-driver", "AGENTD_STORE_DRIVER", "where state is kept: bolt (a file in the data directory) or postgres (store.driver)", str(func(c *Config) *string { return &c.Store.Driver })},
+	{"store-postgres-max-conns", "AGENTD_STORE_POSTGRES_MAX_CONNS", "PostgreSQL connection pool size (store.postgres.max_conns)", num(func(c *Config) *int { return &c.Store.Postgres.MaxConns })},
 	{"http-addr", "AGENTD_HTTP_ADDR", "HTTP listen address HOST:PORT (http.addr)", str(func(c *Config) *string { return &c.HTTP.Addr })},
 	{"public-url", "AGENTD_PUBLIC_URL", "public DIDComm endpoint URL published in the agent's DID (http.public_url)", str(func(c *Config) *string { return &c.HTTP.PublicURL })},
 	{"publish-websocket-service", "AGENTD_PUBLISH_WEBSOCKET_SERVICE", "publish the endpoint's ws(s) URL as a second DIDComm service in the agent's DIDs: true or false (http.publish_websocket_service)", boolean(func(c *Config) *bool { return &c.HTTP.PublishWebSocketService })},
@@ -340,6 +345,7 @@ var options = []option{
 // secretEnv are settings only taken from the environment (never flags, which
 // show in process listings).
 var secretEnv = []option{
+	{"", "AGENTD_DATABASE_URL", "PostgreSQL connection URL, which may hold a password (store.postgres.url)", str(func(c *Config) *string { return &c.Store.Postgres.URL })},
 	{"", "AGENTD_ADMIN_TOKEN", "admin API bearer token (admin.token)", str(func(c *Config) *string { return &c.Admin.Token })},
 	{"", "AGENTD_KEY_PASSPHRASE", "passphrase for keys at rest (keys.passphrase)", str(func(c *Config) *string { return &c.Keys.Passphrase })},
 	{"", "AGENTD_SMTP_AUTH_PASSWORD", "password SMTP clients log in with (smtp.auth.password)", str(func(c *Config) *string { return &c.SMTP.Auth.Password })},
@@ -357,7 +363,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 		values[i] = fs.String(o.flag, "", o.help+" (env "+o.env+")")
 	}
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: agentd [flags]\n\nRuns the agentd DIDComm v2 agent. Settings come from defaults, the config file, AGENTD_* environment variables and flags, later ones winning.\nSecrets are read from the environment or files only: AGENTD_ADMIN_TOKEN, AGENTD_KEY_PASSPHRASE, AGENTD_SMTP_AUTH_PASSWORD, AGENTD_SMTP_RELAY_PASSWORD.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: agentd [flags]\n\nRuns the agentd DIDComm v2 agent. Settings come from defaults, the config file, AGENTD_* environment variables and flags, later ones winning.\nSecrets are read from the environment or files only: AGENTD_DATABASE_URL, AGENTD_ADMIN_TOKEN, AGENTD_KEY_PASSPHRASE, AGENTD_SMTP_AUTH_PASSWORD, AGENTD_SMTP_RELAY_PASSWORD.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -478,6 +484,9 @@ func (c Config) Validate() error {
 		default:
 			return fmt.Errorf("did.key_agreement: unsupported curve %q (use X25519, P-256, P-384 or P-521)", k)
 		}
+	}
+	if err := c.validateStore(); err != nil {
+		return err
 	}
 	if err := c.validateMediator(); err != nil {
 		return err

@@ -33,7 +33,6 @@ import (
 	"github.com/agentd/agentd/protocols/reportproblem"
 	"github.com/agentd/agentd/protocols/trustping"
 	"github.com/agentd/agentd/protocols/users"
-	"github.com/agentd/agentd/store/bolt"
 	httptransport "github.com/agentd/agentd/transport/http"
 )
 
@@ -44,7 +43,7 @@ const Version = "0.1.0"
 type Daemon struct {
 	cfg      config.Config
 	log      *slog.Logger
-	db       *bolt.DB
+	db       backend
 	identity *agent.Identity
 	record   *identityRecord
 	resolver did.Resolver
@@ -91,17 +90,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	master, err := masterKey(cfg)
+	db, err := openBackend(ctx, cfg, log)
 	if err != nil {
 		return nil, err
-	}
-	hook, err := faultHook(os.Getenv(FaultEnv))
-	if err != nil {
-		return nil, err
-	}
-	db, err := bolt.Open(filepath.Join(cfg.DataDir, "agentd.db"), bolt.Options{MasterKey: master, CommitHook: hook})
-	if err != nil {
-		return nil, fmt.Errorf("opening the database: %w", err)
 	}
 	d := &Daemon{cfg: cfg, log: log, db: db}
 	if err := d.build(ctx); err != nil {
@@ -131,6 +122,9 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 	d.metrics.WatchOutbox(d.db.Outbox())
 	d.metrics.WatchStore(d.db.WriteFailures, func() bool { err, _ := d.db.WriteFailure(); return err != nil })
 	d.metrics.WatchCommits(d.db.CommitStats)
+	if p, ok := d.db.(pooled); ok {
+		d.metrics.WatchPool(p.PoolFigures)
+	}
 	d.outbox = buildOutbox(cfg, d.db.Outbox(), d.metrics, d.log)
 	d.store = agent.Store{Records: records, Committer: d.db, Wake: d.outbox.Wake,
 		OutboxLimits: agent.OutboxLimits{MaxPending: cfg.Outbox.MaxPending, MaxPendingPerDestination: cfg.Outbox.MaxPendingPerDestination}}

@@ -13,7 +13,6 @@ import (
 	"github.com/agentd/agentd/internal/metrics"
 	"github.com/agentd/agentd/protocols/mediation"
 	"github.com/agentd/agentd/protocols/oob"
-	"github.com/agentd/agentd/store/bolt"
 	httptransport "github.com/agentd/agentd/transport/http"
 )
 
@@ -26,7 +25,7 @@ type mediatorParts struct {
 // buildMediator sets up the mediator from the mediator section, or returns
 // nil when it is off: its routing DID, its grants, and its protocols on the
 // router.
-func buildMediator(ctx context.Context, cfg config.Config, db *bolt.DB, identity *agent.Identity, ownDID string,
+func buildMediator(ctx context.Context, cfg config.Config, db backend, identity *agent.Identity, ownDID string,
 	router *agent.Router, messenger *agent.Messenger, store agent.Store, m *metrics.Metrics, log *slog.Logger) (*mediatorParts, error) {
 	mc := cfg.Mediator
 	if !mc.Enabled {

@@ -19,7 +19,6 @@ import (
 	"github.com/agentd/agentd/internal/ratelimit"
 	"github.com/agentd/agentd/protocols/privado"
 	"github.com/agentd/agentd/protocols/users"
-	"github.com/agentd/agentd/store/bolt"
 	httptransport "github.com/agentd/agentd/transport/http"
 	"rsc.io/qr"
 )
@@ -31,7 +30,7 @@ var privadoNow func() time.Time
 // section, when it is enabled; it needs user accounts (and so mail) and
 // the iden3 verifier. Its callbacks go through the outbox's "privado+"
 // transport, signed with each exchange's secret.
-func buildPrivado(cfg config.Config, db *bolt.DB, store agent.Store, outbox *agent.Outbox, us *users.Service, i3 *iden3Parts, log *slog.Logger) (*privado.Service, error) {
+func buildPrivado(cfg config.Config, db backend, store agent.Store, outbox *agent.Outbox, us *users.Service, i3 *iden3Parts, log *slog.Logger) (*privado.Service, error) {
 	p := cfg.Privado
 	if !p.Enabled {
 		return nil, nil

@@ -9,13 +9,12 @@ import (
 	"time"
 
 	"github.com/agentd/agentd/agent"
-	"github.com/agentd/agentd/store/bolt"
 )
 
 // health is the check behind GET /healthz: unhealthy while the database's
 // commits fail (a full disk, an I/O error) and when it cannot be read. The
 // reason names the failure without the file's path (the endpoint is public).
-func health(db *bolt.DB) func(context.Context) error {
+func health(db backend) func(context.Context) error {
 	return func(ctx context.Context) error {
 		if err, since := db.WriteFailure(); err != nil {
 			return agent.Wrap(agent.CodeMe, err, fmt.Sprintf("database writes are failing since %s: %s",
@@ -45,7 +44,7 @@ const probeInterval = 2 * time.Second
 // level, with the cause) and when they work again, and while they fail
 // probes with a small write, so that /healthz turns healthy once the
 // operator made room, even if nothing else writes.
-func watchStorage(ctx context.Context, db *bolt.DB, log *slog.Logger) {
+func watchStorage(ctx context.Context, db backend, log *slog.Logger) {
 	t := time.NewTicker(probeInterval)
 	defer t.Stop()
 	failing := false

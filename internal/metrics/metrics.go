@@ -203,3 +203,38 @@ func (w *statusWriter) WriteHeader(code int) {
 // Unwrap lets http.ResponseController reach the underlying writer (needed for
 // WebSocket hijacking and flushing).
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// PoolFigures describe a database connection pool (store.driver postgres).
+type PoolFigures struct {
+	// Total, Idle and Acquired are the connections now: open, idle, in use.
+	Total, Idle, Acquired int32
+	// Max is the pool's size.
+	Max int32
+	// Acquires counts the connections taken from the pool; Waits those for
+	// which a caller had to wait (none was idle); WaitSeconds the time
+	// spent acquiring, in all.
+	Acquires, Waits int64
+	WaitSeconds     float64
+}
+
+// WatchPool exports the database connection pool, read at scrape time from
+// figures.
+func (m *Metrics) WatchPool(figures func() PoolFigures) {
+	gauge := func(name, help string, v func(PoolFigures) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "agentd", Name: name, Help: help},
+			func() float64 { return v(figures()) })
+	}
+	counter := func(name, help string, v func(PoolFigures) float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "agentd", Name: name, Help: help},
+			func() float64 { return v(figures()) })
+	}
+	m.reg.MustRegister(
+		gauge("db_pool_connections", "Open database connections.", func(f PoolFigures) float64 { return float64(f.Total) }),
+		gauge("db_pool_idle_connections", "Idle database connections.", func(f PoolFigures) float64 { return float64(f.Idle) }),
+		gauge("db_pool_acquired_connections", "Database connections in use.", func(f PoolFigures) float64 { return float64(f.Acquired) }),
+		gauge("db_pool_max_connections", "The database connection pool's size (store.postgres.max_conns).", func(f PoolFigures) float64 { return float64(f.Max) }),
+		counter("db_pool_acquires_total", "Connections taken from the database pool.", func(f PoolFigures) float64 { return float64(f.Acquires) }),
+		counter("db_pool_waits_total", "Connections taken from the pool after waiting (none was idle): a pool too small if it grows.", func(f PoolFigures) float64 { return float64(f.Waits) }),
+		counter("db_pool_acquire_seconds_total", "Time spent taking connections from the database pool.", func(f PoolFigures) float64 { return f.WaitSeconds }),
+	)
+}
