@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime/quotedprintable"
 	"net/http"
 	"net/http/httptest"
@@ -72,7 +73,7 @@ func TestPrivadoFreshProofsOnAnvil(t *testing.T) {
 	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: exch.Certificate().Raw}), 0o600)
 
 	chain := w.Chain()
-	_, base := startIden3With(t, t.TempDir(), func(cfg *config.Config) {
+	d, base := startIden3With(t, t.TempDir(), func(cfg *config.Config) {
 		cfg.Iden3.Resolvers = []config.Iden3Resolver{{Chain: iden3wallet.Blockchain, Network: iden3wallet.Network,
 			RPCURL: chain.RPCURL, StateContract: chain.StateContract, ChainID: int(chain.ChainID), DID: e2eVerifier}}
 		cfg.Iden3.RPCTimeout = 10 * time.Second
@@ -224,5 +225,31 @@ func TestPrivadoFreshProofsOnAnvil(t *testing.T) {
 	if _, err := w.PublishIssuerState(ctx); err != nil {
 		t.Fatal(err)
 	}
-	flow(7654321, "mtp", iden3wallet.CircuitMTPV2)
+	last := flow(7654321, "mtp", iden3wallet.CircuitMTPV2)
+
+	// A restart with both requests shared: they stay ProofShared, and the
+	// exchange can still have the proof verified.
+	d.Shutdown(ctx)
+	d2, err := New(ctx, d.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d2.Shutdown(context.Background()) })
+	var list struct {
+		Interactions []httptransport.PrivadoInteraction `json:"interactions"`
+	}
+	resp, b = call(t, "GET", base+"/admin/privado/interactions", "", nil, testAdmin)
+	if json.Unmarshal(b, &list); resp.StatusCode != 200 || len(list.Interactions) != 2 ||
+		list.Interactions[0].State != "ProofShared" || list.Interactions[1].State != "ProofShared" ||
+		list.Interactions[0].ProofKind != "mtp" || list.Interactions[1].ProofKind != "sig" {
+		t.Fatalf("after a restart: %d %s", resp.StatusCode, b)
+	}
+	code, vb := exchangeCall("/v1/proof/verify/", `{"proof":"`+last+`"}`)
+	var v httptransport.ProofVerification
+	if json.Unmarshal(vb, &v); code != 200 || !v.Valid || v.ProofKind != "mtp" {
+		t.Fatalf("verify after a restart: %d %s", code, vb)
+	}
 }
