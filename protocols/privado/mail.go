@@ -1,21 +1,14 @@
 package privado
 
 import (
-	"bytes"
-	"errors"
-	"fmt"
-	htmltemplate "html/template"
-	"os"
-	"strings"
-	texttemplate "text/template"
 	"time"
 
-	"github.com/emersion/go-message/mail"
+	"github.com/agentd/agentd/protocols/internal/mailtmpl"
 )
 
 // MediaTypeMail is the outbox media type of a whole mail, which the mail
 // transport sends as it is (users.MediaTypeMail).
-const MediaTypeMail = "message/rfc822"
+const MediaTypeMail = mailtmpl.MediaType
 
 // DefaultTemplate is the consent mail in English ("subject", "text",
 // "html") and the mail with a link to the user's requests
@@ -84,108 +77,37 @@ type MailData struct {
 
 var blocks = []string{"subject", "text", "html"}
 
-// Template is a parsed consent-mail template.
-type Template struct {
-	text *texttemplate.Template
-	html *htmltemplate.Template
-}
+// Template is a parsed mail template (protocols/internal/mailtmpl).
+type Template struct{ *mailtmpl.Template }
+
+// mailKinds are the mails of the template ("" for the consent mail, "login_" for the link to the user's requests).
+var mailKinds = []string{"", "login_"}
 
 // ParseTemplate parses an operator's template over DefaultTemplate: the
-// blocks src defines replace the defaults.
+// blocks src defines replace the defaults; a broken block fails here.
 func ParseTemplate(src string) (*Template, error) {
-	t := &Template{}
-	var err error
-	if t.text, err = texttemplate.New("mail").Option("missingkey=error").Parse(DefaultTemplate); err != nil {
+	t, err := mailtmpl.Parse(DefaultTemplate, src, "privado.mail_template", mailKinds, sampleMail)
+	if err != nil {
 		return nil, err
 	}
-	if t.html, err = htmltemplate.New("mail").Option("missingkey=error").Parse(DefaultTemplate); err != nil {
-		return nil, err
-	}
-	if src != "" {
-		if _, err = t.text.Parse(src); err != nil {
-			return nil, fmt.Errorf("privado.mail_template: %w", err)
-		}
-		if _, err = t.html.Parse(src); err != nil {
-			return nil, fmt.Errorf("privado.mail_template: %w", err)
-		}
-	}
-	// Render once with sample data: a broken block fails at load, not on
-	// the first request.
-	sample := MailData{Name: "n", Email: "e@example.com", Exchange: "x", What: "w", Challenge: 1, Link: "https://l", Expires: "e", TTL: "t", Agent: "a"}
-	for _, kind := range []string{"", "login_"} {
-		if _, err := t.compose(kind, "a@example.com", "b@example.com", sample, time.Now()); err != nil {
-			return nil, fmt.Errorf("privado.mail_template: %w", err)
-		}
-	}
-	return t, nil
+	return &Template{t}, nil
 }
 
-// LoadTemplate reads an operator's template file.
+// LoadTemplate reads an operator's template file; "" gives DefaultTemplate.
 func LoadTemplate(path string) (*Template, error) {
-	b, err := os.ReadFile(path)
+	t, err := mailtmpl.Load(DefaultTemplate, path, "privado.mail_template", mailKinds, sampleMail)
 	if err != nil {
-		return nil, fmt.Errorf("privado.mail_template: %w", err)
+		return nil, err
 	}
-	return ParseTemplate(string(b))
+	return &Template{t}, nil
 }
 
-func (t *Template) render(block string, d MailData) (string, error) {
-	var buf bytes.Buffer
-	var err error
-	if strings.HasSuffix(block, "html") {
-		err = t.html.ExecuteTemplate(&buf, block, d)
-	} else {
-		err = t.text.ExecuteTemplate(&buf, block, d)
-	}
-	return buf.String(), err
-}
+// sampleMail renders every block once at load.
+var sampleMail = MailData{Name: "n", Email: "e@example.com", Exchange: "x", What: "w", Challenge: 1, Link: "https://l", Expires: "e", TTL: "t", Agent: "a"}
 
-// compose renders the mail of kind ("" for the consent mail, "login_" for
-// the link to the user's requests) from from to to.
+func (t *Template) render(block string, d MailData) (string, error) { return t.Render(block, d) }
+
+// compose renders the mail of kind ("" for the consent mail, "login_" for the link to the user's requests) from from to to.
 func (t *Template) compose(kind, from, to string, d MailData, date time.Time) ([]byte, error) {
-	parts := map[string]string{}
-	for _, b := range blocks {
-		s, err := t.render(kind+b, d)
-		if err != nil {
-			return nil, err
-		}
-		parts[b] = s
-	}
-	subject := strings.Join(strings.Fields(parts["subject"]), " ")
-	if subject == "" {
-		return nil, errors.New("empty subject")
-	}
-	var h mail.Header
-	h.SetAddressList("From", []*mail.Address{{Address: from}})
-	h.SetAddressList("To", []*mail.Address{{Name: d.Name, Address: to}})
-	h.SetSubject(subject)
-	h.SetDate(date)
-	domain := from[strings.LastIndexByte(from, '@')+1:]
-	if err := h.GenerateMessageIDWithHostname(domain); err != nil {
-		return nil, err
-	}
-	h.Set("Auto-Submitted", "auto-generated")
-	var buf bytes.Buffer
-	w, err := mail.CreateInlineWriter(&buf, h)
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range []struct{ mt, body string }{{"text/plain", parts["text"]}, {"text/html", parts["html"]}} {
-		var ph mail.InlineHeader
-		ph.SetContentType(p.mt, map[string]string{"charset": "utf-8"})
-		pw, err := w.CreatePart(ph)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := pw.Write([]byte(p.body)); err != nil {
-			return nil, err
-		}
-		if err := pw.Close(); err != nil {
-			return nil, err
-		}
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return t.Compose(kind, from, d.Name, to, d, date)
 }

@@ -1,21 +1,14 @@
 package users
 
 import (
-	"bytes"
-	"errors"
-	"fmt"
-	htmltemplate "html/template"
-	"os"
-	"strings"
-	texttemplate "text/template"
 	"time"
 
-	"github.com/emersion/go-message/mail"
+	"github.com/agentd/agentd/protocols/internal/mailtmpl"
 )
 
 // MediaTypeMail is the outbox media type of a whole mail (headers and
 // body) that the mail transport sends as it is; see transport/email.
-const MediaTypeMail = "message/rfc822"
+const MediaTypeMail = mailtmpl.MediaType
 
 // DefaultTemplate is the mail template in English: the confirmation mail
 // ("subject", "text", "html") and the notice to the owner of an account
@@ -74,116 +67,37 @@ type MailData struct {
 	Agent string
 }
 
-// Template is a parsed mail template.
-type Template struct {
-	text *texttemplate.Template
-	html *htmltemplate.Template
-}
+// Template is a parsed mail template (protocols/internal/mailtmpl).
+type Template struct{ *mailtmpl.Template }
 
-var blocks = []string{"subject", "text", "html", "notice_subject", "notice_text", "notice_html"}
+// mailKinds are the mails of the template ("" for the confirmation, "notice_" for the notice).
+var mailKinds = []string{"", "notice_"}
 
-// ParseTemplate parses a template in the form of DefaultTemplate; the
-// blocks src does not define are taken from DefaultTemplate.
+// ParseTemplate parses an operator's template over DefaultTemplate: the
+// blocks src defines replace the defaults; a broken block fails here.
 func ParseTemplate(src string) (*Template, error) {
-	t := &Template{}
-	var err error
-	if t.text, err = texttemplate.New("mail").Parse(DefaultTemplate); err != nil {
+	t, err := mailtmpl.Parse(DefaultTemplate, src, "users.mail_template", mailKinds, sampleMail)
+	if err != nil {
 		return nil, err
 	}
-	if t.html, err = htmltemplate.New("mail").Parse(DefaultTemplate); err != nil {
-		return nil, err
-	}
-	if src != "" {
-		if _, err := t.text.Parse(src); err != nil {
-			return nil, fmt.Errorf("mail template: %w", err)
-		}
-		if _, err := t.html.Parse(src); err != nil {
-			return nil, fmt.Errorf("mail template: %w", err)
-		}
-	}
-	// Try every block once, so that a broken template fails at start.
-	d := MailData{Name: "N", Email: "a@example.org", Action: "create", Link: "https://example.org/x", Expires: "E", TTL: "T", Agent: "A"}
-	for _, b := range blocks {
-		if _, err := t.render(b, d); err != nil {
-			return nil, fmt.Errorf("mail template: block %q: %w", b, err)
-		}
-	}
-	return t, nil
+	return &Template{t}, nil
 }
 
 // LoadTemplate reads an operator's template file; "" gives DefaultTemplate.
 func LoadTemplate(path string) (*Template, error) {
-	if path == "" {
-		return ParseTemplate("")
-	}
-	b, err := os.ReadFile(path)
+	t, err := mailtmpl.Load(DefaultTemplate, path, "users.mail_template", mailKinds, sampleMail)
 	if err != nil {
-		return nil, fmt.Errorf("users.mail_template: %w", err)
+		return nil, err
 	}
-	return ParseTemplate(string(b))
+	return &Template{t}, nil
 }
 
-func (t *Template) render(block string, d MailData) (string, error) {
-	var buf bytes.Buffer
-	var err error
-	if strings.HasSuffix(block, "html") {
-		err = t.html.ExecuteTemplate(&buf, block, d)
-	} else {
-		err = t.text.ExecuteTemplate(&buf, block, d)
-	}
-	return buf.String(), err
-}
+// sampleMail renders every block once at load.
+var sampleMail = MailData{Name: "N", Email: "a@example.org", Action: "create", Link: "https://example.org/x", Expires: "E", TTL: "T", Agent: "A"}
 
-// compose renders the mail of kind ("" for the confirmation, "notice_"
-// for the notice) from from to to as a multipart/alternative mail.
+func (t *Template) render(block string, d MailData) (string, error) { return t.Render(block, d) }
+
+// compose renders the mail of kind ("" for the confirmation, "notice_" for the notice) from from to to.
 func (t *Template) compose(kind, from, to string, d MailData, date time.Time) ([]byte, error) {
-	subject, err := t.render(kind+"subject", d)
-	if err != nil {
-		return nil, err
-	}
-	text, err := t.render(kind+"text", d)
-	if err != nil {
-		return nil, err
-	}
-	html, err := t.render(kind+"html", d)
-	if err != nil {
-		return nil, err
-	}
-	subject = strings.Join(strings.Fields(subject), " ")
-	if subject == "" {
-		return nil, errors.New("empty subject")
-	}
-	var h mail.Header
-	h.SetAddressList("From", []*mail.Address{{Address: from}})
-	h.SetAddressList("To", []*mail.Address{{Address: to}})
-	h.SetSubject(subject)
-	h.SetDate(date)
-	domain := from[strings.LastIndexByte(from, '@')+1:]
-	if err := h.GenerateMessageIDWithHostname(domain); err != nil {
-		return nil, err
-	}
-	h.Set("Auto-Submitted", "auto-generated")
-	var buf bytes.Buffer
-	w, err := mail.CreateInlineWriter(&buf, h)
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range []struct{ mt, body string }{{"text/plain", text}, {"text/html", html}} {
-		var ph mail.InlineHeader
-		ph.SetContentType(p.mt, map[string]string{"charset": "utf-8"})
-		pw, err := w.CreatePart(ph)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := pw.Write([]byte(p.body)); err != nil {
-			return nil, err
-		}
-		if err := pw.Close(); err != nil {
-			return nil, err
-		}
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return t.Compose(kind, from, "", to, d, date)
 }
