@@ -179,7 +179,6 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 		WebSocket: d.webSocketConfig(), Features: d.httpFeatures(),
 		ClientLimit:   limiter(cfg.Limits.ClientRate, cfg.Limits.ClientBurst, cfg.Limits.MaxKeys),
 		OnRateLimited: d.metrics.RateLimited,
-		Iden3:         d.iden3API(),
 	}))
 	return nil
 }

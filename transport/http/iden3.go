@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
 	"time"
@@ -190,6 +191,35 @@ func (a *iden3API) Routes(r *Routes) {
 	r.Public("GET "+Iden3RequestPath+"{id}", "iden3-request", a.request)
 	r.Public("GET "+Iden3RequestPath+"{id}/qr.png", "iden3-request-qr", a.qr)
 	r.Public("POST "+Iden3CallbackPath, "iden3-callback", a.callback)
+	for _, mt := range Iden3MediaTypes {
+		r.EndpointMediaType(mt, a.receive)
+	}
+}
+
+// Iden3MediaTypes are the iden3comm envelopes the DIDComm endpoint hands
+// to the iden3 verifier (Iden3.Iden3Receive).
+var Iden3MediaTypes = []string{
+	"application/iden3-zkp-json",
+	"application/iden3comm-plain-json",
+	"application/iden3comm-signed-json",
+	"application/iden3comm-encrypted-json",
+}
+
+// receive answers an iden3comm message posted to the DIDComm endpoint: 200
+// with the session's state once verified and recorded, an error otherwise.
+func (a *iden3API) receive(w http.ResponseWriter, r *http.Request) {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	body, err := readToken(w, r)
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	sess, err := a.svc.Iden3Receive(r.Context(), mt, body)
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, Iden3Answered{ID: sess.ID, State: sess.State})
 }
 
 func (a *iden3API) create(w http.ResponseWriter, r *http.Request) {

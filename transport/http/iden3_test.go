@@ -31,7 +31,7 @@ func (f *iden3Fake) Iden3Receive(_ context.Context, mt string, body []byte) (Ide
 
 func TestIden3Callback(t *testing.T) {
 	f := &iden3Fake{}
-	h := NewHandler(Config{Receiver: &fakeReceiver{}, Public: fakePublic{}, Features: []Feature{NewIden3API(f, nil)}, Iden3: f})
+	h := NewHandler(Config{Receiver: &fakeReceiver{}, Public: fakePublic{}, Features: []Feature{NewIden3API(f, nil)}})
 	// Whatever the content type (Privado ID wallets send text/plain), the body is the token.
 	for _, ct := range []string{"text/plain", "application/iden3-zkp-json", ""} {
 		resp, body := do(t, h, "POST", "/iden3/callback?session=abc", ct, "", "eyJ.tok.en")
@@ -67,8 +67,8 @@ func TestIden3Callback(t *testing.T) {
 func TestIden3OnDIDCommEndpoint(t *testing.T) {
 	f := &iden3Fake{}
 	rcv := &fakeReceiver{}
-	h := NewHandler(Config{Receiver: rcv, Public: fakePublic{}, EndpointPath: "/didcomm", Iden3: f})
-	for mt := range Iden3MediaTypes {
+	h := NewHandler(Config{Receiver: rcv, Public: fakePublic{}, EndpointPath: "/didcomm", Features: []Feature{NewIden3API(f, nil)}})
+	for _, mt := range Iden3MediaTypes {
 		resp, body := do(t, h, "POST", "/didcomm", mt, "", "eyJ.tok.en")
 		if resp.StatusCode != 200 || f.mediaType != mt || f.token != "eyJ.tok.en" || rcv.got != nil {
 			t.Fatalf("%s: %d %s", mt, resp.StatusCode, body)
@@ -101,7 +101,7 @@ func TestSecondsJSON(t *testing.T) {
 func TestIden3CallbackRateLimit(t *testing.T) {
 	f := &iden3Fake{}
 	h := NewHandler(Config{Receiver: &fakeReceiver{}, Public: fakePublic{},
-		Features: []Feature{NewIden3API(f, ratelimit.New(1, 2, 100))}, Iden3: f})
+		Features: []Feature{NewIden3API(f, ratelimit.New(1, 2, 100))}})
 	for i := range 2 {
 		if resp, _ := do(t, h, "POST", "/iden3/callback?session=abc", "text/plain", "", "tok"+strconv.Itoa(i)); resp.StatusCode != 200 {
 			t.Fatalf("answer %d within the burst: %d", i, resp.StatusCode)

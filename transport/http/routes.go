@@ -69,6 +69,9 @@ type route struct {
 type Routes struct {
 	routes   []route
 	disabled []disabledPrefix
+	// endpoint are the handlers of other content types posted to the
+	// DIDComm endpoint, by media type (EndpointMediaType).
+	endpoint map[string]http.HandlerFunc
 }
 
 type disabledPrefix struct{ prefix, reason string }
@@ -77,6 +80,17 @@ type disabledPrefix struct{ prefix, reason string }
 func (r *Routes) Public(pattern, name string, h http.HandlerFunc) {
 	method, path := splitPattern(pattern)
 	r.routes = append(r.routes, route{method: method, path: path, name: name, h: h})
+}
+
+// EndpointMediaType hands what is posted to the DIDComm endpoint with
+// media type mt to h instead of the DIDComm router (after the client rate
+// limit): a feature whose messages share the endpoint with DIDComm (the
+// iden3comm envelopes) takes them there.
+func (r *Routes) EndpointMediaType(mt string, h http.HandlerFunc) {
+	if r.endpoint == nil {
+		r.endpoint = map[string]http.HandlerFunc{}
+	}
+	r.endpoint[mt] = h
 }
 
 // Admin adds an admin route: it requires the admin bearer token and is

@@ -101,18 +101,6 @@ type Config struct {
 	// feature adds admin routes, GET /admin/did and GET /admin/openapi.json
 	// are served too.
 	Features []Feature
-	// Iden3, when set, takes the iden3comm media types (Iden3MediaTypes)
-	// arriving on the DIDComm endpoint.
-	Iden3 Iden3
-}
-
-// Iden3MediaTypes are the iden3comm envelopes the DIDComm endpoint hands
-// to Config.Iden3.
-var Iden3MediaTypes = map[string]bool{
-	"application/iden3-zkp-json":           true,
-	"application/iden3comm-plain-json":     true,
-	"application/iden3comm-signed-json":    true,
-	"application/iden3comm-encrypted-json": true,
 }
 
 // PublicInfo gives the public description of the agent.
@@ -171,6 +159,7 @@ func newServer(cfg Config) (http.Handler, *http.ServeMux, *Routes) {
 	for _, f := range cfg.Features {
 		f.Routes(rs)
 	}
+	s.endpoint = rs.endpoint
 	hasAdmin := len(rs.adminRoutes()) > 0 || len(rs.disabled) > 0
 	if hasAdmin {
 		rs.Admin("GET /admin/did", Op{Summary: "The agent's DID and DID document", Response: DIDResponse{}}, s.did)
@@ -221,6 +210,9 @@ type server struct {
 	cfg     Config
 	wsLimit *wsLimiter // nil without WebSockets
 	sockets wsSockets  // the open WebSockets (ws.go)
+	// endpoint are the features' handlers of other content types posted
+	// to the DIDComm endpoint (Routes.EndpointMediaType).
+	endpoint map[string]http.HandlerFunc
 }
 
 // fail answers err (see writeError).
@@ -248,8 +240,8 @@ func (s *server) didcomm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err == nil && Iden3MediaTypes[mt] && s.cfg.Iden3 != nil {
-		s.iden3(w, r, mt)
+	if h := s.endpoint[mt]; err == nil && h != nil {
+		h(w, r)
 		return
 	}
 	if err != nil || !acceptedMediaTypes[mt] {
@@ -295,22 +287,6 @@ func (s *server) didcomm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
-}
-
-// iden3 answers an iden3comm message posted to the DIDComm endpoint: 200
-// with the session's state once verified and recorded, an error otherwise.
-func (s *server) iden3(w http.ResponseWriter, r *http.Request, mediaType string) {
-	body, err := readToken(w, r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	sess, err := s.cfg.Iden3.Iden3Receive(r.Context(), mediaType, body)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, Iden3Answered{ID: sess.ID, State: sess.State})
 }
 
 // clientIP is the rate-limit key of the request's client: its IP address
