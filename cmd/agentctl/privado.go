@@ -27,35 +27,11 @@ func (c *client) privado(ctx context.Context, rest []string) (any, error) {
 	if len(rest) == 0 {
 		return nil, fmt.Errorf("privado: missing subcommand (exchanges, exchange, create-exchange, rotate-keys, disable, interactions, interaction)")
 	}
-	flags := map[string]string{}
-	var pos []string
-	for i := 1; i < len(rest); i++ {
-		switch a := rest[i]; a {
-		case "--after", "--limit", "--allow", "--template", "--vasp", "--user", "--state":
-			if i+1 >= len(rest) {
-				return nil, fmt.Errorf("privado %s: %s needs a value", rest[0], a)
-			}
-			flags[a[2:]] = rest[i+1]
-			i++
-		default:
-			pos = append(pos, a)
-		}
+	args, err := parseSubArgs("privado", rest, "--after", "--limit", "--allow", "--template", "--vasp", "--user", "--state")
+	if err != nil {
+		return nil, err
 	}
-	one := func(what string) (string, error) {
-		if len(pos) != 1 {
-			return "", fmt.Errorf("privado %s: give one %s", rest[0], what)
-		}
-		return pos[0], nil
-	}
-	page := func() (httptransport.PageRequest, error) {
-		p := httptransport.PageRequest{After: flags["after"]}
-		if v := flags["limit"]; v != "" {
-			if _, err := fmt.Sscan(v, &p.Limit); err != nil || p.Limit < 1 {
-				return p, fmt.Errorf("privado %s: --limit must be a positive number", rest[0])
-			}
-		}
-		return p, nil
-	}
+	flags, one, page := args.flags, args.one, args.page
 	switch rest[0] {
 	case "exchanges":
 		p, err := page()

@@ -22,33 +22,16 @@ func (c *client) users(ctx context.Context, rest []string) (any, error) {
 	if len(rest) == 0 {
 		return nil, fmt.Errorf("users: missing subcommand (list, get, create, disable, delete, key-token)")
 	}
-	flags := map[string]string{}
-	var pos []string
-	for i := 1; i < len(rest); i++ {
-		switch a := rest[i]; a {
-		case "--state", "--email", "--after", "--limit", "--name", "--reference":
-			if i+1 >= len(rest) {
-				return nil, fmt.Errorf("users %s: %s needs a value", rest[0], a)
-			}
-			flags[a[2:]] = rest[i+1]
-			i++
-		default:
-			pos = append(pos, a)
-		}
+	args, err := parseSubArgs("users", rest, "--state", "--email", "--after", "--limit", "--name", "--reference")
+	if err != nil {
+		return nil, err
 	}
-	one := func(what string) (string, error) {
-		if len(pos) != 1 {
-			return "", fmt.Errorf("users %s: give one %s", rest[0], what)
-		}
-		return pos[0], nil
-	}
+	flags, one, page := args.flags, args.one, args.page
 	switch rest[0] {
 	case "list":
-		p := httptransport.PageRequest{After: flags["after"]}
-		if v := flags["limit"]; v != "" {
-			if _, err := fmt.Sscan(v, &p.Limit); err != nil || p.Limit < 1 {
-				return nil, fmt.Errorf("users list: --limit must be a positive number")
-			}
+		p, err := page()
+		if err != nil {
+			return nil, err
 		}
 		return value(c.api.Users(ctx, flags["state"], flags["email"], p))
 	case "get":
