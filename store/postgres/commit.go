@@ -255,6 +255,7 @@ func (db *DB) Commit(ctx context.Context, w *agent.Work) error {
 	if err != nil {
 		return err
 	}
+	p.signals = db.signalsOf(w)
 	if err := db.submit(ctx, p); err != nil {
 		return err
 	}
@@ -285,6 +286,8 @@ type prepared struct {
 	queued      []*agent.QueuedMessage
 	queueLimits agent.QueueLimits
 	seqs        []int64 // assigned by apply
+
+	signals []string // pg_notify payloads on signalChannel (DB.Signals)
 }
 
 // lockKey is an advisory-lock key: a domain byte ('r' a record, 'p' a
@@ -503,6 +506,11 @@ func (p *prepared) apply(ctx context.Context, tx pgx.Tx, pre ...string) (refused
 			p.seqs = append(p.seqs, seq)
 			return err
 		}, queueInsert, p.queueArgs()...)
+	}
+	if len(p.signals) > 0 {
+		// Delivered when the transaction commits; dropped with the
+		// work's savepoint when it is refused.
+		exec(`SELECT pg_notify($1, s) FROM unnest($2::text[]) AS s`, signalChannel, p.signals)
 	}
 
 	br := tx.SendBatch(ctx, b)

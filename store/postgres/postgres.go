@@ -50,11 +50,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"math"
 	"net/url"
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -133,6 +135,10 @@ type Options struct {
 	// DefaultClaimLease; it must exceed the time the outbox takes to
 	// attempt a batch of due messages.
 	ClaimLease time.Duration
+
+	// Logger receives the warnings of background work (the signal
+	// listener's reconnections). Nil means none.
+	Logger *slog.Logger
 }
 
 // Format prints the options without secrets, for every verb: the URL
@@ -159,6 +165,12 @@ type DB struct {
 	commit   committer
 	health   writeHealth
 	migrated int // migrations Open applied
+
+	url       string       // for redacting errors
+	log       *slog.Logger // may be nil
+	signals   Signals
+	signalsOn atomic.Bool  // commits send signals (DB.Signals was called)
+	takeovers atomic.Int64 // leases taken over from another holder
 }
 
 //go:embed migrations/*.sql
@@ -237,7 +249,7 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: connecting to %s: %w", Redact(opts.URL), redact(err, opts.URL))
 	}
-	db := &DB{pool: pool, lease: opts.ClaimLease}
+	db := &DB{pool: pool, lease: opts.ClaimLease, url: opts.URL, log: opts.Logger}
 	if db.lease <= 0 {
 		db.lease = DefaultClaimLease
 	}
@@ -274,6 +286,7 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 // Close waits for the group commits in flight, then closes the pool. Works
 // waiting to join a group commit fail, and so do calls after Close.
 func (db *DB) Close() {
+	db.signals.stop()
 	db.stopCommitter()
 	db.pool.Close()
 }
