@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -26,6 +27,23 @@ type Signals interface {
 	// Signal sends payload on topic to the other instances now, outside
 	// any unit of work.
 	Signal(ctx context.Context, topic, payload string) error
+}
+
+// Topics the commits of a shared store signal by themselves.
+const (
+	// SignalQueue is a commit that queued messages for a mediator's
+	// recipient; the payload is the recipient (once per recipient and
+	// commit).
+	SignalQueue = "queue"
+	// SignalRecord is a commit that wrote or deleted a record of a kind
+	// the store was told to watch; the payload is the kind, a unit
+	// separator (0x1f) and the id (see RecordSignal).
+	SignalRecord = "record"
+)
+
+// RecordSignal splits the payload of a SignalRecord signal.
+func RecordSignal(payload string) (kind, id string, ok bool) {
+	return strings.Cut(payload, "\x1f")
 }
 
 // Leases elects one instance among those sharing a store for work that

@@ -10,8 +10,9 @@ import (
 // be awaited; a Notify with no waiter is dropped. The zero value is ready to use
 // and it is safe for concurrent use.
 type Waiters struct {
-	mu sync.Mutex
-	m  map[string]chan *Inbound
+	mu    sync.Mutex
+	m     map[string]chan *Inbound
+	share *waiterShare // set by Share
 }
 
 // Expect registers interest in thread thid. Call it before sending the message
@@ -51,10 +52,26 @@ func (w *Waiters) Notify(in *Inbound) bool {
 // NotifyThread hands in to the waiter of thread thid, if any, and reports
 // whether there was one. It is for messages that concern a thread other than
 // their own thid: a problem report names the thread it reports on in its pthid.
+// Shared waiters (Share) with no local waiter keep in for a waiter on
+// another instance and report whether that worked.
 func (w *Waiters) NotifyThread(thid string, in *Inbound) bool {
 	if thid == "" {
 		return false
 	}
+	if w.notifyLocal(thid, in) {
+		return true
+	}
+	w.mu.Lock()
+	sh := w.share
+	w.mu.Unlock()
+	if sh == nil {
+		return false
+	}
+	return w.keep(sh, thid, in)
+}
+
+// notifyLocal hands in to the local waiter of thid, if any.
+func (w *Waiters) notifyLocal(thid string, in *Inbound) bool {
 	w.mu.Lock()
 	ch, ok := w.m[thid]
 	if ok {

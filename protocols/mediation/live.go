@@ -49,7 +49,14 @@ type liveConn struct {
 	pushing bool                   // a goroutine is draining pending
 	stopped bool                   // live delivery ended on the connection
 	stop    chan struct{}          // closed when stopped (sessions without AfterClose)
+	// sent are the ids of the messages handed to the connection lately,
+	// so that a wake by another instance does not push them again.
+	sent map[string]bool
 }
+
+// maxSent bounds liveConn.sent; it is emptied when full (at worst a
+// message is pushed twice, which the client acknowledges twice).
+const maxSent = 8192
 
 func newHub(packer Packer, buffer, batch int, log *slog.Logger) *Hub {
 	if buffer <= 0 {
@@ -176,6 +183,50 @@ func (h *Hub) notify(client string, msgs []*agent.QueuedMessage) {
 	}
 }
 
+// notifyQueued hands the client's live connections the messages read from
+// the queue after another instance queued them, without those already
+// handed to each.
+func (h *Hub) notifyQueued(client string, msgs []*agent.QueuedMessage) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, c := range h.byClient[client] {
+		h.enqueueNew(c, msgs)
+	}
+}
+
+// clients returns the clients with a live connection.
+func (h *Hub) clients() []string {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make([]string, 0, len(h.byClient))
+	for c := range h.byClient {
+		out = append(out, c)
+	}
+	return out
+}
+
+// hasClient reports whether client has a live connection.
+func (h *Hub) hasClient(client string) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.byClient[client]) > 0
+}
+
+// enqueueNew is enqueue without the messages c was handed already.
+func (h *Hub) enqueueNew(c *liveConn, msgs []*agent.QueuedMessage) {
+	c.mu.Lock()
+	fresh := make([]*agent.QueuedMessage, 0, len(msgs))
+	for _, m := range msgs {
+		if !c.sent[m.ID] {
+			fresh = append(fresh, m)
+		}
+	}
+	c.mu.Unlock()
+	if len(fresh) > 0 {
+		h.enqueue(c, fresh)
+	}
+}
+
 // enqueue adds msgs to c's buffer, skipping what does not fit, and starts
 // c's pusher when none is running.
 func (h *Hub) enqueue(c *liveConn, msgs []*agent.QueuedMessage) {
@@ -184,6 +235,7 @@ func (h *Hub) enqueue(c *liveConn, msgs []*agent.QueuedMessage) {
 	if c.stopped {
 		return
 	}
+
 	room := h.buffer - len(c.pending)
 	n := min(len(msgs), max(room, 0))
 	if n < len(msgs) {
@@ -191,6 +243,12 @@ func (h *Hub) enqueue(c *liveConn, msgs []*agent.QueuedMessage) {
 	}
 	if n == 0 {
 		return
+	}
+	if c.sent == nil || len(c.sent)+n > maxSent {
+		c.sent = make(map[string]bool, n)
+	}
+	for _, m := range msgs[:n] {
+		c.sent[m.ID] = true
 	}
 	c.pending = append(c.pending, msgs[:n]...)
 	if !c.pushing {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/agentd/agentd/agent"
@@ -138,7 +139,29 @@ type Registry struct {
 	grants     map[string]*Grant
 	recipients map[string]Recipient       // canonical DID → registration
 	byClient   map[string]map[string]bool // client DID → canonical DIDs
+
+	// shared is set by Share: other instances change the records too.
+	shared bool
+	// missing is the negative cache of read-throughs: "g"+client or
+	// "r"+canonical → until when a lookup is not read again. Signals
+	// clear entries.
+	missing map[string]time.Time
+	// readThroughs counts the store reads of lookups missing from the
+	// index (shared registries only).
+	readThroughs atomic.Int64
 }
+
+// missTTL is how long a shared registry remembers that a grant or
+// registration is not in the store: a forward to an unknown DID costs one
+// store read per missTTL, and a registration made through another instance
+// whose signal is lost is seen after missTTL at most.
+const missTTL = time.Second
+
+// maxMissing bounds the negative cache; it is emptied when full.
+const maxMissing = 10000
+
+// readThroughTimeout bounds a read-through's store read.
+const readThroughTimeout = 2 * time.Second
 
 // NewRegistry returns an empty registry over records; call Load.
 func NewRegistry(records agent.Records) *Registry {
@@ -201,11 +224,16 @@ func eachRecord(ctx context.Context, records agent.Records, kind string, fn func
 }
 
 // Grant returns a copy of the client's grant; State is GrantNone for an
-// unknown client.
+// unknown client. A shared registry reads a grant missing from its index
+// through from the store.
 func (r *Registry) Grant(client string) Grant {
 	r.mu.RLock()
-	defer r.mu.RUnlock()
-	if g, ok := r.grants[client]; ok {
+	g, ok := r.grants[client]
+	r.mu.RUnlock()
+	if !ok && r.shared {
+		g = r.readGrant(client)
+	}
+	if g != nil {
 		return *g
 	}
 	return Grant{ClientDID: client}
@@ -285,6 +313,7 @@ func (r *Registry) refreshGrant(ctx context.Context, client string) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	delete(r.missing, missKey(KindGrant, client))
 	if g == nil {
 		delete(r.grants, client)
 		return
@@ -300,6 +329,7 @@ func (r *Registry) refreshRecipient(ctx context.Context, canonical string) {
 	found := err == nil && json.Unmarshal(b, &rc) == nil
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	delete(r.missing, missKey(KindRecipient, canonical))
 	if old, ok := r.recipients[canonical]; ok {
 		delete(r.byClient[old.ClientDID], canonical)
 		delete(r.recipients, canonical)
@@ -316,16 +346,31 @@ func (r *Registry) refreshRecipient(ctx context.Context, canonical string) {
 
 // Route returns the client a forward's next is registered for, with the
 // canonical DID its messages are queued under.
+//
+// A shared registry reads a registration or grant missing from its index
+// through from the store (what another instance committed and whose signal
+// has not arrived yet), remembering for missTTL what is not there.
 func (r *Registry) Route(next string) (canonical, client string, ok bool) {
 	canonical = Canonical(next)
 	r.mu.RLock()
-	rc, ok := r.recipients[canonical]
-	if ok {
-		if g := r.grants[rc.ClientDID]; g == nil || g.State != GrantGranted {
-			ok = false
-		}
+	rc, found := r.recipients[canonical]
+	var g *Grant
+	if found {
+		g = r.grants[rc.ClientDID]
 	}
 	r.mu.RUnlock()
+	if r.shared {
+		if !found {
+			var p *Recipient
+			if p = r.readRecipient(canonical); p != nil {
+				rc, found = *p, true
+			}
+		}
+		if found && g == nil {
+			g = r.readGrant(rc.ClientDID)
+		}
+	}
+	ok = found && g != nil && g.State == GrantGranted
 	return canonical, rc.ClientDID, ok
 }
 

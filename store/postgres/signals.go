@@ -21,11 +21,11 @@ const signalChannel = "agentd_signal"
 const (
 	// TopicQueue is a commit that queued messages; the payload is their
 	// recipient (one signal per recipient and transaction).
-	TopicQueue = "queue"
+	TopicQueue = agent.SignalQueue
 	// TopicRecord is a commit that wrote or deleted a record of a kind
 	// given to Signals.Watch; the payload is the kind, a unit separator
 	// (0x1f) and the id.
-	TopicRecord = "record"
+	TopicRecord = agent.SignalRecord
 )
 
 // maxSignalData bounds a signal's data: PostgreSQL refuses payloads of

@@ -1,0 +1,247 @@
+package mediation
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/agentd/agentd/agent"
+)
+
+// Share makes the mediator one of several instances on one shared store
+// (store/postgres): its registry follows the grants and registrations the
+// others commit (signalled record changes, a full reload after every
+// reconnection, and a read-through of what is missing from the index),
+// and messages another instance queues for a client live on one of this
+// instance's connections are pushed to it, read from the queue (the
+// signal names the recipient, never the message). After every
+// reconnection each live connection is woken once, so that nothing queued
+// while the signals were down waits for the client's next pickup. The
+// messages stay queued until the client acknowledges them, as always.
+// Call Share once, after Load; ctx ends the background work.
+func (m *Mediator) Share(ctx context.Context, signals agent.Signals) {
+	m.registry.share(ctx, signals, m.log)
+	wake := newCoalescer()
+	signals.Subscribe(agent.SignalQueue, wake.add)
+	signals.OnResync(wake.addAll)
+	go wake.run(ctx, func(recipients []string, all bool) { m.pushQueued(ctx, recipients, all) })
+}
+
+// pushQueued pushes what is queued for the recipients (all: for every
+// client with a live connection here) to the clients' live connections on
+// this instance.
+func (m *Mediator) pushQueued(ctx context.Context, recipients []string, all bool) {
+	byClient := map[string][]string{}
+	if all {
+		for _, c := range m.live.clients() {
+			byClient[c] = m.registry.Recipients(c)
+		}
+	}
+	for _, rc := range recipients {
+		canonical, client, ok := m.registry.Route(rc)
+		if ok && m.live.hasClient(client) && !all {
+			byClient[client] = append(byClient[client], canonical)
+		}
+	}
+	for client, rcpts := range byClient {
+		if len(rcpts) == 0 {
+			continue
+		}
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		msgs, err := m.queue.List(lctx, rcpts, m.cfg.Now(), m.live.buffer)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				m.log.Warn("live delivery of messages queued by another instance failed; they stay queued", "client", client, "err", err)
+			}
+			continue
+		}
+		m.live.notifyQueued(client, msgs)
+	}
+}
+
+// share switches the registry to shared mode (see Mediator.Share).
+func (r *Registry) share(ctx context.Context, signals agent.Signals, log interface {
+	Warn(msg string, args ...any)
+}) {
+	r.mu.Lock()
+	r.shared, r.missing = true, map[string]time.Time{}
+	r.mu.Unlock()
+	changed := newCoalescer()
+	signals.Subscribe(agent.SignalRecord, func(p string) {
+		kind, id, ok := agent.RecordSignal(p)
+		if !ok || (kind != KindGrant && kind != KindRecipient) {
+			return
+		}
+		r.forgetMiss(kind, id)
+		changed.add(p)
+	})
+	signals.OnResync(changed.addAll)
+	go changed.run(ctx, func(keys []string, all bool) {
+		if all {
+			if err := r.Load(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("reloading the mediation grants after a reconnection failed", "err", err)
+			}
+			return
+		}
+		for _, p := range keys {
+			switch kind, id, _ := agent.RecordSignal(p); kind {
+			case KindGrant:
+				r.refreshGrant(ctx, id)
+			case KindRecipient:
+				r.refreshRecipient(ctx, id)
+			}
+		}
+	})
+}
+
+func missKey(kind, id string) string {
+	if kind == KindGrant {
+		return "g" + id
+	}
+	return "r" + id
+}
+
+func (r *Registry) forgetMiss(kind, id string) {
+	r.mu.Lock()
+	delete(r.missing, missKey(kind, id))
+	r.mu.Unlock()
+}
+
+// missed reports whether a read-through of kind/id found nothing less than
+// missTTL ago.
+func (r *Registry) missed(kind, id string) bool {
+	r.mu.RLock()
+	until, ok := r.missing[missKey(kind, id)]
+	r.mu.RUnlock()
+	return ok && time.Now().Before(until)
+}
+
+// readThrough reads kind/id from the store for a lookup missing from the
+// index: it returns the value (nil when there is none or the read failed)
+// and remembers an absence for missTTL.
+func (r *Registry) readThrough(kind, id string) []byte {
+	if r.missed(kind, id) {
+		return nil
+	}
+	r.readThroughs.Add(1)
+	ctx, cancel := context.WithTimeout(context.Background(), readThroughTimeout)
+	defer cancel()
+	b, err := r.records.Get(ctx, kind, id)
+	if errors.Is(err, agent.ErrNotFound) {
+		r.mu.Lock()
+		if len(r.missing) >= maxMissing {
+			clear(r.missing)
+		}
+		r.missing[missKey(kind, id)] = time.Now().Add(missTTL)
+		r.mu.Unlock()
+		return nil
+	}
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// readGrant reads client's grant through to the store and indexes it.
+func (r *Registry) readGrant(client string) *Grant {
+	b := r.readThrough(KindGrant, client)
+	if b == nil {
+		return nil
+	}
+	g := new(Grant)
+	if json.Unmarshal(b, g) != nil {
+		return nil
+	}
+	r.mu.Lock()
+	if _, ok := r.grants[client]; !ok { // a refresh may have been quicker
+		r.grants[client] = g
+	}
+	r.mu.Unlock()
+	return g
+}
+
+// readRecipient reads a registration through to the store and indexes it.
+func (r *Registry) readRecipient(canonical string) *Recipient {
+	b := r.readThrough(KindRecipient, canonical)
+	if b == nil {
+		return nil
+	}
+	var rc Recipient
+	if json.Unmarshal(b, &rc) != nil {
+		return nil
+	}
+	r.mu.Lock()
+	if _, ok := r.recipients[canonical]; !ok {
+		r.recipients[canonical] = rc
+		if r.byClient[rc.ClientDID] == nil {
+			r.byClient[rc.ClientDID] = map[string]bool{}
+		}
+		r.byClient[rc.ClientDID][canonical] = true
+	}
+	r.mu.Unlock()
+	return &rc
+}
+
+// ReadThroughs counts the store reads of lookups missing from a shared
+// registry's index.
+func (r *Registry) ReadThroughs() int64 { return r.readThroughs.Load() }
+
+// coalescer hands keys added from a signal listener (which must not
+// block) to one worker, merging the keys added while the worker is busy.
+type coalescer struct {
+	mu   sync.Mutex
+	keys map[string]bool
+	all  bool
+	wake chan struct{}
+}
+
+func newCoalescer() *coalescer {
+	return &coalescer{keys: map[string]bool{}, wake: make(chan struct{}, 1)}
+}
+
+func (c *coalescer) add(key string) {
+	c.mu.Lock()
+	c.keys[key] = true
+	c.mu.Unlock()
+	c.poke()
+}
+
+// addAll asks the worker for a pass over everything.
+func (c *coalescer) addAll() {
+	c.mu.Lock()
+	c.all = true
+	c.mu.Unlock()
+	c.poke()
+}
+
+func (c *coalescer) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run calls fn with the keys added since its last call, or all, until ctx
+// ends.
+func (c *coalescer) run(ctx context.Context, fn func(keys []string, all bool)) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.wake:
+		}
+		c.mu.Lock()
+		keys := make([]string, 0, len(c.keys))
+		for k := range c.keys {
+			keys = append(keys, k)
+		}
+		clear(c.keys)
+		all := c.all
+		c.all = false
+		c.mu.Unlock()
+		fn(keys, all)
+	}
+}
