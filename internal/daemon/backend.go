@@ -75,7 +75,7 @@ func openPostgres(ctx context.Context, cfg config.Config, log *slog.Logger) (bac
 		return nil, fmt.Errorf("%s: the crash-test hook works with store.driver bolt only", FaultEnv)
 	}
 	pc := cfg.Store.Postgres
-	opts := postgres.Options{URL: pc.URL, MaxConns: pc.MaxConns, ClaimLease: pc.ClaimLease}
+	opts := postgres.Options{URL: pc.URL, MaxConns: pc.MaxConns, ClaimLease: pc.ClaimLease, Logger: log.With("component", "store")}
 	switch {
 	case cfg.Keys.Passphrase != "":
 		opts.Passphrase = cfg.Keys.Passphrase

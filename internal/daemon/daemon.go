@@ -75,6 +75,11 @@ type Daemon struct {
 	// privado is the proof-request service for exchanges, when
 	// privado.enabled (privado.go).
 	privado *privado.Service
+	// waiters are the shared waiters (store.driver postgres), swept of
+	// unclaimed answers; nil otherwise.
+	waiters *agent.Waiters
+	// stopShared ends the background work of share.
+	stopShared context.CancelFunc
 
 	listener net.Listener
 	// stopPprof stops the profiling listener (admin.pprof_addr), if any.
@@ -96,6 +101,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 	}
 	d := &Daemon{cfg: cfg, log: log, db: db}
 	if err := d.build(ctx); err != nil {
+		if d.stopShared != nil {
+			d.stopShared()
+		}
 		db.Close()
 		return nil, err
 	}
@@ -137,7 +145,7 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 		Attribute:   d.attribution(cfg),
 	})
 	messenger.Signs = d.router.Signs
-	if d.mail, err = buildEmail(cfg, d.router, messenger, d.outbox, records, d.metrics, d.log); err != nil {
+	if d.mail, err = buildEmail(cfg, d.router, messenger, d.outbox, records, sharedLeases(d.db), d.metrics, d.log); err != nil {
 		return err
 	}
 	waiters := &agent.Waiters{}
@@ -167,6 +175,9 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 	if d.privado, err = buildPrivado(cfg, d.db, d.store, d.outbox, d.users, d.iden3, d.log); err != nil {
 		return err
 	}
+	sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	d.stopShared = stop
+	d.share(sctx, waiters)
 	d.ws = newWebSockets()
 	proxies, err := httptransport.ParseTrustedProxies(cfg.HTTP.TrustedProxies)
 	if err != nil {
@@ -316,25 +327,12 @@ func (d *Daemon) Start(ctx context.Context) error {
 		}
 	})
 	d.spawn(func() { d.outbox.Run(bg) })
-	d.spawn(func() { d.sweep(bg) })
 	d.spawn(func() { watchStorage(bg, d.db, d.log.With("component", "store")) })
 	d.mail.serve(bg, d.spawn)
-	if d.mediator != nil {
-		d.spawn(func() { d.mediator.med.RunSweep(bg, d.cfg.Mediator.SweepInterval) })
-	}
 	if d.client != nil {
 		d.spawn(func() { d.client.Run(bg) })
 	}
-	d.spawn(func() { d.provecontrol.service.Run(bg, 10*time.Minute) })
-	if d.users != nil {
-		d.spawn(func() { d.runUsers(bg) })
-	}
-	if d.iden3 != nil {
-		d.spawn(func() { d.iden3.svc.Run(bg, time.Minute) })
-	}
-	if d.privado != nil {
-		d.spawn(func() { d.privado.Run(bg, d.cfg.Privado.SweepInterval) })
-	}
+	d.startSweeps(bg)
 	d.log.Info("agentd listening", "addr", ln.Addr().String(), "endpoint", d.cfg.Endpoint(), "did", d.record.DID)
 	return nil
 }
@@ -345,12 +343,10 @@ func (d *Daemon) spawn(f func()) {
 	go func() { defer d.wg.Done(); f() }()
 }
 
-// sweep forgets expired replay-cache entries, and deletes dead letters
-// older than outbox.dead_retention, once an hour.
-func (d *Daemon) sweep(ctx context.Context) {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
+// sweepOnce forgets expired replay-cache entries, and deletes dead letters
+// older than outbox.dead_retention (once an hour: startSweeps).
+func (d *Daemon) sweepOnce(ctx context.Context) {
+	{
 		if n, err := d.db.ReplayCache().Sweep(ctx, time.Now()); err != nil && ctx.Err() == nil {
 			d.log.Warn("replay cache sweep failed", "err", err)
 		} else if n > 0 {
@@ -362,11 +358,6 @@ func (d *Daemon) sweep(ctx context.Context) {
 			} else if n > 0 {
 				d.log.Info("old dead letters purged", "removed", n, "retention", keep)
 			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
 		}
 	}
 }
@@ -393,6 +384,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		d.cancel()
 	}
 	d.wg.Wait()
+	if d.stopShared != nil {
+		d.stopShared()
+	}
 	if err := d.db.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("closing the database: %w", err))
 	}

@@ -35,7 +35,7 @@ type mailTransport struct {
 // messenger send to mailto: then); the SMTP server gets the router and the
 // database's records as its spool.
 func buildEmail(cfg config.Config, router *agent.Router, messenger *agent.Messenger, outbox *agent.Outbox,
-	spool agent.Records, m *metrics.Metrics, log *slog.Logger) (*mailTransport, error) {
+	spool agent.Records, leases agent.Leases, m *metrics.Metrics, log *slog.Logger) (*mailTransport, error) {
 	mt := &mailTransport{cfg: cfg, log: log, messenger: messenger}
 	hostname := mailHostname(cfg)
 	if cfg.Email.Address != "" {
@@ -84,6 +84,7 @@ func buildEmail(cfg config.Config, router *agent.Router, messenger *agent.Messen
 		RateLimit: s.RateLimit, RateBurst: s.RateBurst, ReadTimeout: s.Timeout, WriteTimeout: s.Timeout,
 		MaxSessions: s.MaxSessions, MaxSessionsPerIP: s.MaxSessionsPerIP,
 		Receiver: router, Spool: spool, Observer: m, Logger: log.With("component", "smtp"),
+		Leases: leases,
 	}
 	if s.TLSCertFile != "" {
 		cert, err := tls.LoadX509KeyPair(s.TLSCertFile, s.TLSKeyFile)

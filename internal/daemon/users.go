@@ -67,22 +67,6 @@ func signedVerifier(keys envelope.KeyResolver) users.SignedVerifier {
 	}
 }
 
-// runUsers sweeps the sign-up requests now and then until ctx ends.
-func (d *Daemon) runUsers(ctx context.Context) {
-	t := time.NewTicker(10 * time.Minute)
-	defer t.Stop()
-	for {
-		if _, err := d.users.Sweep(ctx, d.cfg.Users.Retention); err != nil && ctx.Err() == nil {
-			d.log.Warn("users sweep failed", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
 // UserByDID returns the user account whose DID is userDID (the did:key of
 // the user's EdDSA key): DIDComm messages authenticated by that DID come
 // from that user. It is an error wrapping agent.CodeNotFound when there is

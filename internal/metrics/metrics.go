@@ -238,3 +238,45 @@ func (m *Metrics) WatchPool(figures func() PoolFigures) {
 		counter("db_pool_acquire_seconds_total", "Time spent taking connections from the database pool.", func(f PoolFigures) float64 { return f.WaitSeconds }),
 	)
 }
+
+// SharedFigures describe the coordination of instances sharing one
+// database (store.driver postgres).
+type SharedFigures struct {
+	// Connected is whether the signal listener is connected.
+	Connected bool
+	// Received counts the signals of other instances received;
+	// Reconnects the times the listener reconnected after losing its
+	// connection.
+	Received, Reconnects int64
+	// Takeovers counts the leases (sweeps, spooled mails) taken over from
+	// another instance whose lease had expired.
+	Takeovers int64
+	// ReadThroughs counts the mediator registry's store reads of grants
+	// and registrations missing from its index.
+	ReadThroughs int64
+}
+
+// WatchShared exports the coordination with other instances, read at
+// scrape time from figures.
+func (m *Metrics) WatchShared(figures func() SharedFigures) {
+	gauge := func(name, help string, v func(SharedFigures) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "agentd", Name: name, Help: help},
+			func() float64 { return v(figures()) })
+	}
+	counter := func(name, help string, v func(SharedFigures) float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "agentd", Name: name, Help: help},
+			func() float64 { return v(figures()) })
+	}
+	m.reg.MustRegister(
+		gauge("db_signal_connected", "1 while the listener for other instances' signals (LISTEN/NOTIFY) is connected.", func(f SharedFigures) float64 {
+			if f.Connected {
+				return 1
+			}
+			return 0
+		}),
+		counter("db_signals_received_total", "Signals of other instances received (LISTEN/NOTIFY).", func(f SharedFigures) float64 { return float64(f.Received) }),
+		counter("db_signal_reconnects_total", "Reconnections of the signal listener after it lost its connection.", func(f SharedFigures) float64 { return float64(f.Reconnects) }),
+		counter("db_lease_takeovers_total", "Leases (sweeps, spooled mails) taken over from another instance whose lease had expired.", func(f SharedFigures) float64 { return float64(f.Takeovers) }),
+		counter("mediator_registry_read_throughs_total", "Store reads of mediation grants and registrations missing from the registry's index.", func(f SharedFigures) float64 { return float64(f.ReadThroughs) }),
+	)
+}

@@ -100,6 +100,13 @@ type ServerConfig struct {
 	RetryDelay time.Duration
 	// ProcessTimeout bounds the processing of one DIDComm message; default 2 minutes.
 	ProcessTimeout time.Duration
+	// Leases, when set, claims each spooled mail before it is processed
+	// (a lease per mail, for as long as its processing may take): with
+	// several instances on one shared spool (store.driver postgres), one
+	// processes a mail while the others skip it, and another takes it
+	// over if the holder dies. Nil means this server is the spool's only
+	// processor.
+	Leases agent.Leases
 	Observer       Observer
 	Logger         *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -537,6 +544,21 @@ func (s *Server) spooledDue(m *spooled) time.Time {
 func (s *Server) process(ctx context.Context, m *spooled) time.Time {
 	if due := s.spooledDue(m); !due.IsZero() && due.After(s.cfg.Now()) {
 		return due
+	}
+	if s.cfg.Leases != nil {
+		name := "smtp-mail/" + m.ID
+		lease := s.cfg.ProcessTimeout*time.Duration(len(m.Parts)) + time.Minute
+		ok, err := s.cfg.Leases.Lead(ctx, name, lease)
+		if err != nil || !ok {
+			// Another instance processes it (or the claim failed): look
+			// again later; a processed mail is gone from the spool by then.
+			return s.cfg.Now().Add(s.cfg.RetryDelay)
+		}
+		defer s.cfg.Leases.Release(context.WithoutCancel(ctx), name) //nolint:errcheck // the lease expires anyway
+		// Another instance may have processed and removed it meanwhile.
+		if _, err := s.cfg.Spool.Get(ctx, SpoolKind, m.ID); errors.Is(err, agent.ErrNotFound) {
+			return time.Time{}
+		}
 	}
 	for i, p := range m.Parts {
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ProcessTimeout)
