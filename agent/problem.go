@@ -33,6 +33,7 @@ const (
 	CodeRateLimited    = "e.p.req.rate-limited"   // the client or sender is over its rate limit: try again later
 	CodeOutboxFull     = "e.p.me.res.outbox-full" // the outbox holds as many messages as it may: try again later
 	CodeBusy           = "e.p.xfer.busy"          // the agent is at a capacity limit (connections, resolutions): try again later
+	CodeUnavailable    = "e.p.me.res.unavailable" // the agent's store is unreachable now: try again later
 )
 
 // Error is the agent's one error type. Code is a Report Problem 2.0 code;

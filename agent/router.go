@@ -270,6 +270,12 @@ func (r *Router) receive(ctx context.Context, raw []byte, a arrival) (*Reply, er
 			e := Wrap(CodeOutboxFull, err, "the agent cannot queue more outbound messages now; try again later")
 			e.RetryAfter = outboxFullRetryAfter
 			return &Reply{Message: &in.Message}, e
+		case errors.Is(err, ErrUnavailable):
+			r.obs.MessageIn(in.Message.Type, "unavailable", time.Since(start))
+			r.log.Warn("message not recorded: the store is unavailable", "transport", transport, "type", in.Message.Type, "id", in.Message.ID, "err", err)
+			e := Wrap(CodeUnavailable, err, "the agent cannot record messages now; try again later")
+			e.RetryAfter = unavailableRetryAfter
+			return &Reply{Message: &in.Message}, e
 		case err != nil:
 			r.obs.MessageIn(in.Message.Type, "failed", time.Since(start))
 			r.log.Error("message not recorded", "transport", transport, "type", in.Message.Type, "id", in.Message.ID, "err", err)
@@ -286,6 +292,10 @@ func (r *Router) receive(ctx context.Context, raw []byte, a arrival) (*Reply, er
 		return out, nil
 	}
 }
+
+// unavailableRetryAfter is the pause the agent asks for while its store is
+// unreachable.
+const unavailableRetryAfter = 5 * time.Second
 
 func (r *Router) replayed(in *Inbound, transport string, start time.Time) *Reply {
 	m := &in.Message

@@ -23,6 +23,12 @@ var (
 	// over its limits (Work.OutboxLimits): too many pending messages in
 	// total, or for one endpoint.
 	ErrOutboxFull = errors.New("outbox full")
+	// ErrUnavailable: the store could not be reached (a database server
+	// down or its connection lost). The work may or may not have been
+	// stored (a commit whose answer was lost); the caller acknowledges
+	// nothing and the sender tries again later, which the replay cache
+	// makes harmless.
+	ErrUnavailable = errors.New("the store is unavailable")
 )
 
 // OutboxLimits bound the outbox's pending messages (dead letters are not

@@ -128,6 +128,7 @@ func (db *DB) commitGroup(group []*commitCall) {
 		time.Sleep(time.Duration(attempt+1) * time.Millisecond)
 	}
 	db.health.record(err)
+	err = unavailable(err)
 	for i, call := range live {
 		if err != nil {
 			call.done <- err
@@ -197,6 +198,27 @@ func (db *DB) runGroup(live []*commitCall, results []error) error {
 		return fmt.Errorf("postgres: commit: %w", err)
 	}
 	return nil
+}
+
+// unreachable reports whether a group's failure is the database's being
+// out of reach (a refused or lost connection, a server shutting down or
+// out of connections, a timeout) rather than an error PostgreSQL reported
+// about the statements.
+func unreachable(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P") || pe.Code == "53300"
+	}
+	return !errors.Is(err, context.Canceled)
+}
+
+// unavailable wraps err with agent.ErrUnavailable when it is the
+// database's being out of reach (unreachable).
+func unavailable(err error) error {
+	if err == nil || !unreachable(err) || errors.Is(err, agent.ErrUnavailable) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", agent.ErrUnavailable, err)
 }
 
 // isWorkError reports whether err is the failure of one work's statement

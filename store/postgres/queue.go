@@ -60,7 +60,7 @@ func (q *Queue) List(ctx context.Context, recipients []string, now time.Time, li
 	rows, err := q.db.pool.Query(ctx, `SELECT seq, recipient, payload, received, expires FROM agentd_queue
 		WHERE recipient = ANY($1) AND expires >= $2 ORDER BY received, seq LIMIT $3`, dedupe(recipients), nanos(now), limit)
 	if err != nil {
-		return nil, err
+		return nil, unavailable(err)
 	}
 	defer rows.Close()
 	var out []*agent.QueuedMessage

@@ -35,7 +35,7 @@ func (r *Records) Get(ctx context.Context, kind, id string) ([]byte, error) {
 		return nil, fmt.Errorf("postgres: record %s/%s: %w", kind, id, agent.ErrNotFound)
 	}
 	if err != nil {
-		return nil, err
+		return nil, unavailable(err)
 	}
 	if v == nil {
 		v = []byte{}
@@ -61,7 +61,7 @@ func (r *Records) List(ctx context.Context, kind, after string, limit int) ([]ag
 	rows, err := r.db.pool.Query(ctx, `SELECT id, value FROM agentd_records WHERE kind = $1 AND id > $2 ORDER BY id LIMIT $3`,
 		[]byte(kind), []byte(after), limit)
 	if err != nil {
-		return nil, err
+		return nil, unavailable(err)
 	}
 	defer rows.Close()
 	var out []agent.Record

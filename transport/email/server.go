@@ -106,9 +106,9 @@ type ServerConfig struct {
 	// processes a mail while the others skip it, and another takes it
 	// over if the holder dies. Nil means this server is the spool's only
 	// processor.
-	Leases agent.Leases
-	Observer       Observer
-	Logger         *slog.Logger
+	Leases   agent.Leases
+	Observer Observer
+	Logger   *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }

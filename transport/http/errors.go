@@ -32,13 +32,15 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	}
 	switch {
+	case errors.Is(err, agent.ErrUnavailable):
+		return http.StatusServiceUnavailable
 	case agent.HasCode(err, agent.CodeTooLarge):
 		return http.StatusRequestEntityTooLarge
 	case agent.HasCode(err, agent.CodeMediaType):
 		return http.StatusUnsupportedMediaType
 	case agent.HasCode(err, agent.CodeMeResStorage):
 		return http.StatusInsufficientStorage
-	case agent.HasCode(err, agent.CodeOutboxFull), agent.HasCode(err, agent.CodeBusy):
+	case agent.HasCode(err, agent.CodeOutboxFull), agent.HasCode(err, agent.CodeBusy), agent.HasCode(err, agent.CodeUnavailable):
 		return http.StatusServiceUnavailable
 	case agent.HasCode(err, agent.CodeRateLimited):
 		return http.StatusTooManyRequests
