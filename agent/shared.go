@@ -68,3 +68,18 @@ func (SoleLeases) Lead(context.Context, string, time.Duration) (bool, error) { r
 
 // Release implements Leases: nothing to do.
 func (SoleLeases) Release(context.Context, string) error { return nil }
+
+// PutIfUnchanged stores value under kind and id if the record still holds
+// prev (is still missing when prev is nil), in one unit of work on c: two
+// instances creating the same record at once (the agent's DID, on a first
+// start of both) do not both win; the loser gets ErrConflict and reads the
+// winner's record. A nil c puts through records unconditionally.
+func PutIfUnchanged(ctx context.Context, c Committer, records Records, kind, id string, prev, value []byte) error {
+	if c == nil {
+		return records.Put(ctx, kind, id, value)
+	}
+	w := NewWork(records)
+	w.Reads = append(w.Reads, RecordRead{Kind: kind, ID: id, Value: prev, Missing: prev == nil})
+	w.Put(kind, id, value)
+	return c.Commit(ctx, w)
+}

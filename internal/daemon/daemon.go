@@ -121,7 +121,7 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 		return fmt.Errorf("key store: %w", err)
 	}
 	d.identity = agent.NewIdentity(ks)
-	if d.record, err = loadIdentity(ctx, records, d.identity, cfg.Endpoint(), cfg.WebSocketEndpoint(), cfg.Email.Address, cfg.DID.KeyAgreement, d.log); err != nil {
+	if d.record, err = loadIdentity(ctx, agent.Store{Records: records, Committer: d.db}, d.identity, cfg.Endpoint(), cfg.WebSocketEndpoint(), cfg.Email.Address, cfg.DID.KeyAgreement, d.log); err != nil {
 		return err
 	}
 	d.resolver = newResolver(cfg)

@@ -43,7 +43,22 @@ const (
 // created before the WebSocket service existed therefore gives way to a new
 // one with it on the first start that publishes it, and keeps being
 // answered.
-func loadIdentity(ctx context.Context, records agent.Records, id *agent.Identity, endpoint, websocket, email string, curves []string, log *slog.Logger) (*identityRecord, error) {
+//
+// Instances starting at once on one shared database both may create a DID:
+// the record is saved only if it is still what was read, and the instance
+// that loses reads the winner's.
+func loadIdentity(ctx context.Context, store agent.Store, id *agent.Identity, endpoint, websocket, email string, curves []string, log *slog.Logger) (*identityRecord, error) {
+	for attempt := 0; ; attempt++ {
+		rec, err := loadIdentityOnce(ctx, store, id, endpoint, websocket, email, curves, log)
+		if errors.Is(err, agent.ErrConflict) && attempt < 3 {
+			continue
+		}
+		return rec, err
+	}
+}
+
+func loadIdentityOnce(ctx context.Context, store agent.Store, id *agent.Identity, endpoint, websocket, email string, curves []string, log *slog.Logger) (*identityRecord, error) {
+	records := store.Records
 	var rec identityRecord
 	raw, err := records.Get(ctx, recordKind, recordID)
 	switch {
@@ -72,7 +87,7 @@ func loadIdentity(ctx context.Context, records agent.Records, id *agent.Identity
 	}
 	addDIDs(id, next.Previous)
 	b, _ := json.Marshal(next)
-	if err := records.Put(ctx, recordKind, recordID, b); err != nil {
+	if err := agent.PutIfUnchanged(ctx, store.Committer, records, recordKind, recordID, raw, b); err != nil {
 		return nil, fmt.Errorf("saving identity: %w", err)
 	}
 	log.Info("created the agent's DID", "did", next.DID)

@@ -31,7 +31,7 @@ func buildMediator(ctx context.Context, cfg config.Config, db backend, identity 
 	if !mc.Enabled {
 		return nil, nil
 	}
-	rec, err := mediation.LoadRoutingDID(ctx, db.Records(), identity, cfg.Endpoint(), cfg.WebSocketEndpoint())
+	rec, err := mediation.LoadRoutingDIDIn(ctx, agent.Store{Records: db.Records(), Committer: db}, identity, cfg.Endpoint(), cfg.WebSocketEndpoint())
 	if err != nil {
 		return nil, fmt.Errorf("mediator routing DID: %w", err)
 	}

@@ -21,7 +21,15 @@ import (
 
 // TestMain runs the private PostgreSQL server of the store.driver postgres
 // tests (internal/pgtest); the other tests do not use it.
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+// A process started with AGENTD_PG_CHILD set is one agentd instance of the
+// multi-process tests (postgres_procs_test.go), not a test run.
+func TestMain(m *testing.M) {
+	if os.Getenv(pgChildEnv) != "" {
+		runPGChild()
+		return
+	}
+	os.Exit(pgtest.Main(m))
+}
 
 // pgConfig is testConfig on the PostgreSQL database url, with the master
 // key in keyFile and a public URL shared by the instances.

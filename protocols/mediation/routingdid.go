@@ -42,6 +42,25 @@ type RoutingIdentity interface {
 // empty: none), creating it on first start and again when either changed,
 // and makes id answer for it and for the previous ones.
 func LoadRoutingDID(ctx context.Context, records agent.Records, id RoutingIdentity, endpoint, websocket string) (*RoutingRecord, error) {
+	return LoadRoutingDIDIn(ctx, agent.Store{Records: records}, id, endpoint, websocket)
+}
+
+// LoadRoutingDIDIn is LoadRoutingDID saving through store's committer
+// only if the record is still what it read, so that instances starting at
+// once on one shared database agree on one routing DID: the one that loses
+// reads the winner's.
+func LoadRoutingDIDIn(ctx context.Context, store agent.Store, id RoutingIdentity, endpoint, websocket string) (*RoutingRecord, error) {
+	for attempt := 0; ; attempt++ {
+		rec, err := loadRoutingDID(ctx, store, id, endpoint, websocket)
+		if errors.Is(err, agent.ErrConflict) && attempt < 3 {
+			continue
+		}
+		return rec, err
+	}
+}
+
+func loadRoutingDID(ctx context.Context, store agent.Store, id RoutingIdentity, endpoint, websocket string) (*RoutingRecord, error) {
+	records := store.Records
 	var rec RoutingRecord
 	raw, err := records.Get(ctx, RoutingRecordKind, RoutingRecordID)
 	switch {
@@ -81,7 +100,7 @@ func LoadRoutingDID(ctx context.Context, records agent.Records, id RoutingIdenti
 		id.AddDID(d)
 	}
 	b, _ := json.Marshal(next)
-	if err := records.Put(ctx, RoutingRecordKind, RoutingRecordID, b); err != nil {
+	if err := agent.PutIfUnchanged(ctx, store.Committer, records, RoutingRecordKind, RoutingRecordID, raw, b); err != nil {
 		return nil, err
 	}
 	return next, nil

@@ -1,0 +1,169 @@
+package mediation
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agentd/agentd/agent"
+)
+
+// testSignals is an agent.Signals the test fires by hand: the store's
+// side (store/postgres) is tested against PostgreSQL in its package and in
+// internal/daemon's multi-process tests.
+type testSignals struct {
+	mu     sync.Mutex
+	subs   map[string][]func(string)
+	resync []func()
+}
+
+func (s *testSignals) Subscribe(topic string, fn func(string)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.subs == nil {
+		s.subs = map[string][]func(string){}
+	}
+	s.subs[topic] = append(s.subs[topic], fn)
+}
+func (s *testSignals) OnResync(fn func()) {
+	s.mu.Lock()
+	s.resync = append(s.resync, fn)
+	s.mu.Unlock()
+}
+func (s *testSignals) Signal(context.Context, string, string) error { return nil }
+
+func (s *testSignals) fire(topic, payload string) {
+	s.mu.Lock()
+	subs := s.subs[topic]
+	s.mu.Unlock()
+	for _, fn := range subs {
+		fn(payload)
+	}
+}
+
+func (s *testSignals) fireResync() {
+	s.mu.Lock()
+	fns := s.resync
+	s.mu.Unlock()
+	for _, fn := range fns {
+		fn()
+	}
+}
+
+// secondInstance is a mediator on a's store, loaded now and shared.
+func secondInstance(t *testing.T, a *harness) (*harness, *testSignals) {
+	t.Helper()
+	b := &harness{st: a.st, q: a.q, records: a.records, relayer: &fakeRelayer{resolves: map[string]bool{}}, now: a.now}
+	cfg := Config{RoutingDID: routingDID, DID: mediatorDIDx, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Now: func() time.Time { return b.now }}
+	b.m = NewMediator(cfg, Deps{Store: a.st.Agent(), Queue: a.q, Packer: plainPacker{}, Relayer: b.relayer})
+	if err := b.m.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b.protos = b.m.Protocols()
+	sig := &testSignals{}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	b.m.Share(ctx, sig)
+	return b, sig
+}
+
+// pushedTags reads one live delivery pushed on s (plainPacker: JSON) and
+// returns its messages' tags.
+func pushedTags(t *testing.T, s *fakeSession) []string {
+	t.Helper()
+	select {
+	case p := <-s.pushed:
+		var d agent.Message
+		if err := json.Unmarshal(p, &d); err != nil {
+			t.Fatal(err)
+		}
+		var tags []string
+		for _, a := range d.Attachments {
+			raw, _ := base64.RawURLEncoding.DecodeString(a.Data.Base64)
+			var inner struct {
+				IV string `json:"iv"`
+			}
+			json.Unmarshal(raw, &inner)
+			tags = append(tags, inner.IV)
+		}
+		return tags
+	case <-time.After(5 * time.Second):
+		t.Fatal("nothing pushed")
+		return nil
+	}
+}
+
+func noPush(t *testing.T, s *fakeSession) {
+	t.Helper()
+	select {
+	case p := <-s.pushed:
+		t.Fatalf("unexpected push %s", p)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// A shared mediator (B) loaded before another instance (A) granted and
+// registered a client routes for it at once, reading the registration and
+// the grant through to the store, and reads an unknown DID once per
+// missTTL; it pushes to its live connection what A queued when signalled
+// (reading the queue), after a resync what it missed, and nothing twice;
+// a signalled removal stops routing.
+func TestSharedMediator(t *testing.T) {
+	a := newHarness(t, Config{})
+	b, sig := secondInstance(t, a)
+	c := a.grant(t, V3, alice, "did:example:inbox")
+
+	if _, client, ok := b.m.Registry().Route("did:example:inbox"); !ok || client != alice {
+		t.Fatalf("B routes A's registration: %q %v", client, ok)
+	}
+	if n := b.m.Registry().ReadThroughs(); n != 2 {
+		t.Fatalf("%d read-throughs, want 2 (the registration, the grant)", n)
+	}
+	for range 3 {
+		if _, _, ok := b.m.Registry().Route("did:example:nobody"); ok {
+			t.Fatal("B routes an unregistered DID")
+		}
+	}
+	if n := b.m.Registry().ReadThroughs(); n != 3 {
+		t.Fatalf("%d read-throughs after three lookups of one unknown DID, want 3", n)
+	}
+
+	// Live on B, forwards through A.
+	s := newSession("ws-b")
+	req, err := c.Request(LiveDeliveryChangeType, map[string]any{"live_delivery": true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.deliver(req, s); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.deliver(forward(t, "did:example:inbox", jwe("one")), nil); err != nil {
+		t.Fatal(err)
+	}
+	sig.fire(agent.SignalQueue, "did:example:inbox")
+	if got := pushedTags(t, s); len(got) != 1 || got[0] != "one" {
+		t.Fatalf("pushed %v, want [one]", got)
+	}
+	sig.fireResync() // "one" is still queued (not acknowledged) but was pushed
+	noPush(t, s)
+	if _, err := a.deliver(forward(t, "did:example:inbox", jwe("two")), nil); err != nil {
+		t.Fatal(err)
+	}
+	sig.fireResync() // the signal of "two" was lost
+	if got := pushedTags(t, s); len(got) != 1 || got[0] != "two" {
+		t.Fatalf("pushed after a resync %v, want [two]", got)
+	}
+
+	// A removes the registration; B stops routing once signalled.
+	if _, err := c.UpdateRecipients(context.Background(), exchanger{h: a}, []Update{{RecipientDID: "did:example:inbox", Action: ActionRemove}}); err != nil {
+		t.Fatal(err)
+	}
+	sig.fire(agent.SignalRecord, KindRecipient+"\x1fdid:example:inbox")
+	waitFor(t, func() bool { _, _, ok := b.m.Registry().Route("did:example:inbox"); return !ok })
+}
