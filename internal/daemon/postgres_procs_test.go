@@ -533,3 +533,131 @@ func TestPostgresProcessesKillOnceAndOutbox(t *testing.T) {
 	t.Logf("%d forwards acknowledged by A before SIGKILL; %d delivered through B", len(acked), len(got)-1)
 
 }
+
+// PostgreSQL stopped and started again under a load of forwards to two
+// processes: while it is down the forwards are refused with 503 and a
+// problem code saying the store is unavailable (never acknowledged, no
+// crash); afterwards both instances recover by themselves (forwards are
+// acknowledged again, /healthz is ok, the signal listener reconnected)
+// and every acknowledged forward is delivered once.
+func TestPostgresProcessesDatabaseRestart(t *testing.T) {
+	srv := pgtest.NewServer(t)
+	key := sharedKeyFile(t)
+	procs := startProcs(t, 2, srv.URL(), key)
+	a, b := procs[0], procs[1]
+	w := newGoWallet(t, a.base)
+	inbox := newWallet(t, "").did
+	w.setup(t, inbox)
+
+	var (
+		mu      sync.Mutex
+		acked   = map[string]bool{}
+		refused = map[int]int{}
+		bodies  []string
+		next    atomic.Int64
+		stop    atomic.Bool
+		lg      sync.WaitGroup
+		client  = &http.Client{Timeout: 10 * time.Second}
+	)
+	ackCount := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
+	for s := range 4 {
+		lg.Add(1)
+		go func() {
+			defer lg.Done()
+			for !stop.Load() {
+				i := int(next.Add(1))
+				tag := fmt.Sprintf("r%05d", i)
+				base := procs[(s+i)%2].base
+				resp, err := client.Post(base+"/didcomm", agent.MediaTypeEncrypted, bytes.NewReader(w.forward(t, inbox, tag, 256)))
+				if err != nil {
+					t.Errorf("forward %s: %v (an instance died?)", tag, err)
+					return
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				mu.Lock()
+				if resp.StatusCode == http.StatusAccepted {
+					acked[tag] = true
+				} else {
+					refused[resp.StatusCode]++
+					if len(bodies) < 3 {
+						bodies = append(bodies, string(body))
+					}
+				}
+				mu.Unlock()
+				if resp.StatusCode != http.StatusAccepted {
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	waitFor(t, 10*time.Second, "100 acknowledged forwards", func() bool { return ackCount() >= 100 })
+	srv.Stop()
+	before := ackCount()
+	waitFor(t, 10*time.Second, "forwards refused with 503", func() bool { mu.Lock(); defer mu.Unlock(); return refused[503] >= 20 })
+	mu.Lock()
+	during := len(acked) - before
+	mu.Unlock()
+	srv.Restart()
+	waitFor(t, 20*time.Second, "forwards acknowledged again", func() bool { return ackCount() >= before+during+100 })
+	stop.Store(true)
+	lg.Wait()
+
+	mu.Lock()
+	defer mu.Unlock()
+	for code := range refused {
+		if code != http.StatusServiceUnavailable {
+			t.Errorf("forwards refused with %d while the database was down: %v %q", code, refused, bodies)
+		}
+	}
+	if len(bodies) == 0 || !strings.Contains(bodies[0], agent.CodeUnavailable) {
+		t.Errorf("the 503 answers: %q", bodies)
+	}
+	if during > 8 { // those in flight when it stopped may have committed
+		t.Errorf("%d forwards acknowledged while the database was down", during)
+	}
+	for _, p := range procs {
+		var health map[string]string
+		waitFor(t, 10*time.Second, "/healthz ok", func() bool {
+			return getJSON(t, p.base+"/healthz", "", &health) == 200 && health["status"] == "ok"
+		})
+	}
+	var reconnects float64
+	waitFor(t, 10*time.Second, "the signal listener's reconnection", func() bool {
+		reconnects = metricValue(t, b.base, "agentd_db_signal_reconnects_total")
+		return reconnects >= 1 && metricValue(t, b.base, "agentd_db_signal_connected") == 1
+	})
+	w.base = b.base
+	got := w.drain(t, inbox)
+	var lost []string
+	for tag := range acked {
+		if got[tag] != 1 {
+			lost = append(lost, tag)
+		}
+	}
+	if len(lost) > 0 {
+		t.Fatalf("%d of %d acknowledged forwards not delivered once: %v", len(lost), len(acked), lost)
+	}
+	t.Logf("%d acknowledged, refused while down: %v; %d delivered", len(acked), refused, len(got))
+}
+
+// metricValue reads one unlabelled metric of the instance at base.
+func metricValue(t *testing.T, base, name string) float64 {
+	t.Helper()
+	req, _ := http.NewRequest("GET", base+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+pgAdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			var f float64
+			fmt.Sscan(v, &f)
+			return f
+		}
+	}
+	return -1
+}
