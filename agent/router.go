@@ -238,6 +238,12 @@ func (r *Router) receive(ctx context.Context, raw []byte, a arrival) (*Reply, er
 		in.Work = r.cfg.Store.New()
 		in.Work.Remember(key, until)
 		replies, result, refused := r.dispatch(ctx, in, duplex && !r.answerable(in, vouched))
+		if refused != nil && errors.Is(refused, ErrUnavailable) && !HasCode(refused, CodeUnavailable) {
+			// The handler could not read the store: say so, as for a commit.
+			e := Wrap(CodeUnavailable, refused, "the agent cannot record messages now; try again later")
+			e.RetryAfter = unavailableRetryAfter
+			refused = e
+		}
 		if refused != nil {
 			r.obs.MessageIn(in.Message.Type, "refused", time.Since(start))
 			r.log.Info("message refused by its handler", "transport", transport, "type", in.Message.Type, "code", ErrorCode(refused), "reason", ErrorComment(refused))
