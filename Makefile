@@ -17,7 +17,7 @@ GOFLAGS_TEST ?= -count=1 -timeout 20m
 GOTAGS   ?= prover_disabled
 BENCH    ?= .
 
-.PHONY: run test test-race build vet fmt-check deps deps-apt deps-iden3-circuits bench bench-iden3 bench-mediator clean
+.PHONY: run test test-race build vet fmt-check deps deps-apt deps-iden3-circuits bench bench-iden3 bench-mediator bench-postgres clean
 
 ## run: start the daemon on its embedded defaults (./data, 127.0.0.1:8080)
 run:
@@ -125,6 +125,15 @@ bench-mediator:
 	AGENTD_MEDIATOR=true AGENTD_CLIENT_RATE=0 AGENTD_HTTP_MAX_CONNECTIONS=0 AGENTD_HTTP_MAX_CONNECTIONS_PER_IP=0 AGENTD_HTTP_MAX_WEBSOCKETS_PER_IP=0 bin/agentd --data-dir $$dir --http-addr 127.0.0.1:$(BENCH_PORT) --log-level warn >/dev/null 2>$$dir/agentd.log & pid=$$!; \
 	bin/agentbench -url http://127.0.0.1:$(BENCH_PORT) -pid $$pid $(BENCH_ARGS); status=$$?; \
 	kill $$pid; wait $$pid; rm -rf $$dir; exit $$status
+
+## bench-postgres: cmd/agentbench against bbolt, PostgreSQL with one instance
+## and PostgreSQL with two instances sharing the database (a private server,
+## fsync on), in one run; extra flags in BENCH_ARGS
+bench-postgres:
+	$(GO) build -tags '$(GOTAGS)' -o bin/agentd ./cmd/agentd
+	$(GO) build -tags '$(GOTAGS)' -o bin/agentbench ./cmd/agentbench
+	$(GO) build -o bin/pgserve ./internal/pgtest/pgserve
+	BENCH_ARGS='$(BENCH_ARGS)' BENCH_PORT=$(BENCH_PORT) sh cmd/agentbench/bench-postgres.sh
 
 clean:
 	rm -rf bin

@@ -57,6 +57,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/agentd/agentd/agent"
 	"github.com/agentd/agentd/agent/did"
@@ -67,6 +68,9 @@ import (
 
 type options struct {
 	url        string
+	urls       []string // -url split at commas: the instances
+	dbURL      string   // -database-url: PostgreSQL, for the storage per message
+	boltFile   string   // -bolt-file: the bbolt file, for the storage per message
 	pid        int
 	senders    int
 	recipients int
@@ -82,7 +86,9 @@ type options struct {
 
 func main() {
 	var o options
-	flag.StringVar(&o.url, "url", "http://127.0.0.1:8080", "base URL of the agentd mediator")
+	flag.StringVar(&o.url, "url", "http://127.0.0.1:8080", "base URL of the agentd mediator; several instances on one database: their URLs separated by commas (forwards go round-robin to them; the live run's sockets are on the last, its forwards go to the first)")
+	flag.StringVar(&o.dbURL, "database-url", "", "PostgreSQL database of the instances: report its growth per queued message")
+	flag.StringVar(&o.boltFile, "bolt-file", "", "the instance's bbolt file (DATA_DIR/agentd.db): report its growth per queued message")
 	flag.IntVar(&o.pid, "pid", 0, "process id of agentd, to read its memory from /proc (0: not reported)")
 	flag.IntVar(&o.senders, "senders", 64, "concurrent senders of forwards")
 	flag.IntVar(&o.recipients, "recipients", 100, "recipient DIDs the forwards go to")
@@ -106,12 +112,24 @@ func main() {
 		}
 		o.sweep = append(o.sweep, n)
 	}
+	for _, u := range strings.Split(o.url, ",") {
+		if u = strings.TrimRight(strings.TrimSpace(u), "/"); u != "" {
+			o.urls = append(o.urls, u)
+		}
+	}
+	if len(o.urls) == 0 {
+		fmt.Fprintln(os.Stderr, "agentbench: -url: no URL")
+		os.Exit(2)
+	}
+	o.url = o.urls[0]
 	// The load tool keeps its garbage collection light: its CPU is taken
 	// from the daemon under test.
 	debug.SetGCPercent(400)
-	if err := waitHealthy(o.url, 30*time.Second); err != nil {
-		fmt.Fprintln(os.Stderr, "agentbench:", err)
-		os.Exit(1)
+	for _, u := range o.urls {
+		if err := waitHealthy(u, 30*time.Second); err != nil {
+			fmt.Fprintln(os.Stderr, "agentbench:", err)
+			os.Exit(1)
+		}
 	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "agentbench:", err)
@@ -180,7 +198,8 @@ func newParty() (*party, error) {
 
 type bench struct {
 	o         options
-	endpoint  string
+	endpoint  string   // the first instance's
+	endpoints []string // every instance's
 	mediator  string
 	medKA     []keys.PublicKey
 	routingKA []keys.PublicKey
@@ -191,11 +210,14 @@ type bench struct {
 }
 
 func run(o options) error {
-	b := &bench{o: o, endpoint: strings.TrimRight(o.url, "/") + "/didcomm", resolver: did.NewKeyResolver(did.NewDefaultRegistry(nil, nil)),
+	b := &bench{o: o, endpoint: o.urls[0] + "/didcomm", resolver: did.NewKeyResolver(did.NewDefaultRegistry(nil, nil)),
 		http:  &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024}},
 		owner: map[string]*party{}}
+	for _, u := range o.urls {
+		b.endpoints = append(b.endpoints, u+"/didcomm")
+	}
 	fmt.Printf("agentbench: %s, %d senders, %d recipients over %d clients, %d B messages, GOMAXPROCS %d\n",
-		o.url, o.senders, o.recipients, o.clients, o.size, runtime.GOMAXPROCS(0))
+		strings.Join(o.urls, " + "), o.senders, o.recipients, o.clients, o.size, runtime.GOMAXPROCS(0))
 	if err := b.setup(); err != nil {
 		return fmt.Errorf("setup: %w", err)
 	}
@@ -203,11 +225,16 @@ func run(o options) error {
 
 	if o.queued > 0 {
 		fs := b.pack(o.queued, "q")
+		size0 := b.storage()
 		if _, _, err := b.send(fs, o.senders); err != nil {
 			return err
 		}
 		time.Sleep(time.Second)
 		b.memory(fmt.Sprintf("with %d messages of %d B queued", o.queued, o.size))
+		if size1 := b.storage(); size0 >= 0 && size1 >= 0 {
+			fmt.Printf("storage: %.0f B per queued message of %d B (the database grew by %.1f MiB for %d messages)\n",
+				float64(size1-size0)/float64(o.queued), o.size, float64(size1-size0)/(1<<20), o.queued)
+		}
 		if _, err := b.drain(); err != nil {
 			return err
 		}
@@ -487,8 +514,8 @@ type rawConn struct {
 	hdr  []byte
 }
 
-func (b *bench) dialRaw() (*rawConn, error) {
-	u, err := url.Parse(b.endpoint)
+func (b *bench) dialRaw(endpoint string) (*rawConn, error) {
+	u, err := url.Parse(endpoint)
 	if err != nil {
 		return nil, err
 	}
@@ -545,7 +572,8 @@ func (b *bench) send(fs []forward, c int) ([]time.Duration, int, error) {
 	var failed atomic.Int64
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
-	for range c {
+	for k := range c {
+		endpoint := b.endpoints[k%len(b.endpoints)] // senders spread over the instances
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -558,7 +586,7 @@ func (b *bench) send(fs []forward, c int) ([]time.Duration, int, error) {
 				}
 				var err error
 				if rc == nil {
-					if rc, err = b.dialRaw(); err != nil {
+					if rc, err = b.dialRaw(endpoint); err != nil {
 						firstErr.CompareAndSwap(nil, err)
 						failed.Add(1)
 						continue
@@ -638,7 +666,9 @@ func (b *bench) drain() (int, error) {
 // are online but quiet.
 func (b *bench) openIdle(n int) ([]*websocket.Conn, error) {
 	ctx := context.Background()
-	wsURL := "ws" + strings.TrimPrefix(b.endpoint, "http")
+	// With several instances, the sockets are on the last and the forwards
+	// go to the first: every push crosses instances.
+	wsURL := "ws" + strings.TrimPrefix(b.endpoints[len(b.endpoints)-1], "http")
 	out := make([]*websocket.Conn, n)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -713,7 +743,9 @@ func (b *bench) idleSocket(ctx context.Context, wsURL string) (*websocket.Conn, 
 func (b *bench) liveRun() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	wsURL := "ws" + strings.TrimPrefix(b.endpoint, "http")
+	// With several instances, the sockets are on the last and the forwards
+	// go to the first: every push crosses instances.
+	wsURL := "ws" + strings.TrimPrefix(b.endpoints[len(b.endpoints)-1], "http")
 	type arrival struct {
 		tag string
 		at  time.Time
@@ -816,7 +848,11 @@ func (b *bench) liveRun() error {
 			return fmt.Errorf("%d of %d accepted forwards were pushed within 30s", len(fromSend), len(accepted))
 		}
 	}
-	fmt.Printf("\nlive delivery: %d forwards at %d/s to %d WebSockets in live mode, all pushed\n", len(fromSend), b.o.liveRate, len(socks))
+	where := ""
+	if len(b.endpoints) > 1 {
+		where = fmt.Sprintf(" (sockets on instance %d, forwards posted to instance 1: across instances)", len(b.endpoints))
+	}
+	fmt.Printf("\nlive delivery: %d forwards at %d/s to %d WebSockets in live mode, all pushed%s\n", len(fromSend), b.o.liveRate, len(socks), where)
 	fmt.Printf("  POST sent → push received: p50 %s, p99 %s, max %s\n", pct(fromSend, 50), pct(fromSend, 99), pct(fromSend, 100))
 	fmt.Printf("  202 received → push received (0 when the push came first): p50 %s, p99 %s, max %s\n", pct(fromAccept, 50), pct(fromAccept, 99), pct(fromAccept, 100))
 	// The pushed messages were confirmed; what is left is in flight.
@@ -878,6 +914,37 @@ func (b *bench) cpu() time.Duration {
 	u, _ := strconv.ParseInt(f[11], 10, 64)
 	k, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(u+k) * time.Second / 100 // clock ticks (USER_HZ is 100 on Linux)
+}
+
+// storage returns the size of the database in bytes (-database-url:
+// pg_database_size; -bolt-file: the file's size), or -1.
+func (b *bench) storage() int64 {
+	switch {
+	case b.o.dbURL != "":
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, b.o.dbURL)
+		if err != nil {
+			fmt.Println("storage:", err)
+			return -1
+		}
+		defer conn.Close(ctx)
+		// Tables and indexes, as soon as written; not the WAL.
+		var n int64
+		if err := conn.QueryRow(ctx, "SELECT pg_database_size(current_database())").Scan(&n); err != nil {
+			fmt.Println("storage:", err)
+			return -1
+		}
+		return n
+	case b.o.boltFile != "":
+		st, err := os.Stat(b.o.boltFile)
+		if err != nil {
+			fmt.Println("storage:", err)
+			return -1
+		}
+		return st.Size()
+	}
+	return -1
 }
 
 // memory prints the daemon's resident memory now and at its peak.

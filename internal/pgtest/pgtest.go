@@ -384,3 +384,23 @@ func (p *Server) Restart() {
 	s.bin, s.data, s.cred = old.bin, old.data, old.cred
 	p.s = s
 }
+
+// Serve starts a private server outside a test, for benchmarks and tools
+// (internal/pgtest/pgserve): it creates the databases named and returns
+// their URLs, and a function that stops the server and removes its data.
+func Serve(databases ...string) (urls []string, stop func(), err error) {
+	s, err := startServer()
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, db := range databases {
+		if err := s.exec(ctx, "CREATE DATABASE "+pgx.Identifier{db}.Sanitize()); err != nil {
+			s.stop()
+			return nil, nil, fmt.Errorf("creating database %s: %w", db, err)
+		}
+		urls = append(urls, s.url(db))
+	}
+	return urls, s.stop, nil
+}
