@@ -4,9 +4,12 @@
 # sharing the database, in one run, with the same arguments (BENCH_ARGS).
 # The PostgreSQL server is a private one (internal/pgtest/pgserve) with
 # fsync on, as durable as bbolt. Expects bin/agentd, bin/agentbench and
-# bin/pgserve (the make target builds them).
+# bin/pgserve (the make target builds them). BENCH_RUNS picks the runs
+# (default "bolt pg1 pg2").
 set -eu
 ARGS=${BENCH_ARGS:-}
+RUNS=${BENCH_RUNS:-bolt pg1 pg2}
+want() { case " $RUNS " in *" $1 "*) return 0 ;; esac; return 1; }
 PORT=${BENCH_PORT:-18089}
 PORT2=$((PORT + 1))
 tmp=$(mktemp -d)
@@ -30,11 +33,13 @@ agentd() { # agentd NAME PORT [FLAGS...]: starts an instance in the background
 }
 
 echo "== load: $(uptime)"
-echo
-echo "== bbolt, one instance"
-agentd bolt "$PORT"
-bin/agentbench -url "http://127.0.0.1:$PORT" -pid "$last" -bolt-file "$tmp/bolt/agentd.db" $ARGS
-kill "$last"; wait "$last" || true
+if want bolt; then
+	echo
+	echo "== bbolt, one instance"
+	agentd bolt "$PORT"
+	bin/agentbench -url "http://127.0.0.1:$PORT" -pid "$last" -bolt-file "$tmp/bolt/agentd.db" $ARGS
+	kill "$last"; wait "$last" || true
+fi
 
 mkfifo "$tmp/pgin"
 AGENTD_PGTEST_FSYNC=on bin/pgserve one two <"$tmp/pgin" >"$tmp/pg.out" 2>&1 &
@@ -49,12 +54,15 @@ done
 one=$(sed -n 1p "$tmp/pg.out")
 two=$(sed -n 2p "$tmp/pg.out")
 
-echo
-echo "== PostgreSQL (fsync on), one instance"
-AGENTD_DATABASE_URL=$one agentd pg1 "$PORT" --store-driver postgres
-bin/agentbench -url "http://127.0.0.1:$PORT" -pid "$last" -database-url "$one" $ARGS
-kill "$last"; wait "$last" || true
+if want pg1; then
+	echo
+	echo "== PostgreSQL (fsync on), one instance"
+	AGENTD_DATABASE_URL=$one agentd pg1 "$PORT" --store-driver postgres
+	bin/agentbench -url "http://127.0.0.1:$PORT" -pid "$last" -database-url "$one" $ARGS
+	kill "$last"; wait "$last" || true
+fi
 
+want pg2 || exit 0
 echo
 echo "== PostgreSQL (fsync on), two instances on one database"
 AGENTD_DATABASE_URL=$two agentd pgA "$PORT" --store-driver postgres

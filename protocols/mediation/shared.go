@@ -45,22 +45,35 @@ func (m *Mediator) pushQueued(ctx context.Context, recipients []string, all bool
 			byClient[client] = append(byClient[client], canonical)
 		}
 	}
+	// The clients' queues are read in parallel (a few at a time): one
+	// slow read does not hold up the others' pushes.
+	sem := make(chan struct{}, pushReaders)
+	var wg sync.WaitGroup
 	for client, rcpts := range byClient {
 		if len(rcpts) == 0 {
 			continue
 		}
-		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		msgs, err := m.queue.List(lctx, rcpts, m.cfg.Now(), m.live.buffer)
-		cancel()
-		if err != nil {
-			if ctx.Err() == nil {
-				m.log.Warn("live delivery of messages queued by another instance failed; they stay queued", "client", client, "err", err)
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			msgs, err := m.queue.List(lctx, rcpts, m.cfg.Now(), m.live.buffer)
+			cancel()
+			if err != nil {
+				if ctx.Err() == nil {
+					m.log.Warn("live delivery of messages queued by another instance failed; they stay queued", "client", client, "err", err)
+				}
+				return
 			}
-			continue
-		}
-		m.live.notifyQueued(client, msgs)
+			m.live.notifyQueued(client, msgs)
+		}()
 	}
+	wg.Wait()
 }
+
+// pushReaders bounds the queue reads of one pushQueued at once.
+const pushReaders = 8
 
 // share switches the registry to shared mode (see Mediator.Share).
 func (r *Registry) share(ctx context.Context, signals agent.Signals, log interface {
