@@ -142,6 +142,11 @@ func (db *DB) commitGroup(group []*commitCall) {
 // it committed, with each work's outcome in results.
 func (db *DB) runGroup(live []*commitCall, results []error) error {
 	clear(results) // from an attempt that lost a deadlock
+	if len(live) > 1 {
+		if done, err := db.runGroupPipelined(live); done || err != nil {
+			return err
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
 	defer cancel()
 	tx, err := db.pool.Begin(ctx)
@@ -331,24 +336,90 @@ func recordLock(kind, id string) int64 { return lockKey('r', kind, id) }
 // the keys in ascending order), so that transactions of agentd never wait
 // for each other in a cycle, whichever works they group.
 func takeLocks(ctx context.Context, tx pgx.Tx, live []*commitCall) error {
+	b := &pgx.Batch{}
+	n := queueLocks(b, live)
+	if n == 0 {
+		return nil
+	}
+	br := tx.SendBatch(ctx, b)
+	var err error
+	for range n {
+		if _, e := br.Exec(); e != nil && err == nil {
+			err = e
+		}
+	}
+	if cerr := br.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// queueLocks adds to b the statements that take the group's locks (see
+// takeLocks) and returns how many it added.
+func queueLocks(b *pgx.Batch, live []*commitCall) int {
 	var keys []int64
 	outboxCap := false
 	for _, call := range live {
 		keys = append(keys, call.work.locks...)
 		outboxCap = outboxCap || (len(call.work.outs) > 0 && call.work.limits != (agent.OutboxLimits{}))
 	}
+	n := 0
 	if outboxCap {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, lockSpace, lockOutboxCap); err != nil {
-			return err
+		b.Queue(`SELECT pg_advisory_xact_lock($1, $2)`, lockSpace, lockOutboxCap)
+		n++
+	}
+	if len(keys) > 0 {
+		slices.Sort(keys)
+		keys = slices.Compact(keys)
+		b.Queue(`SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k`, keys)
+		n++
+	}
+	return n
+}
+
+// runGroupPipelined is the common case of a group: its locks and every
+// work's statements go to the server in one pipeline, in one transaction,
+// without savepoints, and it commits if no work was refused or failed. If
+// one was, nothing is committed and it reports false: the group is then
+// run again with a savepoint per work (runGroup), which settles each
+// work's outcome on its own. A failure of the commit itself is returned
+// (the group may or may not have committed).
+func (db *DB) runGroupPipelined(live []*commitCall) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
+	defer cancel()
+	tx, err := db.pool.Begin(ctx)
+	if err != nil {
+		return false, fmt.Errorf("postgres: begin: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
+	b := &pgx.Batch{}
+	locks := queueLocks(b, live)
+	reads := make([]func(pgx.BatchResults) (error, error), len(live))
+	for i, call := range live {
+		reads[i] = call.work.queueOn(b)
+	}
+	br := tx.SendBatch(ctx, b)
+	clean := true
+	for range locks {
+		if _, err := br.Exec(); err != nil {
+			clean = false
 		}
 	}
-	if len(keys) == 0 {
-		return nil
+	for _, read := range reads {
+		if refused, err := read(br); refused != nil || err != nil {
+			clean = false // and, after a failed statement, the transaction is aborted
+		}
 	}
-	slices.Sort(keys)
-	keys = slices.Compact(keys)
-	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k`, keys)
-	return err
+	if err := br.Close(); err != nil {
+		clean = false
+	}
+	if !clean {
+		return false, nil
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return false, fmt.Errorf("postgres: commit: %w", err)
+	}
+	return true, nil
 }
 
 func prepare(w *agent.Work, now time.Time) (*prepared, error) {
@@ -442,6 +513,24 @@ func prepare(w *agent.Work, now time.Time) (*prepared, error) {
 // before the writes, so they see the state the work is applied to.
 func (p *prepared) apply(ctx context.Context, tx pgx.Tx, pre ...string) (refused, err error) {
 	b := &pgx.Batch{}
+	read := p.queueOn(b, pre...)
+	br := tx.SendBatch(ctx, b)
+	refused, err = read(br)
+	if cerr := br.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return refused, nil
+}
+
+// queueOn adds the work's statements to b (after the statements pre) and
+// returns the function that reads their results from the batch's results,
+// in order, returning the work's first refusal and its first statement's
+// failure (see apply).
+func (p *prepared) queueOn(b *pgx.Batch, pre ...string) func(br pgx.BatchResults) (refused, err error) {
+	var refused error
 	var readers []func(br pgx.BatchResults) error
 	refuse := func(err error) {
 		if refused == nil {
@@ -535,22 +624,21 @@ func (p *prepared) apply(ctx context.Context, tx pgx.Tx, pre ...string) (refused
 		exec(`SELECT pg_notify($1, s) FROM unnest($2::text[]) AS s`, signalChannel, p.signals)
 	}
 
-	br := tx.SendBatch(ctx, b)
-	for _, read := range readers {
-		if rerr := read(br); rerr != nil && err == nil {
-			err = rerr
+	return func(br pgx.BatchResults) (error, error) {
+		var err error
+		for _, read := range readers {
+			if rerr := read(br); rerr != nil && err == nil {
+				err = rerr
+			}
 		}
+		if err != nil {
+			return nil, err
+		}
+		if refused == nil && len(p.seqs) != len(p.queued) {
+			return nil, fmt.Errorf("postgres: got %d queue ids for %d messages", len(p.seqs), len(p.queued))
+		}
+		return refused, nil
 	}
-	if cerr := br.Close(); cerr != nil && err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, err
-	}
-	if refused == nil && len(p.seqs) != len(p.queued) {
-		return nil, fmt.Errorf("postgres: got %d queue ids for %d messages", len(p.seqs), len(p.queued))
-	}
-	return refused, nil
 }
 
 // queueQuota adds the statement that adds the work's messages to their
