@@ -29,6 +29,10 @@ type Inbound struct {
 	// commit: if a concurrent message changed what this one read, the
 	// handler runs again.
 	Work *Work
+	// Attempt counts the handler's runs for this message: 0 on the first,
+	// more when a commit conflict made the router run it again (a handler
+	// that read from a cache through Work.Expect reads the store then).
+	Attempt int
 	// User is the id of the user account the authenticated sender's DID
 	// belongs to (RouterConfig.Attribute), or empty: handlers attribute the
 	// message to that person.

@@ -236,6 +236,7 @@ func (r *Router) receive(ctx context.Context, raw []byte, a arrival) (*Reply, er
 	counted := false
 	for attempt := 0; ; attempt++ {
 		in.Work = r.cfg.Store.New()
+		in.Attempt = attempt
 		in.Work.Remember(key, until)
 		replies, result, refused := r.dispatch(ctx, in, duplex && !r.answerable(in, vouched))
 		if refused != nil && errors.Is(refused, ErrUnavailable) && !HasCode(refused, CodeUnavailable) {

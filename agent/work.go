@@ -100,6 +100,20 @@ type ReplayKey struct {
 // a work that reads nothing).
 func NewWork(records Records) *Work { return &Work{records: records} }
 
+// Expect records that this work read value as the record of kind and id
+// without reading the store: the caller knows it from a cache of committed
+// values. The commit checks it as any read (Get), so a stale cache fails
+// the commit with ErrConflict and the work's function runs again; it
+// should then read through Get. Later Gets of the record return value.
+func (w *Work) Expect(kind, id string, value []byte) {
+	for _, r := range w.Reads {
+		if r.Kind == kind && r.ID == id {
+			return
+		}
+	}
+	w.Reads = append(w.Reads, RecordRead{Kind: kind, ID: id, Value: bytes.Clone(value)})
+}
+
 // Get returns the record of kind and id as this work sees it: its own staged
 // write if any, otherwise the committed value, which the commit then checks
 // is unchanged. A missing record is an error wrapping ErrNotFound (and the

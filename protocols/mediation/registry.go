@@ -139,6 +139,10 @@ type Registry struct {
 	grants     map[string]*Grant
 	recipients map[string]Recipient       // canonical DID → registration
 	byClient   map[string]map[string]bool // client DID → canonical DIDs
+	// raw are the registrations' records as committed (shared
+	// registries), which a forward expects (Work.Expect) instead of
+	// reading them again.
+	raw map[string][]byte
 
 	// shared is set by Share: other instances change the records too.
 	shared bool
@@ -166,7 +170,7 @@ const readThroughTimeout = 2 * time.Second
 // NewRegistry returns an empty registry over records; call Load.
 func NewRegistry(records agent.Records) *Registry {
 	return &Registry{records: records, now: time.Now, grants: map[string]*Grant{},
-		recipients: map[string]Recipient{}, byClient: map[string]map[string]bool{}}
+		recipients: map[string]Recipient{}, byClient: map[string]map[string]bool{}, raw: map[string][]byte{}}
 }
 
 // Load reads every grant and registration into memory.
@@ -184,12 +188,14 @@ func (r *Registry) Load(ctx context.Context) error {
 	}
 	recipients := map[string]Recipient{}
 	byClient := map[string]map[string]bool{}
+	raw := map[string][]byte{}
 	if err := eachRecord(ctx, r.records, KindRecipient, func(id string, v []byte) error {
 		var rc Recipient
 		if err := json.Unmarshal(v, &rc); err != nil {
 			return fmt.Errorf("mediation recipient %q: %w", id, err)
 		}
 		recipients[id] = rc
+		raw[id] = v
 		if byClient[rc.ClientDID] == nil {
 			byClient[rc.ClientDID] = map[string]bool{}
 		}
@@ -199,7 +205,7 @@ func (r *Registry) Load(ctx context.Context) error {
 		return err
 	}
 	r.mu.Lock()
-	r.grants, r.recipients, r.byClient = grants, recipients, byClient
+	r.grants, r.recipients, r.byClient, r.raw = grants, recipients, byClient, raw
 	r.mu.Unlock()
 	return nil
 }
@@ -333,11 +339,13 @@ func (r *Registry) refreshRecipient(ctx context.Context, canonical string) {
 	if old, ok := r.recipients[canonical]; ok {
 		delete(r.byClient[old.ClientDID], canonical)
 		delete(r.recipients, canonical)
+		delete(r.raw, canonical)
 	}
 	if !found {
 		return
 	}
 	r.recipients[canonical] = rc
+	r.raw[canonical] = b
 	if r.byClient[rc.ClientDID] == nil {
 		r.byClient[rc.ClientDID] = map[string]bool{}
 	}
@@ -351,18 +359,26 @@ func (r *Registry) refreshRecipient(ctx context.Context, canonical string) {
 // through from the store (what another instance committed and whose signal
 // has not arrived yet), remembering for missTTL what is not there.
 func (r *Registry) Route(next string) (canonical, client string, ok bool) {
+	canonical, client, _, ok = r.route(next)
+	return canonical, client, ok
+}
+
+// route is Route, with the registration's record as committed when a
+// shared registry has it (nil otherwise).
+func (r *Registry) route(next string) (canonical, client string, raw []byte, ok bool) {
 	canonical = Canonical(next)
 	r.mu.RLock()
 	rc, found := r.recipients[canonical]
 	var g *Grant
 	if found {
 		g = r.grants[rc.ClientDID]
+		raw = r.raw[canonical]
 	}
 	r.mu.RUnlock()
 	if r.shared {
 		if !found {
 			var p *Recipient
-			if p = r.readRecipient(canonical); p != nil {
+			if p, raw = r.readRecipient(canonical); p != nil {
 				rc, found = *p, true
 			}
 		}
@@ -371,7 +387,10 @@ func (r *Registry) Route(next string) (canonical, client string, ok bool) {
 		}
 	}
 	ok = found && g != nil && g.State == GrantGranted
-	return canonical, rc.ClientDID, ok
+	if !r.shared {
+		raw = nil
+	}
+	return canonical, rc.ClientDID, raw, ok
 }
 
 // Recipients returns the canonical DIDs the client registered, sorted.

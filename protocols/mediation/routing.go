@@ -51,18 +51,27 @@ func (m *Mediator) handleRouting(ctx context.Context, in *agent.Inbound) ([]agen
 		return nil, agent.Refuse(err)
 	}
 
-	canonical, clientDID, ok := m.registry.Route(body.Next)
+	canonical, clientDID, raw, ok := m.registry.route(body.Next)
 	if !ok {
 		return m.relay(ctx, in, body.Next, payloads)
 	}
 	// Read the registration through the work: if the recipient is removed
 	// (and its queue purged) before this forward commits, the commit
-	// conflicts and the forward is routed again, and refused.
-	if _, err := in.Work.Get(ctx, KindRecipient, canonical); err != nil {
-		if errors.Is(err, agent.ErrNotFound) {
-			return nil, agent.Refuse(agent.Errorf(CodeUnknownRecipient, "%s is not a recipient of this mediator", body.Next))
+	// conflicts and the forward is routed again, and refused. A shared
+	// registry has the record as committed: the work expects it without a
+	// round trip to the database, and reads it when that was stale.
+	if raw != nil && in.Attempt == 0 {
+		in.Work.Expect(KindRecipient, canonical, raw)
+	} else {
+		if raw != nil {
+			m.registry.refreshRecipient(ctx, canonical) // it was stale
 		}
-		return nil, agent.Refuse(agent.Wrap(agent.CodeMe, err, "could not read the registration"))
+		if _, err := in.Work.Get(ctx, KindRecipient, canonical); err != nil {
+			if errors.Is(err, agent.ErrNotFound) {
+				return nil, agent.Refuse(agent.Errorf(CodeUnknownRecipient, "%s is not a recipient of this mediator", body.Next))
+			}
+			return nil, agent.Refuse(agent.Wrap(agent.CodeMe, err, "could not read the registration"))
+		}
 	}
 	now := m.cfg.Now()
 	expires := now.Add(m.cfg.MessageTTL)

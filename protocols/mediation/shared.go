@@ -176,26 +176,28 @@ func (r *Registry) readGrant(client string) *Grant {
 	return g
 }
 
-// readRecipient reads a registration through to the store and indexes it.
-func (r *Registry) readRecipient(canonical string) *Recipient {
+// readRecipient reads a registration through to the store and indexes it;
+// it returns the record too.
+func (r *Registry) readRecipient(canonical string) (*Recipient, []byte) {
 	b := r.readThrough(KindRecipient, canonical)
 	if b == nil {
-		return nil
+		return nil, nil
 	}
 	var rc Recipient
 	if json.Unmarshal(b, &rc) != nil {
-		return nil
+		return nil, nil
 	}
 	r.mu.Lock()
 	if _, ok := r.recipients[canonical]; !ok {
 		r.recipients[canonical] = rc
+		r.raw[canonical] = b
 		if r.byClient[rc.ClientDID] == nil {
 			r.byClient[rc.ClientDID] = map[string]bool{}
 		}
 		r.byClient[rc.ClientDID][canonical] = true
 	}
 	r.mu.Unlock()
-	return &rc
+	return &rc, b
 }
 
 // ReadThroughs counts the store reads of lookups missing from a shared

@@ -4,13 +4,16 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/agentd/agentd/agent"
+	"github.com/agentd/agentd/agent/envelope"
 )
 
 // testSignals is an agent.Signals the test fires by hand: the store's
@@ -108,6 +111,39 @@ func noPush(t *testing.T, s *fakeSession) {
 	}
 }
 
+// forwardAttempts hands a forward to the routing handler as the router
+// does, running it again (Attempt 1, 2) after a commit conflict, and
+// returns how many runs its commit took.
+func (h *harness) forwardAttempts(t *testing.T, m agent.Message) int {
+	t.Helper()
+	ctx := context.Background()
+	for _, p := range h.protos {
+		if !strings.HasPrefix(m.Type, p.PIURI+"/") {
+			continue
+		}
+		for attempt := 0; attempt < 3; attempt++ {
+			st := h.st.Agent()
+			in := &agent.Inbound{Message: m, Received: h.now, Work: st.New(), Attempt: attempt,
+				Envelope: envelope.Metadata{Encrypted: true, AnonymousSender: true}}
+			in.Work.Remember(m.ID, h.now.Add(time.Hour))
+			if _, err := p.Handler.HandleMessage(ctx, in); err != nil {
+				t.Fatal(err)
+			}
+			err := st.Commit(ctx, in.Work)
+			if errors.Is(err, agent.ErrConflict) {
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			return attempt + 1
+		}
+		t.Fatal("three conflicts")
+	}
+	t.Fatalf("no protocol for %s", m.Type)
+	return 0
+}
+
 // A shared mediator (B) loaded before another instance (A) granted and
 // registered a client routes for it at once, reading the registration and
 // the grant through to the store, and reads an unknown DID once per
@@ -158,6 +194,22 @@ func TestSharedMediator(t *testing.T) {
 	sig.fireResync() // the signal of "two" was lost
 	if got := pushedTags(t, s); len(got) != 1 || got[0] != "two" {
 		t.Fatalf("pushed after a resync %v, want [two]", got)
+	}
+
+	// B routes with the registration it has (Work.Expect, no read); when
+	// that is stale (A registered the DID again, and B was not signalled),
+	// the first attempt conflicts and the second reads the store.
+	if n := b.forwardAttempts(t, forward(t, "did:example:inbox", jwe("three"))); n != 1 {
+		t.Fatalf("a forward through B took %d attempts, want 1", n)
+	}
+	for _, action := range []string{ActionRemove, ActionAdd} {
+		a.now = a.now.Add(time.Second)
+		if _, err := c.UpdateRecipients(context.Background(), exchanger{h: a}, []Update{{RecipientDID: "did:example:inbox", Action: action}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := b.forwardAttempts(t, forward(t, "did:example:inbox", jwe("four"))); n != 2 {
+		t.Fatalf("a forward through B with a stale registration took %d attempts, want 2", n)
 	}
 
 	// A removes the registration; B stops routing once signalled.
