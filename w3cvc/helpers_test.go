@@ -15,7 +15,8 @@ import (
 type party struct {
 	DID    string
 	Key    keys.PrivateKey
-	Signer Signer
+	Signer Signer // assertionMethod key
+	Auth   Signer // authentication key (the same key for did:key)
 }
 
 // newKeyParty makes a did:key party on curve c.
@@ -27,7 +28,7 @@ func newKeyParty(t testing.TB, c keys.Curve) *party {
 	}
 	d := did.KeyDID(k.PublicKey)
 	k.ID = d + "#" + k.PublicKey.Multikey()
-	return &party{DID: d, Key: k, Signer: KeySigner(d, k)}
+	return &party{DID: d, Key: k, Signer: KeySigner(d, k), Auth: KeySigner(d, k)}
 }
 
 // newPeerParty makes a did:peer:2 party whose Ed25519 key serves assertion
@@ -53,8 +54,13 @@ func newPeerParty(t testing.TB) *party {
 	if err != nil || len(am) == 0 {
 		t.Fatalf("did:peer:2 has no assertion key: %v", err)
 	}
-	k.ID = am[0].ID
-	return &party{DID: id, Key: k, Signer: KeySigner(id, k)}
+	au, err := doc.Authentication()
+	if err != nil || len(au) == 0 {
+		t.Fatalf("did:peer:2 has no authentication key: %v", err)
+	}
+	auth := k
+	k.ID, auth.ID = am[0].ID, au[0].ID
+	return &party{DID: id, Key: k, Signer: KeySigner(id, k), Auth: KeySigner(id, auth)}
 }
 
 func newTestVerifier(t testing.TB, cfg VerifierConfig) *Verifier {
@@ -114,3 +120,5 @@ func at(s string) func() time.Time {
 	}
 	return func() time.Time { return t }
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
