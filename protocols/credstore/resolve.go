@@ -374,3 +374,23 @@ func guardedClient(allowPrivate bool, timeout time.Duration) *http.Client {
 		},
 	}
 }
+
+// Export returns a schema or credential definition the agent created or
+// imported as an Object JSON ({"id", "schema"} or {"id",
+// "credentialDefinition"}): what another agent imports, or what an
+// operator publishes at an https or did:web URL (the public part only).
+func (s *Service) Export(ctx context.Context, id string) ([]byte, error) {
+	var sc schemaRecord
+	err := readJSON(ctx, s.cfg.Store.Records, KindSchema, id, &sc)
+	if err == nil {
+		return json.Marshal(map[string]any{"id": id, "schema": sc.JSON})
+	}
+	if !isNotFound(err) {
+		return nil, err
+	}
+	cd, err := s.credDefRecord(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(map[string]any{"id": id, "credentialDefinition": cd.JSON})
+}

@@ -190,7 +190,7 @@ func (s *Service) AcceptOffer(ctx context.Context, id string) (*aip.CredentialEx
 		if err != nil {
 			return nil, err
 		}
-		req, meta, err := anoncreds.CreateCredentialRequest(offer, cd, ls, e.MyDID, "default")
+		req, meta, err := anoncreds.CreateCredentialRequest(offer, cd, ls, e.MyDID, "master_secret")
 		if err != nil {
 			return nil, agent.Wrap(agent.CodeMsg, err, "the offer cannot be accepted: "+err.Error())
 		}
