@@ -2850,8 +2850,6 @@ input W3CProofNegotiationInput {
   challenge: String
   "[P] LD-proof domain"
   domain: String
-  "[P] accepted VP securing mechanisms -> presentation_definition.format"
-  securingMechanisms: [W3CSecuringMechanism!]
 }
 
 "[P]"
@@ -13637,7 +13635,7 @@ func (ec *executionContext) unmarshalInputW3CProofNegotiationInput(ctx context.C
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"attributeGroups", "submissionRequirementJsons", "challenge", "domain", "securingMechanisms"}
+	fieldsInOrder := [...]string{"attributeGroups", "submissionRequirementJsons", "challenge", "domain"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -13672,13 +13670,6 @@ func (ec *executionContext) unmarshalInputW3CProofNegotiationInput(ctx context.C
 				return it, err
 			}
 			it.Domain = data
-		case "securingMechanisms":
-			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("securingMechanisms"))
-			data, err := ec.unmarshalOW3CSecuringMechanism2ᚕgithubᚗcomᚋagentdᚋagentdᚋtransportᚋgraphqlᚋinternalᚋgeneratedᚐW3CSecuringMechanismᚄ(ctx, v)
-			if err != nil {
-				return it, err
-			}
-			it.SecuringMechanisms = data
 		}
 	}
 	return it, nil
@@ -18640,42 +18631,6 @@ func (ec *executionContext) unmarshalOW3CProofPresentationInput2ᚖgithubᚗcom�
 	}
 	res, err := ec.unmarshalInputW3CProofPresentationInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
-}
-
-func (ec *executionContext) unmarshalOW3CSecuringMechanism2ᚕgithubᚗcomᚋagentdᚋagentdᚋtransportᚋgraphqlᚋinternalᚋgeneratedᚐW3CSecuringMechanismᚄ(ctx context.Context, v any) ([]W3CSecuringMechanism, error) {
-	if v == nil {
-		return nil, nil
-	}
-	vSlice := graphql.CoerceList(v)
-	var err error
-	res := make([]W3CSecuringMechanism, len(vSlice))
-	for i := range vSlice {
-		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
-		res[i], err = ec.unmarshalNW3CSecuringMechanism2githubᚗcomᚋagentdᚋagentdᚋtransportᚋgraphqlᚋinternalᚋgeneratedᚐW3CSecuringMechanism(ctx, vSlice[i])
-		if err != nil {
-			return nil, err
-		}
-	}
-	return res, nil
-}
-
-func (ec *executionContext) marshalOW3CSecuringMechanism2ᚕgithubᚗcomᚋagentdᚋagentdᚋtransportᚋgraphqlᚋinternalᚋgeneratedᚐW3CSecuringMechanismᚄ(ctx context.Context, sel ast.SelectionSet, v []W3CSecuringMechanism) graphql.Marshaler {
-	if v == nil {
-		return graphql.Null
-	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec.marshalNW3CSecuringMechanism2githubᚗcomᚋagentdᚋagentdᚋtransportᚋgraphqlᚋinternalᚋgeneratedᚐW3CSecuringMechanism(ctx, sel, v[i])
-	})
-
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
-	}
-
-	return ret
 }
 
 func (ec *executionContext) unmarshalOW3CSecuringMechanism2ᚖgithubᚗcomᚋagentdᚋagentdᚋtransportᚋgraphqlᚋinternalᚋgeneratedᚐW3CSecuringMechanism(ctx context.Context, v any) (*W3CSecuringMechanism, error) {

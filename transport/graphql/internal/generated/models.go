@@ -706,8 +706,6 @@ type W3CProofNegotiationInput struct {
 	Challenge *string `json:"challenge,omitempty"`
 	// [P] LD-proof domain
 	Domain *string `json:"domain,omitempty"`
-	// [P] accepted VP securing mechanisms -> presentation_definition.format
-	SecuringMechanisms []W3CSecuringMechanism `json:"securingMechanisms,omitempty"`
 }
 
 // [P]
