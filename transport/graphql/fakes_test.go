@@ -206,9 +206,9 @@ func (f *fakeProofs) Delete(ctx context.Context, id string) error {
 // fakeConnections is aip.Connections with one connection; methods the tests
 // do not use panic (a recovered panic is itself tested).
 type fakeConnections struct {
-	aip.Connections // nil: unused methods panic
-	conns           map[string]*aip.Connection
-	msgs            []*aip.BasicMessage
+	unusedConnections // nil: unused methods panic
+	conns             map[string]*aip.Connection
+	msgs              []*aip.BasicMessage
 }
 
 func (f *fakeConnections) Connection(ctx context.Context, id string) (*aip.Connection, error) {
@@ -239,6 +239,8 @@ func (f *fakeConnections) SendBasicMessage(ctx context.Context, connectionID, co
 	f.msgs = append(f.msgs, m)
 	return m, nil
 }
+
+type unusedConnections = aip.Connections
 
 // fakeBroker is an EventSource.
 type fakeBroker struct {
@@ -284,4 +286,11 @@ func (b *fakeBroker) count(topic string) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return len(b.subs[topic])
+}
+
+// DeleteConnection panics: the recovered panic is tested.
+func (f *fakeConnections) DeleteConnection(ctx context.Context, id string) error {
+	var m map[string]int
+	m["boom"]++
+	return nil
 }

@@ -106,6 +106,14 @@ func agentServer(t *testing.T, r *Resolver, logs io.Writer) *httptest.Server {
 	return srv
 }
 
+// httptestServer serves api behind the real HTTP server.
+func httptestServer(t *testing.T, api *API) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(agenthttp.NewHandler(agenthttp.Config{AdminToken: token, Features: []agenthttp.Feature{api}}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
 type gqlError struct {
 	Message    string         `json:"message"`
 	Path       []any          `json:"path"`
