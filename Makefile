@@ -19,7 +19,7 @@ GOFLAGS_TEST ?= -count=1 -timeout 20m
 GOTAGS   ?= prover_disabled
 BENCH    ?= .
 
-.PHONY: run test test-race build vet fmt-check deps deps-apt deps-iden3-circuits bench bench-iden3 bench-mediator clean
+.PHONY: run test test-race build vet fmt-check generate deps deps-apt deps-iden3-circuits bench bench-iden3 bench-mediator clean
 
 ## run: start the daemon on its embedded defaults (./data, 127.0.0.1:8080)
 run:
@@ -105,6 +105,10 @@ test: deps deps-apt fmt-check vet
 ## test-race: every test under the race detector (needs cgo/gcc)
 test-race: deps deps-apt
 	$(GO) test -race -tags '$(GOTAGS)' $(GOFLAGS_TEST) ./...
+
+## generate: regenerate the GraphQL admin API's gqlgen code from transport/graphql/schema.graphqls
+generate:
+	$(GO) generate ./transport/graphql/
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './$(NPM_DIR)/*')); \
