@@ -78,6 +78,9 @@ func checkContent(content string) error {
 func (s *Service) putMessage(ctx context.Context, w *agent.Work, c *connection, bm *basicMessage) error {
 	bm.Key = newestKey(s.now(), bm.ID)
 	w.Put(KindBasicMsgIndex, c.ID+"/"+bm.Key, []byte(bm.ID))
+	// Deletions read this record before they list the connection's
+	// messages: a message stored meanwhile makes them run again.
+	w.Put(KindBasicMsgLast, c.ID, []byte(bm.Key))
 	if _, err := w.Get(ctx, KindConnIndex, "bm/"+c.Key); isNotFound(err) {
 		setHasMessages(w, c, true)
 	} else if err != nil {
@@ -182,6 +185,9 @@ func (s *Service) DeleteBasicMessages(ctx context.Context, ids []string) ([]stri
 			deleted = append(deleted, id)
 		}
 		for connID, keys := range gone {
+			if err := readLast(ctx, w, connID); err != nil {
+				return err
+			}
 			es, err := walk(ctx, s.cfg.Store.Records, KindBasicMsgIndex, connID+"/", "", len(keys)+1, nil)
 			if err != nil {
 				return err
@@ -236,6 +242,9 @@ func (s *Service) DeleteBasicMessagesForConnection(ctx context.Context, connecti
 
 // deleteMessagesOf stages the deletion of every message of a connection.
 func (s *Service) deleteMessagesOf(ctx context.Context, w *agent.Work, connID string) ([]string, error) {
+	if err := readLast(ctx, w, connID); err != nil {
+		return nil, err
+	}
 	es, err := walk(ctx, s.cfg.Store.Records, KindBasicMsgIndex, connID+"/", "", -1, nil)
 	if err != nil {
 		return nil, err
@@ -247,4 +256,14 @@ func (s *Service) deleteMessagesOf(ctx context.Context, w *agent.Work, connID st
 		ids = append(ids, e.id)
 	}
 	return ids, nil
+}
+
+// readLast reads the connection's last-message record into w, so that w's
+// commit fails (and its function runs again) if a message is stored for
+// the connection after w listed them.
+func readLast(ctx context.Context, w *agent.Work, connID string) error {
+	if _, err := w.Get(ctx, KindBasicMsgLast, connID); err != nil && !isNotFound(err) {
+		return err
+	}
+	return nil
 }

@@ -186,6 +186,7 @@ func (s *Service) DeleteConnection(ctx context.Context, id string) error {
 			w.Delete(KindConnIndex, k)
 		}
 		w.Delete(KindConnIndex, "nobm/"+c.Key)
+		w.Delete(KindBasicMsgLast, c.ID)
 		w.Delete(KindConnection, c.ID)
 		return nil
 	})

@@ -340,3 +340,60 @@ func TestPagingIsStableUnderInserts(t *testing.T) {
 		t.Errorf("bad token: %v", err)
 	}
 }
+
+func TestDeletionRunsAgainWhenAMessageArrivesMeanwhile(t *testing.T) {
+	n := newNetwork()
+	alice, bob := n.add(t, "alice"), n.add(t, "bob")
+	a, _ := connect(t, n, alice, bob)
+	bob.svc.SendBasicMessage(ctx, mustConn(t, bob, alice.did), "one")
+	n.pump(t)
+	// A message stored between the deletion's listing and its commit
+	// makes the commit conflict; Update's second run deletes it too.
+	w := alice.store.Agent().New()
+	ids, err := alice.svc.deleteMessagesOf(ctx, w, a.ID)
+	if err != nil || len(ids) != 1 {
+		t.Fatal(ids, err)
+	}
+	bob.svc.SendBasicMessage(ctx, mustConn(t, bob, alice.did), "two")
+	n.pump(t)
+	if err := alice.store.Agent().Commit(ctx, w); !errors.Is(err, agent.ErrConflict) {
+		t.Fatalf("commit after a new message: %v", err)
+	}
+	if err := alice.svc.DeleteConnection(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if alice.store.Records.Len(KindBasicMessage) != 0 {
+		t.Fatal("a message outlived its connection")
+	}
+}
+
+func TestNewestConnectionOfADIDWins(t *testing.T) {
+	n := newNetwork()
+	alice, bob := n.add(t, "alice"), n.add(t, "bob")
+	first, _ := connect(t, n, alice, bob)
+	time.Sleep(time.Millisecond)
+	second, _ := connect(t, n, alice, bob)
+	got, err := alice.svc.ConnectionOf(ctx, alice.store.Agent().New(), bob.did+"#x")
+	if err != nil || got.ID != second.ID || got.ID == first.ID {
+		t.Fatalf("got %+v %v, want %s", got, err, second.ID)
+	}
+	if err := alice.svc.DeleteConnection(ctx, second.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := alice.svc.ConnectionByDID(ctx, bob.did); got == nil || got.ID != first.ID {
+		t.Fatalf("after delete: %+v", got)
+	}
+	cs, _, _ := alice.svc.Connections(ctx, aip.Page{}, aip.ConnectionFilter{ConnectionIDs: []string{first.ID, "nope", second.ID}})
+	if len(cs) != 1 || cs[0].ID != first.ID {
+		t.Fatalf("by ids: %+v", cs)
+	}
+}
+
+func mustConn(t *testing.T, nd *node, peer string) string {
+	t.Helper()
+	c, err := nd.svc.ConnectionByDID(ctx, peer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.ID
+}

@@ -25,6 +25,7 @@ const (
 	KindConnIndex      = "aip-conn-idx"        // all/, did/DID/, bm/, nobm/ + key → id
 	KindBasicMessage   = "aip-bm"              // basic messages by id
 	KindBasicMsgIndex  = "aip-bm-idx"          // CONNECTION-ID/ + key → id
+	KindBasicMsgLast   = "aip-bm-last"         // CONNECTION-ID → key of its last message stored
 	walkBatch          = 256
 	maxBasicMessageLen = 64 << 10
 )
