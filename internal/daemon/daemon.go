@@ -75,6 +75,10 @@ type Daemon struct {
 	// privado is the proof-request service for exchanges, when
 	// privado.enabled (privado.go).
 	privado *privado.Service
+	// aip are the cloud-agent services, when aip.enabled (aip.go).
+	aip *aipParts
+	// hooks are the operator's webhooks, one outbox transport.
+	hooks *httptransport.Webhooks
 
 	listener net.Listener
 	// stopPprof stops the profiling listener (admin.pprof_addr), if any.
@@ -126,6 +130,9 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 		d.metrics.WatchPool(p.PoolFigures)
 	}
 	d.outbox = buildOutbox(cfg, d.db.Outbox(), d.metrics, d.log)
+	d.hooks = &httptransport.Webhooks{}
+	d.outbox.Handle("webhook+https", d.hooks)
+	d.outbox.Handle("webhook+http", d.hooks)
 	d.store = agent.Store{Records: records, Committer: d.db, Wake: d.outbox.Wake,
 		OutboxLimits: agent.OutboxLimits{MaxPending: cfg.Outbox.MaxPending, MaxPendingPerDestination: cfg.Outbox.MaxPendingPerDestination}}
 	messenger := &agent.Messenger{Identity: d.identity, Resolver: d.resolver, Keys: keyResolver, Store: d.store,
@@ -158,7 +165,7 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 	if d.provecontrol, err = buildProveControl(cfg, d.identity, messenger, d.store, d.resolver, d.router, waiters, plog, d.log); err != nil {
 		return err
 	}
-	if d.iden3, err = buildIden3(cfg, d.store, d.outbox, d.metrics, d.log); err != nil {
+	if d.iden3, err = buildIden3(cfg, d.store, d.hooks, d.metrics, d.log); err != nil {
 		return err
 	}
 	if d.users, err = buildUsers(cfg, d.store, keyResolver, d.router, d.log); err != nil {
@@ -167,6 +174,11 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 	if d.privado, err = buildPrivado(cfg, d.db, d.store, d.outbox, d.users, d.iden3, d.log); err != nil {
 		return err
 	}
+	if d.aip, err = buildAIP(cfg, aipDeps{store: d.store, messenger: messenger, oob: d.oob, resolver: d.resolver,
+		myDID: func() string { return d.publicDID().get() }, hooks: d.hooks, router: d.router}, d.log); err != nil {
+		return err
+	}
+	wrapAIP(d.aip, d.router) // after every protocol is registered
 	d.ws = newWebSockets()
 	proxies, err := httptransport.ParseTrustedProxies(cfg.HTTP.TrustedProxies)
 	if err != nil {
