@@ -13,10 +13,13 @@ import (
 	"time"
 
 	"github.com/agentd/agentd/agent"
+	"github.com/agentd/agentd/agent/did"
 	"github.com/agentd/agentd/agent/envelope"
+	"github.com/agentd/agentd/agent/keys"
 	"github.com/agentd/agentd/aip"
 	"github.com/agentd/agentd/anoncreds"
 	"github.com/agentd/agentd/store/bolt"
+	"github.com/agentd/agentd/w3cvc"
 )
 
 // memMessenger stands in for agent.Messenger: the "packed" payload is the
@@ -125,6 +128,12 @@ func (m *memCreds) ResolveCredDef(_ context.Context, id string) (*anoncreds.Cred
 	return nil, fmt.Errorf("credential definition %s: %w", id, agent.ErrNotFound)
 }
 
+func (m *memCreds) addW3C(id string, raw []byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.creds = append(m.creds, &aip.Credential{ID: id, Format: aip.FormatW3C, CredentialJSON: string(raw), W3CFormat: w3cvc.FormatJWTVC})
+}
+
 func (m *memCreds) addAnoncreds(t testing.TB, id, file string) {
 	t.Helper()
 	raw := readVector(t, file)
@@ -221,6 +230,7 @@ const (
 type node struct {
 	name   string
 	did    string
+	key    keys.PrivateKey
 	path   string
 	db     *bolt.DB
 	store  agent.Store
@@ -233,7 +243,13 @@ type node struct {
 
 func newNode(t *testing.T, name string, mod ...func(*Config)) *node {
 	t.Helper()
-	n := &node{name: name, did: "did:example:" + name, path: filepath.Join(t.TempDir(), name+".db"),
+	k, err := keys.Generate(keys.Ed25519, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := did.KeyDID(k.PublicKey)
+	k.ID = d + "#" + k.PublicKey.Multikey()
+	n := &node{name: name, did: d, key: k, path: filepath.Join(t.TempDir(), name+".db"),
 		conns: &memConns{}, events: &events{}}
 	schemas, credDefs, ls := vectorObjects(t)
 	n.creds = &memCreds{ls: ls, schemas: schemas, credDefs: credDefs}
@@ -250,7 +266,20 @@ func (n *node) open(t *testing.T, mod ...func(*Config)) {
 	}
 	n.db = db
 	n.store = agent.Store{Records: db.Records(), Committer: db}
-	n.cfg = Config{Store: n.store, Messenger: memMessenger{}, Connections: n.conns, Credentials: n.creds,
+	w3c, err := NewW3C(W3CConfig{
+		Verifier: w3cvc.NewVerifier(w3cvc.VerifierConfig{Resolver: did.NewDefaultRegistry(nil, nil)}),
+		Signer: func(_ context.Context, d string) (w3cvc.Signer, error) {
+			if d != n.did {
+				return nil, fmt.Errorf("not our DID: %s", d)
+			}
+			return w3cvc.KeySigner(d, n.key), nil
+		},
+		Resolver: did.NewDefaultRegistry(nil, nil),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.cfg = Config{Store: n.store, Messenger: memMessenger{}, Connections: n.conns, Credentials: n.creds, W3C: w3c,
 		Events: n.events, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	for _, m := range mod {
 		m(&n.cfg)
