@@ -71,7 +71,9 @@ func idOfSortKey(k string) string {
 	return k[16:]
 }
 
-func stateIndex(r aip.ProofExRole, s aip.ProofExState) string { return string(r) + "/" + string(s) + "/" }
+func stateIndex(r aip.ProofExRole, s aip.ProofExState) string {
+	return string(r) + "/" + string(s) + "/"
+}
 
 func connStateIndex(conn string, r aip.ProofExRole, s aip.ProofExState) string {
 	return conn + "/" + string(r) + "/" + string(s) + "/"

@@ -47,7 +47,7 @@ func newIssuer(t *testing.T) *issuer {
 	body, err = w3cvc.IssueLDP(map[string]any{
 		"@context": []any{w3cvc.ContextV1, w3cvc.ContextStatusList2021},
 		"id":       iss.list, "type": []any{"VerifiableCredential", "StatusList2021Credential"},
-		"issuanceDate": "2024-01-01T00:00:00Z",
+		"issuanceDate":      "2024-01-01T00:00:00Z",
 		"credentialSubject": map[string]any{"id": iss.list + "#list", "type": "StatusList2021", "statusPurpose": "revocation", "encodedList": enc},
 	}, iss.signer)
 	if err != nil {
@@ -251,7 +251,9 @@ func TestW3CWrongHolder(t *testing.T) {
 	stranger := newNode(t, "stranger")
 	p2.open(t, func(c *Config) {
 		w, _ := NewW3C(W3CConfig{Verifier: w3cvc.NewVerifier(w3cvc.VerifierConfig{Resolver: did.NewDefaultRegistry(nil, nil)}),
-			Signer: func(context.Context, string) (w3cvc.Signer, error) { return w3cvc.KeySigner(stranger.did, stranger.key), nil }})
+			Signer: func(context.Context, string) (w3cvc.Signer, error) {
+				return w3cvc.KeySigner(stranger.did, stranger.key), nil
+			}})
 		c.W3C = w
 	})
 	vx := w3cPresent(t, v2, p2, vConn2, "degree", nil)
