@@ -212,6 +212,67 @@ func toQuery(rs []aip.AnoncredsRestriction, where string) (*anoncreds.Query, err
 	return &q, nil
 }
 
+// AnoncredsRequestJSON writes a presentation request as it goes on the
+// wire: restrictions in the plain WQL form agents expect (an array of
+// objects of tag equalities) wherever the query has that shape, rather
+// than the $or/$and form the query model writes.
+func AnoncredsRequestJSON(r *anoncreds.PresentationRequest) ([]byte, error) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return nil, err
+	}
+	for _, k := range []string{"requested_attributes", "requested_predicates"} {
+		refs, _ := doc[k].(map[string]any)
+		for _, v := range refs {
+			if info, ok := v.(map[string]any); ok && info["restrictions"] != nil {
+				info["restrictions"] = flattenWQL(info["restrictions"])
+			}
+		}
+	}
+	return json.Marshal(doc)
+}
+
+// flattenWQL rewrites {"$or": [...]} as an array and {"$and": [{a}, {b}]}
+// of distinct plain tags as one object.
+func flattenWQL(v any) any {
+	m, ok := v.(map[string]any)
+	if !ok || len(m) != 1 {
+		return v
+	}
+	if or, ok := m["$or"].([]any); ok {
+		out := make([]any, len(or))
+		for i, e := range or {
+			out[i] = flattenWQL(e)
+		}
+		return out
+	}
+	and, ok := m["$and"].([]any)
+	if !ok {
+		return v
+	}
+	flat := map[string]any{}
+	for _, e := range and {
+		em, ok := e.(map[string]any)
+		if !ok || len(em) != 1 {
+			return v
+		}
+		for k, x := range em {
+			if _, dup := flat[k]; dup || strings.HasPrefix(k, "$") {
+				return v
+			}
+			if _, isString := x.(string); !isString {
+				return v
+			}
+			flat[k] = x
+		}
+	}
+	return flat
+}
+
 // FromAnoncredsRequest maps an AnonCreds presentation request (received)
 // onto the API's shape, as far as that shape goes: restrictions other than
 // alternatives of tag equalities are left out (the request itself is kept

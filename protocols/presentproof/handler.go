@@ -46,10 +46,11 @@ func (s *Service) requestAttachment(req aip.ProofRequest, _ bool) (agent.Attachm
 		if err != nil {
 			return agent.Attachment{}, nil, err
 		}
-		att, err := jsonAttachment(FormatAnoncredsRequest, pr)
+		data, err := AnoncredsRequestJSON(pr)
 		if err != nil {
 			return agent.Attachment{}, nil, err
 		}
+		att := agent.Attachment{ID: agent.NewID(), MediaType: "application/json", Format: FormatAnoncredsRequest, Data: agent.AttachmentData{JSON: data}}
 		a := *req.Anoncreds
 		a.Name, a.Version, a.Nonce = pr.Name, pr.Version, pr.Nonce
 		shown.Anoncreds = &a
