@@ -116,7 +116,9 @@ func head(s []string) []string { return s[:min(3, len(s))] }
 func TestListStableUnderInserts(t *testing.T) {
 	n := newNode(t, "lister")
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	at := func(int) (aip.ProofExRole, aip.ProofExState, string) { return aip.ProofExProver, aip.ProofExRequest, "c" }
+	at := func(int) (aip.ProofExRole, aip.ProofExState, string) {
+		return aip.ProofExProver, aip.ProofExRequest, "c"
+	}
 	seed(t, n.store, 50, start, at)
 	f := aip.ProofExchangeFilter{Role: aip.ProofExProver, States: []aip.ProofExState{aip.ProofExRequest}}
 	first, next, err := n.svc.ProofExchanges(context.Background(), aip.Page{Limit: 20}, f)
