@@ -418,3 +418,62 @@ func TestRestartMidExchange(t *testing.T) {
 	deliver(t, v, p)
 	waitState(t, p, px.ID, aip.ProofExDone)
 }
+
+// TestIndyFormatNames: a request under the hlindy name (as ACA-Py sends
+// it) is answered under the hlindy name, and verifies.
+func TestIndyFormatNames(t *testing.T) {
+	ctx := context.Background()
+	v, p, vConn, _ := pair(t)
+	vx, err := v.svc.SendRequest(ctx, vConn, personRequest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	deliverWith(t, v, func(m *agent.Message) { m.Attachments[0].Format = FormatIndyRequest }, p)
+	if _, err := p.svc.AcceptRequest(ctx, only(t, p, aip.ProofExProver).ID, personPresentation()); err != nil {
+		t.Fatal(err)
+	}
+	sent := deliver(t, p, v)
+	if sent[0].Attachments[0].Format != FormatIndyProof {
+		t.Fatalf("answered in %s", sent[0].Attachments[0].Format)
+	}
+	if r := waitState(t, v, vx.ID, aip.ProofExDone).Messages.Presentation; r.VerificationResult != aip.Verified {
+		t.Fatalf("verification %+v", r)
+	}
+}
+
+// TestNonRevocationRefused: a referent that needs a non-revocation proof
+// of a revocable credential has no candidate, and presenting it is refused
+// as unsupported, changing nothing.
+func TestNonRevocationRefused(t *testing.T) {
+	ctx := context.Background()
+	v, p, vConn, _ := pair(t)
+	revocable := *p.creds.credDefs[vecCredDefID]
+	revocable.Value.Revocation = json.RawMessage(`{"g":"1 0 0"}`)
+	p.creds.credDefs = map[string]*anoncreds.CredentialDefinition{vecCredDefID: &revocable}
+	req := personRequest()
+	for i := range req.Anoncreds.AttributeGroups {
+		for j := range req.Anoncreds.AttributeGroups[i].Restrictions {
+			req.Anoncreds.AttributeGroups[i].Restrictions[j].NonRevoked = &aip.NonRevokedInterval{To: i64(2000000000)}
+		}
+	}
+	if _, err := v.svc.SendRequest(ctx, vConn, req); err != nil {
+		t.Fatal(err)
+	}
+	deliver(t, v, p)
+	px := only(t, p, aip.ProofExProver)
+	cands, err := p.svc.CredentialsFor(ctx, px.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cands {
+		if len(c.CredentialIDs) != 0 {
+			t.Fatalf("referent %s offers %v, which would need a non-revocation proof", c.Referent, c.CredentialIDs)
+		}
+	}
+	before := p.stored(t, px.ID)
+	_, err = p.svc.AcceptRequest(ctx, px.ID, personPresentation())
+	code(t, err, agent.CodeMsgUnsupported)
+	if p.stored(t, px.ID) != before || outboxLen(t, p) != 0 {
+		t.Fatal("a refused accept changed something")
+	}
+}

@@ -79,6 +79,11 @@ func (x *W3C) Request(n *aip.W3CProofNegotiation) ([]byte, *aip.W3CProofNegotiat
 	if err != nil {
 		return nil, nil, agent.Wrap(agent.CodeMsg, err, "invalid W3C proof request: "+clip(err.Error()))
 	}
+	for _, d := range def.InputDescriptors {
+		if d.Constraints != nil && d.Constraints.LimitDisclosure == "required" {
+			return nil, nil, agent.Errorf(agent.CodeMsgUnsupported, "input descriptor %q needs selective disclosure (PREDICATE attributes, limit_disclosure required), which is not supported", clip(d.ID))
+		}
+	}
 	defJSON, err := json.Marshal(def)
 	if err != nil {
 		return nil, nil, err

@@ -261,3 +261,17 @@ func TestW3CWrongHolder(t *testing.T) {
 		t.Fatalf("verification %s %v", r.VerificationResult, r.VerificationErrors)
 	}
 }
+
+// TestW3CPredicateRefused: a PREDICATE attribute needs selective
+// disclosure, which is refused as unsupported before anything is stored
+// or sent.
+func TestW3CPredicateRefused(t *testing.T) {
+	v, _, vConn := w3cPair(t)
+	req := w3cRequest()
+	req.W3C.AttributeGroups[0].Attributes[0].PresentationType = aip.PresentPredicate
+	_, err := v.svc.SendRequest(context.Background(), vConn, req)
+	code(t, err, agent.CodeMsgUnsupported)
+	if items, _, _ := v.svc.ProofExchanges(context.Background(), aip.Page{}, aip.ProofExchangeFilter{}); len(items) != 0 || outboxLen(t, v) != 0 {
+		t.Fatal("a refused request was stored or sent")
+	}
+}
