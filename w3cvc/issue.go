@@ -17,7 +17,16 @@ func prepareVC(vc map[string]any, s Signer) (map[string]any, error) {
 	if vc == nil {
 		return nil, fmt.Errorf("credential is nil")
 	}
-	doc := cloneMap(vc)
+	// A JSON round trip gives JSON values (float64, []any...) whatever Go
+	// types vc was built with.
+	b, err := json.Marshal(vc)
+	if err != nil {
+		return nil, fmt.Errorf("credential is not JSON: %w", err)
+	}
+	doc, err := decodeObject(b)
+	if err != nil {
+		return nil, fmt.Errorf("credential: %w", err)
+	}
 	if _, ok := doc["@context"]; !ok {
 		doc["@context"] = []any{ContextV1}
 	}

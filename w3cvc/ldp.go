@@ -22,7 +22,14 @@ const (
 
 // canonicalize returns the RDFC-1.0 (URDNA2015) N-Quads of doc, in JSON-LD
 // safe mode with the offline loader.
-func canonicalize(doc map[string]any) ([]byte, error) {
+func canonicalize(doc map[string]any) (_ []byte, err error) {
+	defer func() {
+		// json-gold panics on some malformed input (and on non-JSON Go
+		// values); a document must give an error, never a crash.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("JSON-LD processing failed on malformed input: %v", r)
+		}
+	}()
 	opts := ld.NewJsonLdOptions("")
 	opts.ProcessingMode = ld.JsonLd_1_1
 	opts.DocumentLoader = loader

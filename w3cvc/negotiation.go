@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -115,12 +114,14 @@ func DefinitionFromNegotiation(n Negotiation) (*Definition, error) {
 	for i, s := range n.SubmissionRequirementJSONs {
 		var r SubmissionRequirement
 		dec := json.NewDecoder(strings.NewReader(s))
-		dec.DisallowUnknownFields()
 		if err := dec.Decode(&r); err != nil {
 			return nil, fmt.Errorf("submissionRequirementJsons[%d] is not a submission requirement object: %w", i, err)
 		}
 		if dec.More() {
 			return nil, fmt.Errorf("submissionRequirementJsons[%d] has data after the object", i)
+		}
+		if k := extraMember(r); k != "" {
+			return nil, fmt.Errorf("submissionRequirementJsons[%d] has member %.40q; a submission requirement has name, purpose, rule, count, min, max, from and from_nested", i, k)
 		}
 		d.SubmissionRequirements = append(d.SubmissionRequirements, r)
 	}
@@ -128,6 +129,20 @@ func DefinitionFromNegotiation(n Negotiation) (*Definition, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// extraMember returns a member of r or its nested requirements that the
+// model does not know, or "".
+func extraMember(r SubmissionRequirement) string {
+	for k := range r.Extra {
+		return k
+	}
+	for _, n := range r.FromNested {
+		if k := extraMember(n); k != "" {
+			return k
+		}
+	}
+	return ""
 }
 
 // filterFromRestrictions maps value restrictions to a JSON Schema filter.
@@ -446,14 +461,4 @@ func restrictionsFromFilter(f map[string]any) *ValueRestrictions {
 		return nil
 	}
 	return r
-}
-
-// sortedKeys is used by tests and errors for a stable order.
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
