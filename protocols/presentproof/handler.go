@@ -36,7 +36,7 @@ type W3CFormat interface {
 
 // requestAttachment builds the attachment of a request (or proposal) and
 // the request as the exchange shows it.
-func (s *Service) requestAttachment(req aip.ProofRequest, _ bool) (agent.Attachment, *aip.ProofRequest, error) {
+func (s *Service) requestAttachment(req aip.ProofRequest) (agent.Attachment, *aip.ProofRequest, error) {
 	if (req.Anoncreds == nil) == (req.W3C == nil) {
 		return agent.Attachment{}, nil, agent.Errorf(agent.CodeMsg, "exactly one of the request formats (anoncreds, w3c) must be given")
 	}

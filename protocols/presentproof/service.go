@@ -179,7 +179,7 @@ func (s *Service) SendRequest(ctx context.Context, connectionID string, req aip.
 	if err != nil {
 		return nil, err
 	}
-	att, shown, err := s.requestAttachment(req, true)
+	att, shown, err := s.requestAttachment(req)
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +217,7 @@ func (s *Service) SendProposal(ctx context.Context, connectionID string, proposa
 	if err != nil {
 		return nil, err
 	}
-	att, shown, err := s.requestAttachment(proposal, true)
+	att, shown, err := s.requestAttachment(proposal)
 	if err != nil {
 		return nil, err
 	}
@@ -272,7 +272,7 @@ func (s *Service) RequestFromProposal(ctx context.Context, id string, req *aip.P
 			req.W3C = &n
 		}
 	}
-	att, shown, err := s.requestAttachment(*req, true)
+	att, shown, err := s.requestAttachment(*req)
 	if err != nil {
 		return nil, err
 	}
