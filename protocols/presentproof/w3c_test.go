@@ -275,3 +275,38 @@ func TestW3CPredicateRefused(t *testing.T) {
 		t.Fatal("a refused request was stored or sent")
 	}
 }
+
+// TestIdentitySigner: the signer found through the agent's key store signs
+// presentations that verify with the DID as holder; a DID whose keys the
+// agent does not hold has no signer.
+func TestIdentitySigner(t *testing.T) {
+	ctx := context.Background()
+	k, err := keys.Generate(keys.Ed25519, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := did.KeyDID(k.PublicKey)
+	k.ID = d + "#" + k.PublicKey.Multikey()
+	ks := &keys.MemoryStore{}
+	if err := ks.Put(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	reg := did.NewDefaultRegistry(nil, nil)
+	sign := IdentitySigner(agent.NewIdentity(ks), reg)
+	s, err := sign(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vp, err := w3cvc.Present(nil, s, w3cvc.FormatJWTVP, "c", "d", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := w3cvc.NewVerifier(w3cvc.VerifierConfig{Resolver: reg}).VerifyPresentation(ctx, vp, w3cvc.PresentationCheck{Challenge: "c", Domain: "d", Holders: []string{d}})
+	if err != nil || p.Holder != d {
+		t.Fatalf("%v %v", p, err)
+	}
+	other, _ := keys.Generate(keys.Ed25519, "")
+	if _, err := sign(ctx, did.KeyDID(other.PublicKey)); err == nil {
+		t.Fatal("a signer for a DID whose key the agent does not hold")
+	}
+}
