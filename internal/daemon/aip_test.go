@@ -112,7 +112,9 @@ func TestAIPConnectionsBetweenTwoAgents(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
-		svc  interface{ BasicMessages(context.Context, string, aip.Page) ([]*aip.BasicMessage, string, error) }
+		svc interface {
+			BasicMessages(context.Context, string, aip.Page) ([]*aip.BasicMessage, string, error)
+		}
 		conn string
 		in   string
 		out  string
