@@ -24,6 +24,26 @@ type AIP struct {
 	WebhookSecretFile string `yaml:"webhook_secret_file"`
 	// WebhookSecret is only taken from the environment.
 	WebhookSecret string `yaml:"-"`
+	// AnonCreds says where schemas and credential definitions of other
+	// issuers are resolved from (besides the agent's own records and the
+	// operator's imports).
+	AnonCreds AIPAnonCreds `yaml:"anoncreds"`
+	// FetchAllowPrivate lets the services' outbound fetches (AnonCreds
+	// objects over https/did:web, W3C status list credentials) go to
+	// loopback, private and link-local addresses (default false: public
+	// addresses only).
+	FetchAllowPrivate bool `yaml:"fetch_allow_private"`
+}
+
+// AIPAnonCreds is the aip.anoncreds section.
+type AIPAnonCreds struct {
+	// Dir, when set, is a directory of schema and credential definition
+	// JSON files ({"id", "schema"} or {"id", "credentialDefinition"}),
+	// read at start.
+	Dir string `yaml:"dir"`
+	// Web resolves ids that are https URLs or did:web DID URLs by fetching
+	// them (default false).
+	Web bool `yaml:"web"`
 }
 
 func defaultAIP() AIP { return AIP{Enabled: true, Label: "agentd"} }
@@ -35,6 +55,13 @@ func (c *Config) validateAIP() error {
 	}
 	if len(a.Label) > 256 {
 		return errors.New("aip.label: at most 256 bytes")
+	}
+	if a.AnonCreds.Dir != "" {
+		if st, err := os.Stat(a.AnonCreds.Dir); err != nil {
+			return fmt.Errorf("aip.anoncreds.dir: %w", err)
+		} else if !st.IsDir() {
+			return fmt.Errorf("aip.anoncreds.dir: %s is not a directory", a.AnonCreds.Dir)
+		}
 	}
 	if a.WebhookURL == "" {
 		return nil
@@ -61,6 +88,9 @@ func init() {
 		option{"aip-label", "AGENTD_AIP_LABEL", "the agent's label in invitations (aip.label)", str(func(c *Config) *string { return &c.AIP.Label })},
 		option{"aip-webhook-url", "AGENTD_AIP_WEBHOOK_URL", "base URL the cloud-agent events are posted under, /topics/{topic} (aip.webhook_url)", str(func(c *Config) *string { return &c.AIP.WebhookURL })},
 		option{"aip-webhook-secret-file", "AGENTD_AIP_WEBHOOK_SECRET_FILE", "file of the HMAC secret of the events webhook (aip.webhook_secret_file)", str(func(c *Config) *string { return &c.AIP.WebhookSecretFile })},
+		option{"aip-anoncreds-dir", "AGENTD_AIP_ANONCREDS_DIR", "directory of AnonCreds schema and credential definition JSON files (aip.anoncreds.dir)", str(func(c *Config) *string { return &c.AIP.AnonCreds.Dir })},
+		option{"aip-anoncreds-web", "AGENTD_AIP_ANONCREDS_WEB", "resolve AnonCreds objects at https and did:web ids: true or false (aip.anoncreds.web)", boolean(func(c *Config) *bool { return &c.AIP.AnonCreds.Web })},
+		option{"aip-fetch-allow-private", "AGENTD_AIP_FETCH_ALLOW_PRIVATE", "let AnonCreds object and status list fetches go to loopback and private addresses: true or false (aip.fetch_allow_private)", boolean(func(c *Config) *bool { return &c.AIP.FetchAllowPrivate })},
 	)
 	secretEnv = append(secretEnv,
 		option{"", "AGENTD_AIP_WEBHOOK_SECRET", "HMAC secret of the events webhook (aip.webhook_secret_file)", str(func(c *Config) *string { return &c.AIP.WebhookSecret })},
