@@ -284,3 +284,39 @@ func TestSubscriptions(t *testing.T) {
 	}
 	t.Fatalf("sse stream ended: %v", sc.Err())
 }
+
+// fakeSigner signs as one DID, echoing what it was asked.
+type fakeSigner struct{ calls []string }
+
+func (f *fakeSigner) SignW3C(ctx context.Context, signer string, credential []byte, mechanism string) (string, string, error) {
+	if signer != "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK" {
+		return "", "", agent.Errorf(agent.CodeMsg, "signer: not a DID this agent signs for")
+	}
+	f.calls = append(f.calls, mechanism)
+	return string(credential), "secured:" + mechanism, nil
+}
+
+// TestSignCredential: the documented operation reaches the signer with its
+// mechanism and answers SignW3CCredentialResult; SD_JWT is
+// UNSUPPORTED_FORMAT and a foreign signer BAD_USER_INPUT, neither signing.
+func TestSignCredential(t *testing.T) {
+	s := &fakeSigner{}
+	srv := agentServer(t, &Resolver{Signer: s}, nil)
+	r := noErrors(t, post(t, srv, operation(t, "docs_signCredential"), nil))
+	var got struct{ CredentialJSON, SecuredCredentialJSON string }
+	json.Unmarshal(r.Data["signCredential"], &got)
+	if got.SecuredCredentialJSON != "secured:LINKED_DATA_PROOF" || !strings.Contains(got.CredentialJSON, `"name":"Alice"`) {
+		t.Fatalf("result %s", r.Data["signCredential"])
+	}
+	sdjwt := strings.Replace(operation(t, "docs_signCredential"), "LINKED_DATA_PROOF", "SD_JWT", 1)
+	if code := errorCode(t, post(t, srv, sdjwt, nil)); code != CodeUnsupportedFormat {
+		t.Errorf("SD_JWT: %s", code)
+	}
+	other := strings.Replace(operation(t, "docs_signCredential"), `signer: "did:key:z6Mkha`, `signer: "did:key:z6Mkxx`, 1)
+	if code := errorCode(t, post(t, srv, other, nil)); code != CodeBadUserInput {
+		t.Errorf("foreign signer: %s", code)
+	}
+	if len(s.calls) != 1 {
+		t.Errorf("signer called %d times, want 1", len(s.calls))
+	}
+}

@@ -134,10 +134,24 @@ func (r mutationResolver) CreateAnoncredsCredDef(ctx context.Context, args gen.C
 	return credDefOut(d), nil
 }
 
-// SignCredential is in the schema for compatibility; no aip service signs
-// standalone credentials yet.
+// SignCredential signs a standalone W3C credential as a DID the agent
+// controls (Resolver.Signer).
 func (r mutationResolver) SignCredential(ctx context.Context, input gen.SignCredentialInput) (gen.SignCredentialResult, error) {
-	return nil, errNoSigning
+	if r.s.Signer == nil {
+		return nil, errNoSigning
+	}
+	if input.Format == nil || input.Format.W3C == nil {
+		return nil, agent.Errorf(agent.CodeMsg, "format: exactly one of format.w3c must be set")
+	}
+	w := input.Format.W3C
+	if w.SecuringMechanism == gen.W3CSecuringMechanismSdJwt {
+		return nil, agent.Errorf(agent.CodeMsgUnsupported, "securingMechanism: SD_JWT is not supported (JWT and LINKED_DATA_PROOF are)")
+	}
+	plain, secured, err := r.s.Signer.SignW3C(ctx, input.Signer, []byte(w.CredentialJSON), string(w.SecuringMechanism))
+	if err != nil {
+		return nil, err
+	}
+	return gen.SignW3CCredentialResult{CredentialJSON: plain, SecuredCredentialJSON: secured}, nil
 }
 
 func (r mutationResolver) SendAipCredentialOffer(ctx context.Context, connectionID string, offer gen.AIPCredentialOfferInput) (*gen.AIPCredentialExchange, error) {

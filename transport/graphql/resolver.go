@@ -26,6 +26,21 @@ type Resolver struct {
 	ProofExchanges      aip.ProofExchanges
 	// Events feeds the subscriptions; nil makes them UNSUPPORTED.
 	Events EventSource
+	// Signer signs standalone credentials (signCredential); nil makes it
+	// UNSUPPORTED.
+	Signer CredentialSigner
+}
+
+// CredentialSigner signs W3C credentials as a DID the agent controls.
+type CredentialSigner interface {
+	// SignW3C signs credential, a W3C VC JSON object without a proof, as
+	// signer with mechanism (the W3CSecuringMechanism: "JWT" or
+	// "LINKED_DATA_PROOF"). It returns the credential as signed (issuer and
+	// defaults filled in) and its secured form: the compact VC-JWT, or the
+	// JSON-LD document with its proof. A signer the agent does not sign for
+	// is an agent.CodeMsg error; a mechanism it does not support an
+	// agent.CodeMsgUnsupported one.
+	SignW3C(ctx context.Context, signer string, credential []byte, mechanism string) (credentialJSON, secured string, err error)
 }
 
 // unsupported says that a part of the API is not enabled on this agent.
