@@ -29,6 +29,7 @@ import (
 	"github.com/agentd/agentd/protocols/discoverfeatures"
 	"github.com/agentd/agentd/protocols/mediation"
 	"github.com/agentd/agentd/protocols/oob"
+	"github.com/agentd/agentd/protocols/credstore"
 	"github.com/agentd/agentd/protocols/privado"
 	"github.com/agentd/agentd/protocols/reportproblem"
 	"github.com/agentd/agentd/protocols/trustping"
@@ -175,7 +176,9 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 		return err
 	}
 	if d.aip, err = buildAIP(cfg, aipDeps{store: d.store, messenger: messenger, oob: d.oob, resolver: d.resolver,
-		myDID: func() string { return d.publicDID().get() }, hooks: d.hooks, router: d.router}, d.log); err != nil {
+		myDID: func() string { return d.publicDID().get() }, hooks: d.hooks, router: d.router,
+		identity: d.identity, authKID: firstOf(d.record.AuthKID),
+		sealer: func() (credstore.Sealer, error) { return d.db.Sealer() }}, d.log); err != nil {
 		return err
 	}
 	wrapAIP(d.aip, d.router) // after every protocol is registered
@@ -193,6 +196,14 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 		OnRateLimited: d.metrics.RateLimited,
 	}))
 	return nil
+}
+
+// firstOf is the first of ids, or "".
+func firstOf(ids []string) string {
+	if len(ids) == 0 {
+		return ""
+	}
+	return ids[0]
 }
 
 // vouched hands the messages of invitations the operator accepts to the
@@ -347,6 +358,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 	if d.privado != nil {
 		d.spawn(func() { d.privado.Run(bg, d.cfg.Privado.SweepInterval) })
 	}
+	d.aip.start(bg, d.log)
 	d.log.Info("agentd listening", "addr", ln.Addr().String(), "endpoint", d.cfg.Endpoint(), "did", d.record.DID)
 	return nil
 }
@@ -405,6 +417,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		d.cancel()
 	}
 	d.wg.Wait()
+	d.aip.close()
 	if err := d.db.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("closing the database: %w", err))
 	}
