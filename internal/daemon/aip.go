@@ -190,6 +190,22 @@ func (p *aipParts) features(token string, log *slog.Logger) []httptransport.Feat
 			Summary: "Import an AnonCreds schema or credential definition of another issuer ({\"id\", \"schema\"} or {\"id\", \"credentialDefinition\"}); 201, 400 malformed, 409 already stored",
 			Request: map[string]any{}, Response: map[string]string{}, Status: http.StatusCreated,
 		}, imp.ServeHTTP)
+		r.Admin("GET /admin/anoncreds/objects/{id}", httptransport.Op{
+			Summary:  "Export a schema or credential definition this agent created or imported (public part only), as POST /admin/anoncreds/objects takes it; id path-escaped (its slashes as %2F); 404 when unknown",
+			Response: map[string]any{},
+		}, func(w http.ResponseWriter, req *http.Request) {
+			b, err := p.store.Export(req.Context(), req.PathValue("id"))
+			switch {
+			case err == nil:
+				w.Header().Set("Content-Type", "application/json")
+				w.Write(b)
+			case errors.Is(err, agent.ErrNotFound) || agent.HasCode(err, agent.CodeNotFound):
+				http.Error(w, `{"error":"no such schema or credential definition"}`, http.StatusNotFound)
+			default:
+				log.ErrorContext(req.Context(), "anoncreds export failed", "err", err)
+				http.Error(w, `{"error":"internal error"}`, http.StatusInternalServerError)
+			}
+		})
 	})}
 }
 
