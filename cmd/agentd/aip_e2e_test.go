@@ -715,7 +715,7 @@ func TestAIPProofExchangesBetweenTwoProcesses(t *testing.T) {
 		bob.awaitProof(bx.ID, "DONE")
 	})
 
-	t.Run("roles reversed", func(t *testing.T) {
+	t.Run("roles reversed, verifier restarted", func(t *testing.T) {
 		alice.t, bob.t = t, t
 		issue(t, bob, alice, bConn, aConn, map[string]any{"format": map[string]any{"w3c": map[string]any{"securingMechanism": "JWT",
 			"credentialJson": `{"@context":["https://www.w3.org/2018/credentials/v1","https://www.w3.org/2018/credentials/examples/v1"],
@@ -729,7 +729,15 @@ func TestAIPProofExchangesBetweenTwoProcesses(t *testing.T) {
 		if c := alice.candidates(px); strings.Join(c["degree"], ",") != master.ID {
 			t.Fatalf("candidates %v", c)
 		}
+		// The verifier is down (kill -9) when the presentation is sent: it
+		// waits in Alice's outbox and is verified once Bob is back.
+		bob.cmd.Process.Signal(syscall.SIGKILL)
+		bob.cmd.Wait()
 		alice.must(opAcceptReq, map[string]any{"id": px, "p": w3cAnswer("degree", master.ID)}, nil)
+		time.Sleep(300 * time.Millisecond) // a delivery attempt or two fails
+		bob.t = top
+		bob.start()
+		bob.t = t
 		done := bob.awaitProof(vx.ID, "DONE")
 		if r := done.Messages.Presentation; r == nil || r.VerificationResult == nil || *r.VerificationResult != "VERIFIED" {
 			t.Fatalf("Bob's presentation %+v", r)
