@@ -21,8 +21,6 @@ package anoncredsoracle
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"testing"
 	"time"
 
@@ -109,24 +107,7 @@ func (o *Oracle) Close() { o.proc.Close() }
 func (o *Oracle) call(op string, req map[string]any, out any) error {
 	ctx, cancel := context.WithTimeout(context.Background(), DefaultTimeout)
 	defer cancel()
-	var resp struct {
-		OK     bool            `json:"ok"`
-		Error  string          `json:"error"`
-		Result json.RawMessage `json:"result"`
-	}
-	if err := o.proc.Call(ctx, op, req, &resp); err != nil {
-		return err
-	}
-	if !resp.OK {
-		return errors.New(resp.Error)
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(resp.Result, out); err != nil {
-		return fmt.Errorf("%s: bad result: %w", op, err)
-	}
-	return nil
+	return o.proc.Result(ctx, op, req, out)
 }
 
 // Nonce returns a fresh presentation request nonce from anoncreds-rs.

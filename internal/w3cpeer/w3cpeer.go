@@ -14,9 +14,6 @@ package w3cpeer
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"testing"
 	"time"
 
@@ -74,24 +71,7 @@ func (p *Peer) Close() { p.proc.Close() }
 func (p *Peer) call(op string, req map[string]any, out any) error {
 	ctx, cancel := context.WithTimeout(context.Background(), DefaultTimeout)
 	defer cancel()
-	var resp struct {
-		OK     bool            `json:"ok"`
-		Error  string          `json:"error"`
-		Result json.RawMessage `json:"result"`
-	}
-	if err := p.proc.Call(ctx, op, req, &resp); err != nil {
-		return err
-	}
-	if !resp.OK {
-		return errors.New(resp.Error)
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(resp.Result, out); err != nil {
-		return fmt.Errorf("%s: bad result: %w", op, err)
-	}
-	return nil
+	return p.proc.Result(ctx, op, req, out)
 }
 
 // Evaluation is @sphereon/pex's verdict.
