@@ -775,6 +775,19 @@ func TestAIPProofExchangesBetweenTwoProcesses(t *testing.T) {
 		if e := alice.refused(opSign, map[string]any{"signer": bob.did, "vc": `{"credentialSubject":{}}`, "m": "JWT"}); e.Extensions.Code != "BAD_USER_INPUT" {
 			t.Errorf("foreign signer: %+v", e)
 		}
+		if e := alice.refused(opSign, map[string]any{"signer": alice.did, "vc": `{"credentialSubject":{}}`, "m": "JWT"}); e.Extensions.Code != "BAD_USER_INPUT" || !strings.Contains(e.Message, aliceIssuer) {
+			t.Errorf("signing as the did:peer: %+v", e)
+		}
+		// A JSON-LD credential: the secured form carries the proof, the plain one not.
+		var ldp struct{ CredentialJSON, SecuredCredentialJSON string }
+		alice.must(opSign, map[string]any{"signer": aliceIssuer, "m": "LINKED_DATA_PROOF",
+			"vc": `{"@context":["https://www.w3.org/2018/credentials/v1","https://www.w3.org/2018/credentials/examples/v1"],"type":["VerifiableCredential","AlumniCredential"],"issuanceDate":"2024-01-01T00:00:00Z","credentialSubject":{"id":"did:example:123","alumniOf":"Example University"}}`}, &ldp)
+		var plain, secured map[string]any
+		json.Unmarshal([]byte(ldp.CredentialJSON), &plain)
+		json.Unmarshal([]byte(ldp.SecuredCredentialJSON), &secured)
+		if proof, _ := secured["proof"].(map[string]any); proof == nil || proof["type"] != "Ed25519Signature2020" || plain["proof"] != nil || plain["issuer"] != aliceIssuer || secured["issuer"] != aliceIssuer {
+			t.Errorf("signed JSON-LD credential:\nplain %v\nsecured %v", plain, secured)
+		}
 		issue(t, alice, bob, aConn, bConn, map[string]any{"format": map[string]any{"w3c": map[string]any{"securingMechanism": "JWT",
 			"credentialJson": fmt.Sprintf(`{"@context":["https://www.w3.org/ns/credentials/v2"],"type":["VerifiableCredential","LicenceCredential"],
 			"validFrom":"2024-01-01T00:00:00Z","credentialSubject":{"licence":"revocable-licence"},
