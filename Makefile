@@ -10,6 +10,8 @@ ZENROOM_DIR := interop/zenroom
 ZENROOM_STAMP := $(ZENROOM_DIR)/node_modules/.package-lock.json
 ANONCREDS_DIR := interop/anoncreds
 ANONCREDS_STAMP := $(ANONCREDS_DIR)/node_modules/.package-lock.json
+W3C_DIR := interop/w3c
+W3C_STAMP := $(W3C_DIR)/node_modules/.package-lock.json
 GOFLAGS_TEST ?= -count=1 -timeout 20m
 # GOTAGS are the build tags of every build, test and bench: prover_disabled
 # keeps go-rapidsnark's cgo prover (pulled in by the iden3 libraries, which
@@ -17,7 +19,7 @@ GOFLAGS_TEST ?= -count=1 -timeout 20m
 GOTAGS   ?= prover_disabled
 BENCH    ?= .
 
-.PHONY: run test test-race build vet fmt-check deps deps-apt deps-iden3-circuits bench bench-iden3 bench-mediator bench-postgres clean
+.PHONY: run test test-race build vet fmt-check generate deps deps-apt deps-iden3-circuits bench bench-iden3 bench-mediator bench-postgres clean
 
 ## run: start the daemon on its embedded defaults (./data, 127.0.0.1:8080)
 run:
@@ -29,9 +31,9 @@ build:
 	$(GO) build -tags '$(GOTAGS)' -o bin/agentctl ./cmd/agentctl
 
 ## deps: install what the tests need (the didcomm-node, Veramo, iden3 and
-## Zenroom harnesses and the AnonCreds oracle from their committed lock
+## Zenroom harnesses, the AnonCreds oracle and the W3C peer from their committed lock
 ## files, and the iden3 circuit files, cached outside the work tree)
-deps: $(NPM_STAMP) $(VERAMO_STAMP) $(IDEN3_STAMP) $(ZENROOM_STAMP) $(ANONCREDS_STAMP) deps-iden3-circuits
+deps: $(NPM_STAMP) $(VERAMO_STAMP) $(IDEN3_STAMP) $(ZENROOM_STAMP) $(ANONCREDS_STAMP) $(W3C_STAMP) deps-iden3-circuits
 
 $(NPM_STAMP): $(NPM_DIR)/package-lock.json $(NPM_DIR)/package.json
 	npm ci --prefix $(NPM_DIR) --no-audit --no-fund
@@ -54,6 +56,12 @@ $(ZENROOM_STAMP): $(ZENROOM_DIR)/package-lock.json $(ZENROOM_DIR)/package.json
 $(ANONCREDS_STAMP): $(ANONCREDS_DIR)/package-lock.json $(ANONCREDS_DIR)/package.json
 	npm ci --prefix $(ANONCREDS_DIR) --no-audit --no-fund --ignore-scripts
 	@touch $(ANONCREDS_STAMP)
+
+# The W3C peer (@sphereon/pex, did-jwt-vc): no install scripts (pex's
+# preinstall only insists on pnpm).
+$(W3C_STAMP): $(W3C_DIR)/package-lock.json $(W3C_DIR)/package.json
+	npm ci --prefix $(W3C_DIR) --no-audit --no-fund --ignore-scripts
+	@touch $(W3C_STAMP)
 
 ## deps-iden3-circuits: the iden3 circuit files (npm @rarimo/zkp-gen-iden3,
 ## ~200 MB) in $${XDG_CACHE_HOME:-$$HOME/.cache}/agentd/iden3-circuits (or
@@ -97,6 +105,10 @@ test: deps deps-apt fmt-check vet
 ## test-race: every test under the race detector (needs cgo/gcc)
 test-race: deps deps-apt
 	$(GO) test -race -tags '$(GOTAGS)' $(GOFLAGS_TEST) ./...
+
+## generate: regenerate the GraphQL admin API's gqlgen code from transport/graphql/schema.graphqls
+generate:
+	$(GO) generate ./transport/graphql/
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './$(NPM_DIR)/*')); \

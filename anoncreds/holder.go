@@ -67,7 +67,7 @@ type Credential struct {
 	// CredDefID names the credential definition.
 	CredDefID string `json:"cred_def_id"`
 	// RevRegID names the revocation registry of a revocable credential.
-	RevRegID *string `json:"rev_reg_id,omitempty"`
+	RevRegID *string `json:"rev_reg_id"`
 	// Values maps attribute names to raw and encoded values.
 	Values map[string]AttributeValue `json:"values"`
 	// Signature is the CL signature (secret: it lets anyone present the credential
@@ -76,9 +76,9 @@ type Credential struct {
 	// SignatureCorrectnessProof is the issuer's proof of the signature.
 	SignatureCorrectnessProof json.RawMessage `json:"signature_correctness_proof,omitempty"`
 	// RevReg is the revocation registry state, kept opaque (not supported yet).
-	RevReg json.RawMessage `json:"rev_reg,omitempty"`
+	RevReg json.RawMessage `json:"rev_reg"`
 	// Witness is the revocation witness, kept opaque (not supported yet).
-	Witness json.RawMessage `json:"witness,omitempty"`
+	Witness json.RawMessage `json:"witness"`
 }
 
 // CredentialSignature is the CL signature of a credential.
@@ -86,7 +86,7 @@ type CredentialSignature struct {
 	// PCredential is the primary signature.
 	PCredential PrimaryCredentialSignature `json:"p_credential"`
 	// RCredential is the non-revocation signature, kept opaque.
-	RCredential json.RawMessage `json:"r_credential,omitempty"`
+	RCredential json.RawMessage `json:"r_credential"`
 }
 
 // PrimaryCredentialSignature is the CL signature (A, e, v) and the

@@ -214,3 +214,27 @@ func TestSelectCredentials(t *testing.T) {
 		t.Fatalf("want both referents unanswerable: %v", err)
 	}
 }
+
+// TestCredentialRequestLinkSecretID: the holder's name for its link secret
+// is metadata; the blinded attribute stays master_secret whatever it is.
+func TestCredentialRequestLinkSecretID(t *testing.T) {
+	_, cd, _, kcp := testCredDefinition(t)
+	offer, err := NewCredentialOffer(testSchemaID, "cred-def", kcp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, err := NewLinkSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, meta, err := CreateCredentialRequest(offer, cd, ls, "entropy", "my-wallet-secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta.LinkSecretName != "my-wallet-secret" {
+		t.Errorf("metadata name %q", meta.LinkSecretName)
+	}
+	if got := req.BlindedMS.HiddenAttributes; len(got) != 1 || got[0] != "master_secret" {
+		t.Errorf("hidden attributes %v", got)
+	}
+}

@@ -187,8 +187,10 @@ type CredentialRequestMetadata struct {
 
 // CreateCredentialRequest answers an offer: it checks the issuer's
 // key-correctness proof, blinds the link secret and proves the blinding.
-// entropy identifies the holder to the issuer (any string).
-func CreateCredentialRequest(offer *CredentialOffer, cd *CredentialDefinition, ls LinkSecret, entropy, linkSecretName string) (*CredentialRequest, *CredentialRequestMetadata, error) {
+// entropy identifies the holder to the issuer (any string); linkSecretID is
+// the holder's name for its link secret, kept in the metadata only (the
+// blinded attribute is always the definition's master_secret).
+func CreateCredentialRequest(offer *CredentialOffer, cd *CredentialDefinition, ls LinkSecret, entropy, linkSecretID string) (*CredentialRequest, *CredentialRequestMetadata, error) {
 	if offer == nil || cd == nil || ls.v == nil {
 		return nil, nil, fmt.Errorf("%w: nil offer, credential definition or link secret", ErrMalformed)
 	}
@@ -246,7 +248,7 @@ func CreateCredentialRequest(offer *CredentialOffer, cd *CredentialDefinition, l
 			MCaps: map[string]*BigInt{linkSecretName: resp(ls.v, mTilde)}, RCaps: map[string]*BigInt{}},
 		Nonce: nonce.String(),
 	}
-	meta := &CredentialRequestMetadata{Nonce: req.Nonce, LinkSecretName: linkSecretName}
+	meta := &CredentialRequestMetadata{Nonce: req.Nonce, LinkSecretName: linkSecretID}
 	meta.LinkSecretBlindingData.VPrime = &BigInt{Int: *vPrime}
 	return req, meta, nil
 }

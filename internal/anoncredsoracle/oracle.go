@@ -5,7 +5,10 @@
 //
 // The oracle issues credentials from a stored test issuer key (no safe-prime
 // generation), creates presentations and verifies them, and reports how long
-// anoncreds-rs took for each.
+// anoncreds-rs took for each. As a holder (StartHolder, Request, Process,
+// PresentWith, VerifyWith) it checks the Go issuer: anoncreds-rs's
+// createCredentialRequest verifies a Go key-correctness proof and its
+// processCredential a Go signature-correctness proof.
 //
 // The npm dependencies must be installed first, from the committed lock file
 // (make deps, or make test, does it):
@@ -18,8 +21,6 @@ package anoncredsoracle
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"testing"
 	"time"
 
@@ -62,6 +63,24 @@ type Issuer struct {
 // the npm package is missing, advising make deps.
 func Start(t testing.TB, iss Issuer) *Oracle {
 	t.Helper()
+	o := StartHolder(t)
+	var setup struct{ LinkSecret string }
+	if err := o.call("setup", map[string]any{
+		"schemaId": iss.SchemaID, "credDefId": iss.CredDefID,
+		"schema": iss.Schema, "credDef": iss.CredDef,
+		"credDefPrivate": iss.CredDefPrivate, "keyCorrectnessProof": iss.KeyCorrectnessProof,
+	}, &setup); err != nil {
+		t.Fatalf("anoncreds oracle setup: %v", err)
+	}
+	o.LinkSecret = setup.LinkSecret
+	return o
+}
+
+// StartHolder launches the oracle without an issuer: an anoncreds-rs holder
+// (Request, Process, PresentWith) and verifier (VerifyWith) for an issuer
+// outside it.
+func StartHolder(t testing.TB) *Oracle {
+	t.Helper()
 	dir, err := requirement.Check()
 	if err != nil {
 		t.Fatalf("anoncreds oracle: %v", err)
@@ -79,15 +98,6 @@ func Start(t testing.TB, iss Issuer) *Oracle {
 	if ping.Version != Version {
 		t.Fatalf("anoncreds oracle: @hyperledger/identus-sdk %q installed, want %s; %s", ping.Version, Version, requirement.InstallHint)
 	}
-	var setup struct{ LinkSecret string }
-	if err := o.call("setup", map[string]any{
-		"schemaId": iss.SchemaID, "credDefId": iss.CredDefID,
-		"schema": iss.Schema, "credDef": iss.CredDef,
-		"credDefPrivate": iss.CredDefPrivate, "keyCorrectnessProof": iss.KeyCorrectnessProof,
-	}, &setup); err != nil {
-		t.Fatalf("anoncreds oracle setup: %v", err)
-	}
-	o.LinkSecret = setup.LinkSecret
 	return o
 }
 
@@ -97,24 +107,7 @@ func (o *Oracle) Close() { o.proc.Close() }
 func (o *Oracle) call(op string, req map[string]any, out any) error {
 	ctx, cancel := context.WithTimeout(context.Background(), DefaultTimeout)
 	defer cancel()
-	var resp struct {
-		OK     bool            `json:"ok"`
-		Error  string          `json:"error"`
-		Result json.RawMessage `json:"result"`
-	}
-	if err := o.proc.Call(ctx, op, req, &resp); err != nil {
-		return err
-	}
-	if !resp.OK {
-		return errors.New(resp.Error)
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(resp.Result, out); err != nil {
-		return fmt.Errorf("%s: bad result: %w", op, err)
-	}
-	return nil
+	return o.proc.Result(ctx, op, req, out)
 }
 
 // Nonce returns a fresh presentation request nonce from anoncreds-rs.
@@ -177,3 +170,41 @@ func (o *Oracle) Verify(presentation, request json.RawMessage) (valid bool, d ti
 }
 
 func ms(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }
+
+// Request has the oracle's holder answer an offer of an outside issuer
+// (anoncreds-rs's createCredentialRequest, which checks the offer's key
+// correctness proof against credDef). The handle names the request for
+// Process.
+func (o *Oracle) Request(credDef, offer json.RawMessage, entropy string) (handle string, request json.RawMessage, err error) {
+	var r struct {
+		Handle  string
+		Request json.RawMessage
+	}
+	err = o.call("request", map[string]any{"credDef": credDef, "offer": offer, "entropy": entropy}, &r)
+	return r.Handle, r.Request, err
+}
+
+// Process has the oracle's holder process the credential issued for the
+// request handle (anoncreds-rs's processCredential, which checks the
+// signature correctness proof). The handle then names the credential for
+// PresentWith.
+func (o *Oracle) Process(handle string, credential, credDef json.RawMessage) (json.RawMessage, error) {
+	var r struct{ Credential json.RawMessage }
+	err := o.call("process", map[string]any{"handle": handle, "credential": credential, "credDef": credDef}, &r)
+	return r.Credential, err
+}
+
+// PresentWith is Present with the given schemas and credential definitions
+// (identifier -> JSON) instead of the setup issuer's.
+func (o *Oracle) PresentWith(handle string, request json.RawMessage, schemas, credDefs map[string]json.RawMessage) (json.RawMessage, error) {
+	var r struct{ Presentation json.RawMessage }
+	err := o.call("present", map[string]any{"handle": handle, "request": request, "schemas": schemas, "credDefs": credDefs}, &r)
+	return r.Presentation, err
+}
+
+// VerifyWith is Verify with the given schemas and credential definitions.
+func (o *Oracle) VerifyWith(presentation, request json.RawMessage, schemas, credDefs map[string]json.RawMessage) (bool, error) {
+	var r struct{ Valid bool }
+	err := o.call("verify", map[string]any{"presentation": presentation, "request": request, "schemas": schemas, "credDefs": credDefs}, &r)
+	return r.Valid, err
+}

@@ -48,6 +48,8 @@ type Config struct {
 	Users Users `yaml:"users"`
 	// Privado is in privado.go.
 	Privado Privado `yaml:"privado"`
+	// AIP is in aip.go.
+	AIP AIP `yaml:"aip"`
 }
 
 // HTTP configures the HTTP listener and the DIDComm endpoint.
@@ -220,6 +222,7 @@ func Default() Config {
 		Iden3:        defaultIden3(),
 		Users:        defaultUsers(),
 		Privado:      defaultPrivado(),
+		AIP:          defaultAIP(),
 
 		Mediator:        defaultMediator(),
 		MediationClient: defaultMediationClient(),
@@ -504,6 +507,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.validatePrivado(); err != nil {
+		return err
+	}
+	if err := c.validateAIP(); err != nil {
 		return err
 	}
 	return c.validateMail()

@@ -45,6 +45,7 @@ func (d *Daemon) httpFeatures() []httptransport.Feature {
 	} else {
 		fs = append(fs, httptransport.PrivadoDisabled())
 	}
+	fs = append(fs, d.aip.features(d.token, d.log)...)
 	return fs
 }
 

@@ -13,7 +13,7 @@ import (
 func invitationOut(inv oob.Invitation) httptransport.Invitation {
 	return httptransport.Invitation{Type: inv.Type, ID: inv.ID, From: inv.From, CreatedTime: inv.CreatedTime,
 		ExpiresTime: inv.ExpiresTime, Attachments: inv.Attachments,
-		Body: httptransport.InvitationBody{GoalCode: inv.Body.GoalCode, Goal: inv.Body.Goal, Accept: inv.Body.Accept}}
+		Body: httptransport.InvitationBody{GoalCode: inv.Body.GoalCode, Goal: inv.Body.Goal, Accept: inv.Body.Accept, Label: inv.Body.Label}}
 }
 
 func grantOut(g mediation.Grant) httptransport.MediationGrant {

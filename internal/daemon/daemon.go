@@ -26,6 +26,7 @@ import (
 	"github.com/agentd/agentd/internal/metrics"
 	"github.com/agentd/agentd/internal/netguard"
 	"github.com/agentd/agentd/internal/ratelimit"
+	"github.com/agentd/agentd/protocols/credstore"
 	"github.com/agentd/agentd/protocols/discoverfeatures"
 	"github.com/agentd/agentd/protocols/mediation"
 	"github.com/agentd/agentd/protocols/oob"
@@ -80,6 +81,10 @@ type Daemon struct {
 	waiters *agent.Waiters
 	// stopShared ends the background work of share.
 	stopShared context.CancelFunc
+	// aip are the cloud-agent services, when aip.enabled (aip.go).
+	aip *aipParts
+	// hooks are the operator's webhooks, one outbox transport.
+	hooks *httptransport.Webhooks
 
 	listener net.Listener
 	// stopPprof stops the profiling listener (admin.pprof_addr), if any.
@@ -134,6 +139,9 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 		d.metrics.WatchPool(p.PoolFigures)
 	}
 	d.outbox = buildOutbox(cfg, d.db.Outbox(), d.metrics, d.log)
+	d.hooks = &httptransport.Webhooks{}
+	d.outbox.Handle("webhook+https", d.hooks)
+	d.outbox.Handle("webhook+http", d.hooks)
 	d.store = agent.Store{Records: records, Committer: d.db, Wake: d.outbox.Wake,
 		OutboxLimits: agent.OutboxLimits{MaxPending: cfg.Outbox.MaxPending, MaxPendingPerDestination: cfg.Outbox.MaxPendingPerDestination}}
 	messenger := &agent.Messenger{Identity: d.identity, Resolver: d.resolver, Keys: keyResolver, Store: d.store,
@@ -166,7 +174,7 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 	if d.provecontrol, err = buildProveControl(cfg, d.identity, messenger, d.store, d.resolver, d.router, waiters, plog, d.log); err != nil {
 		return err
 	}
-	if d.iden3, err = buildIden3(cfg, d.store, d.outbox, d.metrics, d.log); err != nil {
+	if d.iden3, err = buildIden3(cfg, d.store, d.hooks, d.metrics, d.log); err != nil {
 		return err
 	}
 	if d.users, err = buildUsers(cfg, d.store, keyResolver, d.router, d.log); err != nil {
@@ -175,6 +183,13 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 	if d.privado, err = buildPrivado(cfg, d.db, d.store, d.outbox, d.users, d.iden3, d.log); err != nil {
 		return err
 	}
+	if d.aip, err = buildAIP(cfg, aipDeps{store: d.store, messenger: messenger, oob: d.oob, resolver: d.resolver,
+		myDID: func() string { return d.publicDID().get() }, hooks: d.hooks, router: d.router,
+		identity: d.identity, authKID: firstOf(d.record.AuthKID),
+		sealer: func() (credstore.Sealer, error) { return d.db.Sealer() }}, d.log); err != nil {
+		return err
+	}
+	wrapAIP(d.aip, d.router) // after every protocol is registered
 	sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	d.stopShared = stop
 	d.share(sctx, waiters)
@@ -192,6 +207,14 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 		OnRateLimited: d.metrics.RateLimited,
 	}))
 	return nil
+}
+
+// firstOf is the first of ids, or "".
+func firstOf(ids []string) string {
+	if len(ids) == 0 {
+		return ""
+	}
+	return ids[0]
 }
 
 // vouched hands the messages of invitations the operator accepts to the
@@ -333,6 +356,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		d.spawn(func() { d.client.Run(bg) })
 	}
 	d.startSweeps(bg)
+	d.aip.start(bg, d.log)
 	d.log.Info("agentd listening", "addr", ln.Addr().String(), "endpoint", d.cfg.Endpoint(), "did", d.record.DID)
 	return nil
 }
@@ -384,6 +408,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		d.cancel()
 	}
 	d.wg.Wait()
+	d.aip.close()
 	if d.stopShared != nil {
 		d.stopShared()
 	}

@@ -34,7 +34,7 @@ type iden3Parts struct {
 // buildIden3 sets up the iden3 verifier from the iden3 section, when it
 // has resolvers: the chains' state resolvers, the schema cache, the
 // webhook transport of the outbox, and the service.
-func buildIden3(cfg config.Config, store agent.Store, outbox *agent.Outbox, m *metrics.Metrics, log *slog.Logger) (*iden3Parts, error) {
+func buildIden3(cfg config.Config, store agent.Store, hooks *httptransport.Webhooks, m *metrics.Metrics, log *slog.Logger) (*iden3Parts, error) {
 	ic := cfg.Iden3
 	if !ic.Enabled() {
 		return nil, nil
@@ -78,8 +78,7 @@ func buildIden3(cfg config.Config, store agent.Store, outbox *agent.Outbox, m *m
 			return nil, err
 		}
 		wh := httptransport.NewWebhook(ic.Webhook.URL, secret, "agentd/"+Version)
-		outbox.Handle("webhook+https", wh)
-		outbox.Handle("webhook+http", wh)
+		hooks.Add(wh)
 		hook = wh.Endpoint()
 	}
 	svc, err := iden3auth.New(iden3auth.Config{

@@ -260,3 +260,36 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "..."
 }
+
+// DriverError is a failure the driver reported: its response had "ok":
+// false and an "error" message.
+type DriverError struct {
+	Op      string
+	Message string
+}
+
+func (e *DriverError) Error() string { return e.Op + ": " + e.Message }
+
+// Result is Call for the drivers that answer {"ok": true, "result": ...}
+// or {"ok": false, "error": "..."}: it decodes the result into out (unless
+// out is nil) and turns a refusal into a *DriverError.
+func (p *Proc) Result(ctx context.Context, op string, req map[string]any, out any) error {
+	var resp struct {
+		OK     bool            `json:"ok"`
+		Error  string          `json:"error"`
+		Result json.RawMessage `json:"result"`
+	}
+	if err := p.Call(ctx, op, req, &resp); err != nil {
+		return err
+	}
+	if !resp.OK {
+		return &DriverError{Op: op, Message: resp.Error}
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(resp.Result, out); err != nil {
+		return fmt.Errorf("%s: bad result %s: %w", op, truncate(string(resp.Result), 200), err)
+	}
+	return nil
+}

@@ -18,6 +18,8 @@ rl.on("line", (line) => {
   const req = JSON.parse(line);
   if (req.op === "hang") return;
   if (req.op === "die") { process.stderr.write("dying\n"); process.exit(3); }
+  if (req.op === "ok") { process.stdout.write(JSON.stringify({ id: req.id, ok: true, result: { x: req.x } }) + "\n"); return; }
+  if (req.op === "refuse") { process.stdout.write(JSON.stringify({ id: req.id, ok: false, error: "no " + req.x }) + "\n"); return; }
   process.stdout.write(JSON.stringify({ id: req.id, op: req.op, x: req.x }) + "\n");
 });
 `
@@ -82,5 +84,22 @@ func TestCheckMissingPackage(t *testing.T) {
 	r := Requirement{Driver: "no-such-driver", Package: "@scope/pkg", Version: "1.0.0", NodeVersion: ">= 20", InstallHint: "install it"}
 	if _, err := r.Check(); err == nil || !strings.HasSuffix(err.Error(), "; install it") {
 		t.Fatalf("Check: %v", err)
+	}
+}
+
+func TestResult(t *testing.T) {
+	p := startDriver(t)
+	ctx := context.Background()
+	var out struct{ X int }
+	if err := p.Result(ctx, "ok", map[string]any{"x": 7}, &out); err != nil || out.X != 7 {
+		t.Fatalf("ok: %v %+v", err, out)
+	}
+	err := p.Result(ctx, "refuse", map[string]any{"x": "way"}, &out)
+	var de *DriverError
+	if !errors.As(err, &de) || de.Op != "refuse" || de.Message != "no way" {
+		t.Fatalf("refuse: %v", err)
+	}
+	if err := p.Result(ctx, "ok", map[string]any{"x": "str"}, &out); err == nil || !strings.Contains(err.Error(), "bad result") {
+		t.Fatalf("bad result: %v", err)
 	}
 }

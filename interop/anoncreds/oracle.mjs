@@ -14,6 +14,12 @@
 //   issueFor {offer, request, values}      -> {credential, ms}  (signs another holder's request)
 //   present {handle, request}              -> {presentation, ms}
 //   verify {presentation, request}         -> {valid, ms}    (ms: Verifier.verifyPresentation only)
+// Holder side, for an issuer outside the oracle (setup not needed):
+//   request {credDef, offer, entropy?}     -> {handle, request}   (createCredentialRequest: checks the
+//                                             offer's key correctness proof; the oracle holder's link secret)
+//   process {handle, credential, credDef}  -> {credential}    (processCredential: checks the signature
+//                                             correctness proof; the handle then serves present)
+// present and verify take optional {schemas, credDefs} (id -> JSON) instead of the setup issuer's.
 // The WASM build exports no revocation and presents one credential per presentation.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -39,6 +45,21 @@ let nextHandle = 1;
 function need() {
   if (!issuer) throw new Error('setup first');
 }
+
+function linkSecret() {
+  if (!holder.linkSecret) holder.linkSecret = A.Prover.createLinkSecret();
+  return holder.linkSecret;
+}
+
+// The schemas and credential definitions of a present or verify request:
+// its own, or the setup issuer's.
+function registry(req) {
+  if (req.schemas || req.credDefs) return { schemas: req.schemas || {}, credDefs: req.credDefs || {} };
+  need();
+  return { schemas: { [issuer.schemaId]: issuer.schemaJSON }, credDefs: { [issuer.credDefId]: issuer.credDefJSON } };
+}
+
+const pending = new Map(); // handle -> request metadata
 
 const ops = {
   ping: () => ({ version }),
@@ -83,25 +104,40 @@ const ops = {
       A.CredentialRequest.from(req.request), req.values);
     return { credential: cred.toJSON(), ms: performance.now() - t };
   },
+  request: (req) => {
+    const rr = A.Prover.createCredentialRequest(A.CredentialDefinition.from(req.credDef), linkSecret(),
+      req.entropy || 'agentd-oracle', A.CredentialOffer.from(req.offer));
+    const handle = String(nextHandle++);
+    pending.set(handle, rr.metadata);
+    return { handle, request: rr.request.toJSON() };
+  },
+  process: (req) => {
+    const meta = pending.get(req.handle);
+    if (!meta) throw new Error('unknown request handle');
+    const processed = A.Prover.processCredential(A.Credential.from(req.credential), meta, linkSecret(),
+      A.CredentialDefinition.from(req.credDef));
+    pending.delete(req.handle);
+    creds.set(req.handle, processed);
+    return { credential: processed.toJSON() };
+  },
   present: (req) => {
-    need();
     const cred = creds.get(req.handle);
     if (!cred) throw new Error('unknown credential handle');
+    const reg = registry(req);
     const t = performance.now();
-    const pres = A.Prover.createPresentation(A.PresentationRequest.from(req.request), cred, holder.linkSecret,
-      { [issuer.schemaId]: issuer.schemaJSON }, { [issuer.credDefId]: issuer.credDefJSON });
+    const pres = A.Prover.createPresentation(A.PresentationRequest.from(req.request), cred, linkSecret(),
+      reg.schemas, reg.credDefs);
     const ms = performance.now() - t;
     return { presentation: pres.toJSON(), ms };
   },
   verify: (req) => {
-    need();
+    const reg = registry(req);
     const pres = A.Presentation.from(req.presentation);
     const pr = A.PresentationRequest.from(req.request);
     const t = performance.now();
     let valid;
     try {
-      valid = A.Verifier.verifyPresentation(pres, pr, { [issuer.schemaId]: issuer.schemaJSON },
-        { [issuer.credDefId]: issuer.credDefJSON });
+      valid = A.Verifier.verifyPresentation(pres, pr, reg.schemas, reg.credDefs);
     } catch (e) {
       valid = false;
     }

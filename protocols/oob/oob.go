@@ -76,6 +76,10 @@ type InvitationBody struct {
 	Goal string `json:"goal,omitempty"`
 	// Accept lists the DIDComm profiles the inviter accepts, most preferred first.
 	Accept []string `json:"accept,omitempty"`
+	// Label is a name for the inviter to show the invitee: not in
+	// Out-of-Band 2.0 (agents that do not know it ignore it), carried as
+	// ACA-Py's 1.1 invitations carry theirs.
+	Label string `json:"label,omitempty"`
 }
 
 // Option sets an optional part of an invitation made by NewInvitation.
@@ -83,6 +87,7 @@ type Option func(*options)
 
 type options struct {
 	goalCode, goal string
+	label          string
 	accept         []string
 	attachments    []agent.Attachment
 	messages       []agent.Message
@@ -92,6 +97,11 @@ type options struct {
 // WithGoal sets the goal code and the human-readable goal.
 func WithGoal(code, goal string) Option {
 	return func(o *options) { o.goalCode, o.goal = code, goal }
+}
+
+// WithLabel sets the body's label, the inviter's name for the invitee.
+func WithLabel(label string) Option {
+	return func(o *options) { o.label = label }
 }
 
 // WithAccept sets the accepted profiles, replacing the default ["didcomm/v2"].
@@ -127,7 +137,7 @@ func NewInvitation(from string, opts ...Option) (Invitation, error) {
 		Type: InvitationType,
 		ID:   agent.NewID(),
 		From: from,
-		Body: InvitationBody{GoalCode: o.goalCode, Goal: o.goal, Accept: o.accept},
+		Body: InvitationBody{GoalCode: o.goalCode, Goal: o.goal, Accept: o.accept, Label: o.label},
 	}
 	if !o.expires.IsZero() {
 		inv.ExpiresTime = o.expires.Unix()

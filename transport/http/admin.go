@@ -52,6 +52,9 @@ type InvitationBody struct {
 	GoalCode string   `json:"goal_code,omitempty"`
 	Goal     string   `json:"goal,omitempty"`
 	Accept   []string `json:"accept,omitempty"`
+	// Label is the inviter's name for the invitee (not in the Out-of-Band
+	// 2.0 spec; other agents ignore it).
+	Label string `json:"label,omitempty"`
 }
 
 // Connection is an accepted invitation.

@@ -45,6 +45,10 @@ type Op struct {
 	Status int
 	// Query lists the query parameters the route reads.
 	Query []Param
+	// APIKey lets the route take the admin token in an x-api-key header
+	// too (the cloud-agent GraphQL API's server-side convention), as an
+	// equivalent of the bearer token.
+	APIKey bool
 }
 
 // Param is a query parameter of a route.

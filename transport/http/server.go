@@ -176,7 +176,11 @@ func newServer(cfg Config) (http.Handler, *http.ServeMux, *Routes) {
 			h = withLogger(cfg.Logger, h)
 		}
 		if rt.admin {
-			h = s.requireToken(h)
+			if rt.op.APIKey {
+				h = s.requireTokenOrKey(h)
+			} else {
+				h = s.requireToken(h)
+			}
 		}
 		if cfg.Metrics != nil {
 			h = cfg.Metrics.Instrument(rt.name, h)
@@ -386,6 +390,23 @@ func (s *server) requireToken(h http.Handler) http.Handler {
 			return
 		}
 		h.ServeHTTP(w, r)
+	})
+}
+
+// requireTokenOrKey is requireToken that also takes the admin token in an
+// x-api-key header.
+func (s *server) requireTokenOrKey(h http.Handler) http.Handler {
+	bearer := s.requireToken(h)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if key := r.Header.Get("X-Api-Key"); key != "" {
+			if s.cfg.AdminToken == "" || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(key)), []byte(s.cfg.AdminToken)) != 1 {
+				writeJSON(w, http.StatusUnauthorized, ErrorBody{Error: "unauthorized", Reason: "a valid admin API key is required"})
+				return
+			}
+			h.ServeHTTP(w, r)
+			return
+		}
+		bearer.ServeHTTP(w, r)
 	})
 }
 

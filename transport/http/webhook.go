@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agentd/agentd/agent"
@@ -31,6 +32,7 @@ const SignatureHeader = "X-Agentd-Signature"
 // stays in the process: the outbox stores only the payload.
 type Webhook struct {
 	url    string
+	tree   bool
 	secret []byte
 	client *http.Client
 	agent  string
@@ -42,6 +44,28 @@ type Webhook struct {
 func NewWebhook(url, secret, userAgent string) *Webhook {
 	return &Webhook{url: url, secret: []byte(secret), agent: userAgent,
 		client: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// NewWebhookTree is NewWebhook for a base URL under which the messages
+// choose their path: it serves base and any URL below it
+// (base/topics/aip_proof_exchange), nothing else.
+func NewWebhookTree(base, secret, userAgent string) *Webhook {
+	h := NewWebhook(strings.TrimRight(base, "/"), secret, userAgent)
+	h.tree = true
+	return h
+}
+
+// Serves reports whether the webhook delivers to the outbox endpoint.
+func (h *Webhook) Serves(endpoint string) bool {
+	target, ok := strings.CutPrefix(endpoint, WebhookScheme)
+	if !ok {
+		return false
+	}
+	if target == h.url {
+		return true
+	}
+	rest, ok := strings.CutPrefix(target, h.url+"/")
+	return ok && h.tree && !strings.Contains(rest, "..") && !strings.ContainsAny(rest, "?#@\\")
 }
 
 // Endpoint is the outbox endpoint of the webhook.
@@ -58,10 +82,10 @@ func Sign(secret, body []byte) string {
 // served; 2xx is success, 4xx other than 408 and 429 is permanent, the rest
 // is retried.
 func (h *Webhook) Deliver(ctx context.Context, endpoint, mediaType string, payload []byte) error {
-	target, ok := strings.CutPrefix(endpoint, WebhookScheme)
-	if !ok || target != h.url {
+	if !h.Serves(endpoint) {
 		return &agent.PermanentError{Err: errors.New("webhook endpoint is not the configured webhook URL")}
 	}
+	target := strings.TrimPrefix(endpoint, WebhookScheme)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(payload))
 	if err != nil {
 		return &agent.PermanentError{Err: err}
@@ -85,4 +109,36 @@ func (h *Webhook) Deliver(ctx context.Context, endpoint, mediaType string, paylo
 		return &agent.PermanentError{Err: err}
 	}
 	return err
+}
+
+// Webhooks hands each webhook message of the outbox to the configured
+// webhook that serves its endpoint (iden3's, the cloud-agent events'):
+// register it for "webhook+https" and "webhook+http".
+type Webhooks struct {
+	mu    sync.RWMutex
+	hooks []*Webhook
+}
+
+// Add adds a webhook.
+func (ws *Webhooks) Add(h *Webhook) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	ws.hooks = append(ws.hooks, h)
+}
+
+// Deliver implements agent.Transport.
+func (ws *Webhooks) Deliver(ctx context.Context, endpoint, mediaType string, payload []byte) error {
+	ws.mu.RLock()
+	var hook *Webhook
+	for _, h := range ws.hooks {
+		if h.Serves(endpoint) {
+			hook = h
+			break
+		}
+	}
+	ws.mu.RUnlock()
+	if hook == nil {
+		return &agent.PermanentError{Err: errors.New("no configured webhook serves this endpoint")}
+	}
+	return hook.Deliver(ctx, endpoint, mediaType, payload)
 }

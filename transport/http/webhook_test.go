@@ -52,3 +52,34 @@ func TestWebhookSignsAndDelivers(t *testing.T) {
 		t.Fatalf("other URL: %v", err)
 	}
 }
+
+func TestWebhookTreeServesPathsBelowItsBase(t *testing.T) {
+	var paths []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		paths = append(paths, r.URL.Path)
+	}))
+	defer srv.Close()
+	tree := NewWebhookTree(srv.URL+"/hooks/", "secret-secret-secret", "")
+	plain := NewWebhook(srv.URL+"/iden3", "other-secret-other", "")
+	var ws Webhooks
+	ws.Add(plain)
+	ws.Add(tree)
+	body := []byte(`{}`)
+	for _, ep := range []string{tree.Endpoint() + "/topics/basic_message", plain.Endpoint()} {
+		if err := ws.Deliver(context.Background(), ep, "application/json", body); err != nil {
+			t.Fatalf("%s: %v", ep, err)
+		}
+	}
+	if len(paths) != 2 || paths[0] != "/hooks/topics/basic_message" || paths[1] != "/iden3" {
+		t.Fatalf("paths %v", paths)
+	}
+	var perm *agent.PermanentError
+	for _, ep := range []string{plain.Endpoint() + "/sub", tree.Endpoint() + "/../x", WebhookScheme + srv.URL + "/hooksx/a", WebhookScheme + "https://elsewhere.example/hooks/a"} {
+		if err := ws.Deliver(context.Background(), ep, "application/json", body); !errors.As(err, &perm) {
+			t.Errorf("%s: %v", ep, err)
+		}
+	}
+	if len(paths) != 2 {
+		t.Fatalf("delivered to %v", paths)
+	}
+}
