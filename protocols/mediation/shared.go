@@ -23,10 +23,37 @@ import (
 // Call Share once, after Load; ctx ends the background work.
 func (m *Mediator) Share(ctx context.Context, signals agent.Signals) {
 	m.registry.share(ctx, signals, m.log)
+	// A grant revoked through another instance ends live delivery here
+	// too, as Revoke does on the instance it runs on.
+	signals.Subscribe(agent.SignalRecord, func(p string) {
+		if kind, client, ok := agent.RecordSignal(p); ok && kind == KindGrant && m.live.hasClient(client) {
+			go m.dropIfNotGranted(ctx, client)
+		}
+	})
 	wake := newCoalescer()
 	signals.Subscribe(agent.SignalQueue, wake.add)
 	signals.OnResync(wake.addAll)
 	go wake.run(ctx, func(recipients []string, all bool) { m.pushQueued(ctx, recipients, all) })
+}
+
+// dropIfNotGranted ends live delivery to client when its committed grant
+// is not (or no longer) granted.
+func (m *Mediator) dropIfNotGranted(ctx context.Context, client string) {
+	rctx, cancel := context.WithTimeout(ctx, readThroughTimeout)
+	defer cancel()
+	b, err := m.store.Records.Get(rctx, KindGrant, client)
+	var g Grant
+	switch {
+	case errors.Is(err, agent.ErrNotFound):
+	case err != nil:
+		return // unknown: the grant stays as it was
+	case json.Unmarshal(b, &g) != nil:
+		return
+	}
+	if g.State != GrantGranted {
+		m.live.dropClient(client)
+		m.log.Info("live delivery ended: mediation revoked through another instance", "client", client)
+	}
 }
 
 // pushQueued pushes what is queued for the recipients (all: for every

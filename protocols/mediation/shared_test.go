@@ -212,6 +212,24 @@ func TestSharedMediator(t *testing.T) {
 		t.Fatalf("a forward through B with a stale registration took %d attempts, want 2", n)
 	}
 
+	// A revokes the client; B ends its live delivery once signalled.
+	if err := a.m.Revoke(context.Background(), alice); err != nil {
+		t.Fatal(err)
+	}
+	sig.fire(agent.SignalRecord, KindGrant+"\x1f"+alice)
+	waitFor(t, func() bool { return b.m.Live().Stats().Sessions == 0 })
+	waitFor(t, func() bool { _, _, ok := b.m.Registry().Route("did:example:inbox"); return !ok })
+}
+
+// A shared mediator stops routing a registration another instance
+// removed once signalled.
+func TestSharedMediatorRemoval(t *testing.T) {
+	a := newHarness(t, Config{})
+	b, sig := secondInstance(t, a)
+	c := a.grant(t, V3, alice, "did:example:inbox")
+	if _, _, ok := b.m.Registry().Route("did:example:inbox"); !ok {
+		t.Fatal("B does not route A's registration")
+	}
 	// A removes the registration; B stops routing once signalled.
 	if _, err := c.UpdateRecipients(context.Background(), exchanger{h: a}, []Update{{RecipientDID: "did:example:inbox", Action: ActionRemove}}); err != nil {
 		t.Fatal(err)
