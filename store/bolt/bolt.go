@@ -57,7 +57,8 @@
 // uint64; times are Unix nanoseconds with the sign bit flipped so that byte
 // order is time order):
 //
-//	meta     schema → be64 version (1)
+//	meta     schema → be64 version (2; a version 1 database is upgraded on
+//	                  open by dropping queue/msg)
 //	         master-kind → "passphrase" | "key" (key file or raw key)
 //	         master-kdf → JSON seal.KDFParams (salt and argon2id cost)
 //	         master-check → sealed check value
@@ -74,9 +75,10 @@
 //	records  <kind>/  id → value
 //	queue    n-msgs, n-bytes, n-rcpt → be64 counters (for Totals)
 //	         data/    be64 seq → be64 received || be64 expires || uvarint n || recipient (n bytes) || payload
-//	         msg/     be64 handle || be64 received || be64 seq → empty
 //	         exp/     be64 expires || be64 seq → empty
-//	         rcpt/    recipient → be64 count || be64 bytes || be64 handle
+//	         rcpt/    recipient → be64 count || be64 bytes || be64 0
+//	         (the index by recipient and receive time is kept in memory,
+//	         rebuilt from data/ on open: qindex.go)
 //	         (the queue id of a message is its seq in base 36)
 //	keys     pub/     kid → public JWK (JSON)
 //	         priv/    kid → seal(D), additional data "agentd/key/v1" 0 curve 0 kid
@@ -89,6 +91,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -116,7 +119,7 @@ var ErrNoMasterKey = errors.New("no master key configured")
 var ErrExists = errors.New("already exists")
 
 // schemaVersion is the layout described in the package documentation.
-const schemaVersion = 1
+const schemaVersion = 2
 
 // Defaults for Options.
 const (
@@ -164,8 +167,13 @@ type DB struct {
 	keys    KeyStore
 	queue   Queue
 
-	commit     committer
-	health     writeHealth
+	commit committer
+	health writeHealth
+	// wmu orders the write transactions that can change the queue index
+	// with the index's update after their commit (see qindex.go).
+	wmu        sync.Mutex
+	qidx       qindex
+	qdelta     *qdelta   // the open write transaction's index changes
 	mode       writeMode // tests and benchmarks only; set before the first write
 	commitHook func(CommitPoint, *agent.Work)
 }
@@ -237,6 +245,10 @@ func Open(path string, opts Options) (*DB, error) {
 			return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 		}
 	}
+	if err := db.loadIndex(); err != nil {
+		bdb.Close()
+		return nil, fmt.Errorf("bolt: open %s: reading the queue: %w", path, err)
+	}
 	db.startCommitter(opts.MaxBatchSize)
 	return db, nil
 }
@@ -248,11 +260,20 @@ func (db *DB) init() error {
 		if err != nil {
 			return err
 		}
-		if v := meta.Get(kSchema); v != nil {
-			if n := be64(v); n != schemaVersion {
-				return fmt.Errorf("database schema version %d, this agentd supports %d", n, schemaVersion)
+		switch v := meta.Get(kSchema); {
+		case v == nil:
+		case be64(v) == 1:
+			// Schema 1 kept the queue's recipient index in queue/msg; it
+			// is now rebuilt in memory on open (qindex.go).
+			if q := tx.Bucket(bQueue); q != nil && q.Bucket(bMsg) != nil {
+				if err := q.DeleteBucket(bMsg); err != nil {
+					return err
+				}
 			}
-		} else if err := meta.Put(kSchema, putBE64(schemaVersion)); err != nil {
+		case be64(v) != schemaVersion:
+			return fmt.Errorf("database schema version %d, this agentd supports %d", be64(v), schemaVersion)
+		}
+		if err := meta.Put(kSchema, putBE64(schemaVersion)); err != nil {
 			return err
 		}
 		for top, subs := range map[string][][]byte{
@@ -364,10 +385,12 @@ func (db *DB) update(ctx context.Context, fn func(*bbolt.Tx) error) error {
 		return err
 	}
 	var fnErr error
+	db.wmu.Lock()
 	err := db.bolt.Update(func(tx *bbolt.Tx) error {
 		fnErr = fn(tx)
 		return fnErr
 	})
+	db.wmu.Unlock()
 	if fnErr == nil {
 		db.health.record(err)
 	}

@@ -97,6 +97,7 @@ func (db *DB) commitLoop() {
 func (db *DB) commitGroup(group []*writeCall) {
 	for len(group) > 0 {
 		failed, failErr := -1, error(nil)
+		db.wmu.Lock()
 		err := db.bolt.Update(func(tx *bbolt.Tx) error {
 			for i, c := range group {
 				if err := safeCall(c.fn, tx); err != nil {
@@ -106,6 +107,7 @@ func (db *DB) commitGroup(group []*writeCall) {
 			}
 			return nil
 		})
+		db.wmu.Unlock()
 		if failed >= 0 {
 			group[failed].err <- failErr
 			group = append(group[:failed:failed], group[failed+1:]...)

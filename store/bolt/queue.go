@@ -1,7 +1,6 @@
 package bolt
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/binary"
@@ -22,10 +21,10 @@ import (
 //
 // A message is stored once, under its queue id, a sequence number that only
 // grows: the payloads are appended at the end of one bucket, which is the
-// cheapest way to write them. An index keyed by recipient, receive time and
-// id makes a recipient's messages one contiguous, time-ordered range of small
-// entries: listing the oldest, and finding the oldest and newest for a
-// status, cost in proportion to what they return. An expiry index lets Sweep
+// cheapest way to write them. An index by recipient, receive time and id,
+// kept in memory and rebuilt from the records on open (see qindex.go),
+// makes listing a recipient's oldest messages, and finding the oldest and
+// newest for a status, cost in proportion to what they return. An expiry index lets Sweep
 // remove expired messages without a scan, and per-recipient counters (count
 // and bytes), kept in the same transactions as the messages, make the quota
 // check and the status cheap.
@@ -45,19 +44,21 @@ var (
 	kNMsgs    = []byte("n-msgs")
 	kNBytes   = []byte("n-bytes")
 	kNRcpt    = []byte("n-rcpt")
-	queueSubs = [][]byte{bData, bMsg, bExp, bRcpt}
+	queueSubs = [][]byte{bData, bExp, bRcpt}
 )
 
 // queueChunk bounds the messages one Sweep or Purge transaction removes.
 const queueChunk = 10000
 
 type queueBuckets struct {
-	top, data, msg, exp, rcpt *bbolt.Bucket
+	db                   *DB
+	tx                   *bbolt.Tx
+	top, data, exp, rcpt *bbolt.Bucket
 }
 
-func queueOf(tx *bbolt.Tx) queueBuckets {
+func (db *DB) queueOf(tx *bbolt.Tx) queueBuckets {
 	top := tx.Bucket(bQueue)
-	return queueBuckets{top, top.Bucket(bData), top.Bucket(bMsg), top.Bucket(bExp), top.Bucket(bRcpt)}
+	return queueBuckets{db, tx, top, top.Bucket(bData), top.Bucket(bExp), top.Bucket(bRcpt)}
 }
 
 // Queue ids are the sequence numbers in base 36.
@@ -69,28 +70,6 @@ func parseQueueID(id string) (uint64, bool) {
 	}
 	n, err := strconv.ParseUint(id, 36, 64)
 	return n, err == nil && n > 0
-}
-
-// Index keys are be64(handle) be64(received) be64(seq): a recipient is
-// known in the index by a short handle (assigned from the rcpt bucket's
-// sequence while it has messages), so that index pages hold many entries
-// however long the DIDs.
-func indexPrefix(handle uint64) []byte { return putBE64(handle) }
-
-func indexKey(handle, receivedBits, seq uint64) []byte {
-	k := make([]byte, 24)
-	binary.BigEndian.PutUint64(k, handle)
-	binary.BigEndian.PutUint64(k[8:], receivedBits)
-	binary.BigEndian.PutUint64(k[16:], seq)
-	return k
-}
-
-// splitIndexKey returns the receive time and sequence of an index key.
-func splitIndexKey(k []byte) (received time.Time, seq uint64, ok bool) {
-	if len(k) != 24 {
-		return time.Time{}, 0, false
-	}
-	return bitsTime(be64(k[8:16])), be64(k[16:]), true
 }
 
 // record is a stored message: be64 received, be64 expires, uvarint length
@@ -111,21 +90,35 @@ func encodeRecord(m *agent.QueuedMessage) []byte {
 }
 
 func decodeRecord(v []byte) (record, error) {
+	h, err := decodeRecordHead(v)
+	if err != nil {
+		return record{}, err
+	}
+	return record{receivedBits: h.receivedBits, expiresBits: h.expiresBits, recipient: string(h.recipient), payload: h.payload}, nil
+}
+
+// recordHead is a record decoded without copying: its slices alias v.
+type recordHead struct {
+	receivedBits, expiresBits uint64
+	recipient, payload        []byte
+}
+
+func decodeRecordHead(v []byte) (recordHead, error) {
 	if len(v) < 17 {
-		return record{}, errors.New("bolt: queue record too short")
+		return recordHead{}, errors.New("bolt: queue record too short")
 	}
 	n, w := binary.Uvarint(v[16:])
 	if w <= 0 || uint64(len(v)-16-w) < n {
-		return record{}, errors.New("bolt: queue record is corrupt")
+		return recordHead{}, errors.New("bolt: queue record is corrupt")
 	}
-	r := record{receivedBits: be64(v), expiresBits: be64(v[8:])}
 	rest := v[16+w:]
-	r.recipient, r.payload = string(rest[:n]), rest[n:]
-	return r, nil
+	return recordHead{receivedBits: be64(v), expiresBits: be64(v[8:]), recipient: rest[:n], payload: rest[n:]}, nil
 }
 
 // rcptState is a recipient's entry in the rcpt bucket: be64 count, be64
 // bytes, be64 handle. A recipient has an entry only while it has messages.
+// The handle named the recipient in the index while the index was a bucket
+// (schema 1); it is now always zero.
 type rcptState struct {
 	n, size int64
 	handle  uint64
@@ -148,30 +141,18 @@ func (b queueBuckets) putState(recipient []byte, st rcptState) error {
 	return b.rcpt.Put(recipient, v)
 }
 
-// handle returns the recipient's handle, giving it one (and an entry) if it
-// has none.
-func (b queueBuckets) handle(recipient []byte) (uint64, error) {
-	st := b.state(recipient)
-	if st.ok {
-		return st.handle, nil
-	}
-	h, err := b.rcpt.NextSequence()
-	if err != nil {
-		return 0, err
-	}
-	if err := b.putState(recipient, rcptState{handle: h, ok: true}); err != nil {
-		return 0, err
-	}
-	return h, addCounter(b.top, kNRcpt, 1)
-}
-
-// account adds dn messages and dsize bytes to a recipient's entry (which must
-// exist) and the global counters, dropping the entry when it has no
-// messages left.
+// account adds dn messages and dsize bytes to a recipient's entry and the
+// global counters, creating the entry when messages are added to a recipient
+// that has none and dropping it when it has no messages left.
 func (b queueBuckets) account(recipient []byte, dn, dsize int64) error {
 	st := b.state(recipient)
 	if !st.ok {
-		return fmt.Errorf("bolt: queue recipient %q has no entry", recipient)
+		if dn <= 0 {
+			return fmt.Errorf("bolt: queue recipient %q has no entry", recipient)
+		}
+		if err := addCounter(b.top, kNRcpt, 1); err != nil {
+			return err
+		}
 	}
 	st.n, st.size = max(st.n+dn, 0), max(st.size+dsize, 0)
 	if st.n == 0 {
@@ -218,16 +199,10 @@ func (b queueBuckets) remove(seq uint64, r record) error {
 	if err := b.exp.Delete(expKey); err != nil {
 		return err
 	}
-	st := b.state([]byte(recipient))
-	if !st.ok {
-		return fmt.Errorf("bolt: queue recipient %q has no entry", recipient)
-	}
-	if err := b.msg.Delete(indexKey(st.handle, r.receivedBits, seq)); err != nil {
-		return err
-	}
 	if err := b.data.Delete(putBE64(seq)); err != nil {
 		return err
 	}
+	b.db.indexChange(b.tx, qchange{recipient: recipient, e: qentry{r.receivedBits, seq}, del: true})
 	return b.account([]byte(recipient), -1, -size)
 }
 
@@ -288,8 +263,7 @@ func prepareQueue(msgs []*agent.QueuedMessage, limits agent.QueueLimits, now tim
 
 // checkQuota returns an error wrapping agent.ErrQuota if the batch would take
 // a recipient over its limits. It writes nothing.
-func (qb *queueBatch) checkQuota(tx *bbolt.Tx) error {
-	b := queueOf(tx)
+func (qb *queueBatch) checkQuota(b queueBuckets) error {
 	lim := qb.limits
 	for r, add := range qb.perRecipient {
 		st := b.state([]byte(r))
@@ -305,19 +279,10 @@ func (qb *queueBatch) checkQuota(tx *bbolt.Tx) error {
 }
 
 // put stores the batch, recording each message's sequence number in seqs.
-func (qb *queueBatch) put(tx *bbolt.Tx) error {
-	b := queueOf(tx)
+func (qb *queueBatch) put(b queueBuckets) error {
 	// Payloads go at the end of the data bucket, which only grows: fill its
 	// pages.
 	b.data.FillPercent = 1
-	handles := make(map[string]uint64, len(qb.perRecipient))
-	for r := range qb.perRecipient {
-		h, err := b.handle([]byte(r))
-		if err != nil {
-			return err
-		}
-		handles[r] = h
-	}
 	for i, m := range qb.msgs {
 		seq, err := b.data.NextSequence()
 		if err != nil {
@@ -328,9 +293,7 @@ func (qb *queueBatch) put(tx *bbolt.Tx) error {
 		if err := b.data.Put(putBE64(seq), v); err != nil {
 			return err
 		}
-		if err := b.msg.Put(indexKey(handles[m.Recipient], be64(v), seq), nil); err != nil {
-			return err
-		}
+		b.db.indexChange(b.tx, qchange{recipient: m.Recipient, e: qentry{be64(v), seq}})
 		if err := b.exp.Put(binary.BigEndian.AppendUint64(clone(v[8:16]), seq), nil); err != nil {
 			return err
 		}
@@ -364,33 +327,30 @@ func (q *Queue) List(ctx context.Context, recipients []string, now time.Time, li
 	}
 	var out []found
 	err := q.db.view(ctx, func(tx *bbolt.Tx) error {
-		b := queueOf(tx)
+		b := q.db.queueOf(tx)
+		var ferr error
 		for _, r := range dedupe(recipients) {
-			st := b.state([]byte(r))
-			if !st.ok {
-				continue
-			}
-			prefix := indexPrefix(st.handle)
-			c := b.msg.Cursor()
 			n := 0
-			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && n < limit; k, _ = c.Next() {
-				received, seq, ok := splitIndexKey(k)
-				if !ok {
-					return fmt.Errorf("bolt: queue index entry %q is corrupt", k)
+			q.db.qidx.walk(r, func(e qentry) bool {
+				v := b.data.Get(putBE64(e.seq))
+				if v == nil {
+					return true // removed since this transaction began, or added after it
 				}
-				rec, ok, err := b.load(seq)
+				rec, err := decodeRecordHead(v)
 				if err != nil {
-					return err
-				}
-				if !ok {
-					return fmt.Errorf("bolt: queue index inconsistent for message %d", seq)
+					ferr = err
+					return false
 				}
 				if rec.expiresBits < nowBits {
-					continue // expired, waiting for the sweeper
+					return true // expired, waiting for the sweeper
 				}
-				out = append(out, found{&agent.QueuedMessage{ID: formatQueueID(seq), Recipient: r, Payload: clone(rec.payload),
-					Received: received, Expires: bitsTime(rec.expiresBits)}, seq})
+				out = append(out, found{&agent.QueuedMessage{ID: formatQueueID(e.seq), Recipient: r, Payload: clone(rec.payload),
+					Received: bitsTime(e.received), Expires: bitsTime(rec.expiresBits)}, e.seq})
 				n++
+				return n < limit
+			})
+			if ferr != nil {
+				return ferr
 			}
 		}
 		return nil
@@ -446,7 +406,7 @@ func (q *Queue) Remove(ctx context.Context, recipients []string, ids []string) (
 	n := 0
 	err := q.db.write(ctx, func(tx *bbolt.Tx) error {
 		n = 0
-		b := queueOf(tx)
+		b := q.db.queueOf(tx)
 		for _, seq := range seqs {
 			rec, ok, err := b.load(seq)
 			if err != nil {
@@ -474,7 +434,7 @@ func (q *Queue) Stats(ctx context.Context, recipients []string) (agent.QueueStat
 	var s agent.QueueStats
 	err := q.db.view(ctx, func(tx *bbolt.Tx) error {
 		s = agent.QueueStats{}
-		b := queueOf(tx)
+		b := q.db.queueOf(tx)
 		for _, r := range dedupe(recipients) {
 			st := b.state([]byte(r))
 			if !st.ok || st.n == 0 {
@@ -482,23 +442,15 @@ func (q *Queue) Stats(ctx context.Context, recipients []string) (agent.QueueStat
 			}
 			s.Messages += int(st.n)
 			s.Bytes += st.size
-			prefix := indexPrefix(st.handle)
-			c := b.msg.Cursor()
-			if k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) {
-				if t, _, ok := splitIndexKey(k); ok && (s.Oldest.IsZero() || t.Before(s.Oldest)) {
-					s.Oldest = t
-				}
+			oldest, newest, ok := q.db.qidx.bounds(r)
+			if !ok {
+				continue
 			}
-			k, _ := c.Seek(putBE64(st.handle + 1))
-			if k == nil {
-				k, _ = c.Last()
-			} else {
-				k, _ = c.Prev()
+			if t := bitsTime(oldest.received); s.Oldest.IsZero() || t.Before(s.Oldest) {
+				s.Oldest = t
 			}
-			if k != nil && bytes.HasPrefix(k, prefix) {
-				if t, _, ok := splitIndexKey(k); ok && t.After(s.Newest) {
-					s.Newest = t
-				}
+			if t := bitsTime(newest.received); t.After(s.Newest) {
+				s.Newest = t
 			}
 		}
 		return nil
@@ -524,17 +476,19 @@ func (q *Queue) Purge(ctx context.Context, recipient string) (int, error) {
 	if err := checkRecipient(recipient); err != nil {
 		return 0, err
 	}
+	// A write transaction sees the index as of the last commit (see
+	// qindex.go), so the chunk taken from it is what the transaction holds.
+	var chunk []qentry
+	var chunkTx *bbolt.Tx
 	return q.removeChunks(ctx, func(b queueBuckets) (uint64, bool) {
-		st := b.state([]byte(recipient))
-		if !st.ok {
+		if b.tx != chunkTx {
+			chunk, chunkTx = q.db.qidx.first(recipient, queueChunk), b.tx
+		}
+		if len(chunk) == 0 {
 			return 0, false
 		}
-		prefix := indexPrefix(st.handle)
-		k, _ := b.msg.Cursor().Seek(prefix)
-		if k == nil || !bytes.HasPrefix(k, prefix) {
-			return 0, false
-		}
-		_, seq, _ := splitIndexKey(k)
+		seq := chunk[0].seq
+		chunk = chunk[1:]
 		return seq, true
 	})
 }
@@ -561,7 +515,7 @@ func (q *Queue) removeChunks(ctx context.Context, next func(b queueBuckets) (uin
 		n := 0
 		err := q.db.update(ctx, func(tx *bbolt.Tx) error {
 			n = 0
-			b := queueOf(tx)
+			b := q.db.queueOf(tx)
 			for n < queueChunk {
 				seq, ok := next(b)
 				if !ok {

@@ -89,7 +89,7 @@ func (db *DB) Commit(ctx context.Context, w *agent.Work) error {
 			}
 		}
 		if queued != nil {
-			if refused = queued.checkQuota(tx); refused != nil {
+			if refused = queued.checkQuota(db.queueOf(tx)); refused != nil {
 				return nil
 			}
 		}
@@ -121,7 +121,7 @@ func (db *DB) Commit(ctx context.Context, w *agent.Work) error {
 			}
 		}
 		if queued != nil {
-			if err := queued.put(tx); err != nil {
+			if err := queued.put(db.queueOf(tx)); err != nil {
 				return err
 			}
 		}
