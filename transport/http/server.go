@@ -257,7 +257,7 @@ func (s *server) didcomm(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, agent.Errorf(agent.CodeTooLarge, "message exceeds the limit of %d bytes", s.cfg.MaxBodyBytes))
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	body, err := readBody(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), r.ContentLength)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -291,6 +291,30 @@ func (s *server) didcomm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// readBody reads a request body whole. With a declared length (at most the
+// limit, checked before) it allocates that much once, where io.ReadAll
+// grows a buffer from 512 bytes, copying as it goes: a 2 KiB forward cost
+// four allocations and 3.5 KiB of copies.
+func readBody(rd io.Reader, declared int64) ([]byte, error) {
+	if declared <= 0 {
+		return io.ReadAll(rd)
+	}
+	buf := make([]byte, 0, declared+1) // +1: the EOF is read without growing
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)] // longer than declared: the reader decides
+		}
+		n, err := rd.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }
 
 // clientIP is the rate-limit key of the request's client: its IP address
