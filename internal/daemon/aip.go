@@ -57,6 +57,9 @@ type aipDeps struct {
 	identity *agent.Identity
 	authKID  string
 	sealer   func() (credstore.Sealer, error)
+	// leases claim the verification of each presentation for one instance
+	// when several share the database.
+	leases agent.Leases
 }
 
 // fetchTimeout bounds one status list fetch.
@@ -119,7 +122,7 @@ func buildAIP(cfg config.Config, deps aipDeps, log *slog.Logger) (*aipParts, err
 	}
 	p.proofs, err = presentproof.New(presentproof.Config{
 		Store: deps.store, Messenger: deps.messenger, Connections: p.conns, Credentials: p.store, W3C: w3c,
-		Events: p.events, WillConfirm: true, Logger: alog,
+		Events: p.events, WillConfirm: true, Leases: deps.leases, Logger: alog,
 	})
 	if err != nil {
 		return nil, err
@@ -156,12 +159,11 @@ func wrapAIP(p *aipParts, r *agent.Router) {
 	}
 }
 
-// start resumes the verifications of presentations received before a
-// restart.
-func (p *aipParts) start(ctx context.Context, log *slog.Logger) {
-	if p == nil {
-		return
-	}
+// resume starts the verifications of presentations left unverified (by a
+// restart, a crashed instance, or a source that was down). The daemon
+// runs it at start and then every minute, on one instance at a time; each
+// verification is claimed by its own lease besides.
+func (p *aipParts) resume(ctx context.Context, log *slog.Logger) {
 	if err := p.proofs.Resume(ctx); err != nil && ctx.Err() == nil {
 		log.Warn("resuming proof verifications failed", "err", err)
 	}

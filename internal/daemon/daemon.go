@@ -186,7 +186,7 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 	if d.aip, err = buildAIP(cfg, aipDeps{store: d.store, messenger: messenger, oob: d.oob, resolver: d.resolver,
 		myDID: func() string { return d.publicDID().get() }, hooks: d.hooks, router: d.router,
 		identity: d.identity, authKID: firstOf(d.record.AuthKID),
-		sealer: func() (credstore.Sealer, error) { return d.db.Sealer() }}, d.log); err != nil {
+		sealer: func() (credstore.Sealer, error) { return d.db.Sealer() }, leases: leases(d.db)}, d.log); err != nil {
 		return err
 	}
 	wrapAIP(d.aip, d.router) // after every protocol is registered
@@ -356,7 +356,6 @@ func (d *Daemon) Start(ctx context.Context) error {
 		d.spawn(func() { d.client.Run(bg) })
 	}
 	d.startSweeps(bg)
-	d.aip.start(bg, d.log)
 	d.log.Info("agentd listening", "addr", ln.Addr().String(), "endpoint", d.cfg.Endpoint(), "did", d.record.DID)
 	return nil
 }
