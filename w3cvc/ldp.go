@@ -30,18 +30,15 @@ func canonicalize(doc map[string]any) (_ []byte, err error) {
 			err = fmt.Errorf("JSON-LD processing failed on malformed input: %v", r)
 		}
 	}()
-	opts := ld.NewJsonLdOptions("")
-	opts.ProcessingMode = ld.JsonLd_1_1
-	opts.DocumentLoader = loader
-	opts.SafeMode = true
-	proc := ld.NewJsonLdProcessor()
 	// Expansion in safe mode refuses terms the contexts do not define
 	// (Normalize alone would drop them from what is signed).
-	expanded, err := proc.Expand(doc, opts)
+	expanded, err := expand(doc)
 	if err != nil {
 		return nil, fmt.Errorf("JSON-LD expansion: %w", err)
 	}
+	opts := expandOptions()
 	opts.SafeMode = false
+	proc := ld.NewJsonLdProcessor()
 	opts.Algorithm = ld.AlgorithmURDNA2015
 	opts.Format = "application/n-quads"
 	out, err := proc.Normalize(expanded, opts)

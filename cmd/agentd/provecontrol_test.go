@@ -250,6 +250,17 @@ func proveAndCheck(t *testing.T, user, verifier *proc, c received, vt, subject s
 	if !found {
 		t.Fatalf("the credential is not listed: %s", mustJSON(creds))
 	}
+	// It is one of the agent's held credentials for the cloud-agent API too.
+	var held struct {
+		Typename       string `json:"__typename"`
+		ID             string `json:"id"`
+		CredentialJSON string `json:"credentialJson"`
+	}
+	user.must(`query($id: ID!) { credential(credentialId: $id) { __typename ... on W3CCredential { id credentialJson } } }`,
+		map[string]any{"id": cr.ID}, &held)
+	if held.Typename != "W3CCredential" || held.ID != cr.ID || held.CredentialJSON != cr.JWT {
+		t.Fatalf("held credential %+v", held)
+	}
 	var ch struct {
 		State        string `json:"state"`
 		CredentialID string `json:"credential_id"`

@@ -19,6 +19,7 @@ import (
 	"github.com/agentd/agentd/protocols/issuecredential"
 	"github.com/agentd/agentd/protocols/oob"
 	"github.com/agentd/agentd/protocols/presentproof"
+	"github.com/agentd/agentd/protocols/provecontrol"
 	"github.com/agentd/agentd/protocols/reportproblem"
 	"github.com/agentd/agentd/transport/graphql"
 	httptransport "github.com/agentd/agentd/transport/http"
@@ -57,6 +58,9 @@ type aipDeps struct {
 	identity *agent.Identity
 	authKID  string
 	sealer   func() (credstore.Sealer, error)
+	// leases claim the verification of each presentation for one instance
+	// when several share the database.
+	leases agent.Leases
 }
 
 // fetchTimeout bounds one status list fetch.
@@ -119,7 +123,7 @@ func buildAIP(cfg config.Config, deps aipDeps, log *slog.Logger) (*aipParts, err
 	}
 	p.proofs, err = presentproof.New(presentproof.Config{
 		Store: deps.store, Messenger: deps.messenger, Connections: p.conns, Credentials: p.store, W3C: w3c,
-		Events: p.events, WillConfirm: true, Logger: alog,
+		Events: p.events, WillConfirm: true, Leases: deps.leases, Logger: alog,
 	})
 	if err != nil {
 		return nil, err
@@ -156,12 +160,11 @@ func wrapAIP(p *aipParts, r *agent.Router) {
 	}
 }
 
-// start resumes the verifications of presentations received before a
-// restart.
-func (p *aipParts) start(ctx context.Context, log *slog.Logger) {
-	if p == nil {
-		return
-	}
+// resume starts the verifications of presentations left unverified (by a
+// restart, a crashed instance, or a source that was down). The daemon
+// runs it at start and then every minute, on one instance at a time; each
+// verification is claimed by its own lease besides.
+func (p *aipParts) resume(ctx context.Context, log *slog.Logger) {
 	if err := p.proofs.Resume(ctx); err != nil && ctx.Err() == nil {
 		log.Warn("resuming proof verifications failed", "err", err)
 	}
@@ -307,3 +310,51 @@ func (s *issuerSigner) SignW3C(ctx context.Context, signer string, credential []
 }
 
 var _ graphql.CredentialSigner = (*issuerSigner)(nil)
+
+// kindAdopted marks, by source, that the credentials a protocol held
+// before the credential store existed have been put into it.
+const kindAdopted = "aip-adopted"
+
+// adoptProveControlCredentials puts the credentials Prove Control's user
+// role received before the credential store held them into the store,
+// once: each under its own id in a unit of work that skips one already
+// there, then a mark so that later starts do not read them again (new
+// ones reach the store through provecontrol.Config.Held).
+func adoptProveControlCredentials(ctx context.Context, pc *proveControlParts, p *aipParts, store agent.Store) error {
+	if pc == nil || p == nil {
+		return nil
+	}
+	if _, err := store.Records.Get(ctx, kindAdopted, "provecontrol"); err == nil {
+		return nil
+	} else if !errors.Is(err, agent.ErrNotFound) {
+		return err
+	}
+	const page = 100
+	for after := ""; ; {
+		creds, err := pc.service.Credentials(ctx, after, page)
+		if err != nil {
+			return err
+		}
+		for _, c := range creds {
+			err := store.Update(ctx, func(w *agent.Work) error {
+				if _, err := w.Get(ctx, credstore.KindCredential, c.ID); err == nil {
+					return nil
+				} else if !errors.Is(err, agent.ErrNotFound) {
+					return err
+				}
+				return p.store.Put(w, provecontrol.HeldCredential(c), nil)
+			})
+			if err != nil {
+				return fmt.Errorf("credential %s: %w", c.ID, err)
+			}
+		}
+		if len(creds) < page {
+			break
+		}
+		after = creds[len(creds)-1].ID
+	}
+	return store.Update(ctx, func(w *agent.Work) error {
+		w.Put(kindAdopted, "provecontrol", []byte(`{}`))
+		return nil
+	})
+}

@@ -31,6 +31,7 @@ import (
 	"github.com/agentd/agentd/protocols/mediation"
 	"github.com/agentd/agentd/protocols/oob"
 	"github.com/agentd/agentd/protocols/privado"
+	"github.com/agentd/agentd/protocols/provecontrol"
 	"github.com/agentd/agentd/protocols/reportproblem"
 	"github.com/agentd/agentd/protocols/trustping"
 	"github.com/agentd/agentd/protocols/users"
@@ -171,8 +172,21 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 	if d.client, err = buildMediationClient(ctx, cfg, records, d.identity, d.record.DID, d.resolver, keyResolver, messenger, d.router, d.log); err != nil {
 		return err
 	}
-	if d.provecontrol, err = buildProveControl(cfg, d.identity, messenger, d.store, d.resolver, d.router, waiters, plog, d.log); err != nil {
+	if d.aip, err = buildAIP(cfg, aipDeps{store: d.store, messenger: messenger, oob: d.oob, resolver: d.resolver,
+		myDID: func() string { return d.publicDID().get() }, hooks: d.hooks, router: d.router,
+		identity: d.identity, authKID: firstOf(d.record.AuthKID),
+		sealer: func() (credstore.Sealer, error) { return d.db.Sealer() }, leases: leases(d.db)}, d.log); err != nil {
 		return err
+	}
+	var held provecontrol.HeldCredentials
+	if d.aip != nil {
+		held = d.aip.store
+	}
+	if d.provecontrol, err = buildProveControl(cfg, d.identity, messenger, d.store, d.resolver, d.router, waiters, held, plog, d.log); err != nil {
+		return err
+	}
+	if err := adoptProveControlCredentials(ctx, d.provecontrol, d.aip, d.store); err != nil {
+		return fmt.Errorf("prove control credentials into the credential store: %w", err)
 	}
 	if d.iden3, err = buildIden3(cfg, d.store, d.hooks, d.metrics, d.log); err != nil {
 		return err
@@ -181,12 +195,6 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 		return err
 	}
 	if d.privado, err = buildPrivado(cfg, d.db, d.store, d.outbox, d.users, d.iden3, d.log); err != nil {
-		return err
-	}
-	if d.aip, err = buildAIP(cfg, aipDeps{store: d.store, messenger: messenger, oob: d.oob, resolver: d.resolver,
-		myDID: func() string { return d.publicDID().get() }, hooks: d.hooks, router: d.router,
-		identity: d.identity, authKID: firstOf(d.record.AuthKID),
-		sealer: func() (credstore.Sealer, error) { return d.db.Sealer() }}, d.log); err != nil {
 		return err
 	}
 	wrapAIP(d.aip, d.router) // after every protocol is registered
@@ -356,7 +364,6 @@ func (d *Daemon) Start(ctx context.Context) error {
 		d.spawn(func() { d.client.Run(bg) })
 	}
 	d.startSweeps(bg)
-	d.aip.start(bg, d.log)
 	d.log.Info("agentd listening", "addr", ln.Addr().String(), "endpoint", d.cfg.Endpoint(), "did", d.record.DID)
 	return nil
 }

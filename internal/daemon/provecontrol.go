@@ -29,7 +29,7 @@ type proveControlParts struct {
 // Discord, letters), the DNS server for Domain verification, and the
 // protocol (which declares the signing of its confirmations itself).
 func buildProveControl(cfg config.Config, identity *agent.Identity, messenger *agent.Messenger,
-	store agent.Store, resolver did.Resolver, router *agent.Router, waiters *agent.Waiters, plog, log *slog.Logger) (*proveControlParts, error) {
+	store agent.Store, resolver did.Resolver, router *agent.Router, waiters *agent.Waiters, held provecontrol.HeldCredentials, plog, log *slog.Logger) (*proveControlParts, error) {
 	pc := cfg.ProveControl
 	ch, err := proveControlChannels(cfg, messenger)
 	if err != nil {
@@ -50,7 +50,7 @@ func buildProveControl(cfg config.Config, identity *agent.Identity, messenger *a
 	}
 	svc := provecontrol.New(provecontrol.Config{
 		Identity: identity, Store: store, Messenger: messenger, Resolver: resolver,
-		Waiters: waiters, Logger: plog, Channels: ch,
+		Waiters: waiters, Logger: plog, Channels: ch, Held: held,
 		Verifier: provecontrol.VerifierConfig{
 			Enabled: v.Enabled, Types: types, ChallengeTTL: v.ChallengeTTL, MaxAttempts: v.MaxAttempts,
 			CredentialValidity: v.CredentialValidity, MaxPendingPerUser: v.MaxPendingPerUser,

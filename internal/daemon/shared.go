@@ -6,6 +6,7 @@ import (
 
 	"github.com/agentd/agentd/agent"
 	"github.com/agentd/agentd/internal/metrics"
+	"github.com/agentd/agentd/protocols/aipevents"
 	"github.com/agentd/agentd/protocols/mediation"
 	"github.com/agentd/agentd/store/postgres"
 )
@@ -22,7 +23,7 @@ func leases(db backend) agent.Leases {
 
 // share connects the parts that cache or wait for shared state to the
 // other instances on the database (store.driver postgres): the mediator's
-// registry and live delivery, and the waiters. With bbolt it does nothing.
+// registry and live delivery, the waiters, and the cloud-agent events. With bbolt it does nothing.
 // The background work ends with ctx.
 func (d *Daemon) share(ctx context.Context, waiters *agent.Waiters) {
 	pg, ok := d.db.(pgBackend)
@@ -35,6 +36,12 @@ func (d *Daemon) share(ctx context.Context, waiters *agent.Waiters) {
 	d.waiters = waiters
 	if d.mediator != nil {
 		d.mediator.med.Share(ctx, sig)
+	}
+	if d.aip != nil {
+		// The cloud-agent events reach the GraphQL subscribers of every
+		// instance (aipevents.Events.Share).
+		sig.Watch(aipevents.KindEvent)
+		d.aip.events.Share(ctx, d.store, sig, agent.NewID(), d.log.With("component", "aip"))
 	}
 	d.metrics.WatchShared(func() metrics.SharedFigures {
 		received, reconnects := sig.Stats()
@@ -127,6 +134,19 @@ func (d *Daemon) startSweeps(bg context.Context) {
 					d.log.Warn("privado: sweep failed", "err", err)
 				} else if n > 0 {
 					d.log.Info("privado: sweep", "expired", n)
+				}
+			})
+		})
+	}
+	if d.aip != nil {
+		aipp := d.aip
+		d.spawn(func() {
+			d.every(bg, "presentproof-resume", time.Minute, func(ctx context.Context) { aipp.resume(ctx, d.log) })
+		})
+		d.spawn(func() {
+			d.every(bg, "aip-events", time.Minute, func(ctx context.Context) {
+				if _, err := aipp.events.Sweep(ctx); err != nil && ctx.Err() == nil {
+					d.log.Warn("sweeping the events kept for other instances failed", "err", err)
 				}
 			})
 		})

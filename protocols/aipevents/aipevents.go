@@ -48,8 +48,12 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Events is the Publisher of the daemon: webhook and broker.
-type Events struct{ cfg Config }
+// Events is the Publisher of the daemon: webhook and broker (and, with
+// Share, the other instances' brokers).
+type Events struct {
+	cfg    Config
+	shared *shared
+}
 
 // New returns Events.
 func New(cfg Config) *Events {
@@ -66,6 +70,16 @@ func (e *Events) Publish(w *agent.Work, topic string, record any) error {
 		return fmt.Errorf("aipevents: bad topic %q", topic)
 	}
 	ev := aip.Event{ID: agent.NewID(), Topic: topic, Emitted: e.cfg.Now().UTC(), Record: snapshot(record)}
+	if sh := e.shared; sh != nil {
+		rec, err := json.Marshal(ev.Record)
+		if err != nil {
+			return fmt.Errorf("aipevents: %w", err)
+		}
+		if err := w.PutJSON(KindEvent, Key(ev.Emitted, ev.ID), storedEvent{Origin: sh.origin, ID: ev.ID,
+			Topic: topic, At: ev.Emitted, Record: rec}); err != nil {
+			return fmt.Errorf("aipevents: %w", err)
+		}
+	}
 	if e.cfg.WebhookEndpoint != "" {
 		body, err := json.Marshal(ev)
 		if err != nil {

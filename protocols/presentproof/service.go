@@ -69,6 +69,10 @@ type Config struct {
 	// the prover then waits for an ack (verified) or a problem report
 	// (not verified) before it is done.
 	WillConfirm bool
+	// Leases claims each verification for one instance when several
+	// share the store (store/postgres: a presentation is verified once,
+	// by the instance that holds its lease); nil: agent.SoleLeases.
+	Leases agent.Leases
 	// MaxConcurrentVerifications bounds verifications running at once
 	// (default 4).
 	MaxConcurrentVerifications int
@@ -111,6 +115,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Leases == nil {
+		cfg.Leases = agent.SoleLeases{}
 	}
 	if cfg.MaxConcurrentVerifications <= 0 {
 		cfg.MaxConcurrentVerifications = 4

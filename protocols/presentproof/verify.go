@@ -19,6 +19,14 @@ import (
 // verifyTimeout bounds one verification.
 const verifyTimeout = time.Minute
 
+// verifyLease is how long an instance claims a verification: longer than
+// it may take, so that the lease outlives it; a crashed holder's claim
+// expires after it and Resume (on any instance) verifies again.
+const verifyLease = verifyTimeout + 30*time.Second
+
+// verifyLeaseName is the lease of exchange id's verification.
+func verifyLeaseName(id string) string { return "presentproof/verify/" + id }
+
 // ProblemCodeNotVerified is the code of the problem report sent, when the
 // request asked to confirm (will_confirm), for a presentation that did not
 // verify.
@@ -45,6 +53,28 @@ func (s *Service) verifyLater(id string) {
 		defer func() { <-s.slots }()
 		ctx, cancel := context.WithTimeout(context.Background(), verifyTimeout)
 		defer cancel()
+		// Another instance sharing the store may verify the same exchange
+		// (its Resume, or the handler that stored the presentation): the
+		// one holding the lease does. The verdict's commit checks the
+		// state anyway, so a double run could not commit two outcomes,
+		// but it would verify twice.
+		lease := verifyLeaseName(id)
+		ok, err := s.cfg.Leases.Lead(ctx, lease, verifyLease)
+		if err != nil {
+			s.log.Warn("could not claim a verification; Resume tries again", "exchange", id, "err", err)
+			return
+		}
+		if !ok {
+			s.log.Debug("verification claimed by another instance", "exchange", id)
+			return
+		}
+		defer func() {
+			rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer rcancel()
+			if err := s.cfg.Leases.Release(rctx, lease); err != nil {
+				s.log.Debug("could not release a verification's lease; it expires", "exchange", id, "err", err)
+			}
+		}()
 		if err := s.Verify(ctx, id); err != nil {
 			s.log.Warn("verification did not complete; Resume tries again", "exchange", id, "err", err)
 		}
@@ -52,7 +82,10 @@ func (s *Service) verifyLater(id string) {
 }
 
 // Resume starts the verification of every VERIFIER exchange left in
-// PRESENTED (by a restart, or a verification that could not run).
+// PRESENTED (by a restart, a crashed instance, or a verification that
+// could not run). Each verification runs under its lease (Config.Leases):
+// instances sharing a store may all call Resume; each exchange is verified
+// by one of them.
 func (s *Service) Resume(ctx context.Context) error {
 	after := ""
 	for {

@@ -10,7 +10,16 @@ import (
 	"github.com/agentd/agentd/agent"
 	"github.com/agentd/agentd/agent/did"
 	"github.com/agentd/agentd/agent/keys"
+	"github.com/agentd/agentd/aip"
 )
+
+// HeldCredentials is the agent's credential store (protocols/credstore):
+// the credentials the user role receives are held there too, so that the
+// cloud-agent API lists them and presentations can use them.
+type HeldCredentials interface {
+	// Put stages a held credential in w.
+	Put(w *agent.Work, c *aip.Credential, raw []byte) error
+}
 
 // Messenger is what the protocol needs from agent.Messenger: packing
 // messages for the outbox, which the service queues through its units of
@@ -138,7 +147,10 @@ type Config struct {
 	Waiters  *agent.Waiters
 	Verifier VerifierConfig
 	Channels Channels
-	Logger   *slog.Logger
+	// Held, when set, also keeps each credential the user role receives in
+	// the agent's credential store, in the same unit of work.
+	Held   HeldCredentials
+	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }

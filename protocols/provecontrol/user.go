@@ -8,6 +8,7 @@ import (
 
 	"github.com/agentd/agentd/agent"
 	"github.com/agentd/agentd/agent/did"
+	"github.com/agentd/agentd/aip"
 	"github.com/agentd/agentd/protocols/reportproblem"
 )
 
@@ -349,6 +350,11 @@ func (s *Service) handleConfirm(ctx context.Context, in *agent.Inbound) error {
 	if err := w.PutJSON(KindCredential, cred.ID, &cred); err != nil {
 		return agent.Wrap(agent.CodeMe, err, "could not store the credential")
 	}
+	if s.cfg.Held != nil {
+		if err := s.cfg.Held.Put(w, HeldCredential(cred), nil); err != nil {
+			return agent.Wrap(agent.CodeMe, err, "could not store the credential")
+		}
+	}
 	if err := w.PutJSON(KindReceived, rec.ID, &rec); err != nil {
 		return agent.Wrap(agent.CodeMe, err, "could not store the credential")
 	}
@@ -410,4 +416,10 @@ func CheckChallengeType(m *agent.Message) error {
 		return agent.Wrap(agent.CodeMsg, errNotChallenge, "only a Prove Control verificationchallenge is taken here")
 	}
 	return nil
+}
+
+// HeldCredential is cred as the credential store keeps it: a W3C VC-JWT,
+// under the same id, received when Prove Control received it.
+func HeldCredential(cred Credential) *aip.Credential {
+	return &aip.Credential{ID: cred.ID, Format: aip.FormatW3C, CredentialJSON: cred.JWT, Created: cred.Received}
 }

@@ -3,6 +3,7 @@ package graphql
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/agentd/agentd/internal/metrics"
 	"io"
 	"log/slog"
 	"net/http"
@@ -101,7 +102,9 @@ func agentServer(t *testing.T, r *Resolver, logs io.Writer) *httptest.Server {
 	}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	api := New(Config{Resolver: r, AdminToken: token, Logger: log})
-	srv := httptest.NewServer(agenthttp.NewHandler(agenthttp.Config{AdminToken: token, Logger: log, Features: []agenthttp.Feature{api}}))
+	// The daemon's metrics wrap every route's ResponseWriter, as in
+	// production: streaming (SSE) must get through the wrapper.
+	srv := httptest.NewServer(agenthttp.NewHandler(agenthttp.Config{AdminToken: token, Logger: log, Metrics: metrics.New(), Features: []agenthttp.Feature{api}}))
 	t.Cleanup(srv.Close)
 	return srv
 }

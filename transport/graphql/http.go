@@ -164,10 +164,11 @@ func (s status200) WriteHeader(code int) {
 	s.ResponseWriter.WriteHeader(code)
 }
 
+// Flush sends what is buffered (SSE subscriptions): through
+// http.ResponseController, which reaches the connection's writer through
+// the wrappers' Unwrap (the metrics' status recorder is not a Flusher).
 func (s status200) Flush() {
-	if f, ok := s.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
+	_ = http.NewResponseController(s.ResponseWriter).Flush()
 }
 
 func (s status200) Unwrap() http.ResponseWriter { return s.ResponseWriter }
