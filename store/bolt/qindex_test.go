@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -234,5 +235,109 @@ func TestQueueSchema1Upgraded(t *testing.T) {
 	if db2, err := Open(path, Options{}); err == nil {
 		db2.Close()
 		t.Fatal("opened a database of a newer schema")
+	}
+}
+
+// TestQueueIndexConsistentUnderLoad: after concurrent forwards (some
+// refused as replays or over quota), pickups, sweeps of expired messages
+// and purges, the index kept by the writes is the one a scan of the stored
+// messages builds, and the counters agree with it.
+func TestQueueIndexConsistentUnderLoad(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t, Options{NoSync: true})
+	q := db.Queue()
+	rcpts := make([]string, 8)
+	for i := range rcpts {
+		rcpts[i] = fmt.Sprintf("did:example:r%d", i)
+	}
+	now := time.Now()
+	lim := agent.QueueLimits{MaxMessages: 150}
+	var wg sync.WaitGroup
+	for g := range 6 { // senders
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 300 {
+				exp := now.Add(time.Hour)
+				if i%5 == 0 {
+					exp = now.Add(-time.Second) // swept below
+				}
+				m := &agent.QueuedMessage{Recipient: rcpts[(g+i)%len(rcpts)], Payload: []byte(fmt.Sprint(g, i)),
+					Received: now.Add(time.Duration((i*7)%50) * time.Millisecond), Expires: exp}
+				w := agent.NewWork(nil)
+				w.Queue(lim, m)
+				w.Remember(fmt.Sprintf("\x00%d-%d", g, i/2), now.Add(time.Hour)) // every other one a replay
+				if err := db.Commit(ctx, w); err != nil && !errors.Is(err, agent.ErrReplay) && !errors.Is(err, agent.ErrQuota) {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	for c := range 3 { // pickups
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 100 {
+				ms, err := q.List(ctx, rcpts[c*2:c*2+3], now, 20)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				ids := make([]string, 0, len(ms))
+				for i, m := range ms {
+					if i%2 == 0 {
+						ids = append(ids, m.ID)
+					}
+				}
+				if _, err := q.Remove(ctx, rcpts[c*2:c*2+3], ids); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range 20 {
+			if _, err := q.Sweep(ctx, time.Now()); err != nil {
+				t.Error(err)
+				return
+			}
+			if i%7 == 3 {
+				if _, err := q.Purge(ctx, rcpts[7]); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	wg.Wait()
+
+	kept := db.qidx.by
+	if err := db.loadIndex(); err != nil {
+		t.Fatal(err)
+	}
+	if len(kept) != len(db.qidx.by) {
+		t.Fatalf("index kept by the writes has %d recipients, a scan %d", len(kept), len(db.qidx.by))
+	}
+	total := 0
+	for r, es := range db.qidx.by {
+		if !slices.Equal(kept[r], es) {
+			t.Fatalf("%s: kept %v, scanned %v", r, kept[r], es)
+		}
+		total += len(es)
+		st, err := q.Stats(ctx, []string{r})
+		if err != nil || st.Messages != len(es) {
+			t.Fatalf("Stats(%s) = %+v, %v; the index has %d", r, st, err, len(es))
+		}
+	}
+	if tt, err := q.Totals(ctx); err != nil || tt.Messages != total || tt.Recipients != len(db.qidx.by) {
+		t.Fatalf("Totals %+v, %v; the index has %d messages for %d recipients", tt, err, total, len(db.qidx.by))
+	}
+	if total == 0 {
+		t.Fatal("nothing left queued: the test checks nothing")
 	}
 }
