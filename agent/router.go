@@ -208,6 +208,10 @@ type arrival struct {
 }
 
 func (r *Router) receive(ctx context.Context, raw []byte, a arrival) (*Reply, error) {
+	if c, ok := r.cfg.Store.Committer.(InflightCounter); ok {
+		c.Inflight(1)
+		defer c.Inflight(-1)
+	}
 	transport, duplex, session, vouched := a.transport, a.duplex, a.session, a.vouched
 	start := time.Now()
 	in, err := r.check(ctx, transport, raw)

@@ -229,6 +229,15 @@ type Committer interface {
 	Commit(ctx context.Context, w *Work) error
 }
 
+// InflightCounter is implemented by a Committer that commits concurrent
+// works in groups (one fsync each). The router calls Inflight(1) when it
+// starts on a message, whose unit of work will usually be committed soon,
+// and Inflight(-1) when it is done with it, so that the committer can wait a
+// moment for those works to join the group it is about to commit.
+type InflightCounter interface {
+	Inflight(delta int)
+}
+
 // Store is the agent's durable state as protocols use it: records to read,
 // and units of work to change them with.
 type Store struct {

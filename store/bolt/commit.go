@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.etcd.io/bbolt"
 	bberrors "go.etcd.io/bbolt/errors"
@@ -19,6 +20,16 @@ import (
 // writers block on the channel; they form the next group. A lone writer thus
 // commits at once, without the timer delay of bbolt's own DB.Batch, and under
 // load the groups grow with the time a commit takes.
+//
+// When the router has told the committer of messages it is handling
+// (Inflight) and more of them are in hand than writes in the group, the
+// committer waits for them a moment (up to lingerMax, rechecking every
+// lingerPoll): their units of work are usually a few hundred microseconds of
+// CPU away, and a larger group shares one fsync and one write of the pages
+// the group's writes have in common (at 32 concurrent forwards the groups
+// grew from about 11 to about 16 writes and the CPU per forward fell by
+// about 13%, README: Benchmarks). A lone writer, or one whose peers are not
+// messages in hand, never waits, nor does a group of lingerGroup writes.
 //
 // If one write in a group fails, the transaction is rolled back, that write
 // gets its error, and the others are applied again in a new transaction. A
@@ -35,6 +46,16 @@ const (
 	writeBoltBatch                  // bbolt's DB.Batch (timer-based grouping)
 )
 
+// Linger bounds; see above.
+const (
+	lingerMax  = time.Millisecond
+	lingerPoll = 50 * time.Microsecond
+	// lingerGroup is the group size past which the committer does not
+	// wait: each write's share of a group's cost falls as 1/size, so the
+	// wait pays for a small group, not for one that is large already.
+	lingerGroup = 24
+)
+
 type writeCall struct {
 	fn  func(*bbolt.Tx) error
 	err chan error // buffered: the committer never blocks on a reply
@@ -49,13 +70,17 @@ type committer struct {
 	closeOnce      sync.Once
 	done           sync.WaitGroup
 	maxBatch       int
+	// inflight counts the messages the router is handling (Inflight);
+	// lingerMax is the longest wait for them (tests change it).
+	inflight  atomic.Int64
+	lingerMax time.Duration
 }
 
 func (db *DB) startCommitter(maxBatch int) {
 	if maxBatch <= 0 {
 		maxBatch = DefaultMaxBatchSize
 	}
-	db.commit = committer{calls: make(chan *writeCall), closed: make(chan struct{}), maxBatch: maxBatch}
+	db.commit = committer{calls: make(chan *writeCall), closed: make(chan struct{}), maxBatch: maxBatch, lingerMax: lingerMax}
 	db.commit.done.Add(1)
 	go db.commitLoop()
 }
@@ -70,6 +95,8 @@ func (db *DB) stopCommitter() {
 func (db *DB) commitLoop() {
 	defer db.commit.done.Done()
 	group := make([]*writeCall, 0, 64)
+	poll := time.NewTimer(time.Hour)
+	poll.Stop()
 	for {
 		select {
 		case c := <-db.commit.calls:
@@ -86,11 +113,42 @@ func (db *DB) commitLoop() {
 				break gather
 			}
 		}
+		group = db.linger(group, poll)
 		db.commitGroup(group)
 		clear(group)
 		group = group[:0]
 	}
 }
+
+// linger adds to group the writes that arrive while more messages are in
+// the router's hands than writes in the group, for at most lingerMax and
+// while the group has fewer than lingerGroup writes.
+func (db *DB) linger(group []*writeCall, poll *time.Timer) []*writeCall {
+	c := &db.commit
+	want := func() bool {
+		return len(group) < min(c.maxBatch, lingerGroup) && c.inflight.Load() > int64(len(group))
+	}
+	if !want() {
+		return group
+	}
+	defer poll.Stop() // (Go 1.23 timers: Reset and Stop leave no stale tick)
+	deadline := time.Now().Add(c.lingerMax)
+	for want() && time.Now().Before(deadline) {
+		poll.Reset(min(lingerPoll, time.Until(deadline)))
+		select {
+		case w := <-c.calls:
+			group = append(group, w)
+		case <-poll.C:
+		case <-c.closed:
+			return group
+		}
+	}
+	return group
+}
+
+// Inflight adds delta to the number of messages the router is handling
+// (agent.InflightCounter); see the group commit above.
+func (db *DB) Inflight(delta int) { db.commit.inflight.Add(int64(delta)) }
 
 // commitGroup applies the writes in one transaction, taking out any that
 // fail, and replies to each.
