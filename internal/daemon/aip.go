@@ -107,7 +107,7 @@ func buildAIP(cfg config.Config, deps aipDeps, log *slog.Logger) (*aipParts, err
 		return nil, fmt.Errorf("aip.anoncreds: %w", err)
 	}
 	verifier := w3cvc.NewVerifier(w3cvc.VerifierConfig{Resolver: deps.resolver,
-		HTTPClient: guardedClient(ac.FetchAllowPrivate, fetchTimeout), Logger: alog})
+		HTTPClient: netguard.Policy{AllowPrivate: ac.FetchAllowPrivate}.Client(fetchTimeout), Logger: alog})
 	p.signer = &issuerSigner{identity: deps.identity, authKID: deps.authKID}
 	p.credEx, err = issuecredential.New(issuecredential.Config{
 		Store: deps.store, Messenger: deps.messenger, Connections: p.conns, Credentials: p.store,
@@ -210,27 +210,6 @@ func (p *aipParts) features(token string, log *slog.Logger) []httptransport.Feat
 			}
 		})
 	})}
-}
-
-// guardedClient fetches over HTTP(S) with direct connections to public
-// addresses only (unless allowPrivate), no proxy, https-only redirects.
-func guardedClient(allowPrivate bool, timeout time.Duration) *http.Client {
-	return &http.Client{
-		Timeout: timeout,
-		Transport: &http.Transport{
-			Proxy:                  nil,
-			DialContext:            netguard.Policy{AllowPrivate: allowPrivate}.DialContext(timeout),
-			TLSHandshakeTimeout:    timeout,
-			ResponseHeaderTimeout:  timeout,
-			MaxResponseHeaderBytes: 64 << 10,
-		},
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) >= 5 || req.URL.Scheme != "https" {
-				return errors.New("redirect refused")
-			}
-			return nil
-		},
-	}
 }
 
 // issuerSigner signs the W3C credentials the agent issues as the did:key

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"syscall"
 	"time"
@@ -86,4 +87,27 @@ func (p Policy) Dialer(timeout time.Duration) *net.Dialer {
 // DialContext is Dialer(timeout).DialContext, for an http.Transport.
 func (p Policy) DialContext(timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return p.Dialer(timeout).DialContext
+}
+
+// Client is an HTTP client for fetching what others name (status lists,
+// issuers' objects): direct connections (no proxy) under p, every phase
+// bounded by timeout, response headers at most 64 KiB, and at most five
+// redirects, to https only.
+func (p Policy) Client(timeout time.Duration) *http.Client {
+	return &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{
+			Proxy:                  nil,
+			DialContext:            p.DialContext(timeout),
+			TLSHandshakeTimeout:    timeout,
+			ResponseHeaderTimeout:  timeout,
+			MaxResponseHeaderBytes: 64 << 10,
+		},
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 5 || req.URL.Scheme != "https" {
+				return errors.New("redirect refused")
+			}
+			return nil
+		},
+	}
 }

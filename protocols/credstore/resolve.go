@@ -16,7 +16,6 @@ import (
 
 	"github.com/agentd/agentd/agent"
 	"github.com/agentd/agentd/anoncreds"
-	"github.com/agentd/agentd/internal/netguard"
 )
 
 // Object kinds.
@@ -352,27 +351,6 @@ func (s *Service) get(ctx context.Context, id, u string) (*Object, error) {
 		return nil, errors.New(agent.ErrorComment(err))
 	}
 	return o, nil
-}
-
-// guardedClient is the default web client: direct connections to public
-// addresses only (netguard), https redirects only.
-func guardedClient(allowPrivate bool, timeout time.Duration) *http.Client {
-	return &http.Client{
-		Timeout: timeout,
-		Transport: &http.Transport{
-			Proxy:                  nil,
-			DialContext:            netguard.Policy{AllowPrivate: allowPrivate}.DialContext(timeout),
-			TLSHandshakeTimeout:    timeout,
-			ResponseHeaderTimeout:  timeout,
-			MaxResponseHeaderBytes: 64 << 10,
-		},
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) >= 5 || req.URL.Scheme != "https" {
-				return errors.New("redirect refused")
-			}
-			return nil
-		},
-	}
 }
 
 // Export returns a schema or credential definition the agent created or

@@ -14,6 +14,7 @@ import (
 	"github.com/agentd/agentd/agent"
 	"github.com/agentd/agentd/aip"
 	"github.com/agentd/agentd/anoncreds"
+	"github.com/agentd/agentd/internal/netguard"
 	"github.com/agentd/agentd/protocols/internal/listing"
 	"github.com/agentd/agentd/w3cvc"
 )
@@ -101,7 +102,7 @@ func New(cfg Config) (*Service, error) {
 		s.files = files
 	}
 	if cfg.Web && cfg.WebClient == nil {
-		s.cfg.WebClient = guardedClient(cfg.WebAllowPrivate, cfg.WebTimeout)
+		s.cfg.WebClient = netguard.Policy{AllowPrivate: cfg.WebAllowPrivate}.Client(cfg.WebTimeout)
 	}
 	return s, nil
 }
