@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,18 +12,14 @@ import (
 
 	"github.com/agentd/agentd/internal/config"
 	"github.com/agentd/agentd/internal/daemon"
+	"github.com/agentd/agentd/internal/testport"
 	"github.com/agentd/agentd/protocols/iden3auth/iden3test"
 )
 
 func startVerifier(t *testing.T) *daemon.Daemon {
 	t.Helper()
 	chain := iden3test.Start(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testport.Addr(t)
 	cfg := config.Default()
 	cfg.DataDir, cfg.HTTP.Addr = t.TempDir(), addr
 	cfg.Iden3.VerifierDID = "did:iden3:polygon:amoy:xCRp75DgAdS63W65fmXHz6p9DwdonuRU9e46DifhX"

@@ -4,22 +4,17 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 
 	"github.com/agentd/agentd/internal/config"
 	"github.com/agentd/agentd/internal/daemon"
+	"github.com/agentd/agentd/internal/testport"
 )
 
 func startMediator(t *testing.T) *daemon.Daemon {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testport.Addr(t)
 	cfg := config.Default()
 	cfg.DataDir, cfg.HTTP.Addr = t.TempDir(), addr
 	cfg.Mediator.Enabled, cfg.Mediator.Policy = true, "invitation"

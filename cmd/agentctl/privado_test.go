@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/agentd/agentd/internal/config"
 	"github.com/agentd/agentd/internal/daemon"
+	"github.com/agentd/agentd/internal/testport"
 	"github.com/agentd/agentd/protocols/iden3auth/iden3test"
 	"github.com/agentd/agentd/transport/email/emailtest"
 	httptransport "github.com/agentd/agentd/transport/http"
@@ -25,12 +25,7 @@ func startPrivado(t *testing.T) *daemon.Daemon {
 	t.Helper()
 	relay := emailtest.Start(t, emailtest.Options{})
 	chain := iden3test.Start(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testport.Addr(t)
 	cfg := config.Default()
 	cfg.DataDir, cfg.HTTP.Addr = t.TempDir(), addr
 	cfg.Email.Address, cfg.Email.Relay.Addr = "agent@agent.test", relay.Addr

@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/agentd/agentd/internal/config"
 	"github.com/agentd/agentd/internal/daemon"
+	"github.com/agentd/agentd/internal/testport"
 	"github.com/agentd/agentd/transport/email/emailtest"
 	httptransport "github.com/agentd/agentd/transport/http"
 )
@@ -21,12 +21,7 @@ import (
 func startUsers(t *testing.T) (*daemon.Daemon, *emailtest.Server) {
 	t.Helper()
 	relay := emailtest.Start(t, emailtest.Options{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testport.Addr(t)
 	cfg := config.Default()
 	cfg.DataDir, cfg.HTTP.Addr = t.TempDir(), addr
 	cfg.Email.Address, cfg.Email.Relay.Addr = "agent@agent.test", relay.Addr

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/agentd/agentd/internal/config"
 	"github.com/agentd/agentd/internal/daemon"
+	"github.com/agentd/agentd/internal/testport"
 	"github.com/agentd/agentd/internal/unboundtest"
 )
 
@@ -27,12 +27,7 @@ func startAgentWith(t *testing.T, base *config.Config, edit func(*config.Config)
 	if base != nil {
 		cfg.DataDir, cfg.HTTP.Addr = base.DataDir, base.HTTP.Addr
 	} else {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.HTTP.Addr = ln.Addr().String()
-		ln.Close()
+		cfg.HTTP.Addr = testport.Addr(t)
 		cfg.DataDir = t.TempDir()
 	}
 	cfg.Outbox.BaseDelay = 50 * time.Millisecond

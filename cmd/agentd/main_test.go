@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agentd/agentd/internal/pgtest"
+	"github.com/agentd/agentd/internal/testport"
 )
 
 func TestMain(m *testing.M) {
@@ -24,12 +24,8 @@ func TestMain(m *testing.M) {
 }
 
 func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Helper()
+	return testport.Addr(t)
 }
 
 // startAgentd runs this test binary as agentd and waits until it answers /healthz.

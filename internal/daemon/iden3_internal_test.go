@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/agentd/agentd/internal/config"
+	"github.com/agentd/agentd/internal/testport"
 	"github.com/agentd/agentd/protocols/iden3auth/iden3test"
 	httptransport "github.com/agentd/agentd/transport/http"
 )
@@ -114,9 +114,7 @@ func startIden3With(t testing.TB, dir string, set func(*config.Config)) (*Daemon
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = dir
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	cfg.HTTP.Addr = ln.Addr().String()
-	ln.Close()
+	cfg.HTTP.Addr = testport.Addr(t)
 	cfg.Admin.Token = testAdmin
 	cfg.Outbox.BaseDelay, cfg.Outbox.MaxDelay = 50*time.Millisecond, 200*time.Millisecond
 	cfg.Iden3.RPCTimeout = 2 * time.Second
