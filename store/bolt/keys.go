@@ -2,12 +2,12 @@ package bolt
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"go.etcd.io/bbolt"
 
 	"github.com/agentd/agentd/agent/keys"
+	"github.com/agentd/agentd/store/seal"
 )
 
 // KeyStore keeps the agent's private keys, implementing keys.Store. Get it
@@ -22,12 +22,6 @@ type KeyStore struct{ db *DB }
 
 var _ keys.Store = (*KeyStore)(nil)
 
-// keyAAD is the additional data a private key is sealed with. The curve name
-// never contains a NUL, so the encoding is unambiguous.
-func keyAAD(c keys.Curve, kid string) []byte {
-	return []byte("agentd/key/v1\x00" + string(c) + "\x00" + kid)
-}
-
 // Put stores a key pair under key.ID. It checks that the public key matches
 // the secret. Putting the same key pair again is a no-op; putting a different
 // key under a kid already in use fails with an error wrapping ErrExists, so a
@@ -37,18 +31,7 @@ func (s *KeyStore) Put(ctx context.Context, key keys.PrivateKey) error {
 	if err := checkID("key id", kid); err != nil {
 		return err
 	}
-	check, err := keys.FromPrivate(key.Curve, kid, key.D)
-	if err != nil {
-		return fmt.Errorf("bolt: key %q: %w", kid, err)
-	}
-	if !check.PublicKey.Equal(key.PublicKey) {
-		return fmt.Errorf("bolt: key %q: public key does not match the private key", kid)
-	}
-	pub, err := json.Marshal(check.PublicKey.JWK())
-	if err != nil {
-		return err
-	}
-	sealed, err := s.db.key.Seal(key.D, keyAAD(key.Curve, kid))
+	pub, check, sealed, err := s.db.key.SealPrivateKey(key)
 	if err != nil {
 		return fmt.Errorf("bolt: key %q: %w", kid, err)
 	}
@@ -56,11 +39,11 @@ func (s *KeyStore) Put(ctx context.Context, key keys.PrivateKey) error {
 		kb := tx.Bucket(bKeys)
 		pubs, privs := kb.Bucket(bPub), kb.Bucket(bPriv)
 		if old := pubs.Get([]byte(kid)); old != nil {
-			oldPub, err := parsePub(kid, old)
+			oldPub, err := seal.ParsePublicJWK(kid, old)
 			if err != nil {
 				return err
 			}
-			if oldPub.Equal(check.PublicKey) {
+			if oldPub.Equal(check) {
 				return nil
 			}
 			return fmt.Errorf("bolt: key %q: a different key is stored under this id: %w", kid, ErrExists)
@@ -70,18 +53,6 @@ func (s *KeyStore) Put(ctx context.Context, key keys.PrivateKey) error {
 		}
 		return privs.Put([]byte(kid), sealed)
 	})
-}
-
-func parsePub(kid string, v []byte) (keys.PublicKey, error) {
-	var j keys.JWK
-	if err := json.Unmarshal(v, &j); err != nil {
-		return keys.PublicKey{}, fmt.Errorf("bolt: public key %q: %w", kid, err)
-	}
-	pk, err := j.PublicKey(kid)
-	if err != nil {
-		return keys.PublicKey{}, fmt.Errorf("bolt: public key %q: %w", kid, err)
-	}
-	return pk, nil
 }
 
 // Get returns the key pair stored under kid, or an error wrapping
@@ -100,21 +71,9 @@ func (s *KeyStore) Get(ctx context.Context, kid string) (keys.PrivateKey, error)
 	if pubV == nil || sealed == nil {
 		return keys.PrivateKey{}, fmt.Errorf("bolt: key %q: %w", kid, keys.ErrNotFound)
 	}
-	pub, err := parsePub(kid, pubV)
+	priv, err := s.db.key.OpenPrivateKey(kid, pubV, sealed)
 	if err != nil {
-		return keys.PrivateKey{}, err
-	}
-	d, err := s.db.key.Open(sealed, keyAAD(pub.Curve, kid))
-	if err != nil {
-		return keys.PrivateKey{}, fmt.Errorf("bolt: key %q: cannot unseal (database corrupted or tampered with): %w", kid, err)
-	}
-	defer clear(d)
-	priv, err := keys.FromPrivate(pub.Curve, kid, d)
-	if err != nil {
-		return keys.PrivateKey{}, fmt.Errorf("bolt: key %q: %w", kid, err)
-	}
-	if !priv.PublicKey.Equal(pub) {
-		return keys.PrivateKey{}, fmt.Errorf("bolt: key %q: stored public key does not match the private key (database corrupted or tampered with)", kid)
+		return keys.PrivateKey{}, fmt.Errorf("bolt: %w", err)
 	}
 	return priv, nil
 }
@@ -125,7 +84,7 @@ func (s *KeyStore) List(ctx context.Context) ([]keys.PublicKey, error) {
 	var out []keys.PublicKey
 	err := s.db.view(ctx, func(tx *bbolt.Tx) error {
 		return tx.Bucket(bKeys).Bucket(bPub).ForEach(func(k, v []byte) error {
-			pk, err := parsePub(string(k), v)
+			pk, err := seal.ParsePublicJWK(string(k), v)
 			if err != nil {
 				return err
 			}

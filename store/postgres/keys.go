@@ -2,13 +2,13 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/agentd/agentd/agent/keys"
+	"github.com/agentd/agentd/store/seal"
 )
 
 // KeyStore keeps the agent's private keys, implementing keys.Store. Get it
@@ -23,12 +23,6 @@ type KeyStore struct{ db *DB }
 
 var _ keys.Store = (*KeyStore)(nil)
 
-// keyAAD is the additional data a private key is sealed with (the same as
-// the bbolt store's).
-func keyAAD(c keys.Curve, kid string) []byte {
-	return []byte("agentd/key/v1\x00" + string(c) + "\x00" + kid)
-}
-
 // Put stores a key pair under key.ID. It checks that the public key matches
 // the secret. Putting the same key pair again is a no-op; putting a
 // different key under a kid in use fails with an error wrapping ErrExists.
@@ -40,18 +34,7 @@ func (s *KeyStore) Put(ctx context.Context, key keys.PrivateKey) error {
 	if err := checkText("key id", kid); err != nil {
 		return err
 	}
-	check, err := keys.FromPrivate(key.Curve, kid, key.D)
-	if err != nil {
-		return fmt.Errorf("postgres: key %q: %w", kid, err)
-	}
-	if !check.PublicKey.Equal(key.PublicKey) {
-		return fmt.Errorf("postgres: key %q: public key does not match the private key", kid)
-	}
-	pub, err := json.Marshal(check.PublicKey.JWK())
-	if err != nil {
-		return err
-	}
-	sealed, err := s.db.key.Seal(key.D, keyAAD(key.Curve, kid))
+	pub, check, sealed, err := s.db.key.SealPrivateKey(key)
 	if err != nil {
 		return fmt.Errorf("postgres: key %q: %w", kid, err)
 	}
@@ -67,26 +50,14 @@ func (s *KeyStore) Put(ctx context.Context, key keys.PrivateKey) error {
 	if err := s.db.pool.QueryRow(ctx, `SELECT public_jwk FROM agentd_keys WHERE kid = $1`, kid).Scan(&old); err != nil {
 		return err
 	}
-	oldPub, err := parsePub(kid, old)
+	oldPub, err := seal.ParsePublicJWK(kid, old)
 	if err != nil {
 		return err
 	}
-	if oldPub.Equal(check.PublicKey) {
+	if oldPub.Equal(check) {
 		return nil
 	}
 	return fmt.Errorf("postgres: key %q: a different key is stored under this id: %w", kid, ErrExists)
-}
-
-func parsePub(kid string, v []byte) (keys.PublicKey, error) {
-	var j keys.JWK
-	if err := json.Unmarshal(v, &j); err != nil {
-		return keys.PublicKey{}, fmt.Errorf("postgres: public key %q: %w", kid, err)
-	}
-	pk, err := j.PublicKey(kid)
-	if err != nil {
-		return keys.PublicKey{}, fmt.Errorf("postgres: public key %q: %w", kid, err)
-	}
-	return pk, nil
 }
 
 // Get returns the key pair stored under kid, or an error wrapping
@@ -101,21 +72,9 @@ func (s *KeyStore) Get(ctx context.Context, kid string) (keys.PrivateKey, error)
 	if err != nil {
 		return keys.PrivateKey{}, err
 	}
-	pub, err := parsePub(kid, pubV)
+	priv, err := s.db.key.OpenPrivateKey(kid, pubV, sealed)
 	if err != nil {
-		return keys.PrivateKey{}, err
-	}
-	d, err := s.db.key.Open(sealed, keyAAD(pub.Curve, kid))
-	if err != nil {
-		return keys.PrivateKey{}, fmt.Errorf("postgres: key %q: cannot unseal (database corrupted or tampered with): %w", kid, err)
-	}
-	defer clear(d)
-	priv, err := keys.FromPrivate(pub.Curve, kid, d)
-	if err != nil {
-		return keys.PrivateKey{}, fmt.Errorf("postgres: key %q: %w", kid, err)
-	}
-	if !priv.PublicKey.Equal(pub) {
-		return keys.PrivateKey{}, fmt.Errorf("postgres: key %q: stored public key does not match the private key (database corrupted or tampered with)", kid)
+		return keys.PrivateKey{}, fmt.Errorf("postgres: %w", err)
 	}
 	return priv, nil
 }
@@ -135,7 +94,7 @@ func (s *KeyStore) List(ctx context.Context) ([]keys.PublicKey, error) {
 		if err := rows.Scan(&kid, &v); err != nil {
 			return nil, err
 		}
-		pk, err := parsePub(kid, v)
+		pk, err := seal.ParsePublicJWK(kid, v)
 		if err != nil {
 			return nil, err
 		}
