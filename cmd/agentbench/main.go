@@ -198,16 +198,17 @@ func newParty() (*party, error) {
 }
 
 type bench struct {
-	o         options
-	endpoint  string   // the first instance's
-	endpoints []string // every instance's
-	mediator  string
-	medKA     []keys.PublicKey
-	routingKA []keys.PublicKey
-	resolver  *did.KeyResolver
-	http      *http.Client
-	clients   []*party
-	owner     map[string]*party // recipient → client
+	o          options
+	endpoint   string   // the first instance's
+	endpoints  []string // every instance's
+	mediator   string
+	medKA      []keys.PublicKey
+	routingKA  []keys.PublicKey
+	resolver   *did.KeyResolver
+	http       *http.Client
+	clients    []*party
+	owner      map[string]*party // recipient → client
+	postmaster int               // PID of the PostgreSQL server (dbCPU), once found
 }
 
 func run(o options) error {
@@ -271,14 +272,14 @@ func run(o options) error {
 	} else {
 		fs := b.pack(o.forwards, "f")
 		x0 := x25519Time()
-		cpu0 := b.cpu()
+		cpu0, db0 := b.cpu(), b.dbCPU()
 		start := time.Now()
 		lat, failed, err := b.send(fs, o.senders)
 		if err != nil {
 			return err
 		}
 		el := time.Since(start)
-		cpu1 := b.cpu()
+		cpu1, db1 := b.cpu(), b.dbCPU()
 		x := (x0 + x25519Time()) / 2
 		fmt.Printf("\nforwards: %d in %.2fs = %.0f forwards/s (durable, 202 after commit); %d refused\n", len(lat), el.Seconds(), float64(len(lat))/el.Seconds(), failed)
 		fmt.Printf("  POST→202 latency: p50 %s, p90 %s, p99 %s, max %s\n", pct(lat, 50), pct(lat, 90), pct(lat, 99), pct(lat, 100))
@@ -288,6 +289,9 @@ func run(o options) error {
 				per := (cpu1 - cpu0).Seconds() * 1e6 / float64(len(lat))
 				fmt.Printf("  daemon CPU per forward = %.0f µs = %.2f× one X25519 (%.1f µs)\n", per, per/x, x)
 			}
+		}
+		if db1 > 0 && len(lat) > 0 {
+			fmt.Printf("  database server CPU: %.0f µs per forward (%.2f cores)\n", (db1-db0).Seconds()*1e6/float64(len(lat)), (db1-db0).Seconds()/el.Seconds())
 		}
 		b.memory("after the forward run")
 	}
@@ -817,6 +821,7 @@ func (b *bench) liveRun() error {
 	accepted := make(map[string]time.Time, len(fs))
 	var mu sync.Mutex
 	interval := time.Second / time.Duration(max(b.o.liveRate, 1))
+	cpu0, db0 := b.cpu(), b.dbCPU()
 	tick := time.NewTicker(interval)
 	var wg sync.WaitGroup
 	for _, f := range fs {
@@ -853,6 +858,7 @@ func (b *bench) liveRun() error {
 			return fmt.Errorf("%d of %d accepted forwards were pushed within 30s", len(fromSend), len(accepted))
 		}
 	}
+	cpu1, db1 := b.cpu(), b.dbCPU()
 	where := ""
 	if len(b.endpoints) > 1 {
 		where = fmt.Sprintf(" (sockets on instance %d, forwards posted to instance 1: across instances)", len(b.endpoints))
@@ -860,6 +866,16 @@ func (b *bench) liveRun() error {
 	fmt.Printf("\nlive delivery: %d forwards at %d/s to %d WebSockets in live mode, all pushed%s\n", len(fromSend), b.o.liveRate, len(socks), where)
 	fmt.Printf("  POST sent → push received: p50 %s, p99 %s, max %s\n", pct(fromSend, 50), pct(fromSend, 99), pct(fromSend, 100))
 	fmt.Printf("  202 received → push received (0 when the push came first): p50 %s, p99 %s, max %s\n", pct(fromAccept, 50), pct(fromAccept, 99), pct(fromAccept, 100))
+	if n := len(fromSend); n > 0 && cpu1 > 0 {
+		fmt.Printf("  CPU per live forward (accepted, pushed, confirmed): daemon %.0f µs", (cpu1-cpu0).Seconds()*1e6/float64(n))
+		if len(b.endpoints) > 1 {
+			fmt.Print(" (instance 1 only)")
+		}
+		if db1 > 0 {
+			fmt.Printf(", database server %.0f µs", (db1-db0).Seconds()*1e6/float64(n))
+		}
+		fmt.Println()
+	}
 	// The pushed messages were confirmed; what is left is in flight.
 	time.Sleep(200 * time.Millisecond)
 	_, err := b.drain()
@@ -919,6 +935,74 @@ func (b *bench) cpu() time.Duration {
 	u, _ := strconv.ParseInt(f[11], 10, 64)
 	k, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(u+k) * time.Second / 100 // clock ticks (USER_HZ is 100 on Linux)
+}
+
+// dbCPU returns the CPU time (user and system) of the PostgreSQL server
+// behind -database-url so far: its postmaster's, the children's it has
+// reaped and its live children's (backends, WAL writer, checkpointer…).
+// It is 0 without -database-url or when the server's processes cannot be
+// read (another machine, another PID namespace).
+func (b *bench) dbCPU() time.Duration {
+	if b.o.dbURL == "" {
+		return 0
+	}
+	if b.postmaster == 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, b.o.dbURL)
+		if err != nil {
+			return 0
+		}
+		var backend int
+		err = conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&backend)
+		conn.Close(ctx)
+		if err != nil {
+			return 0
+		}
+		f := procStat(backend)
+		if len(f) < 2 {
+			return 0
+		}
+		b.postmaster, _ = strconv.Atoi(f[1])
+	}
+	f := procStat(b.postmaster)
+	if len(f) < 15 {
+		return 0
+	}
+	var ticks int64
+	for _, i := range []int{11, 12, 13, 14} { // utime, stime, cutime, cstime
+		n, _ := strconv.ParseInt(f[i], 10, 64)
+		ticks += n
+	}
+	dirs, _ := os.ReadDir("/proc")
+	parent := strconv.Itoa(b.postmaster)
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		if c := procStat(pid); len(c) >= 13 && c[1] == parent {
+			u, _ := strconv.ParseInt(c[11], 10, 64)
+			k, _ := strconv.ParseInt(c[12], 10, 64)
+			ticks += u + k
+		}
+	}
+	return time.Duration(ticks) * time.Second / 100
+}
+
+// procStat returns the fields of /proc/PID/stat after the command name
+// (state is [0], ppid [1], utime [11]), or nil.
+func procStat(pid int) []string {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	s := string(raw)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 > len(s) {
+		return nil
+	}
+	return strings.Fields(s[i+2:])
 }
 
 // storage returns the size of the database in bytes (-database-url:

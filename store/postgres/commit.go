@@ -44,6 +44,7 @@ type committer struct {
 	wg       sync.WaitGroup
 
 	groups, works atomic.Int64
+	merged        atomic.Int64 // works committed as part of a merged work
 }
 
 func (db *DB) startCommitter(maxBatch, n int) {
@@ -312,7 +313,10 @@ type prepared struct {
 
 	queued      []*agent.QueuedMessage
 	queueLimits agent.QueueLimits
-	seqs        []int64 // assigned by apply
+	// recipientLimits, when set (merged works), are the limits each
+	// recipient's total is checked against instead of queueLimits.
+	recipientLimits []recipientLimit
+	seqs            []int64 // assigned by apply
 
 	signals []string // pg_notify payloads on signalChannel (DB.Signals)
 }
@@ -394,9 +398,20 @@ func (db *DB) runGroupPipelined(live []*commitCall) (bool, error) {
 	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
 	b := &pgx.Batch{}
 	locks := queueLocks(b, live)
-	reads := make([]func(pgx.BatchResults) (error, error), len(live))
-	for i, call := range live {
-		reads[i] = call.work.queueOn(b)
+	var reads []func(pgx.BatchResults) (error, error)
+	m, rest := mergeable(live)
+	if m != nil {
+		read := m.p.queueOn(b)
+		reads = append(reads, func(br pgx.BatchResults) (error, error) {
+			refused, err := read(br)
+			if refused == nil && err == nil {
+				m.scatter()
+			}
+			return refused, err
+		})
+	}
+	for _, call := range rest {
+		reads = append(reads, call.work.queueOn(b))
 	}
 	br := tx.SendBatch(ctx, b)
 	clean := true
@@ -419,7 +434,94 @@ func (db *DB) runGroupPipelined(live []*commitCall) (bool, error) {
 	if err := tx.Commit(ctx); err != nil {
 		return false, fmt.Errorf("postgres: commit: %w", err)
 	}
+	if m != nil {
+		db.commit.merged.Add(int64(len(m.works)))
+	}
 	return true, nil
+}
+
+// merged is the works of a group that only read records, remember replay
+// keys, queue messages and signal (a mediator's forwards), laid out as one work, so
+// that the group sends one statement of each kind for all of them rather
+// than one per work: most of the server's work per forward is per
+// statement. Its outcome is all or nothing (runGroupPipelined); the
+// refusal of one of the works makes the group run again with a savepoint
+// per work.
+type merged struct {
+	works []*prepared
+	p     prepared
+}
+
+// mergeable splits a group into the works that can be merged (see merged;
+// nil when fewer than two) and the rest. Works that write records or
+// outbound messages are not merged: a later work's check must see them.
+// Reads merge: no merged work writes, so each read sees what it would
+// have seen alone (the group's other works run after the merged ones). A work whose replay key another
+// mergeable work has is left with the rest, since one statement cannot
+// insert a key twice.
+func mergeable(live []*commitCall) (*merged, []*commitCall) {
+	var cand []*prepared
+	var rest []*commitCall
+	keys := map[string]bool{}
+	for _, call := range live {
+		w := call.work
+		simple := len(w.putIDs) == 0 && len(w.delIDs) == 0 && len(w.outs) == 0
+		if simple {
+			for _, k := range w.replayKeys {
+				if keys[string(k)] {
+					simple = false
+					break
+				}
+			}
+		}
+		if !simple {
+			rest = append(rest, call)
+			continue
+		}
+		for _, k := range w.replayKeys {
+			keys[string(k)] = true
+		}
+		cand = append(cand, w)
+	}
+	if len(cand) < 2 {
+		return nil, live
+	}
+	m := &merged{works: cand, p: prepared{now: cand[0].now}}
+	signals := map[string]bool{}
+	for _, w := range cand {
+		m.p.reads = append(m.p.reads, w.reads...)
+		m.p.readKinds = append(m.p.readKinds, w.readKinds...)
+		m.p.readIDs = append(m.p.readIDs, w.readIDs...)
+		m.p.replayKeys = append(m.p.replayKeys, w.replayKeys...)
+		m.p.replayExp = append(m.p.replayExp, w.replayExp...)
+		m.p.queued = append(m.p.queued, w.queued...)
+		if len(w.queued) > 0 {
+			m.p.recipientLimits = append(m.p.recipientLimits, w.recipientLimits...)
+			if w.recipientLimits == nil {
+				for _, q := range w.queued {
+					m.p.recipientLimits = append(m.p.recipientLimits, recipientLimit{q.Recipient, w.queueLimits})
+				}
+			}
+		}
+		for _, sig := range w.signals {
+			if !signals[sig] {
+				signals[sig] = true
+				m.p.signals = append(m.p.signals, sig)
+			}
+		}
+	}
+	return m, rest
+}
+
+// scatter hands the queue ids the merged statement assigned to the works
+// their messages came from.
+func (m *merged) scatter() {
+	seqs := m.p.seqs
+	for _, w := range m.works {
+		n := len(w.queued)
+		w.seqs = append(w.seqs[:0], seqs[:n]...)
+		seqs = seqs[n:]
+	}
 }
 
 func prepare(w *agent.Work, now time.Time) (*prepared, error) {
@@ -641,6 +743,12 @@ func (p *prepared) queueOn(b *pgx.Batch, pre ...string) func(br pgx.BatchResults
 	}
 }
 
+// recipientLimit is the queue limits one work puts on a recipient.
+type recipientLimit struct {
+	recipient string
+	limits    agent.QueueLimits
+}
+
 // queueQuota adds the statement that adds the work's messages to their
 // recipients' totals (locking the rows) and checks the totals against the
 // limits.
@@ -665,7 +773,14 @@ func (p *prepared) queueQuota(query func(func(pgx.Rows) error, string, ...any), 
 	for i, r := range rcpts {
 		ns[i], sizes[i] = per[r].n, per[r].size
 	}
-	lim := p.queueLimits
+	limits := func(string) []agent.QueueLimits { return []agent.QueueLimits{p.queueLimits} }
+	if p.recipientLimits != nil {
+		byRecipient := map[string][]agent.QueueLimits{}
+		for _, rl := range p.recipientLimits {
+			byRecipient[rl.recipient] = append(byRecipient[rl.recipient], rl.limits)
+		}
+		limits = func(r string) []agent.QueueLimits { return byRecipient[r] }
+	}
 	query(func(rows pgx.Rows) error {
 		var r string
 		var n, size int64
@@ -673,11 +788,13 @@ func (p *prepared) queueQuota(query func(func(pgx.Rows) error, string, ...any), 
 			return err
 		}
 		a := per[r]
-		if lim.MaxMessages > 0 && n > int64(lim.MaxMessages) {
-			refuse(fmt.Errorf("%w: %s has %d messages queued, the limit is %d", agent.ErrQuota, r, n-a.n, lim.MaxMessages))
-		}
-		if lim.MaxBytes > 0 && size > lim.MaxBytes {
-			refuse(fmt.Errorf("%w: %s has %d bytes queued, the limit is %d", agent.ErrQuota, r, size-a.size, lim.MaxBytes))
+		for _, lim := range limits(r) {
+			if lim.MaxMessages > 0 && n > int64(lim.MaxMessages) {
+				refuse(fmt.Errorf("%w: %s has %d messages queued, the limit is %d", agent.ErrQuota, r, n-a.n, lim.MaxMessages))
+			}
+			if lim.MaxBytes > 0 && size > lim.MaxBytes {
+				refuse(fmt.Errorf("%w: %s has %d bytes queued, the limit is %d", agent.ErrQuota, r, size-a.size, lim.MaxBytes))
+			}
 		}
 		return nil
 	}, `INSERT INTO agentd_queue_recipients (recipient, messages, bytes)
