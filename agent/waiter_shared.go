@@ -26,6 +26,7 @@ const waiterAnswerTTL = 10 * time.Minute
 type waiterShare struct {
 	store   Store
 	signals Signals
+	inWork  bool // answers are kept in the notifying handler's unit of work
 }
 
 // waiterAnswer is a message kept for the waiter of another instance.
@@ -38,32 +39,57 @@ type waiterAnswer struct {
 	Kept      time.Time         `json:"kept"`
 }
 
+// recordWatcher is implemented by Signals whose commits can signal record
+// writes of chosen kinds (store/postgres).
+type recordWatcher interface {
+	Watch(kinds ...string)
+}
+
 // Share makes the waiters span the instances sharing store: a message for
 // a thread nobody waits for here is kept as a record (KindWaiterAnswer,
 // under the thread id) and the others are signalled the thread id; the
 // instance waiting for it reads the record, deletes it and hands the
-// message to its waiter. Call it once, before use.
+// message to its waiter. When signals can watch record kinds, the record
+// is written in the unit of work of the handler that notifies (Inbound.Work,
+// while it is not committed) and signalled by its commit: the answer is
+// kept if and only if the handler's work commits. Call it once, before use.
 func (w *Waiters) Share(store Store, signals Signals) {
+	sh := &waiterShare{store: store, signals: signals}
+	if rw, ok := signals.(recordWatcher); ok {
+		rw.Watch(KindWaiterAnswer)
+		sh.inWork = true
+	}
 	w.mu.Lock()
-	w.share = &waiterShare{store: store, signals: signals}
+	w.share = sh
 	w.mu.Unlock()
-	signals.Subscribe(SignalWaiter, func(thid string) {
+	wake := func(thid string) {
 		w.mu.Lock()
 		_, waiting := w.m[thid]
 		w.mu.Unlock()
 		if waiting {
 			go w.fetch(thid)
 		}
+	}
+	signals.Subscribe(SignalWaiter, wake)
+	signals.Subscribe(SignalRecord, func(p string) {
+		if kind, thid, ok := RecordSignal(p); ok && kind == KindWaiterAnswer {
+			wake(thid)
+		}
 	})
 }
 
 // keep stores in for the waiter of thid on another instance and signals
-// them. It reports whether that worked.
+// them: in the handler's unit of work when it can (see Share), or else in
+// a unit of work of its own followed by a signal. It reports whether that
+// worked (was staged).
 func (w *Waiters) keep(sh *waiterShare, thid string, in *Inbound) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	a := waiterAnswer{Message: in.Message, Envelope: in.Envelope, Transport: in.Transport, Received: in.Received,
 		User: in.User, Kept: time.Now().UTC()}
+	if sh.inWork && in.Work != nil && !in.Work.committed {
+		return in.Work.PutJSON(KindWaiterAnswer, thid, a) == nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
 	if err := sh.store.Update(ctx, func(wk *Work) error { return wk.PutJSON(KindWaiterAnswer, thid, a) }); err != nil {
 		return false
 	}

@@ -72,8 +72,9 @@ type Work struct {
 	// recorded fails the commit with ErrReplay.
 	Replay []ReplayKey
 
-	records Records
-	after   []func()
+	records   Records
+	after     []func()
+	committed bool // set once Store.Commit has committed it
 }
 
 // RecordRead is a record a Work read: its value, or Missing.
@@ -303,6 +304,7 @@ func (s Store) Commit(ctx context.Context, w *Work) error {
 			s.Wake()
 		}
 	}
+	w.committed = true
 	for _, fn := range w.after {
 		fn()
 	}

@@ -46,7 +46,7 @@ func (d *Daemon) share(ctx context.Context, waiters *agent.Waiters) {
 	d.metrics.WatchShared(func() metrics.SharedFigures {
 		received, reconnects := sig.Stats()
 		f := metrics.SharedFigures{Connected: sig.Connected(), Received: received, Reconnects: reconnects,
-			Takeovers: pg.DB.LeaseStats()}
+			Takeovers: pg.DB.LeaseStats(), OutboxTakeovers: pg.DB.OutboxTakeovers()}
 		if d.mediator != nil {
 			f.ReadThroughs = d.mediator.med.Registry().ReadThroughs()
 		}

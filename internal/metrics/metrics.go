@@ -251,6 +251,9 @@ type SharedFigures struct {
 	// Takeovers counts the leases (sweeps, spooled mails) taken over from
 	// another instance whose lease had expired.
 	Takeovers int64
+	// OutboxTakeovers counts the outbound messages claimed after another
+	// instance's claim on them expired.
+	OutboxTakeovers int64
 	// ReadThroughs counts the mediator registry's store reads of grants
 	// and registrations missing from its index.
 	ReadThroughs int64
@@ -277,6 +280,7 @@ func (m *Metrics) WatchShared(figures func() SharedFigures) {
 		counter("db_signals_received_total", "Signals of other instances received (LISTEN/NOTIFY).", func(f SharedFigures) float64 { return float64(f.Received) }),
 		counter("db_signal_reconnects_total", "Reconnections of the signal listener after it lost its connection.", func(f SharedFigures) float64 { return float64(f.Reconnects) }),
 		counter("db_lease_takeovers_total", "Leases (sweeps, spooled mails) taken over from another instance whose lease had expired.", func(f SharedFigures) float64 { return float64(f.Takeovers) }),
+		counter("db_outbox_takeovers_total", "Outbound messages claimed for delivery after another instance's claim on them expired (it crashed or stalled).", func(f SharedFigures) float64 { return float64(f.OutboxTakeovers) }),
 		counter("mediator_registry_read_throughs_total", "Store reads of mediation grants and registrations missing from the registry's index.", func(f SharedFigures) float64 { return float64(f.ReadThroughs) }),
 	)
 }

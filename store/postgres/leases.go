@@ -57,3 +57,8 @@ func (db *DB) Release(ctx context.Context, name string) error {
 
 // LeaseStats counts the leases this DB took over from another holder.
 func (db *DB) LeaseStats() (takeovers int64) { return db.takeovers.Load() }
+
+// OutboxTakeovers counts the outbound messages this DB's Outbox.Due
+// claimed after another instance's claim on them had expired (that
+// instance crashed or stalled before delivering them).
+func (db *DB) OutboxTakeovers() int64 { return db.outboxTakeovers.Load() }

@@ -95,7 +95,17 @@ func insertOutbound(ctx context.Context, q querier, ms []*agent.OutboundMessage)
 	return outboundErr(err)
 }
 
-func scanOutbound(rows pgx.Rows) (*agent.OutboundMessage, error) {
+// outboxColumnsOf is outboxColumns qualified by the table alias t.
+func outboxColumnsOf(t string) string {
+	cols := strings.Split(outboxColumns, ", ")
+	for i, c := range cols {
+		cols[i] = t + "." + c
+	}
+	return strings.Join(cols, ", ")
+}
+
+// scanOutbound scans a row of outboxColumns, then into extra.
+func scanOutbound(rows pgx.Rows, extra ...any) (*agent.OutboundMessage, error) {
 	var (
 		m                     agent.OutboundMessage
 		id                    []byte
@@ -104,7 +114,7 @@ func scanOutbound(rows pgx.Rows) (*agent.OutboundMessage, error) {
 		deadAt                *int64
 		messageType, lastErrS string
 	)
-	if err := rows.Scan(&id, &m.To, &m.Endpoint, &m.MediaType, &messageType, &m.Payload, &attempts, &created, &next, &lastErrS, &deadAt); err != nil {
+	if err := rows.Scan(append([]any{&id, &m.To, &m.Endpoint, &m.MediaType, &messageType, &m.Payload, &attempts, &created, &next, &lastErrS, &deadAt}, extra...)...); err != nil {
 		return nil, err
 	}
 	m.ID, m.MessageType, m.LastError = string(id), messageType, lastErrS
@@ -155,15 +165,40 @@ func (o *Outbox) Due(ctx context.Context, now time.Time, limit int) ([]*agent.Ou
 	if err := checkLimit(limit); err != nil {
 		return nil, err
 	}
-	out, err := collectOutbound(o.db.pool.Query(ctx, `UPDATE agentd_outbox SET claimed_by = $1, claim_until = `+serverNow+` + $2
-		WHERE id IN (SELECT id FROM agentd_outbox
+	rows, err := o.db.pool.Query(ctx, `UPDATE agentd_outbox o SET claimed_by = $1, claim_until = `+serverNow+` + $2
+		FROM (SELECT id, claimed_by FROM agentd_outbox
 			WHERE dead_at IS NULL AND next_attempt <= $3
 			  AND (claimed_by IS NULL OR claimed_by = $1 OR claim_until < `+serverNow+`)
-			ORDER BY next_attempt, id LIMIT $4 FOR UPDATE SKIP LOCKED)
-		RETURNING `+outboxColumns,
-		o.db.owner, o.db.lease.Nanoseconds(), nanos(now), limit))
+			ORDER BY next_attempt, id LIMIT $4 FOR UPDATE SKIP LOCKED) AS c
+		WHERE o.id = c.id
+		RETURNING `+outboxColumnsOf("o")+`, c.claimed_by`,
+		o.db.owner, o.db.lease.Nanoseconds(), nanos(now), limit)
 	if err != nil {
 		return nil, err
+	}
+	var out []*agent.OutboundMessage
+	var takeovers int64
+	for rows.Next() {
+		var prev *string
+		m, err := scanOutbound(rows, &prev)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if prev != nil && *prev != o.db.owner {
+			takeovers++ // claimed by another instance whose claim expired
+		}
+		out = append(out, m)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if takeovers > 0 {
+		o.db.outboxTakeovers.Add(takeovers)
+		if o.db.log != nil {
+			o.db.log.Warn("outbox: took over messages another instance claimed and did not deliver within its lease", "messages", takeovers)
+		}
 	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]

@@ -171,6 +171,9 @@ type DB struct {
 	signals   Signals
 	signalsOn atomic.Bool  // commits send signals (DB.Signals was called)
 	takeovers atomic.Int64 // leases taken over from another holder
+	// outboxTakeovers counts outbound messages claimed after another
+	// instance's claim expired.
+	outboxTakeovers atomic.Int64
 }
 
 //go:embed migrations/*.sql

@@ -311,6 +311,12 @@ func TestSharedOutboxClaimedOnce(t *testing.T) {
 	if len(taken) != len(heldByA)-1 {
 		t.Fatalf("after the lease b holds %d messages, want %d", len(taken), len(heldByA)-1)
 	}
+	if got := b.OutboxTakeovers(); got != int64(len(heldByA)-1) {
+		t.Fatalf("b counted %d outbox takeovers, want %d", got, len(heldByA)-1)
+	}
+	if got := a.OutboxTakeovers(); got != 0 {
+		t.Fatalf("a counted %d outbox takeovers, want 0", got)
+	}
 	// a, back, gets nothing b holds.
 	if ms, err := a.Outbox().Due(ctx, time.Now(), 1000); err != nil || len(ms) != 0 {
 		t.Fatalf("a's Due while b holds everything = %d messages, %v", len(ms), err)
