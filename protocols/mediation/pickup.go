@@ -25,6 +25,13 @@ func (m *Mediator) handlePickup(ctx context.Context, in *agent.Inbound) ([]agent
 	if err != nil {
 		return nil, err
 	}
+	if in.Message.Type != LiveDeliveryChangeType {
+		// DIDs registered through another instance just before this
+		// request are among the client's (a shared store).
+		if err := m.registry.CatchUp(ctx); err != nil {
+			m.log.WarnContext(ctx, "pickup served without the latest registrations of other instances", "client", c, "err", err)
+		}
+	}
 	switch in.Message.Type {
 	case StatusRequestType:
 		var body StatusRequestBody

@@ -146,6 +146,9 @@ type Registry struct {
 
 	// shared is set by Share: other instances change the records too.
 	shared bool
+	// catchUp waits for the changes other instances committed (CatchUp;
+	// set by Share).
+	catchUp func(context.Context) error
 	// missing is the negative cache of read-throughs: "g"+client or
 	// "r"+canonical → until when a lookup is not read again. Signals
 	// clear entries.

@@ -56,6 +56,34 @@ func (m *Mediator) dropIfNotGranted(ctx context.Context, client string) {
 	}
 }
 
+// syncer is implemented by Signals that can wait for every signal
+// committed so far (store/postgres).
+type syncer interface {
+	Sync(ctx context.Context) error
+}
+
+// catchUpTimeout bounds the wait of CatchUp.
+const catchUpTimeout = time.Second
+
+// CatchUp returns once a shared registry holds every grant and
+// registration committed through another instance before it was called
+// (the signals of those commits received and applied), so that a client
+// that registered a DID through one instance and picks up through another
+// is served that DID's messages. It waits at most a second; a registry
+// that is not shared returns at once. The error says why it could not
+// (the caller serves from the index as it is).
+func (r *Registry) CatchUp(ctx context.Context) error {
+	r.mu.RLock()
+	fn := r.catchUp
+	r.mu.RUnlock()
+	if fn == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, catchUpTimeout)
+	defer cancel()
+	return fn(ctx)
+}
+
 // pushQueued pushes what is queued for the recipients (all: for every
 // client with a live connection here) to the clients' live connections on
 // this instance.
@@ -106,10 +134,20 @@ const pushReaders = 8
 func (r *Registry) share(ctx context.Context, signals agent.Signals, log interface {
 	Warn(msg string, args ...any)
 }) {
+	changed := newCoalescer()
+	sy, _ := signals.(syncer)
 	r.mu.Lock()
 	r.shared, r.missing = true, map[string]time.Time{}
+	r.catchUp = func(ctx context.Context) error {
+		if sy == nil {
+			return nil
+		}
+		if err := sy.Sync(ctx); err != nil {
+			return err
+		}
+		return changed.flush(ctx)
+	}
 	r.mu.Unlock()
-	changed := newCoalescer()
 	signals.Subscribe(agent.SignalRecord, func(p string) {
 		kind, id, ok := agent.RecordSignal(p)
 		if !ok || (kind != KindGrant && kind != KindRecipient) {
@@ -234,10 +272,11 @@ func (r *Registry) ReadThroughs() int64 { return r.readThroughs.Load() }
 // coalescer hands keys added from a signal listener (which must not
 // block) to one worker, merging the keys added while the worker is busy.
 type coalescer struct {
-	mu   sync.Mutex
-	keys map[string]bool
-	all  bool
-	wake chan struct{}
+	mu      sync.Mutex
+	keys    map[string]bool
+	all     bool
+	flushes []chan struct{} // closed once what was added before them is done
+	wake    chan struct{}
 }
 
 func newCoalescer() *coalescer {
@@ -266,6 +305,22 @@ func (c *coalescer) poke() {
 	}
 }
 
+// flush returns once the worker has handled every key added before it was
+// called, or ctx ends.
+func (c *coalescer) flush(ctx context.Context) error {
+	done := make(chan struct{})
+	c.mu.Lock()
+	c.flushes = append(c.flushes, done)
+	c.mu.Unlock()
+	c.poke()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // run calls fn with the keys added since its last call, or all, until ctx
 // ends.
 func (c *coalescer) run(ctx context.Context, fn func(keys []string, all bool)) {
@@ -283,7 +338,14 @@ func (c *coalescer) run(ctx context.Context, fn func(keys []string, all bool)) {
 		clear(c.keys)
 		all := c.all
 		c.all = false
+		flushes := c.flushes
+		c.flushes = nil
 		c.mu.Unlock()
-		fn(keys, all)
+		if len(keys) > 0 || all {
+			fn(keys, all)
+		}
+		for _, done := range flushes {
+			close(done)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +24,28 @@ type testSignals struct {
 	mu     sync.Mutex
 	subs   map[string][]func(string)
 	resync []func()
+	// held are signals sent but not yet received (hold); Sync delivers
+	// them, as PostgreSQL delivers those committed before its own.
+	held  [][2]string
+	syncs int
+}
+
+func (s *testSignals) hold(topic, payload string) {
+	s.mu.Lock()
+	s.held = append(s.held, [2]string{topic, payload})
+	s.mu.Unlock()
+}
+
+func (s *testSignals) Sync(context.Context) error {
+	s.mu.Lock()
+	held := s.held
+	s.held = nil
+	s.syncs++
+	s.mu.Unlock()
+	for _, h := range held {
+		s.fire(h[0], h[1])
+	}
+	return nil
 }
 
 func (s *testSignals) Subscribe(topic string, fn func(string)) {
@@ -236,4 +259,55 @@ func TestSharedMediatorRemoval(t *testing.T) {
 	}
 	sig.fire(agent.SignalRecord, KindRecipient+"\x1fdid:example:inbox")
 	waitFor(t, func() bool { _, _, ok := b.m.Registry().Route("did:example:inbox"); return !ok })
+}
+
+// A client that registered a DID through A and picks up through B at once
+// (before B received A's signal) is served that DID's messages: the pickup
+// first catches up with the signals committed before it (Registry.CatchUp).
+func TestSharedPickupCatchesUp(t *testing.T) {
+	ctx := context.Background()
+	a := newHarness(t, Config{})
+	b, sig := secondInstance(t, a)
+	c := a.grant(t, V3, alice, "did:example:early")
+	// B knows the client and its first DID...
+	if got := b.m.Registry().Recipients(alice); len(got) != 0 {
+		t.Fatalf("B's index before any signal: %q", got)
+	}
+	sig.fire(agent.SignalRecord, KindRecipient+"\x1fdid:example:early")
+	waitFor(t, func() bool { return len(b.m.Registry().Recipients(alice)) == 1 })
+	// ... then the client registers another through A, whose signal has
+	// not reached B when the client asks B for its messages.
+	if _, err := c.UpdateRecipients(ctx, exchanger{h: a}, []Update{{RecipientDID: "did:example:late", Action: ActionAdd}}); err != nil {
+		t.Fatal(err)
+	}
+	sig.hold(agent.SignalRecord, KindRecipient+"\x1fdid:example:late")
+	for _, to := range []string{"did:example:early", "did:example:late"} {
+		if _, err := a.deliver(forward(t, to, jwe(to)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	syncs := sig.syncs
+	d, err := c.Deliver(ctx, exchanger{h: b}, 10, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range d {
+		got = append(got, string(m.Message))
+	}
+	slices.Sort(got)
+	if want := []string{jwe("did:example:early"), jwe("did:example:late")}; !slices.Equal(got, want) {
+		t.Fatalf("B delivered %q, want %q", got, want)
+	}
+	if sig.syncs != syncs+1 {
+		t.Fatalf("the delivery-request synced %d times, want once", sig.syncs-syncs)
+	}
+	// Status and messages-received catch up too.
+	st, err := c.Received(ctx, exchanger{h: b}, []string{d[0].ID, d[1].ID})
+	if err != nil || st.MessageCount != 0 {
+		t.Fatalf("messages-received through B: %+v %v", st, err)
+	}
+	if sig.syncs != syncs+2 {
+		t.Fatalf("messages-received did not sync")
+	}
 }

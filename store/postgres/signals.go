@@ -2,6 +2,9 @@ package postgres
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,7 +57,13 @@ type Signals struct {
 	connected atomic.Bool
 
 	received, reconnects atomic.Int64
+
+	syncMu sync.Mutex
+	syncs  map[string]chan struct{} // Sync tokens sent, awaiting their return
 }
+
+// topicSync is the topic of the signals an instance sends itself (Sync).
+const topicSync = "sync"
 
 var _ agent.Signals = (*Signals)(nil)
 
@@ -108,6 +117,53 @@ func (s *Signals) OnResync(fn func()) {
 func (s *Signals) Signal(ctx context.Context, topic, payload string) error {
 	_, err := s.db.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, signalChannel, s.payload(topic, payload))
 	return err
+}
+
+// Sync returns once every signal committed before it was called has been
+// received and handed to the subscribers: it sends a signal to itself and
+// waits for it to come back (PostgreSQL delivers notifications in commit
+// order). It is for reading one's writes across instances: a client told
+// by instance B that a change committed, then asking instance A, finds
+// the change in A's caches. It fails when the listener is not connected
+// (the OnResync functions catch up when it is back) or ctx ends first.
+func (s *Signals) Sync(ctx context.Context) error {
+	if !s.connected.Load() {
+		return fmt.Errorf("postgres: signal listener not connected: %w", agent.ErrUnavailable)
+	}
+	var raw [12]byte
+	_, _ = rand.Read(raw[:])
+	token := hex.EncodeToString(raw[:])
+	back := make(chan struct{})
+	s.syncMu.Lock()
+	if s.syncs == nil {
+		s.syncs = map[string]chan struct{}{}
+	}
+	s.syncs[token] = back
+	s.syncMu.Unlock()
+	defer func() {
+		s.syncMu.Lock()
+		delete(s.syncs, token)
+		s.syncMu.Unlock()
+	}()
+	if _, err := s.db.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, signalChannel, s.payload(topicSync, token)); err != nil {
+		return unavailable(err)
+	}
+	select {
+	case <-back:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// synced ends the Sync that sent token, if it still waits.
+func (s *Signals) synced(token string) {
+	s.syncMu.Lock()
+	if back, ok := s.syncs[token]; ok {
+		close(back)
+		delete(s.syncs, token)
+	}
+	s.syncMu.Unlock()
 }
 
 // Stats returns how many signals of other instances were received and how
@@ -204,11 +260,17 @@ func (s *Signals) listen(ctx context.Context, connected func()) error {
 			return err
 		}
 		owner, rest, ok := strings.Cut(n.Payload, " ")
-		if !ok || owner == s.db.owner {
+		if !ok {
 			continue
 		}
 		topic, data, ok := strings.Cut(rest, " ")
 		if !ok {
+			continue
+		}
+		if owner == s.db.owner {
+			if topic == topicSync {
+				s.synced(data)
+			}
 			continue
 		}
 		s.received.Add(1)

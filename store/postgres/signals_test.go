@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -241,5 +242,44 @@ func TestLeases(t *testing.T) {
 		if _, err := a.Lead(ctx, bad.name, bad.d); err == nil {
 			t.Errorf("Lead(%q, %s) accepted", bad.name, bad.d)
 		}
+	}
+}
+
+// Sync returns only after every signal committed before it has reached the
+// subscribers: each of B's Syncs right after one of A's commits finds that
+// commit's signal delivered. With the listener down it fails at once.
+func TestSignalsSync(t *testing.T) {
+	ctx := context.Background()
+	a, b := two(t, Options{})
+	a.Signals().Watch("grant")
+	sb := b.Signals()
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	sb.Subscribe(TopicRecord, func(p string) {
+		time.Sleep(time.Millisecond) // a slow subscriber: Sync waits for it
+		mu.Lock()
+		seen[p] = true
+		mu.Unlock()
+	})
+	lb := listenTo(t, sb, TopicQueue)
+	lb.waitFor(t, "B's first resync", func(_ []string, r int) bool { return r == 1 })
+	for i := range 20 {
+		id := fmt.Sprintf("did:example:%d", i)
+		if err := a.Records().Put(ctx, "grant", id, []byte("g")); err != nil {
+			t.Fatal(err)
+		}
+		if err := sb.Sync(ctx); err != nil {
+			t.Fatalf("Sync: %v", err)
+		}
+		mu.Lock()
+		ok := seen["grant\x1f"+id]
+		mu.Unlock()
+		if !ok {
+			t.Fatalf("Sync returned before the signal of commit %d was handed over", i)
+		}
+	}
+	b.Close()
+	if err := sb.Sync(ctx); !errors.Is(err, agent.ErrUnavailable) {
+		t.Fatalf("Sync with the listener closed: %v", err)
 	}
 }
