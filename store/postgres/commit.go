@@ -143,10 +143,8 @@ func (db *DB) commitGroup(group []*commitCall) {
 // it committed, with each work's outcome in results.
 func (db *DB) runGroup(live []*commitCall, results []error) error {
 	clear(results) // from an attempt that lost a deadlock
-	if len(live) > 1 {
-		if done, err := db.runGroupPipelined(live); done || err != nil {
-			return err
-		}
+	if done, err := db.runGroupPipelined(live); done || err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
 	defer cancel()

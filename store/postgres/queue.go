@@ -168,7 +168,36 @@ func (q *Queue) Remove(ctx context.Context, recipients []string, ids []string) (
 	if len(seqs) == 0 || len(recipients) == 0 {
 		return 0, nil
 	}
-	return q.deleteTx(ctx, `DELETE FROM agentd_queue WHERE seq = ANY($1) AND recipient = ANY($2)`, seqs, dedupe(recipients))
+	return q.deleteKnown(ctx, dedupe(recipients), `DELETE FROM agentd_queue WHERE recipient = ANY($1) AND seq = ANY($2)`, seqs)
+}
+
+// deleteKnown is deleteTx for a DELETE of messages of known recipients
+// (its $1; args are $2…): the recipients' locks, the delete with the totals' update, and
+// the removal of totals at zero go to the server in one round trip
+// (a client acknowledges every message it is pushed: this runs as often
+// as forwards do).
+func (q *Queue) deleteKnown(ctx context.Context, recipients []string, sql string, args ...any) (int, error) {
+	locks := make([]int64, len(recipients))
+	for i, rc := range recipients {
+		locks[i] = lockKey('q', rc)
+	}
+	slices.Sort(locks)
+	var n int64
+	err := pgx.BeginFunc(ctx, q.db.pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		b.Queue(`SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k`, slices.Compact(locks))
+		b.Queue(`WITH d AS (`+sql+` RETURNING recipient, length(payload) AS size),
+			g AS (SELECT recipient, count(*) AS n, coalesce(sum(size), 0)::bigint AS size FROM d GROUP BY recipient),
+			u AS (UPDATE agentd_queue_recipients t SET messages = t.messages - g.n, bytes = t.bytes - g.size
+				FROM g WHERE t.recipient = g.recipient)
+			SELECT coalesce(sum(n), 0)::bigint FROM g`, append([]any{recipients}, args...)...).QueryRow(func(row pgx.Row) error { return row.Scan(&n) })
+		b.Queue(`DELETE FROM agentd_queue_recipients WHERE recipient = ANY($1) AND messages <= 0`, recipients)
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	return int(n), nil
 }
 
 // Stats describes the messages queued for the recipients, expired ones
@@ -210,7 +239,7 @@ func (q *Queue) Totals(ctx context.Context) (agent.QueueTotals, error) {
 
 // Purge deletes every message queued for recipient and returns how many.
 func (q *Queue) Purge(ctx context.Context, recipient string) (int, error) {
-	return q.deleteTx(ctx, `DELETE FROM agentd_queue WHERE recipient = $1`, recipient)
+	return q.deleteKnown(ctx, []string{recipient}, `DELETE FROM agentd_queue WHERE recipient = ANY($1)`)
 }
 
 // Sweep deletes the messages that expired before now (by the expiry index)
