@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -185,6 +186,110 @@ func purge(t *testing.T, db *DB, recipients ...string) {
 	for _, r := range recipients {
 		if _, err := db.Queue().Purge(context.Background(), r); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// Many concurrent forwards with replay keys shared among them and tight
+// quotas, committed in whatever groups form: every work's outcome is what
+// it would be alone in some order. Each key is accepted at most once, and
+// only for a work that stored its message; the queue holds exactly the
+// accepted messages under the ids their works were given, within the
+// quota; the totals agree with the rows.
+func TestMergedGroupsConcurrent(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t, Options{})
+	recipients := []string{"did:ex:r0", "did:ex:r1", "did:ex:r2", "did:ex:r3"}
+	seed := agent.NewWork(nil)
+	for _, r := range recipients {
+		seed.Put("registration", r, []byte("yes"))
+	}
+	if err := db.Commit(ctx, seed); err != nil {
+		t.Fatal(err)
+	}
+	const workers, each, keys, quota = 16, 40, 600, 150
+	limits := agent.QueueLimits{MaxMessages: quota}
+	type outcome struct {
+		key, recipient, payload, id string
+		err                         error
+	}
+	results := make([][]outcome, workers)
+	var wg sync.WaitGroup
+	for g := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				n := g*each + i
+				o := outcome{key: fmt.Sprintf("k%d", (n*7919)%keys), recipient: recipients[n%len(recipients)], payload: fmt.Sprintf("p%d", n)}
+				w := forward(o.key, o.recipient, o.payload, limits)
+				o.err = db.Commit(ctx, w)
+				if o.err == nil {
+					o.id = w.Queued[0].ID
+				}
+				results[g] = append(results[g], o)
+			}
+		}()
+	}
+	wg.Wait()
+	groups, works := db.CommitStats()
+	t.Logf("%d works in %d groups, %d committed merged", works, groups, db.commit.merged.Load())
+	if merged := db.commit.merged.Load(); merged == 0 {
+		t.Fatal("no group was merged: the test did not test merging")
+	}
+	accepted := map[string]int{}
+	stored := map[string]string{} // id → recipient payload
+	perRecipient := map[string]int{}
+	for _, rs := range results {
+		for _, o := range rs {
+			switch {
+			case o.err == nil:
+				accepted[o.key]++
+				if _, dup := stored[o.id]; dup || o.id == "" {
+					t.Fatalf("queue id %q given twice or empty", o.id)
+				}
+				stored[o.id] = o.recipient + " " + o.payload
+				perRecipient[o.recipient]++
+			case errors.Is(o.err, agent.ErrReplay), errors.Is(o.err, agent.ErrQuota):
+			default:
+				t.Fatalf("forward %s: %v", o.payload, o.err)
+			}
+		}
+	}
+	for k, n := range accepted {
+		if n > 1 {
+			t.Fatalf("replay key %s accepted %d times", k, n)
+		}
+	}
+	msgs, err := db.Queue().List(ctx, recipients, time.Now(), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != len(stored) {
+		t.Fatalf("%d messages queued, %d forwards accepted", len(msgs), len(stored))
+	}
+	for _, m := range msgs {
+		if want := stored[m.ID]; want != m.Recipient+" "+string(m.Payload) {
+			t.Fatalf("queue id %s holds %s %s, its forward was %q", m.ID, m.Recipient, m.Payload, want)
+		}
+	}
+	for _, r := range recipients {
+		st, err := db.Queue().Stats(ctx, []string{r})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Messages != perRecipient[r] || st.Messages > quota {
+			t.Fatalf("%s: stats say %d messages, %d accepted, quota %d", r, st.Messages, perRecipient[r], quota)
+		}
+	}
+	// The accepted keys are recorded; the others are free.
+	for k := range keys {
+		key := fmt.Sprintf("k%d", k)
+		w := agent.NewWork(nil)
+		w.Remember(key, time.Now().Add(time.Hour))
+		err := db.Commit(ctx, w)
+		if recorded := errors.Is(err, agent.ErrReplay); recorded != (accepted[key] == 1) {
+			t.Fatalf("key %s: recorded %v (%v), accepted %d times", key, recorded, err, accepted[key])
 		}
 	}
 }
