@@ -201,7 +201,7 @@ func TestMergedGroupsConcurrent(t *testing.T) {
 	db := openTest(t, Options{})
 	recipients := []string{"did:ex:r0", "did:ex:r1", "did:ex:r2", "did:ex:r3"}
 	seed := agent.NewWork(nil)
-	for _, r := range recipients {
+	for _, r := range append(recipients, "did:ex:warm") {
 		seed.Put("registration", r, []byte("yes"))
 	}
 	if err := db.Commit(ctx, seed); err != nil {
@@ -213,8 +213,26 @@ func TestMergedGroupsConcurrent(t *testing.T) {
 		key, recipient, payload, id string
 		err                         error
 	}
-	results := make([][]outcome, workers)
+	// First forwards without refusals, so that some groups commit merged
+	// (a group with a refusal falls back to savepoints).
 	var wg sync.WaitGroup
+	for g := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 10 {
+				w := forward(fmt.Sprintf("warm-%d-%d", g, i), "did:ex:warm", "warm", agent.QueueLimits{})
+				if err := db.Commit(ctx, w); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if _, err := db.Queue().Purge(ctx, "did:ex:warm"); err != nil {
+		t.Fatal(err)
+	}
+	results := make([][]outcome, workers)
 	for g := range workers {
 		wg.Add(1)
 		go func() {
