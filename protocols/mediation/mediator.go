@@ -125,6 +125,7 @@ type Mediator struct {
 	packer   Packer
 	relayer  Relayer
 	live     *Hub
+	pushers  pushers // queue reads of pushes signalled by other instances (Share)
 	allow    map[string]bool
 
 	invMu sync.Mutex

@@ -86,25 +86,28 @@ func (r *Registry) CatchUp(ctx context.Context) error {
 
 // pushQueued pushes what is queued for the recipients (all: for every
 // client with a live connection here) to the clients' live connections on
-// this instance.
+// this instance. The clients' queues are read in parallel, a few at a
+// time: one slow read does not hold up the others' pushes. For signalled
+// recipients it does not wait for the reads (pushers): a signal arriving
+// meanwhile for another client is read at once rather than after the
+// slowest read of the batch before it.
 func (m *Mediator) pushQueued(ctx context.Context, recipients []string, all bool) {
-	byClient := map[string][]string{}
-	if all {
-		for _, c := range m.live.clients() {
-			byClient[c] = m.registry.Recipients(c)
+	if !all {
+		byClient := map[string][]string{}
+		for _, rc := range recipients {
+			if canonical, client, ok := m.registry.Route(rc); ok && m.live.hasClient(client) {
+				byClient[client] = append(byClient[client], canonical)
+			}
 		}
-	}
-	for _, rc := range recipients {
-		canonical, client, ok := m.registry.Route(rc)
-		if ok && m.live.hasClient(client) && !all {
-			byClient[client] = append(byClient[client], canonical)
+		for client, rcpts := range byClient {
+			m.pushers.start(ctx, client, rcpts, m.pushClient)
 		}
+		return
 	}
-	// The clients' queues are read in parallel (a few at a time): one
-	// slow read does not hold up the others' pushes.
 	sem := make(chan struct{}, pushReaders)
 	var wg sync.WaitGroup
-	for client, rcpts := range byClient {
+	for _, client := range m.live.clients() {
+		rcpts := m.registry.Recipients(client)
 		if len(rcpts) == 0 {
 			continue
 		}
@@ -112,22 +115,83 @@ func (m *Mediator) pushQueued(ctx context.Context, recipients []string, all bool
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			msgs, err := m.queue.List(lctx, rcpts, m.cfg.Now(), m.live.buffer)
-			cancel()
-			if err != nil {
-				if ctx.Err() == nil {
-					m.log.Warn("live delivery of messages queued by another instance failed; they stay queued", "client", client, "err", err)
-				}
-				return
-			}
-			m.live.notifyQueued(client, msgs)
+			m.pushClient(ctx, client, rcpts)
 		}()
 	}
 	wg.Wait()
 }
 
-// pushReaders bounds the queue reads of one pushQueued at once.
+// pushClient reads what is queued for the client's recipients and hands
+// it to the client's live connections here.
+func (m *Mediator) pushClient(ctx context.Context, client string, rcpts []string) {
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	msgs, err := m.queue.List(lctx, rcpts, m.cfg.Now(), m.live.buffer)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			m.log.Warn("live delivery of messages queued by another instance failed; they stay queued", "client", client, "err", err)
+		}
+		return
+	}
+	m.live.notifyQueued(client, msgs)
+}
+
+// pushers runs the queue reads of signalled pushes: one at a time per
+// client (a client signalled again while its read runs is read once more
+// after it, for the recipients signalled meanwhile), clients in parallel,
+// at most pushReaders reads at once. The zero value is ready to use.
+type pushers struct {
+	mu   sync.Mutex
+	busy map[string]map[string]bool // client → recipients signalled during its read
+	sem  chan struct{}
+	once sync.Once
+}
+
+func (p *pushers) start(ctx context.Context, client string, rcpts []string, read func(context.Context, string, []string)) {
+	p.once.Do(func() { p.sem = make(chan struct{}, pushReaders) })
+	p.mu.Lock()
+	if p.busy == nil {
+		p.busy = map[string]map[string]bool{}
+	}
+	if again, running := p.busy[client]; running {
+		for _, r := range rcpts {
+			again[r] = true
+		}
+		p.mu.Unlock()
+		return
+	}
+	p.busy[client] = map[string]bool{}
+	p.mu.Unlock()
+	go func() {
+		for {
+			select {
+			case p.sem <- struct{}{}:
+			case <-ctx.Done():
+				p.mu.Lock()
+				delete(p.busy, client)
+				p.mu.Unlock()
+				return
+			}
+			read(ctx, client, rcpts)
+			<-p.sem
+			p.mu.Lock()
+			again := p.busy[client]
+			if len(again) == 0 {
+				delete(p.busy, client)
+				p.mu.Unlock()
+				return
+			}
+			rcpts = make([]string, 0, len(again))
+			for r := range again {
+				rcpts = append(rcpts, r)
+			}
+			p.busy[client] = map[string]bool{}
+			p.mu.Unlock()
+		}
+	}()
+}
+
+// pushReaders bounds the queue reads of pushes across instances at once.
 const pushReaders = 8
 
 // share switches the registry to shared mode (see Mediator.Share).

@@ -311,3 +311,55 @@ func TestSharedPickupCatchesUp(t *testing.T) {
 		t.Fatalf("messages-received did not sync")
 	}
 }
+
+// Signalled pushes read one client's queue once at a time (signals for it
+// during a read make one more read, of the recipients signalled meanwhile)
+// and do not wait for another client's slow read.
+func TestPushers(t *testing.T) {
+	ctx := context.Background()
+	var p pushers
+	var mu sync.Mutex
+	var reads []string
+	slow := make(chan struct{})
+	started := make(chan string, 10)
+	read := func(_ context.Context, client string, rcpts []string) {
+		slices.Sort(rcpts)
+		mu.Lock()
+		reads = append(reads, client+":"+strings.Join(rcpts, ","))
+		mu.Unlock()
+		started <- client
+		if client == "slow" {
+			<-slow
+		}
+	}
+	p.start(ctx, "slow", []string{"r1"}, read)
+	if c := <-started; c != "slow" {
+		t.Fatalf("started %s", c)
+	}
+	// While slow's read runs: two more signals for it, and one for fast.
+	p.start(ctx, "slow", []string{"r2"}, read)
+	p.start(ctx, "slow", []string{"r3", "r2"}, read)
+	p.start(ctx, "fast", []string{"f1"}, read)
+	select {
+	case c := <-started:
+		if c != "fast" {
+			t.Fatalf("a second read of %s started while its first ran", c)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("fast's read waited for slow's")
+	}
+	close(slow)
+	if c := <-started; c != "slow" {
+		t.Fatalf("started %s", c)
+	}
+	waitFor(t, func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.busy) == 0
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"slow:r1", "fast:f1", "slow:r2,r3"}; !slices.Equal(reads, want) {
+		t.Fatalf("reads %q, want %q", reads, want)
+	}
+}
