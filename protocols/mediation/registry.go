@@ -139,9 +139,8 @@ type Registry struct {
 	grants     map[string]*Grant
 	recipients map[string]Recipient       // canonical DID → registration
 	byClient   map[string]map[string]bool // client DID → canonical DIDs
-	// raw are the registrations' records as committed (shared
-	// registries), which a forward expects (Work.Expect) instead of
-	// reading them again.
+	// raw are the registrations' records as committed, which a forward
+	// expects (Work.Expect) instead of reading them again.
 	raw map[string][]byte
 
 	// shared is set by Share: other instances change the records too.
@@ -366,8 +365,11 @@ func (r *Registry) Route(next string) (canonical, client string, ok bool) {
 	return canonical, client, ok
 }
 
-// route is Route, with the registration's record as committed when a
-// shared registry has it (nil otherwise).
+// route is Route, with the registration's record as committed when the
+// registry has it (nil otherwise). A registry changes its index after the
+// commits that change a record (AfterCommit), so the record may be stale
+// for a moment: a work that expects it then conflicts at its commit and is
+// run again, and reads the record (Mediator.handleRouting).
 func (r *Registry) route(next string) (canonical, client string, raw []byte, ok bool) {
 	canonical = Canonical(next)
 	r.mu.RLock()
@@ -390,9 +392,6 @@ func (r *Registry) route(next string) (canonical, client string, raw []byte, ok 
 		}
 	}
 	ok = found && g != nil && g.State == GrantGranted
-	if !r.shared {
-		raw = nil
-	}
 	return canonical, rc.ClientDID, raw, ok
 }
 

@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"time"
+	"unicode/utf8"
 
 	"github.com/agentd/agentd/agent"
+	"github.com/agentd/agentd/agent/envelope"
 )
 
 // handleRouting takes a forward: it unwraps the attached messages and queues
@@ -39,8 +41,8 @@ func (m *Mediator) handleRouting(ctx context.Context, in *agent.Inbound) ([]agen
 	if n := len(in.Message.Attachments); n > m.cfg.MaxAttachments {
 		return nil, agent.Refuse(agent.Errorf(agent.CodeTooLarge, "forward carries %d attachments, more than the limit of %d", n, m.cfg.MaxAttachments))
 	}
-	var body ForwardBody
-	if err := in.Message.DecodeBody(&body); err != nil {
+	body, err := decodeForwardBody(in.Message.Body)
+	if err != nil {
 		return nil, agent.Refuse(agent.Wrap(agent.CodeMsg, err, "malformed forward body"))
 	}
 	if body.Next == "" || !validRecipient(body.Next) {
@@ -57,9 +59,10 @@ func (m *Mediator) handleRouting(ctx context.Context, in *agent.Inbound) ([]agen
 	}
 	// Read the registration through the work: if the recipient is removed
 	// (and its queue purged) before this forward commits, the commit
-	// conflicts and the forward is routed again, and refused. A shared
-	// registry has the record as committed: the work expects it without a
-	// round trip to the database, and reads it when that was stale.
+	// conflicts and the forward is routed again, and refused. The registry
+	// has the record as committed: the work expects it without reading the
+	// store (a read transaction on bbolt, a round trip on PostgreSQL), and
+	// reads it on the rerun when that was stale.
 	if raw != nil && in.Attempt == 0 {
 		in.Work.Expect(KindRecipient, canonical, raw)
 	} else {
@@ -88,6 +91,33 @@ func (m *Mediator) handleRouting(ctx context.Context, in *agent.Inbound) ([]agen
 	in.Work.Queue(m.cfg.Limits, msgs...)
 	in.Work.AfterCommit(func() { m.live.notify(clientDID, msgs) })
 	return nil, nil
+}
+
+// decodeForwardBody decodes a forward's body as agent.Message.DecodeBody
+// does, with the same result and error. A body of plain members (lower-case
+// ASCII names, each once) whose next is a string without escapes is read by
+// the envelope's scanner; anything else goes to encoding/json.
+func decodeForwardBody(raw json.RawMessage) (ForwardBody, error) {
+	var body ForwardBody
+	if len(raw) > 0 {
+		seen := false
+		if envelope.Members(raw, func(name, v []byte) bool {
+			if string(name) != "next" {
+				return true // encoding/json ignores other members
+			}
+			if seen || v[0] != '"' || bytes.IndexByte(v, '\\') >= 0 || !utf8.Valid(v) {
+				return false
+			}
+			seen = true
+			body.Next = string(v[1 : len(v)-1])
+			return true
+		}) {
+			return body, nil
+		}
+		body = ForwardBody{}
+	}
+	err := agent.Message{Body: raw}.DecodeBody(&body)
+	return body, err
 }
 
 // forwarded returns the messages attached to a forward: inline JSON or

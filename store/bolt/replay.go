@@ -65,16 +65,30 @@ func (r *ReplayCache) Seen(ctx context.Context, id string) (bool, error) {
 // replaySeen reports whether key is recorded in the replay cache with an
 // expiry not before nowBits.
 func replaySeen(tx *bbolt.Tx, key []byte, nowBits uint64) bool {
-	old := tx.Bucket(bReplay).Bucket(bID).Get(key)
-	return old != nil && be64(old) >= nowBits
+	seen, _ := replayLookup(tx, key, nowBits)
+	return seen
+}
+
+// replayLookup is replaySeen that also returns the stored expiry of key
+// (nil when there is none), for replayPutOver.
+func replayLookup(tx *bbolt.Tx, key []byte, nowBits uint64) (seen bool, old []byte) {
+	old = tx.Bucket(bReplay).Bucket(bID).Get(key)
+	return old != nil && be64(old) >= nowBits, old
 }
 
 // replayPut records key until exp (a be64 time), replacing a record that
 // expired but was not swept yet.
 func replayPut(tx *bbolt.Tx, key, exp []byte) error {
+	return replayPutOver(tx, key, exp, tx.Bucket(bReplay).Bucket(bID).Get(key))
+}
+
+// replayPutOver is replayPut when the caller has just read key's stored
+// expiry, old (nil: none), in the same transaction and has not changed the
+// record since: it spares a second search of the ids.
+func replayPutOver(tx *bbolt.Tx, key, exp, old []byte) error {
 	top := tx.Bucket(bReplay)
 	ids, idx := top.Bucket(bID), top.Bucket(bExp)
-	if old := ids.Get(key); old != nil {
+	if old != nil {
 		if err := idx.Delete(append(clone(old), key...)); err != nil {
 			return err
 		}

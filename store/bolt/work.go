@@ -82,11 +82,16 @@ func (db *DB) Commit(ctx context.Context, w *agent.Work) error {
 				return nil
 			}
 		}
+		// A work's one replay key (the usual case) is looked up once: its
+		// stored expiry, if any, is passed on to the write below.
+		var oldExp []byte
 		for _, r := range replay {
-			if replaySeen(tx, r[0], nowBits) {
+			seen, old := replayLookup(tx, r[0], nowBits)
+			if seen {
 				refused = fmt.Errorf("bolt: %w", agent.ErrReplay)
 				return nil
 			}
+			oldExp = old
 		}
 		if queued != nil {
 			if refused = queued.checkQuota(db.queueOf(tx)); refused != nil {
@@ -125,9 +130,15 @@ func (db *DB) Commit(ctx context.Context, w *agent.Work) error {
 				return err
 			}
 		}
-		for _, r := range replay {
-			if err := replayPut(tx, r[0], r[1]); err != nil {
+		if len(replay) == 1 {
+			if err := replayPutOver(tx, replay[0][0], replay[0][1], oldExp); err != nil {
 				return err
+			}
+		} else {
+			for _, r := range replay {
+				if err := replayPut(tx, r[0], r[1]); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
