@@ -922,13 +922,7 @@ func (b *bench) cpu() time.Duration {
 	if b.o.pid == 0 {
 		return 0
 	}
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", b.o.pid))
-	if err != nil {
-		return 0
-	}
-	// The fields after the command name, which is in parentheses.
-	s := string(raw)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	f := procStat(b.o.pid)
 	if len(f) < 13 {
 		return 0
 	}

@@ -6,10 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/big"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/agentd/agentd/agent"
@@ -307,7 +308,7 @@ func FromAnoncredsRequest(r *anoncreds.PresentationRequest) *aip.AnoncredsProofR
 		}
 		return g
 	}
-	for _, ref := range sortedKeys(r.RequestedAttributes) {
+	for _, ref := range slices.Sorted(maps.Keys(r.RequestedAttributes)) {
 		a := r.RequestedAttributes[ref]
 		names := a.Names
 		if a.Name != "" {
@@ -315,7 +316,7 @@ func FromAnoncredsRequest(r *anoncreds.PresentationRequest) *aip.AnoncredsProofR
 		}
 		out.AttributeGroups = append(out.AttributeGroups, group(ref, names, a.Restrictions, interval(a.NonRevoked), nil))
 	}
-	for _, ref := range sortedKeys(r.RequestedPredicates) {
+	for _, ref := range slices.Sorted(maps.Keys(r.RequestedPredicates)) {
 		p := r.RequestedPredicates[ref]
 		var op aip.PredicateOperator
 		for k, v := range operatorPType {
@@ -369,7 +370,7 @@ func fromQuery(q *anoncreds.Query) []aip.AnoncredsRestriction {
 			}
 		}
 		var r aip.AnoncredsRestriction
-		for _, tag := range sortedKeys(m) {
+		for _, tag := range slices.Sorted(maps.Keys(m)) {
 			s, ok := m[tag].(string)
 			if !ok {
 				continue // $neq, $in, $not: not in the API's shape
@@ -399,15 +400,6 @@ func fromQuery(q *anoncreds.Query) []aip.AnoncredsRestriction {
 		}
 		out = append(out, r)
 	}
-	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
 	return out
 }
 
@@ -504,7 +496,7 @@ func (s *Service) anoncredsCandidates(ctx context.Context, req *anoncreds.Presen
 		}
 		return sub
 	}
-	refs := append(sortedKeys(req.RequestedAttributes), sortedKeys(req.RequestedPredicates)...)
+	refs := append(slices.Sorted(maps.Keys(req.RequestedAttributes)), slices.Sorted(maps.Keys(req.RequestedPredicates))...)
 	out := make([]aip.CredentialsForReferent, 0, len(refs))
 	for _, ref := range refs {
 		c := aip.CredentialsForReferent{Referent: ref, CredentialIDs: []string{}}
@@ -571,7 +563,7 @@ func (s *Service) anoncredsPresent(ctx context.Context, req *anoncreds.Presentat
 		answered[a.Name] = true
 		input.SelfAttested[a.Name] = a.Value
 	}
-	for _, ref := range append(sortedKeys(req.RequestedAttributes), sortedKeys(req.RequestedPredicates)...) {
+	for _, ref := range append(slices.Sorted(maps.Keys(req.RequestedAttributes)), slices.Sorted(maps.Keys(req.RequestedPredicates))...) {
 		if !answered[ref] {
 			return nil, agent.Errorf(agent.CodeMsg, "referent %q is not answered", clip(ref))
 		}
@@ -603,30 +595,30 @@ func anoncredsSummary(p *anoncreds.Presentation, raw []byte) *aip.AnoncredsProof
 		return "", ""
 	}
 	rp := p.RequestedProof
-	for _, ref := range sortedKeys(rp.RevealedAttrs) {
+	for _, ref := range slices.Sorted(maps.Keys(rp.RevealedAttrs)) {
 		a := rp.RevealedAttrs[ref]
 		s, d := ids(a.SubProofIndex)
 		out.Groups = append(out.Groups, aip.AnoncredsPresentedGroup{Referent: ref, Kind: aip.GroupRevealed,
 			Attributes: []aip.Attribute{{Value: a.Raw}}, SchemaID: s, CredDefID: d})
 	}
-	for _, ref := range sortedKeys(rp.RevealedAttrGroups) {
+	for _, ref := range slices.Sorted(maps.Keys(rp.RevealedAttrGroups)) {
 		g := rp.RevealedAttrGroups[ref]
 		s, d := ids(g.SubProofIndex)
 		grp := aip.AnoncredsPresentedGroup{Referent: ref, Kind: aip.GroupRevealed, SchemaID: s, CredDefID: d, Attributes: []aip.Attribute{}}
-		for _, n := range sortedKeys(g.Values) {
+		for _, n := range slices.Sorted(maps.Keys(g.Values)) {
 			grp.Attributes = append(grp.Attributes, aip.Attribute{Name: n, Value: g.Values[n].Raw})
 		}
 		out.Groups = append(out.Groups, grp)
 	}
-	for _, ref := range sortedKeys(rp.UnrevealedAttrs) {
+	for _, ref := range slices.Sorted(maps.Keys(rp.UnrevealedAttrs)) {
 		s, d := ids(rp.UnrevealedAttrs[ref].SubProofIndex)
 		out.Groups = append(out.Groups, aip.AnoncredsPresentedGroup{Referent: ref, Kind: aip.GroupUnrevealed, Attributes: []aip.Attribute{}, SchemaID: s, CredDefID: d})
 	}
-	for _, ref := range sortedKeys(rp.SelfAttestedAttrs) {
+	for _, ref := range slices.Sorted(maps.Keys(rp.SelfAttestedAttrs)) {
 		out.Groups = append(out.Groups, aip.AnoncredsPresentedGroup{Referent: ref, Kind: aip.GroupSelfAttested,
 			Attributes: []aip.Attribute{{Value: rp.SelfAttestedAttrs[ref]}}})
 	}
-	for _, ref := range sortedKeys(rp.Predicates) {
+	for _, ref := range slices.Sorted(maps.Keys(rp.Predicates)) {
 		s, d := ids(rp.Predicates[ref].SubProofIndex)
 		out.Groups = append(out.Groups, aip.AnoncredsPresentedGroup{Referent: ref, Kind: aip.GroupPredicate, Attributes: []aip.Attribute{}, SchemaID: s, CredDefID: d})
 	}

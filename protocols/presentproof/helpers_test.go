@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -142,7 +144,7 @@ func (m *memCreds) addAnoncreds(t testing.TB, id, file string) {
 		t.Fatal(err)
 	}
 	var attrs []aip.Attribute
-	for _, n := range sortedKeys(c.Values) {
+	for _, n := range slices.Sorted(maps.Keys(c.Values)) {
 		attrs = append(attrs, aip.Attribute{Name: n, Value: c.Values[n].Raw})
 	}
 	m.mu.Lock()

@@ -493,13 +493,8 @@ func mergeable(live []*commitCall) (*merged, []*commitCall) {
 		m.p.replayKeys = append(m.p.replayKeys, w.replayKeys...)
 		m.p.replayExp = append(m.p.replayExp, w.replayExp...)
 		m.p.queued = append(m.p.queued, w.queued...)
-		if len(w.queued) > 0 {
-			m.p.recipientLimits = append(m.p.recipientLimits, w.recipientLimits...)
-			if w.recipientLimits == nil {
-				for _, q := range w.queued {
-					m.p.recipientLimits = append(m.p.recipientLimits, recipientLimit{q.Recipient, w.queueLimits})
-				}
-			}
+		for _, q := range w.queued {
+			m.p.recipientLimits = append(m.p.recipientLimits, recipientLimit{q.Recipient, w.queueLimits})
 		}
 		for _, sig := range w.signals {
 			if !signals[sig] {
