@@ -155,5 +155,14 @@ func (b pgBackend) PoolFigures() metrics.PoolFigures {
 		Acquires: st.AcquireCount(), Waits: st.EmptyAcquireCount(), WaitSeconds: st.AcquireDuration().Seconds()}
 }
 
+// JournalFigures reads the journal's figures, for WatchJournal.
+func (b boltBackend) JournalFigures() metrics.JournalFigures {
+	st := b.DB.JournalStats()
+	return metrics.JournalFigures{Frames: st.Frames, Migrations: st.Migrations, PendingMessages: st.PendingMessages, PendingBytes: st.PendingBytes}
+}
+
+// journaled is a backend with a journal to watch.
+type journaled interface{ JournalFigures() metrics.JournalFigures }
+
 // pooled is a backend with a connection pool to watch.
 type pooled interface{ PoolFigures() metrics.PoolFigures }

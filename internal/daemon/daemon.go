@@ -136,6 +136,9 @@ func (d *Daemon) build(ctx context.Context) (err error) {
 	d.metrics.WatchOutbox(d.db.Outbox())
 	d.metrics.WatchStore(d.db.WriteFailures, func() bool { err, _ := d.db.WriteFailure(); return err != nil })
 	d.metrics.WatchCommits(d.db.CommitStats)
+	if j, ok := d.db.(journaled); ok {
+		d.metrics.WatchJournal(j.JournalFigures)
+	}
 	if p, ok := d.db.(pooled); ok {
 		d.metrics.WatchPool(p.PoolFigures)
 	}

@@ -204,6 +204,38 @@ func (w *statusWriter) WriteHeader(code int) {
 // WebSocket hijacking and flushing).
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// JournalFigures describe the bbolt store's journal (store/bolt's
+// journal.go): forwards acknowledged after one append and fsync, moved into
+// the database file later.
+type JournalFigures struct {
+	// Frames counts the groups appended; Migrations the times what the
+	// journal held was moved into the database file.
+	Frames, Migrations int64
+	// PendingMessages and PendingBytes are what the journal holds now that
+	// the file does not (bounded: a migration runs past 4,096 messages or
+	// 8 MiB).
+	PendingMessages int
+	PendingBytes    int64
+}
+
+// WatchJournal exports the journal, read at scrape time from figures.
+func (m *Metrics) WatchJournal(figures func() JournalFigures) {
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "agentd", Name: "store_journal_frames_total",
+			Help: "Groups of writes acknowledged after one append and fsync of the journal."},
+			func() float64 { return float64(figures().Frames) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "agentd", Name: "store_journal_migrations_total",
+			Help: "Times the journal's content was moved into the database file."},
+			func() float64 { return float64(figures().Migrations) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "agentd", Name: "store_journal_pending_messages",
+			Help: "Queued messages held by the journal and not yet in the database file."},
+			func() float64 { return float64(figures().PendingMessages) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "agentd", Name: "store_journal_pending_bytes",
+			Help: "Payload bytes of the messages held by the journal and not yet in the database file."},
+			func() float64 { return float64(figures().PendingBytes) }),
+	)
+}
+
 // PoolFigures describe a database connection pool (store.driver postgres).
 type PoolFigures struct {
 	// Total, Idle and Acquired are the connections now: open, idle, in use.

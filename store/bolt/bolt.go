@@ -30,6 +30,15 @@
 // BenchmarkOutboxEnqueueParallel). Sweep, whose transactions can be large,
 // commits alone.
 //
+// A unit of work that only queues messages and remembers replay keys (a
+// mediator's forward) is made durable by the journal instead: a file beside
+// the database (its path with ".journal" added) to which a group of such
+// works is appended with one write and one fdatasync, and whose content is
+// moved into the database file by the next bbolt transaction (see
+// journal.go). Open recovers what the journal holds before anything else
+// runs, so the two files belong together: copy or back up both, with the
+// daemon stopped. Close moves the journal's content into the database file.
+//
 // Options.NoSync turns fsync off. It is for tests and benchmarks only: with it
 // a machine crash or power loss can lose acknowledged writes or corrupt the
 // file.
@@ -59,6 +68,8 @@
 //
 //	meta     schema → be64 version (2; a version 1 database is upgraded on
 //	                  open by dropping queue/msg)
+//	         journal-lsn → be64 number of the last journal frame moved into
+//	                  the file (journal.go)
 //	         master-kind → "passphrase" | "key" (key file or raw key)
 //	         master-kdf → JSON seal.KDFParams (salt and argon2id cost)
 //	         master-check → sealed check value
@@ -148,6 +159,10 @@ type Options struct {
 	// tests and benchmarks only.
 	NoSync bool
 
+	// NoJournal commits every write in a bbolt transaction, the journal
+	// unused (see journal.go). For tests and benchmarks that compare.
+	NoJournal bool
+
 	// CommitHook, when set, is called at each CommitPoint of every Commit
 	// with the work being committed. It is a fault-injection point for
 	// tests (a crash test kills the process there); production leaves it
@@ -171,9 +186,16 @@ type DB struct {
 	health writeHealth
 	// wmu orders the write transactions that can change the queue index
 	// with the index's update after their commit (see qindex.go).
-	wmu        sync.Mutex
-	qidx       qindex
-	qdelta     *qdelta   // the open write transaction's index changes
+	wmu    sync.Mutex
+	qidx   qindex
+	qdelta *qdelta // the open write transaction's index changes
+	// jnl is the journal (nil without one: Options.NoJournal); pend is
+	// what it holds that the file does not yet; seq is the last queue
+	// sequence given out. pend changes and seq is used under wmu
+	// (journal.go).
+	jnl        *journal
+	pend       pending
+	seq        uint64
 	mode       writeMode // tests and benchmarks only; set before the first write
 	commitHook func(CommitPoint, *agent.Work)
 }
@@ -233,7 +255,7 @@ func Open(path string, opts Options) (*DB, error) {
 		}
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	db := &DB{bolt: bdb, commitHook: opts.CommitHook}
+	db := &DB{bolt: bdb, commitHook: opts.CommitHook, pend: newPending()}
 	db.outbox.db, db.replay.db, db.records.db, db.keys.db, db.queue.db = db, db, db, db, db
 	if err := db.init(); err != nil {
 		bdb.Close()
@@ -245,7 +267,19 @@ func Open(path string, opts Options) (*DB, error) {
 			return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 		}
 	}
+	if !opts.NoJournal {
+		if err := db.recoverJournal(path+".journal", opts.NoSync); err != nil {
+			if db.jnl != nil {
+				db.jnl.f.Close()
+			}
+			bdb.Close()
+			return nil, fmt.Errorf("bolt: open %s: the journal: %w", path, err)
+		}
+	}
 	if err := db.loadIndex(); err != nil {
+		if db.jnl != nil {
+			db.jnl.f.Close()
+		}
 		bdb.Close()
 		return nil, fmt.Errorf("bolt: open %s: reading the queue: %w", path, err)
 	}
@@ -302,7 +336,11 @@ func (db *DB) init() error {
 // commit when Close is called fail, and so do all methods called after Close.
 func (db *DB) Close() error {
 	db.stopCommitter()
-	return db.bolt.Close()
+	err := db.closeJournal()
+	if cerr := db.bolt.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Path returns the path of the database file.
@@ -386,7 +424,7 @@ func (db *DB) update(ctx context.Context, fn func(*bbolt.Tx) error) error {
 	}
 	var fnErr error
 	db.wmu.Lock()
-	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+	err := db.boltUpdate(func(tx *bbolt.Tx) error {
 		fnErr = fn(tx)
 		return fnErr
 	})

@@ -59,6 +59,9 @@ const (
 type writeCall struct {
 	fn  func(*bbolt.Tx) error
 	err chan error // buffered: the committer never blocks on a reply
+	// jw, when set, is the same write in the form the journal takes
+	// (journal.go); the committer chooses.
+	jw *journalWork
 }
 
 type committer struct {
@@ -97,13 +100,22 @@ func (db *DB) commitLoop() {
 	group := make([]*writeCall, 0, 64)
 	poll := time.NewTimer(time.Hour)
 	poll.Stop()
+	idle := time.NewTimer(time.Hour)
+	idle.Stop()
 	for {
+		if db.jnl != nil && !db.pendingEmpty() {
+			idle.Reset(journalIdle)
+		}
 		select {
 		case c := <-db.commit.calls:
 			group = append(group, c)
+		case <-idle.C:
+			db.migrateIdle()
+			continue
 		case <-db.commit.closed:
 			return
 		}
+		idle.Stop()
 	gather:
 		for len(group) < db.commit.maxBatch {
 			select {
@@ -151,12 +163,17 @@ func (db *DB) linger(group []*writeCall, poll *time.Timer) []*writeCall {
 func (db *DB) Inflight(delta int) { db.commit.inflight.Add(int64(delta)) }
 
 // commitGroup applies the writes in one transaction, taking out any that
-// fail, and replies to each.
+// fail, and replies to each. A group whose writes all fit the journal goes
+// there while the journal's pending set is not full (journal.go).
 func (db *DB) commitGroup(group []*writeCall) {
+	if db.journalable(group) {
+		db.commitJournal(group)
+		return
+	}
 	for len(group) > 0 {
 		failed, failErr := -1, error(nil)
 		db.wmu.Lock()
-		err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		err := db.boltUpdate(func(tx *bbolt.Tx) error {
 			for i, c := range group {
 				if err := safeCall(c.fn, tx); err != nil {
 					failed, failErr = i, err
@@ -205,6 +222,13 @@ func safeCall(fn func(*bbolt.Tx) error, tx *bbolt.Tx) (err error) {
 // The context is honoured until the committer accepts the write; once
 // accepted, the write completes and its result is returned.
 func (db *DB) write(ctx context.Context, fn func(*bbolt.Tx) error) error {
+	return db.writeCall(ctx, &writeCall{fn: fn})
+}
+
+// writeCall is write with the call given, for a write that the journal may
+// take (c.jw set).
+func (db *DB) writeCall(ctx context.Context, c *writeCall) error {
+	fn := c.fn
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -214,7 +238,7 @@ func (db *DB) write(ctx context.Context, fn func(*bbolt.Tx) error) error {
 	case writeBoltBatch:
 		return db.bolt.Batch(fn)
 	}
-	c := &writeCall{fn: fn, err: make(chan error, 1)}
+	c.err = make(chan error, 1)
 	select {
 	case db.commit.calls <- c:
 		return <-c.err

@@ -264,10 +264,18 @@ func prepareQueue(msgs []*agent.QueuedMessage, limits agent.QueueLimits, now tim
 // checkQuota returns an error wrapping agent.ErrQuota if the batch would take
 // a recipient over its limits. It writes nothing.
 func (qb *queueBatch) checkQuota(b queueBuckets) error {
+	return qb.checkQuotaOf(func(r string) (int64, int64) {
+		st := b.state([]byte(r))
+		return st.n, st.size
+	})
+}
+
+// checkQuotaOf is checkQuota with what each recipient has queued given by
+// have (count, bytes).
+func (qb *queueBatch) checkQuotaOf(have func(recipient string) (n, size int64)) error {
 	lim := qb.limits
 	for r, add := range qb.perRecipient {
-		st := b.state([]byte(r))
-		n, size := st.n, st.size
+		n, size := have(r)
 		if lim.MaxMessages > 0 && n+add[0] > int64(lim.MaxMessages) {
 			return fmt.Errorf("%w: %s has %d messages queued, the limit is %d", agent.ErrQuota, r, n, lim.MaxMessages)
 		}
@@ -326,6 +334,9 @@ func (q *Queue) List(ctx context.Context, recipients []string, now time.Time, li
 		seq uint64
 	}
 	var out []found
+	// The pending set is locked before the transaction begins (journal.go).
+	q.db.pend.mu.RLock()
+	defer q.db.pend.mu.RUnlock()
 	err := q.db.view(ctx, func(tx *bbolt.Tx) error {
 		b := q.db.queueOf(tx)
 		var ferr error
@@ -333,6 +344,9 @@ func (q *Queue) List(ctx context.Context, recipients []string, now time.Time, li
 			n := 0
 			q.db.qidx.walk(r, func(e qentry) bool {
 				v := b.data.Get(putBE64(e.seq))
+				if v == nil {
+					v = q.db.pend.msgs[e.seq]
+				}
 				if v == nil {
 					return true // removed since this transaction began, or added after it
 				}
@@ -432,11 +446,16 @@ func (q *Queue) Remove(ctx context.Context, recipients []string, ids []string) (
 // message. Expired messages not yet swept are counted.
 func (q *Queue) Stats(ctx context.Context, recipients []string) (agent.QueueStats, error) {
 	var s agent.QueueStats
+	q.db.pend.mu.RLock() // before the transaction (journal.go)
+	defer q.db.pend.mu.RUnlock()
 	err := q.db.view(ctx, func(tx *bbolt.Tx) error {
 		s = agent.QueueStats{}
 		b := q.db.queueOf(tx)
 		for _, r := range dedupe(recipients) {
 			st := b.state([]byte(r))
+			if p, ok := q.db.pend.rcpt[r]; ok && p[0] > 0 && q.db.pendingOutside(tx) {
+				st.n, st.size, st.ok = st.n+p[0], st.size+p[1], true
+			}
 			if !st.ok || st.n == 0 {
 				continue
 			}
@@ -461,10 +480,23 @@ func (q *Queue) Stats(ctx context.Context, recipients []string) (agent.QueueStat
 // Totals reads the global counters.
 func (q *Queue) Totals(ctx context.Context) (agent.QueueTotals, error) {
 	var t agent.QueueTotals
+	q.db.pend.mu.RLock() // before the transaction (journal.go)
+	defer q.db.pend.mu.RUnlock()
 	err := q.db.view(ctx, func(tx *bbolt.Tx) error {
 		top := tx.Bucket(bQueue)
 		t = agent.QueueTotals{Messages: int(be64(top.Get(kNMsgs))), Bytes: int64(be64(top.Get(kNBytes))),
 			Recipients: int(be64(top.Get(kNRcpt)))}
+		// What the journal holds that the transaction does not.
+		if p := &q.db.pend; q.db.pendingOutside(tx) {
+			b := q.db.queueOf(tx)
+			for r, c := range p.rcpt {
+				t.Messages += int(c[0])
+				t.Bytes += c[1]
+				if !b.state([]byte(r)).ok {
+					t.Recipients++
+				}
+			}
+		}
 		return nil
 	})
 	return t, err

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -141,10 +142,12 @@ func TestQueueReplayKeySharesReplayCache(t *testing.T) {
 // forwards does.
 func BenchmarkQueueAddParallel(b *testing.B) {
 	payload := bytes.Repeat([]byte("x"), 2048)
-	for _, par := range []int{8, 32} {
-		b.Run(fmt.Sprintf("goroutines=%d", par*runtime.GOMAXPROCS(0)), func(b *testing.B) {
-			benchForwards(b, openTest(b, Options{}), par, payload)
-		})
+	for _, journal := range []bool{true, false} {
+		for _, par := range []int{8, 32} {
+			b.Run(fmt.Sprintf("journal=%v/goroutines=%d", journal, par*runtime.GOMAXPROCS(0)), func(b *testing.B) {
+				benchForwards(b, openTest(b, Options{NoJournal: !journal}), par, payload)
+			})
+		}
 	}
 }
 
@@ -157,6 +160,7 @@ func benchForwards(b *testing.B, db *DB, par int, payload []byte) {
 	exp := time.Now().Add(time.Hour)
 	var n atomic.Int64
 	s0 := db.bolt.Stats()
+	c0 := cpuTime()
 	b.SetParallelism(par)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -176,6 +180,7 @@ func benchForwards(b *testing.B, db *DB, par int, payload []byte) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "adds/s")
+	b.ReportMetric(float64(cpuTime()-c0)/float64(b.N)/1e3, "cpu-µs/op")
 	s1 := db.bolt.Stats()
 	d := s1.TxStats.Sub(&s0.TxStats)
 	b.ReportMetric(float64(d.GetWrite())/float64(b.N), "pages/op")
@@ -220,4 +225,13 @@ func BenchmarkQueueAddAfterChurn(b *testing.B) {
 		}
 	}
 	benchForwards(b, db, 16, payload)
+}
+
+// cpuTime is the process's CPU time (user and system) in nanoseconds.
+func cpuTime() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }

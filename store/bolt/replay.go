@@ -55,8 +55,10 @@ func (r *ReplayCache) Remember(ctx context.Context, id string, expires time.Time
 func (r *ReplayCache) Seen(ctx context.Context, id string) (bool, error) {
 	var seen bool
 	nowBits := timeBits(time.Now())
+	r.db.pend.mu.RLock() // before the transaction (journal.go)
+	defer r.db.pend.mu.RUnlock()
 	err := r.db.view(ctx, func(tx *bbolt.Tx) error {
-		seen = replaySeen(tx, []byte(id), nowBits)
+		seen = replaySeen(tx, []byte(id), nowBits) || r.db.pend.replaySeen([]byte(id), nowBits)
 		return nil
 	})
 	return seen, err

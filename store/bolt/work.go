@@ -72,7 +72,13 @@ func (db *DB) Commit(ctx context.Context, w *agent.Work) error {
 
 	db.hook(BeforeCommit, w)
 	var refused error
-	err := db.write(ctx, func(tx *bbolt.Tx) error {
+	call := &writeCall{}
+	if len(w.Writes) == 0 && len(outs) == 0 && db.jnl != nil {
+		// Only reads, queued messages and replay keys: the journal may
+		// take it (journal.go).
+		call.jw = &journalWork{reads: w.Reads, replay: replay, queued: queued, nowBits: nowBits, refused: &refused}
+	}
+	call.fn = func(tx *bbolt.Tx) error {
 		refused = nil // this function may run more than once
 		// Checks: a refusal returns nil having written nothing, so that
 		// it does not fail the group.
@@ -142,8 +148,8 @@ func (db *DB) Commit(ctx context.Context, w *agent.Work) error {
 			}
 		}
 		return nil
-	})
-	if err != nil {
+	}
+	if err := db.writeCall(ctx, call); err != nil {
 		return err
 	}
 	if refused != nil {
