@@ -31,13 +31,14 @@
 // commits alone.
 //
 // A unit of work that only queues messages and remembers replay keys (a
-// mediator's forward) is made durable by the journal instead: a file beside
-// the database (its path with ".journal" added) to which a group of such
-// works is appended with one write and one fdatasync, and whose content is
-// moved into the database file by the next bbolt transaction (see
-// journal.go). Open recovers what the journal holds before anything else
-// runs, so the two files belong together: copy or back up both, with the
-// daemon stopped. Close moves the journal's content into the database file.
+// mediator's forward) is made durable by the journal instead: two files
+// beside the database (its path with ".journal.0" and ".journal.1" added)
+// to which a group of such works is appended with one write and one
+// fdatasync, and whose content is moved into the database file soon after
+// (see journal.go). Open recovers what the journal holds before anything
+// else runs, so the files belong together: copy or back up all three, with
+// the daemon stopped. Close moves the journal's content into the database
+// file.
 //
 // Options.NoSync turns fsync off. It is for tests and benchmarks only: with it
 // a machine crash or power loss can lose acknowledged writes or corrupt the
@@ -191,13 +192,17 @@ type DB struct {
 	qdelta *qdelta // the open write transaction's index changes
 	// jnl is the journal (nil without one: Options.NoJournal); pend is
 	// what it holds that the file does not yet; seq is the last queue
-	// sequence given out. pend changes and seq is used under wmu
-	// (journal.go).
-	jnl        *journal
-	pend       pending
-	seq        uint64
-	mode       writeMode // tests and benchmarks only; set before the first write
-	commitHook func(CommitPoint, *agent.Work)
+	// sequence given out, used under wmu. mmu is held by a migration
+	// (the migrator's, or any other bbolt write's); migrations wakes the
+	// migrator (journal.go, migrate.go).
+	jnl          *journal
+	pend         pending
+	seq          uint64
+	mmu          sync.Mutex
+	migrations   chan struct{}
+	migratorDone sync.WaitGroup
+	mode         writeMode // tests and benchmarks only; set before the first write
+	commitHook   func(CommitPoint, *agent.Work)
 }
 
 // Bucket names; see the package documentation.
@@ -255,7 +260,8 @@ func Open(path string, opts Options) (*DB, error) {
 		}
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	db := &DB{bolt: bdb, commitHook: opts.CommitHook, pend: newPending()}
+	db := &DB{bolt: bdb, commitHook: opts.CommitHook}
+	db.pend.act = newPendSet(0)
 	db.outbox.db, db.replay.db, db.records.db, db.keys.db, db.queue.db = db, db, db, db, db
 	if err := db.init(); err != nil {
 		bdb.Close()
@@ -268,18 +274,17 @@ func Open(path string, opts Options) (*DB, error) {
 		}
 	}
 	if !opts.NoJournal {
-		if err := db.recoverJournal(path+".journal", opts.NoSync); err != nil {
+		if err := db.recoverJournal(path, opts.NoSync); err != nil {
 			if db.jnl != nil {
-				db.jnl.f.Close()
+				db.jnl.close()
 			}
 			bdb.Close()
 			return nil, fmt.Errorf("bolt: open %s: the journal: %w", path, err)
 		}
+		db.startMigrator()
 	}
 	if err := db.loadIndex(); err != nil {
-		if db.jnl != nil {
-			db.jnl.f.Close()
-		}
+		db.closeJournal()
 		bdb.Close()
 		return nil, fmt.Errorf("bolt: open %s: reading the queue: %w", path, err)
 	}

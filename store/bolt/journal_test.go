@@ -37,8 +37,10 @@ func crash(t *testing.T, db *DB) {
 	db.stopCommitter()
 	db.wmu.Lock()
 	db.jnl.closed = true
+	close(db.migrations)
 	db.wmu.Unlock()
-	if err := db.jnl.f.Close(); err != nil {
+	db.migratorDone.Wait()
+	if err := db.jnl.close(); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.bolt.Close(); err != nil {
@@ -56,10 +58,29 @@ func forward(ctx context.Context, db *DB, recipient, key string, payload []byte,
 	return m, db.Commit(ctx, w)
 }
 
-func pendingLen(db *DB) int {
-	db.pend.mu.RLock()
-	defer db.pend.mu.RUnlock()
-	return len(db.pend.msgs)
+func pendingLen(db *DB) int { return db.JournalStats().PendingMessages }
+
+// journalFiles reads both journal files of the database at path.
+func journalFiles(t *testing.T, path string) [2][]byte {
+	t.Helper()
+	var out [2][]byte
+	for i := range out {
+		b, err := os.ReadFile(fmt.Sprintf("%s.journal.%d", path, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = b
+	}
+	return out
+}
+
+func writeJournalFiles(t *testing.T, path string, files [2][]byte) {
+	t.Helper()
+	for i, b := range files {
+		if err := os.WriteFile(fmt.Sprintf("%s.journal.%d", path, i), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func listAll(t *testing.T, db *DB, recipients ...string) map[string]string {
@@ -153,9 +174,9 @@ func TestJournalTornTail(t *testing.T) {
 				}
 				ids = append(ids, m.ID)
 			}
-			end := db.jnl.off
+			end, cur := db.jnl.off, db.jnl.cur
 			crash(t, db)
-			f, err := os.OpenFile(path+".journal", os.O_RDWR, 0)
+			f, err := os.OpenFile(fmt.Sprintf("%s.journal.%d", path, cur), os.O_RDWR, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -202,10 +223,7 @@ func TestJournalOldFramesIgnored(t *testing.T) {
 	}
 	// Keep a copy of the journal as it was before the migration: a crash
 	// right after the migration committed leaves it so.
-	before, err := os.ReadFile(path + ".journal")
-	if err != nil {
-		t.Fatal(err)
-	}
+	before := journalFiles(t, path)
 	// A removal is a bbolt transaction: it migrates the journal first.
 	msgs, err := db.Queue().List(ctx, []string{"r"}, time.Now(), 1)
 	if err != nil || len(msgs) != 1 {
@@ -237,9 +255,7 @@ func TestJournalOldFramesIgnored(t *testing.T) {
 
 	// The crash between the migration's commit and the next frame: the
 	// journal still holds the frames migrated.
-	if err := os.WriteFile(path+".journal", before, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeJournalFiles(t, path, before)
 	db = openAt(t, path, Options{})
 	if got := listAll(t, db, "r"); len(got) != 21 {
 		t.Fatalf("with the migrated frames left in the journal: %d messages, want 21", len(got))
@@ -421,5 +437,204 @@ func TestJournalConcurrent(t *testing.T) {
 	})
 	if int(n) != len(stored) {
 		t.Fatalf("the file holds %d messages after Close, want %d: the journal was not migrated", n, len(stored))
+	}
+}
+
+// Past the limits the active set is frozen and migrated in the
+// background while forwards go on into the other journal file; a crash
+// with a frozen set not migrated yet recovers both files in order.
+func TestJournalMigratesInBackground(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "agentd.db")
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.jnl.maxMessages = 10
+	want := map[string]string{}
+	send := func(n int) {
+		t.Helper()
+		for range n {
+			i := len(want)
+			m, err := forward(ctx, db, fmt.Sprintf("r%d", i%4), fmt.Sprintf("k%d", i), fmt.Appendf(nil, "p%d", i), agent.QueueLimits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want[m.ID] = fmt.Sprintf("p%d", i)
+		}
+	}
+	send(25) // two sets frozen and migrated by the migrator
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !ok(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	waitFor("two migrations", func() bool { return db.JournalStats().Migrations >= 2 })
+	if n := pendingLen(db); n != 5 {
+		t.Fatalf("%d pending after two migrations of 10, want 5", n)
+	}
+	if got := listAll(t, db, "r0", "r1", "r2", "r3"); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("listed %v, want %v", got, want)
+	}
+
+	// Hold migrations: the next set stays frozen while the active one fills.
+	db.mmu.Lock()
+	send(5 + 7) // the active set reaches 10 and is frozen; 7 more in the other file
+	db.pend.mu.RLock()
+	frozen, active := len(db.pend.frz.msgs), len(db.pend.act.msgs)
+	db.pend.mu.RUnlock()
+	if frozen != 10 || active != 7 {
+		t.Fatalf("frozen %d, active %d; want 10 and 7", frozen, active)
+	}
+	if got := listAll(t, db, "r0", "r1", "r2", "r3"); len(got) != len(want) {
+		t.Fatalf("listed %d messages with a set frozen, want %d", len(got), len(want))
+	}
+	if tot, _ := db.Queue().Totals(ctx); tot.Messages != len(want) || tot.Recipients != 4 {
+		t.Fatalf("Totals %+v with a set frozen, want %d messages for 4 recipients", tot, len(want))
+	}
+	if _, err := forward(ctx, db, "r0", "k30", []byte("again"), agent.QueueLimits{}); !errors.Is(err, agent.ErrReplay) {
+		t.Fatalf("a replay key of the frozen set: %v, want ErrReplay", err)
+	}
+	// The crash: the files are closed with the migration still waiting.
+	db.stopCommitter()
+	db.wmu.Lock()
+	db.jnl.closed = true
+	if err := db.jnl.close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.bolt.Close(); err != nil {
+		t.Fatal(err)
+	}
+	close(db.migrations)
+	db.wmu.Unlock()
+	db.mmu.Unlock()
+	db.migratorDone.Wait()
+
+	db = openAt(t, path, Options{})
+	if got := listAll(t, db, "r0", "r1", "r2", "r3"); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("after the crash, listed %v, want %v", got, want)
+	}
+	if tot, _ := db.Queue().Totals(ctx); tot.Messages != len(want) {
+		t.Fatalf("Totals %+v after the crash, want %d messages", tot, len(want))
+	}
+	for _, k := range []string{"k3", "k30", "k36"} {
+		if seen, _ := db.ReplayCache().Seen(ctx, k); !seen {
+			t.Errorf("replay key %s lost in the crash", k)
+		}
+	}
+	m, err := forward(ctx, db, "r0", "after", []byte("after"), agent.QueueLimits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, taken := want[m.ID]; taken {
+		t.Fatalf("queue id %s given out twice", m.ID)
+	}
+}
+
+// A reader may see a set both in its snapshot of the file (its migration
+// committed) and in memory (not dropped yet); it counts it once.
+func TestJournalMigratedSetCountedOnce(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t, Options{})
+	db.jnl.maxMessages = 4
+	db.mmu.Lock() // no migration runs
+	for i := range 4 {
+		if _, err := forward(ctx, db, "r", fmt.Sprintf("k%d", i), []byte("p"), agent.QueueLimits{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.pend.mu.RLock()
+	frz := db.pend.frz
+	db.pend.mu.RUnlock()
+	if frz == nil || len(frz.msgs) != 4 {
+		t.Fatalf("frozen set %v, want 4 messages", frz)
+	}
+	// The migration commits; the set is not dropped yet.
+	if err := db.bolt.Update(func(tx *bbolt.Tx) error { return db.migrateSet(tx, frz) }); err != nil {
+		t.Fatal(err)
+	}
+	tot, err := db.Queue().Totals(ctx)
+	if err != nil || tot.Messages != 4 || tot.Recipients != 1 || tot.Bytes != 4 {
+		t.Errorf("Totals %+v, %v; want 4 messages of 1 byte for 1 recipient", tot, err)
+	}
+	st, err := db.Queue().Stats(ctx, []string{"r"})
+	if err != nil || st.Messages != 4 {
+		t.Errorf("Stats %+v, %v; want 4 messages", st, err)
+	}
+	if got := listAll(t, db, "r"); len(got) != 4 {
+		t.Errorf("listed %d, want 4", len(got))
+	}
+	// The quota check of a journaled work counts it once too.
+	if _, err := forward(ctx, db, "r", "k9", []byte("p"), agent.QueueLimits{MaxMessages: 5}); err != nil {
+		t.Errorf("a fifth message under a quota of 5: %v", err)
+	}
+	db.pend.mu.Lock()
+	db.pend.frz = nil // as the migrator does after its commit
+	db.pend.mu.Unlock()
+	db.mmu.Unlock()
+}
+
+// A frame whose sync failed may still be on disk; the next frame takes
+// its place and number, and the files do not turn before it is written,
+// so that no acknowledged frame comes after an unacknowledged one with the
+// same number.
+func TestJournalFailedSyncTakesNoNumber(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "agentd.db")
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.jnl.maxMessages = 2
+	a, err := forward(ctx, db, "r", "a", []byte("a"), agent.QueueLimits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.wmu.Lock()
+	db.jnl.syncFault = func() error { return errors.New("injected") }
+	db.wmu.Unlock()
+	if _, err := forward(ctx, db, "r", "b", []byte("b"), agent.QueueLimits{}); err == nil {
+		t.Fatal("a forward whose frame did not sync was acknowledged")
+	}
+	db.wmu.Lock()
+	db.jnl.syncFault = nil
+	db.wmu.Unlock()
+	db.migrateIdle() // would turn the files, but for the failed frame
+	db.pend.mu.RLock()
+	frozen := db.pend.frz != nil
+	db.pend.mu.RUnlock()
+	if frozen {
+		t.Fatal("the active set was frozen (the files turned) after a failed frame")
+	}
+	c, err := forward(ctx, db, "r", "c", []byte("c"), agent.QueueLimits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.mmu.Lock() // keep the frozen set (a and c) from migrating
+	d, err := forward(ctx, db, "r", "d", []byte("d"), agent.QueueLimits{}) // in the other file
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.stopCommitter()
+	db.wmu.Lock()
+	db.jnl.closed = true
+	if err := db.jnl.close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.bolt.Close(); err != nil {
+		t.Fatal(err)
+	}
+	close(db.migrations)
+	db.wmu.Unlock()
+	db.mmu.Unlock()
+	db.migratorDone.Wait()
+
+	db = openAt(t, path, Options{})
+	got := listAll(t, db, "r")
+	if len(got) != 3 || got[a.ID] != "a" || got[c.ID] != "c" || got[d.ID] != "d" {
+		t.Fatalf("recovered %v, want a, c and d", got)
 	}
 }

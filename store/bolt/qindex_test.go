@@ -317,7 +317,9 @@ func TestQueueIndexConsistentUnderLoad(t *testing.T) {
 	wg.Wait()
 
 	// What the journal holds is in the index, not yet in the file.
-	db.migrateIdle()
+	if err := db.migrateNow(); err != nil {
+		t.Fatal(err)
+	}
 	kept := db.qidx.by
 	if err := db.loadIndex(); err != nil {
 		t.Fatal(err)

@@ -345,7 +345,7 @@ func (q *Queue) List(ctx context.Context, recipients []string, now time.Time, li
 			q.db.qidx.walk(r, func(e qentry) bool {
 				v := b.data.Get(putBE64(e.seq))
 				if v == nil {
-					v = q.db.pend.msgs[e.seq]
+					v = q.db.pend.msg(e.seq)
 				}
 				if v == nil {
 					return true // removed since this transaction began, or added after it
@@ -453,8 +453,8 @@ func (q *Queue) Stats(ctx context.Context, recipients []string) (agent.QueueStat
 		b := q.db.queueOf(tx)
 		for _, r := range dedupe(recipients) {
 			st := b.state([]byte(r))
-			if p, ok := q.db.pend.rcpt[r]; ok && p[0] > 0 && q.db.pendingOutside(tx) {
-				st.n, st.size, st.ok = st.n+p[0], st.size+p[1], true
+			if pn, psize := q.db.pend.rcpt(tx, r); pn > 0 {
+				st.n, st.size, st.ok = st.n+pn, st.size+psize, true
 			}
 			if !st.ok || st.n == 0 {
 				continue
@@ -487,14 +487,19 @@ func (q *Queue) Totals(ctx context.Context) (agent.QueueTotals, error) {
 		t = agent.QueueTotals{Messages: int(be64(top.Get(kNMsgs))), Bytes: int64(be64(top.Get(kNBytes))),
 			Recipients: int(be64(top.Get(kNRcpt)))}
 		// What the journal holds that the transaction does not.
-		if p := &q.db.pend; q.db.pendingOutside(tx) {
-			b := q.db.queueOf(tx)
-			for r, c := range p.rcpt {
+		b := q.db.queueOf(tx)
+		counted := map[string]bool{}
+		for _, ps := range q.db.pend.sets() {
+			if !outside(tx, ps) {
+				continue
+			}
+			for r, c := range ps.rcpt {
 				t.Messages += int(c[0])
 				t.Bytes += c[1]
-				if !b.state([]byte(r)).ok {
+				if !counted[r] && !b.state([]byte(r)).ok {
 					t.Recipients++
 				}
+				counted[r] = true
 			}
 		}
 		return nil
