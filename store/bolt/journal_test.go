@@ -613,7 +613,7 @@ func TestJournalFailedSyncTakesNoNumber(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db.mmu.Lock() // keep the frozen set (a and c) from migrating
+	db.mmu.Lock()                                                          // keep the frozen set (a and c) from migrating
 	d, err := forward(ctx, db, "r", "d", []byte("d"), agent.QueueLimits{}) // in the other file
 	if err != nil {
 		t.Fatal(err)
