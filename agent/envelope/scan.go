@@ -1,6 +1,7 @@
 package envelope
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 )
@@ -219,6 +220,18 @@ func (s *scanner) str() (escaped bool, err error) {
 		return false, errSyntax
 	}
 	i := s.i + 1
+	// Fast path: the first quote ends the string when no byte before it is
+	// a backslash or a control character. Both searches run many bytes a
+	// cycle (bytes.IndexByte is vectorised), so long base64url strings cost
+	// little even when a nested value is scanned again by its reader.
+	q := bytes.IndexByte(s.data[i:], '"')
+	if q < 0 {
+		return false, errSyntax // unterminated
+	}
+	if run := s.data[i : i+q]; noControl(run) && bytes.IndexByte(run, '\\') < 0 {
+		s.i = i + q + 1
+		return false, nil
+	}
 	for i < len(s.data) {
 		// Skip eight bytes at a time while none of them is a quote, a
 		// backslash or a control character: the long base64url strings
@@ -274,6 +287,37 @@ func plain8(x uint64) bool {
 	q := x ^ ('"' * ones)
 	b := x ^ ('\\' * ones)
 	return ((x-0x20*ones)&^x|(q-ones)&^q|(b-ones)&^b)&highs == 0
+}
+
+// noControl reports whether b has no byte below 0x20. It tests four words
+// a step with the "has a byte less than n" trick of plain8, exact for
+// whether any byte matches, and ORs the results, so the loop has no
+// data-dependent branch.
+func noControl(b []byte) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	var acc uint64
+	for len(b) >= 32 {
+		w0 := binary.LittleEndian.Uint64(b)
+		w1 := binary.LittleEndian.Uint64(b[8:])
+		w2 := binary.LittleEndian.Uint64(b[16:])
+		w3 := binary.LittleEndian.Uint64(b[24:])
+		acc |= (w0-0x20*ones)&^w0 | (w1-0x20*ones)&^w1 | (w2-0x20*ones)&^w2 | (w3-0x20*ones)&^w3
+		b = b[32:]
+	}
+	for len(b) >= 8 {
+		w := binary.LittleEndian.Uint64(b)
+		acc |= (w - 0x20*ones) &^ w
+		b = b[8:]
+	}
+	if acc&highs != 0 {
+		return false
+	}
+	for _, c := range b {
+		if c < 0x20 {
+			return false
+		}
+	}
+	return true
 }
 
 // number scans -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
