@@ -71,7 +71,7 @@ func decodeB64(r json.RawMessage, name string, extra int) ([]byte, error) {
 func decodeB64Room(src []byte, name string, extra int) ([]byte, error) {
 	n := b64.DecodedLen(len(src))
 	out := make([]byte, n, n+extra)
-	n, err := b64.Decode(out, src)
+	n, err := b64Decode(out, src)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s is not base64url", ErrMalformed, name)
 	}
@@ -84,7 +84,7 @@ func decodeB64To(buf, src []byte, name string) ([]byte, error) {
 	if b64.DecodedLen(len(src)) > len(buf) {
 		return decodeB64Room(src, name, 0)
 	}
-	n, err := b64.Decode(buf, src)
+	n, err := b64Decode(buf, src)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s is not base64url", ErrMalformed, name)
 	}
@@ -105,7 +105,7 @@ func decodeB64Exact(buf []byte, s string) (int, error) {
 	if b64.DecodedLen(len(s)) != len(buf) {
 		return 0, errSyntax
 	}
-	return b64.Decode(buf, []byte(s))
+	return b64Decode(buf, []byte(s))
 }
 
 func decodeB64Bytes(src []byte, name string) ([]byte, error) {
