@@ -185,7 +185,9 @@ func (r *Router) ReceiveVouched(ctx context.Context, transport string, raw []byt
 // (return_route): an HTTP request, whose response body takes the first
 // reply (Reply.Payload), or a persistent connection such as a WebSocket
 // (session not nil), on which further replies are pushed after the commit.
-// The handler sees the session in Inbound.Session.
+// The handler sees the session in Inbound.Session. Like Receive, it keeps
+// nothing that shares memory with raw once it returns (the HTTP endpoint
+// reuses the buffer).
 func (r *Router) ReceiveDuplex(ctx context.Context, transport string, raw []byte, session Session) (*Reply, error) {
 	return r.receive(ctx, raw, arrival{transport: transport, duplex: true, session: session})
 }
