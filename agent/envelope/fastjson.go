@@ -56,6 +56,24 @@ func fastObject(data []byte, member func(name, value []byte) bool) bool {
 	return err == nil && ok
 }
 
+// fastValidObject is fastObject for data known to be valid JSON, a value a
+// scan handed on (see scanValidObject).
+func fastValidObject(data []byte, member func(name, value []byte) bool) bool {
+	ok := true
+	err := scanValidObject(data, func(name []byte, escaped bool, value []byte) {
+		if !ok {
+			return
+		}
+		n := name[1 : len(name)-1]
+		if escaped || !plainLowerASCII(n) {
+			ok = false
+			return
+		}
+		ok = member(n, value)
+	})
+	return err == nil && ok
+}
+
 // plainLowerASCII reports whether b has only printable ASCII other than
 // upper-case letters.
 func plainLowerASCII(b []byte) bool {
@@ -325,7 +343,7 @@ func fastJWK(v []byte, k *keys.JWK) bool {
 }
 
 func fastJWKOf(v []byte, k *keys.JWK, t *strOf) bool {
-	return fastObject(v, func(name, v []byte) bool {
+	return fastValidObject(v, func(name, v []byte) bool {
 		switch string(name) {
 		case "kty":
 			return fastStringOf(v, &k.Kty, t)
@@ -369,7 +387,7 @@ func fastRecipients(b []byte, rs *[]jweRecipient) bool {
 		switch v[0] {
 		case 'n': // null leaves the element zero
 		case '{':
-			ok = fastObject(v, func(name, v []byte) bool {
+			ok = fastValidObject(v, func(name, v []byte) bool {
 				switch string(name) {
 				case "header":
 					switch v[0] {
@@ -380,7 +398,7 @@ func fastRecipients(b []byte, rs *[]jweRecipient) bool {
 						if r.Header == nil {
 							r.Header = new(jweRecipientHeader)
 						}
-						return fastObject(v, func(name, v []byte) bool {
+						return fastValidObject(v, func(name, v []byte) bool {
 							if string(name) == "kid" {
 								return fastStringPtr(v, &r.Header.Kid)
 							}
@@ -434,7 +452,7 @@ func fastRecipientKids(r []byte) (kids, eks []string, err error, ok bool) {
 		switch v[0] {
 		case 'n': // null leaves the element zero
 		case '{':
-			ok = fastObject(v, func(name, v []byte) bool {
+			ok = fastValidObject(v, func(name, v []byte) bool {
 				switch string(name) {
 				case "header":
 					switch v[0] {
@@ -443,7 +461,7 @@ func fastRecipientKids(r []byte) (kids, eks []string, err error, ok bool) {
 						return true
 					case '{':
 						rf.header = true // merges into an earlier header
-						return fastObject(v, func(name, v []byte) bool {
+						return fastValidObject(v, func(name, v []byte) bool {
 							if string(name) != "kid" {
 								return true
 							}
@@ -523,7 +541,7 @@ func fastAttachments(v []byte) (bool, error) {
 	var bad error
 	ok := true
 	i := 0
-	err := scanTopArray(v, func(e []byte) {
+	err := scanValidArray(v, func(e []byte) {
 		if !ok {
 			return
 		}
@@ -551,7 +569,7 @@ func fastAttachments(v []byte) (bool, error) {
 // data object merging into the earlier one, data null resetting it, and a
 // value of the wrong JSON type failing.
 func fastAttachment(v []byte, c *attachmentCheck) bool {
-	return fastObject(v, func(name, v []byte) bool {
+	return fastValidObject(v, func(name, v []byte) bool {
 		switch string(name) {
 		case "id", "description", "filename", "media_type", "format": // *string
 			return v[0] == '"' || v[0] == 'n'
@@ -570,7 +588,7 @@ func fastAttachment(v []byte, c *attachmentCheck) bool {
 				if !c.data {
 					*c = attachmentCheck{data: true}
 				}
-				return fastObject(v, func(name, v []byte) bool {
+				return fastValidObject(v, func(name, v []byte) bool {
 					switch string(name) {
 					case "base64":
 						c.base64 = jsonKind(v[0])
@@ -606,7 +624,7 @@ func fastAttachment(v []byte, c *attachmentCheck) bool {
 // string or null, which is when encoding/json decodes it into a []string.
 func fastStringArray(v []byte) bool {
 	ok := true
-	err := scanTopArray(v, func(e []byte) {
+	err := scanValidArray(v, func(e []byte) {
 		ok = ok && (e[0] == '"' || e[0] == 'n')
 	})
 	return err == nil && ok

@@ -2,6 +2,7 @@ package envelope
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -92,6 +93,31 @@ func TestStrFastPath(t *testing.T) {
 		}
 		if err != nil || escaped != tc.escaped || s.i != tc.end {
 			t.Errorf("str(%q) = %v, %v, end %d; want %v, nil, %d", tc.in, escaped, err, s.i, tc.escaped, tc.end)
+		}
+	}
+}
+
+// TestSkipStr: on valid JSON strings (quotes, backslashes and control
+// characters escaped as encoding/json writes them, and \u escapes), the
+// skip ends where the checking scan ends.
+func TestSkipStr(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	parts := []string{`\\`, `\"`, `"`, `\`, "a", "é", "\x01", "\n", `\u0022`, strings.Repeat("b", 40)}
+	for range 20000 {
+		var sb strings.Builder
+		for range r.IntN(8) {
+			sb.WriteString(parts[r.IntN(len(parts))])
+		}
+		enc, err := json.Marshal(sb.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		data := append(enc, `,"x"]`...)
+		a, b := &scanner{data: data}, &scanner{data: data, valid: true}
+		_, errA := a.str()
+		errB := b.skipStr()
+		if errA != nil || errB != nil || a.i != b.i || a.i != len(enc) {
+			t.Fatalf("%s: str ends at %d (%v), skipStr at %d (%v), want %d", data, a.i, errA, b.i, errB, len(enc))
 		}
 	}
 }
