@@ -172,7 +172,7 @@ func fastSlice[T any](v []byte, dst *[]T, elem func(e []byte, x *T) bool) bool {
 		return false
 	}
 	out := []T{}
-	ok := envelope.Elements(v, func(e []byte) bool {
+	ok := envelope.ValidElements(v, func(e []byte) bool { // v: a value Members handed on
 		out = append(out, *new(T))
 		return elem(e, &out[len(out)-1])
 	})
@@ -217,7 +217,7 @@ func fastAttachments(v []byte, dst *[]Attachment) bool {
 
 func fastAttachment(v []byte, a *Attachment) bool {
 	var seen uint32
-	return envelope.Members(v, func(name, v []byte) bool {
+	return envelope.ValidMembers(v, func(name, v []byte) bool { // v: an element handed on
 		var bit uint32
 		var ok bool
 		switch string(name) {
@@ -256,7 +256,7 @@ func fastAttachment(v []byte, a *Attachment) bool {
 
 func fastAttachmentData(v []byte, d *AttachmentData) bool {
 	var seen uint32
-	return envelope.Members(v, func(name, v []byte) bool {
+	return envelope.ValidMembers(v, func(name, v []byte) bool { // v: a member handed on
 		var bit uint32
 		ok := true
 		switch string(name) {

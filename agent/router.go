@@ -185,7 +185,9 @@ func (r *Router) ReceiveVouched(ctx context.Context, transport string, raw []byt
 // (return_route): an HTTP request, whose response body takes the first
 // reply (Reply.Payload), or a persistent connection such as a WebSocket
 // (session not nil), on which further replies are pushed after the commit.
-// The handler sees the session in Inbound.Session.
+// The handler sees the session in Inbound.Session. Like Receive, it keeps
+// nothing that shares memory with raw once it returns (the HTTP endpoint
+// reuses the buffer).
 func (r *Router) ReceiveDuplex(ctx context.Context, transport string, raw []byte, session Session) (*Reply, error) {
 	return r.receive(ctx, raw, arrival{transport: transport, duplex: true, session: session})
 }
@@ -336,7 +338,22 @@ func (r *Router) replayKey(in *Inbound) (string, time.Time) {
 		return m.From + "\x00" + m.ID, until
 	}
 	sum := sha256.Sum256(in.raw)
-	return "\x00" + m.ID + "\x00" + base64.RawURLEncoding.EncodeToString(sum[:]), until
+	return anonReplayKey(m.ID, &sum), until
+}
+
+// anonReplayKey is "\x00" + id + "\x00" + BASE64URL(sum), made with one
+// allocation (the string) when it fits a buffer on the stack.
+func anonReplayKey(id string, sum *[sha256.Size]byte) string {
+	var buf [160]byte
+	b := buf[:0]
+	if n := 2 + len(id) + base64.RawURLEncoding.EncodedLen(len(sum)); n > len(buf) {
+		b = make([]byte, 0, n)
+	}
+	b = append(b, 0)
+	b = append(b, id...)
+	b = append(b, 0)
+	b = base64.RawURLEncoding.AppendEncode(b, sum[:])
+	return string(b)
 }
 
 // answerable reports whether a reply to in can reach its sender: on the

@@ -130,3 +130,43 @@ func BenchmarkParsePlaintextForward(b *testing.B) {
 		}
 	}
 }
+
+// forwardJWE returns the anoncrypted (XC20P) forward of BenchmarkUnpackForward
+// and the options that open it.
+func forwardJWE(b *testing.B) ([]byte, UnpackOptions) {
+	_, bob, opts, _ := benchSetup(b)
+	jwe, err := PackAnoncrypt(forwardPlaintext(2048), []keys.PublicKey{bob.PublicKey}, XC20P)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return jwe, opts
+}
+
+// BenchmarkScanEnvelopeForward: the top-level scan of the JWE of
+// BenchmarkUnpackForward (mostly its 3 KiB ciphertext string).
+func BenchmarkScanEnvelopeForward(b *testing.B) {
+	jwe, _ := forwardJWE(b)
+	b.SetBytes(int64(len(jwe)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := scanEnvelope(jwe); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkParseJWEForward: scanning and parsing that JWE (header,
+// recipients, base64 of iv, ciphertext and tag), no cryptography.
+func BenchmarkParseJWEForward(b *testing.B) {
+	jwe, _ := forwardJWE(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		env, err := scanEnvelope(jwe)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := parseJWE(env); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -174,12 +174,21 @@ func staticAgreeKey(k keys.PrivateKey) (agreeKey, error) {
 		}
 		return agreeKey{}, fmt.Errorf("%w: curve %q for key agreement", ErrUnsupported, k.Curve)
 	}
-	h := sha256.New()
-	h.Write([]byte(k.Curve))
-	h.Write([]byte{0})
-	h.Write(k.D)
 	var fp [sha256.Size]byte
-	h.Sum(fp[:0])
+	if n := len(k.Curve) + 1 + len(k.D); n <= 128 {
+		// On the stack: SHA-256(curve || 0 || D), cleared after.
+		var buf [128]byte
+		copy(buf[:], k.Curve)
+		copy(buf[len(k.Curve)+1:], k.D)
+		fp = sha256.Sum256(buf[:n])
+		clear(buf[:])
+	} else {
+		h := sha256.New()
+		h.Write([]byte(k.Curve))
+		h.Write([]byte{0})
+		h.Write(k.D)
+		h.Sum(fp[:0])
+	}
 
 	staticKeys.Lock()
 	priv := staticKeys.m[fp]
@@ -213,13 +222,59 @@ func staticAgreeKey(k keys.PrivateKey) (agreeKey, error) {
 // size in bits. withTag adds the cctag of ECDH-1PU key-wrapping mode (the
 // JWE authentication tag) to SuppPubInfo.
 func concatKDF(z []byte, alg string, apu, apv []byte, withTag bool, tag []byte, keyLen int) []byte {
+	return concatKDFTo(make([]byte, 0, (keyLen+sha256.Size-1)/sha256.Size*sha256.Size), z, alg, apu, apv, withTag, tag, keyLen)
+}
+
+// concatKDFMaxStack is the largest input of one KDF round concatKDFTo
+// hashes from a buffer on the stack.
+const concatKDFMaxStack = 512
+
+// concatKDFTo is concatKDF appending to dst (whose capacity should hold keyLen
+// rounded up to whole SHA-256 blocks). When a round's input fits
+// concatKDFMaxStack bytes it is assembled on the stack, hashed with
+// sha256.Sum256 and cleared (it holds z), so nothing is allocated.
+func concatKDFTo(dst, z []byte, alg string, apu, apv []byte, withTag bool, tag []byte, keyLen int) []byte {
+	n := 4 + len(z) + 4 + len(alg) + 4 + len(apu) + 4 + len(apv) + 4
+	if withTag {
+		n += 4 + len(tag)
+	}
+	if n > concatKDFMaxStack {
+		return concatKDFStream(dst, z, alg, apu, apv, withTag, tag, keyLen)
+	}
+	var buf [concatKDFMaxStack]byte
+	b := buf[:4]
+	b = append(b, z...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(alg)))
+	b = append(b, alg...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(apu)))
+	b = append(b, apu...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(apv)))
+	b = append(b, apv...)
+	b = binary.BigEndian.AppendUint32(b, uint32(keyLen*8))
+	if withTag {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(tag)))
+		b = append(b, tag...)
+	}
+	out := dst[:0]
+	for counter := uint32(1); len(out) < keyLen; counter++ {
+		binary.BigEndian.PutUint32(b[:4], counter)
+		sum := sha256.Sum256(b)
+		out = append(out, sum[:]...)
+		clear(sum[:])
+	}
+	clear(buf[:])
+	return out[:keyLen]
+}
+
+// concatKDFStream is concatKDFTo for inputs too large for the stack.
+func concatKDFStream(dst, z []byte, alg string, apu, apv []byte, withTag bool, tag []byte, keyLen int) []byte {
 	var u32 [4]byte
 	put := func(h interface{ Write([]byte) (int, error) }, b []byte) {
 		binary.BigEndian.PutUint32(u32[:], uint32(len(b)))
 		h.Write(u32[:])
 		h.Write(b)
 	}
-	out := make([]byte, 0, (keyLen+sha256.Size-1)/sha256.Size*sha256.Size)
+	out := dst[:0]
 	h := sha256.New()
 	for counter := uint32(1); len(out) < keyLen; counter++ {
 		h.Reset()
@@ -277,12 +332,20 @@ func aesKeyUnwrap(kek, wrapped []byte) ([]byte, error) {
 	if len(wrapped)%8 != 0 || len(wrapped) < 24 {
 		return nil, errKeyWrap
 	}
+	return aesKeyUnwrapTo(make([]byte, len(wrapped)-8), kek, wrapped)
+}
+
+// aesKeyUnwrapTo is aesKeyUnwrap into out, of len(wrapped)-8 bytes. out is
+// cleared when the check fails.
+func aesKeyUnwrapTo(out, kek, wrapped []byte) ([]byte, error) {
+	if len(wrapped)%8 != 0 || len(wrapped) < 24 || len(out) != len(wrapped)-8 {
+		return nil, errKeyWrap
+	}
 	block, err := aes.NewCipher(kek)
 	if err != nil {
 		return nil, err
 	}
 	n := len(wrapped)/8 - 1
-	out := make([]byte, 8*n)
 	copy(out, wrapped[8:])
 	var b [16]byte
 	copy(b[:8], wrapped[:8])

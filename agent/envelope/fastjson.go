@@ -3,6 +3,7 @@ package envelope
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"unicode/utf8"
 
@@ -55,6 +56,24 @@ func fastObject(data []byte, member func(name, value []byte) bool) bool {
 	return err == nil && ok
 }
 
+// fastValidObject is fastObject for data known to be valid JSON, a value a
+// scan handed on (see scanValidObject).
+func fastValidObject(data []byte, member func(name, value []byte) bool) bool {
+	ok := true
+	err := scanValidObject(data, func(name []byte, escaped bool, value []byte) {
+		if !ok {
+			return
+		}
+		n := name[1 : len(name)-1]
+		if escaped || !plainLowerASCII(n) {
+			ok = false
+			return
+		}
+		ok = member(n, value)
+	})
+	return err == nil && ok
+}
+
 // plainLowerASCII reports whether b has only printable ASCII other than
 // upper-case letters.
 func plainLowerASCII(b []byte) bool {
@@ -79,6 +98,76 @@ func plainString(value []byte) (string, bool) {
 	return string(inner), true
 }
 
+// strOf makes the strings of the fast decoders. With src empty it copies
+// them; otherwise src is string(b), b holds every value decoded, and the
+// strings are substrings of src, so decoding allocates none.
+type strOf struct {
+	b   []byte
+	src string
+}
+
+// of returns the string with the bytes of inner, a subslice of t.b when
+// t.src is set.
+func (t *strOf) of(inner []byte) string {
+	if t == nil || t.src == "" {
+		return string(inner)
+	}
+	off := cap(t.b) - cap(inner) // inner = t.b[off : off+len(inner)]
+	return t.src[off : off+len(inner)]
+}
+
+// plainStringOf is plainString with its string made by t.
+func plainStringOf(value []byte, t *strOf) (string, bool) {
+	if len(value) < 2 || value[0] != '"' {
+		return "", false
+	}
+	inner := value[1 : len(value)-1]
+	if bytes.IndexByte(inner, '\\') >= 0 || !utf8.Valid(inner) {
+		return "", false
+	}
+	return t.of(inner), true
+}
+
+// fastStringOf is fastString with its string made by t.
+func fastStringOf(value []byte, dst *string, t *strOf) bool {
+	if value[0] == 'n' {
+		return true
+	}
+	if s, ok := plainStringOf(value, t); ok {
+		*dst = s
+		return true
+	}
+	return value[0] == '"' && unquote(value, dst)
+}
+
+// fastStringPtrOf is fastStringPtr with its string made by t; a nil *dst
+// is set to slot (which nothing else points to) instead of a new string.
+func fastStringPtrOf(value []byte, dst **string, slot *string, t *strOf) bool {
+	if value[0] == 'n' {
+		*dst = nil
+		return true
+	}
+	if s, ok := plainStringOf(value, t); ok {
+		if *dst == nil {
+			*dst = slot
+		}
+		**dst = s
+		return true
+	}
+	if value[0] != '"' {
+		return false
+	}
+	var u string
+	if !unquote(value, &u) {
+		return false
+	}
+	if *dst == nil {
+		*dst = slot
+	}
+	**dst = u
+	return true
+}
+
 // fastString decodes value into a string field.
 func fastString(value []byte, dst *string) bool {
 	if value[0] == 'n' { // null leaves a string alone
@@ -88,7 +177,19 @@ func fastString(value []byte, dst *string) bool {
 		*dst = s
 		return true
 	}
-	return value[0] == '"' && json.Unmarshal(value, dst) == nil
+	return value[0] == '"' && unquote(value, dst)
+}
+
+// unquote decodes the JSON string value into *dst with encoding/json. It
+// decodes into a string of its own, so that dst (a field of a decoder's
+// value) does not escape to the heap through json.Unmarshal.
+func unquote(value []byte, dst *string) bool {
+	var s string
+	if json.Unmarshal(value, &s) != nil {
+		return false
+	}
+	*dst = s
+	return true
 }
 
 // fastStringPtr decodes value into a *string field.
@@ -97,14 +198,15 @@ func fastStringPtr(value []byte, dst **string) bool {
 		*dst = nil
 		return true
 	}
-	if s, ok := plainString(value); ok {
-		if *dst == nil {
-			*dst = new(string)
-		}
-		**dst = s
-		return true
+	s, ok := plainString(value)
+	if !ok && (value[0] != '"' || !unquote(value, &s)) {
+		return false
 	}
-	return value[0] == '"' && json.Unmarshal(value, dst) == nil
+	if *dst == nil {
+		*dst = new(string)
+	}
+	**dst = s
+	return true
 }
 
 // fastUnmarshal decodes value into the field v points to with encoding/json,
@@ -118,8 +220,12 @@ func decodePlain(msg []byte, m *plainJSON) error {
 	if fastPlain(msg, m) {
 		return nil
 	}
-	*m = plainJSON{}
-	return json.Unmarshal(msg, m)
+	// Into a value of its own, so that m does not escape (and is not
+	// allocated) on the fast path.
+	d := new(plainJSON)
+	err := json.Unmarshal(msg, d)
+	*m = *d
+	return err
 }
 
 func fastPlain(msg []byte, m *plainJSON) bool {
@@ -136,7 +242,14 @@ func fastPlain(msg []byte, m *plainJSON) bool {
 		case "from":
 			return fastStringPtr(v, &m.From)
 		case "to":
-			return fastUnmarshal(v, &m.To)
+			// A slice of its own, so that m does not escape through
+			// json.Unmarshal; decoding into m.To gives the same value.
+			var to []string
+			if !fastUnmarshal(v, &to) {
+				return false
+			}
+			m.To = to
+			return true
 		case "thid":
 			m.Thid = jsonKind(v[0])
 		case "pthid":
@@ -164,7 +277,14 @@ func fastPlain(msg []byte, m *plainJSON) bool {
 
 // decodeJWEHeader decodes a JWE protected header like json.Unmarshal(b, h).
 func decodeJWEHeader(b []byte, h *jweHeader) error {
-	if fastJWEHeader(b, h) {
+	return decodeJWEHeaderIn(b, "", h, nil)
+}
+
+// decodeJWEHeaderIn is decodeJWEHeader whose fast path takes its strings
+// from src (string(b), or "" to copy them) and points h's pointer members
+// into st (nil: new ones).
+func decodeJWEHeaderIn(b []byte, src string, h *jweHeader, st *jweHeaderStore) error {
+	if fastJWEHeaderIn(b, src, h, st) {
 		return nil
 	}
 	*h = jweHeader{}
@@ -172,20 +292,28 @@ func decodeJWEHeader(b []byte, h *jweHeader) error {
 }
 
 func fastJWEHeader(b []byte, h *jweHeader) bool {
+	return fastJWEHeaderIn(b, "", h, nil)
+}
+
+func fastJWEHeaderIn(b []byte, src string, h *jweHeader, st *jweHeaderStore) bool {
+	if st == nil {
+		st = new(jweHeaderStore)
+	}
+	t := &strOf{b: b, src: src}
 	return fastObject(b, func(name, v []byte) bool {
 		switch string(name) {
 		case "typ":
-			return fastStringPtr(v, &h.Typ)
+			return fastStringPtrOf(v, &h.Typ, &st.typ, t)
 		case "alg":
-			return fastString(v, &h.Alg)
+			return fastStringOf(v, &h.Alg, t)
 		case "enc":
-			return fastString(v, &h.Enc)
+			return fastStringOf(v, &h.Enc, t)
 		case "skid":
-			return fastStringPtr(v, &h.Skid)
+			return fastStringPtrOf(v, &h.Skid, &st.skid, t)
 		case "apu":
-			return fastStringPtr(v, &h.Apu)
+			return fastStringPtrOf(v, &h.Apu, &st.apu, t)
 		case "apv":
-			return fastStringPtr(v, &h.Apv)
+			return fastStringPtrOf(v, &h.Apv, &st.apv, t)
 		case "epk":
 			switch v[0] {
 			case 'n':
@@ -193,9 +321,10 @@ func fastJWEHeader(b []byte, h *jweHeader) bool {
 				return true
 			case '{':
 				if h.Epk == nil {
-					h.Epk = new(keys.JWK)
+					st.epk = keys.JWK{}
+					h.Epk = &st.epk
 				}
-				return fastJWK(v, h.Epk)
+				return fastJWKOf(v, h.Epk, t)
 			}
 			return false
 		case "crit":
@@ -210,20 +339,24 @@ func fastJWEHeader(b []byte, h *jweHeader) bool {
 
 // fastJWK decodes the object v into k (merging, as encoding/json does).
 func fastJWK(v []byte, k *keys.JWK) bool {
-	return fastObject(v, func(name, v []byte) bool {
+	return fastJWKOf(v, k, nil)
+}
+
+func fastJWKOf(v []byte, k *keys.JWK, t *strOf) bool {
+	return fastValidObject(v, func(name, v []byte) bool {
 		switch string(name) {
 		case "kty":
-			return fastString(v, &k.Kty)
+			return fastStringOf(v, &k.Kty, t)
 		case "crv":
-			return fastString(v, &k.Crv)
+			return fastStringOf(v, &k.Crv, t)
 		case "x":
-			return fastString(v, &k.X)
+			return fastStringOf(v, &k.X, t)
 		case "y":
-			return fastString(v, &k.Y)
+			return fastStringOf(v, &k.Y, t)
 		case "d":
-			return fastString(v, &k.D)
+			return fastStringOf(v, &k.D, t)
 		case "kid":
-			return fastString(v, &k.Kid)
+			return fastStringOf(v, &k.Kid, t)
 		}
 		return true
 	})
@@ -254,7 +387,7 @@ func fastRecipients(b []byte, rs *[]jweRecipient) bool {
 		switch v[0] {
 		case 'n': // null leaves the element zero
 		case '{':
-			ok = fastObject(v, func(name, v []byte) bool {
+			ok = fastValidObject(v, func(name, v []byte) bool {
 				switch string(name) {
 				case "header":
 					switch v[0] {
@@ -265,7 +398,7 @@ func fastRecipients(b []byte, rs *[]jweRecipient) bool {
 						if r.Header == nil {
 							r.Header = new(jweRecipientHeader)
 						}
-						return fastObject(v, func(name, v []byte) bool {
+						return fastValidObject(v, func(name, v []byte) bool {
 							if string(name) == "kid" {
 								return fastStringPtr(v, &r.Header.Kid)
 							}
@@ -292,6 +425,102 @@ func fastRecipients(b []byte, rs *[]jweRecipient) bool {
 	return true
 }
 
+// recipientFast is one recipient as decoding it into a jweRecipient leaves
+// it, without the pointers: header, header.kid and encrypted_key present
+// (not null) and their values.
+type recipientFast struct {
+	header, hasKid, hasEK bool
+	kid, ek               []byte
+}
+
+// fastRecipientKids is recipientKidsSlow without decoding into
+// []jweRecipient: the same kids, encrypted keys and errors, all strings
+// substrings of one copy of r. ok is false when the fast path cannot follow
+// r (recipientKidsSlow must then decide).
+func fastRecipientKids(r []byte) (kids, eks []string, err error, ok bool) {
+	var (
+		stack [2]recipientFast
+		rs    = stack[:0]
+	)
+	ok = true
+	serr := scanTopArray(r, func(v []byte) {
+		if !ok {
+			return
+		}
+		rs = append(rs, recipientFast{})
+		rf := &rs[len(rs)-1]
+		switch v[0] {
+		case 'n': // null leaves the element zero
+		case '{':
+			ok = fastValidObject(v, func(name, v []byte) bool {
+				switch string(name) {
+				case "header":
+					switch v[0] {
+					case 'n':
+						*rf = recipientFast{hasEK: rf.hasEK, ek: rf.ek}
+						return true
+					case '{':
+						rf.header = true // merges into an earlier header
+						return fastValidObject(v, func(name, v []byte) bool {
+							if string(name) != "kid" {
+								return true
+							}
+							return fastBytesPtr(v, &rf.hasKid, &rf.kid)
+						})
+					}
+					return false
+				case "encrypted_key":
+					return fastBytesPtr(v, &rf.hasEK, &rf.ek)
+				}
+				return true
+			})
+		default:
+			ok = false
+		}
+	})
+	if serr != nil || !ok {
+		return nil, nil, nil, false
+	}
+	if len(rs) == 0 || len(rs) > MaxRecipients {
+		return nil, nil, fmt.Errorf("%w: %d recipients (1 to %d allowed)", ErrMalformed, len(rs), MaxRecipients), true
+	}
+	for i := range rs {
+		rf := &rs[i]
+		if !rf.header || !rf.hasKid || len(rf.kid) == 0 {
+			return nil, nil, fmt.Errorf("%w: recipient %d has no header.kid", ErrMalformed, i), true
+		}
+		if !rf.hasEK {
+			return nil, nil, fmt.Errorf("%w: recipient %d has no encrypted_key", ErrMalformed, i), true
+		}
+	}
+	t := &strOf{b: r, src: string(r)}
+	all := make([]string, 2*len(rs))
+	kids, eks = all[:len(rs):len(rs)], all[len(rs):]
+	for i := range rs {
+		kids[i], eks[i] = t.of(rs[i].kid), t.of(rs[i].ek)
+	}
+	return kids, eks, nil, true
+}
+
+// fastBytesPtr follows decoding value into a *string field: null sets it
+// absent, a plain string (no escapes, valid UTF-8) present with its content;
+// anything else fails.
+func fastBytesPtr(value []byte, has *bool, dst *[]byte) bool {
+	if value[0] == 'n' {
+		*has, *dst = false, nil
+		return true
+	}
+	if len(value) < 2 || value[0] != '"' {
+		return false
+	}
+	inner := value[1 : len(value)-1]
+	if bytes.IndexByte(inner, '\\') >= 0 || !utf8.Valid(inner) {
+		return false
+	}
+	*has, *dst = true, inner
+	return true
+}
+
 // fastAttachments checks the attachments member v of a plaintext message (a
 // valid JSON value without surrounding whitespace, as scanTopObject hands it
 // on) as decoding it into *[]attachmentJSON and running checkAttachments
@@ -312,7 +541,7 @@ func fastAttachments(v []byte) (bool, error) {
 	var bad error
 	ok := true
 	i := 0
-	err := scanTopArray(v, func(e []byte) {
+	err := scanValidArray(v, func(e []byte) {
 		if !ok {
 			return
 		}
@@ -340,7 +569,7 @@ func fastAttachments(v []byte) (bool, error) {
 // data object merging into the earlier one, data null resetting it, and a
 // value of the wrong JSON type failing.
 func fastAttachment(v []byte, c *attachmentCheck) bool {
-	return fastObject(v, func(name, v []byte) bool {
+	return fastValidObject(v, func(name, v []byte) bool {
 		switch string(name) {
 		case "id", "description", "filename", "media_type", "format": // *string
 			return v[0] == '"' || v[0] == 'n'
@@ -359,7 +588,7 @@ func fastAttachment(v []byte, c *attachmentCheck) bool {
 				if !c.data {
 					*c = attachmentCheck{data: true}
 				}
-				return fastObject(v, func(name, v []byte) bool {
+				return fastValidObject(v, func(name, v []byte) bool {
 					switch string(name) {
 					case "base64":
 						c.base64 = jsonKind(v[0])
@@ -395,7 +624,7 @@ func fastAttachment(v []byte, c *attachmentCheck) bool {
 // string or null, which is when encoding/json decodes it into a []string.
 func fastStringArray(v []byte) bool {
 	ok := true
-	err := scanTopArray(v, func(e []byte) {
+	err := scanValidArray(v, func(e []byte) {
 		ok = ok && (e[0] == '"' || e[0] == 'n')
 	})
 	return err == nil && ok

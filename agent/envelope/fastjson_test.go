@@ -44,6 +44,11 @@ func checkFastJSON(t *testing.T, b []byte) (plain, hdr, rcpt bool) {
 	}{
 		{"decodePlain", func() error { p = plainJSON{}; return decodePlain(b, &p) }, &p, &plainJSON{}},
 		{"decodeJWEHeader", func() error { h = jweHeader{}; return decodeJWEHeader(b, &h) }, &h, &jweHeader{}},
+		{"decodeJWEHeaderIn", func() error {
+			h = jweHeader{}
+			var st jweHeaderStore
+			return decodeJWEHeaderIn(b, string(b), &h, &st)
+		}, &h, &jweHeader{}},
 		{"decodeRecipients", func() error { r = nil; return decodeRecipients(b, &r) }, &r, new([]jweRecipient)},
 	} {
 		err, werr := c.dec(), json.Unmarshal(b, c.want)
@@ -52,6 +57,14 @@ func checkFastJSON(t *testing.T, b []byte) (plain, hdr, rcpt bool) {
 		}
 		if err == nil && !reflect.DeepEqual(compared(c.got), compared(c.want)) {
 			t.Fatalf("%s(%q):\n%s\njson.Unmarshal %s", c.name, b, dump(c.got), dump(c.want))
+		}
+	}
+	// The recipients' kids and encrypted keys, read without decoding, are
+	// those of the decoded recipients, errors included.
+	if kids, eks, err, ok := fastRecipientKids(b); ok {
+		wkids, weks, werr := recipientKidsSlow(b)
+		if fmt.Sprint(err) != fmt.Sprint(werr) || !reflect.DeepEqual(kids, wkids) || !reflect.DeepEqual(eks, weks) {
+			t.Fatalf("fastRecipientKids(%q) = %q, %q, %v; recipientKidsSlow %q, %q, %v", b, kids, eks, err, wkids, weks, werr)
 		}
 	}
 	return plain, hdr, rcpt
@@ -133,6 +146,24 @@ var fastJSONCases = []string{
 
 func TestFastJSONCases(t *testing.T) {
 	for _, c := range fastJSONCases {
+		checkFastJSON(t, []byte(c))
+	}
+	// Recipient lists for fastRecipientKids: every error and the merging
+	// of repeated members.
+	for _, c := range []string{
+		`[]`, `null`, `[null]`, `[{}]`, `[{"header":null,"encrypted_key":"AA"}]`,
+		`[{"header":{},"encrypted_key":"AA"}]`, `[{"header":{"kid":""},"encrypted_key":"AA"}]`,
+		`[{"header":{"kid":"a"}}]`, `[{"header":{"kid":"a"},"encrypted_key":null}]`,
+		`[{"header":{"kid":"a"},"encrypted_key":"AA"}]`,
+		`[{"header":{"kid":"a"},"encrypted_key":"AA"},{"header":{"kid":"b"},"encrypted_key":"BB"},{"header":{"kid":"c"},"encrypted_key":""}]`,
+		`[{"header":{"kid":"a"},"header":{"x":1},"encrypted_key":"AA"}]`,
+		`[{"header":{"kid":"a"},"header":null,"encrypted_key":"AA"}]`,
+		`[{"header":{"kid":"a"},"header":{"kid":null},"encrypted_key":"AA"}]`,
+		`[{"encrypted_key":"AA","header":null,"header":{"kid":"a"}}]`,
+		`[{"header":{"kid":"a\u0062"},"encrypted_key":"AA"}]`, `[{"header":{"kid":1},"encrypted_key":"AA"}]`,
+		`[{"header":{"Kid":"a"},"encrypted_key":"AA"}]`, `[{"header":[],"encrypted_key":"AA"}]`, `[1]`, `{}`,
+		`[{"header":{"kid":"a"},"encrypted_key":"AA"}` + strings.Repeat(`,{"header":{"kid":"a"},"encrypted_key":"AA"}`, MaxRecipients) + `]`,
+	} {
 		checkFastJSON(t, []byte(c))
 	}
 	// Depth limits agree with encoding/json.

@@ -71,11 +71,41 @@ func decodeB64(r json.RawMessage, name string, extra int) ([]byte, error) {
 func decodeB64Room(src []byte, name string, extra int) ([]byte, error) {
 	n := b64.DecodedLen(len(src))
 	out := make([]byte, n, n+extra)
-	n, err := b64.Decode(out, src)
+	n, err := b64Decode(out, src)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s is not base64url", ErrMalformed, name)
 	}
 	return out[:n], nil
+}
+
+// decodeB64To decodes src into buf when it fits and into a new slice
+// otherwise.
+func decodeB64To(buf, src []byte, name string) ([]byte, error) {
+	if b64.DecodedLen(len(src)) > len(buf) {
+		return decodeB64Room(src, name, 0)
+	}
+	n, err := b64Decode(buf, src)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s is not base64url", ErrMalformed, name)
+	}
+	return buf[:n:n], nil
+}
+
+// decodeB64In is decodeB64 (no extra room) into buf when the value fits.
+func decodeB64In(buf []byte, r json.RawMessage, name string) ([]byte, error) {
+	if len(r) >= 2 && r[0] == '"' && bytes.IndexByte(r, '\\') < 0 {
+		return decodeB64To(buf, r[1:len(r)-1], name)
+	}
+	return decodeB64(r, name, 0)
+}
+
+// decodeB64Exact decodes s into buf, which must hold exactly its decoded
+// length; it returns the length decoded.
+func decodeB64Exact(buf []byte, s string) (int, error) {
+	if b64.DecodedLen(len(s)) != len(buf) {
+		return 0, errSyntax
+	}
+	return b64Decode(buf, []byte(s))
 }
 
 func decodeB64Bytes(src []byte, name string) ([]byte, error) {

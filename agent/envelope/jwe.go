@@ -1,6 +1,7 @@
 package envelope
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
@@ -124,15 +125,38 @@ func recipientsAPV(recipients []keys.PublicKey, curve keys.Curve) ([]byte, error
 
 // apvOf hashes kids (in any order) into the DIDComm apv. Duplicates are an error.
 func apvOf(kids []string) ([]byte, error) {
+	sum, err := apvSum(kids)
+	if err != nil {
+		return nil, err
+	}
+	return sum[:], nil
+}
+
+// apvSum is apvOf as an array: for kids that fit a stack buffer joined, it
+// allocates nothing.
+func apvSum(kids []string) (sum [sha256.Size]byte, err error) {
 	sorted := kids
 	if !slices.IsSorted(kids) {
 		sorted = slices.Clone(kids)
 		slices.Sort(sorted)
 	}
-	for i := 1; i < len(sorted); i++ {
-		if sorted[i] == sorted[i-1] {
-			return nil, fmt.Errorf("%w: recipient %s is listed twice", ErrMalformed, sorted[i])
+	n := 0
+	for i, k := range sorted {
+		if i > 0 && k == sorted[i-1] {
+			return sum, fmt.Errorf("%w: recipient %s is listed twice", ErrMalformed, k)
 		}
+		n += len(k) + 1
+	}
+	var buf [512]byte
+	if n <= len(buf) {
+		b := buf[:0]
+		for i, k := range sorted {
+			if i > 0 {
+				b = append(b, '.')
+			}
+			b = append(b, k...)
+		}
+		return sha256.Sum256(b), nil
 	}
 	h := sha256.New()
 	for i, k := range sorted {
@@ -141,7 +165,8 @@ func apvOf(kids []string) ([]byte, error) {
 		}
 		h.Write([]byte(k))
 	}
-	return h.Sum(nil), nil
+	h.Sum(sum[:0])
+	return sum, nil
 }
 
 // packJWE builds the protected header and seals. sender is nil for anoncrypt.
@@ -313,23 +338,58 @@ type parsedJWE struct {
 	apu, apv  []byte
 	iv, ct    []byte
 	tag       []byte
+
+	// Storage the fields above point into, so that parsing a JWE
+	// allocates little: the header's *string and *keys.JWK members, and
+	// the short decoded members.
+	hst    jweHeaderStore
+	epkRaw [32]byte
+	apvBuf [sha256.Size]byte
+	ivBuf  [24]byte
+	tagBuf [maxTagLen]byte
+	cekBuf [64]byte  // the content key unwrapCEK returns; cleared by its users
+	hdrBuf [512]byte // the decoded protected header, when it fits
+}
+
+// jweHeaderStore holds what the pointer members of a jweHeader decoded by
+// the fast path point to.
+type jweHeaderStore struct {
+	typ, skid, apu, apv string
+	epk                 keys.JWK
 }
 
 // parseJWE checks the structure of a JWE and decodes its members: header
 // members and their encodings and the recipient list. The DIDComm rules
 // (checkAPV, skid/apu), the choice of algorithms and the sizes that depend on
 // them (checkSizes) are left to the caller.
+//
+// protected and the encrypted keys point into env's message (the AAD and
+// the base64url of each encrypted key are only read during Unpack); the
+// strings it hands on (kids, skid) are copies.
 func parseJWE(env *rawEnvelope) (*parsedJWE, error) {
-	prot, err := requiredString(env.Protected, "protected")
+	j := &parsedJWE{}
+	var (
+		hdrJSON []byte
+		err     error
+	)
+	if p := env.Protected; len(p) >= 2 && p[0] == '"' && bytes.IndexByte(p, '\\') < 0 {
+		// A string without escapes is its own value (requiredString).
+		j.protected = p[1 : len(p)-1]
+		hdrJSON, err = decodeB64To(j.hdrBuf[:], j.protected, "protected")
+	} else {
+		var prot string
+		if prot, err = requiredString(env.Protected, "protected"); err != nil {
+			return nil, err
+		}
+		j.protected = []byte(prot)
+		hdrJSON, err = decodeB64To(j.hdrBuf[:], j.protected, "protected")
+	}
 	if err != nil {
 		return nil, err
 	}
-	j := &parsedJWE{protected: []byte(prot)}
-	hdrJSON, err := decodeB64String(prot, "protected")
-	if err != nil {
-		return nil, err
-	}
-	if err := decodeJWEHeader(hdrJSON, &j.hdr); err != nil {
+	// One string for the whole header: the fast decoder's strings are
+	// substrings of it.
+	if err := decodeJWEHeaderIn(hdrJSON, string(hdrJSON), &j.hdr, &j.hst); err != nil {
 		return nil, fmt.Errorf("%w: protected header is not a JSON object of the expected shape", ErrMalformed)
 	}
 	h := &j.hdr
@@ -349,7 +409,14 @@ func parseJWE(env *rawEnvelope) (*parsedJWE, error) {
 	if h.Epk == nil {
 		return nil, fmt.Errorf("%w: protected header lacks epk", ErrMalformed)
 	}
-	if j.epk, err = h.Epk.PublicKey(""); err != nil {
+	if h.Epk.Kty == "OKP" && h.Epk.Crv == string(keys.X25519) {
+		// What h.Epk.PublicKey("") does for an X25519 key, into j.epkRaw:
+		// x must be strict base64url of 32 bytes.
+		if n, err := decodeB64Exact(j.epkRaw[:], h.Epk.X); err != nil || n != len(j.epkRaw) {
+			return nil, fmt.Errorf("%w: epk is not a valid public key", ErrMalformed)
+		}
+		j.epk = keys.PublicKey{Curve: keys.X25519, Raw: j.epkRaw[:]}
+	} else if j.epk, err = h.Epk.PublicKey(""); err != nil {
 		if errors.Is(err, keys.ErrUnsupportedCurve) {
 			return nil, fmt.Errorf("%w: epk curve %q", ErrUnsupported, h.Epk.Crv)
 		}
@@ -361,7 +428,7 @@ func parseJWE(env *rawEnvelope) (*parsedJWE, error) {
 	// A missing apv is left to checkAPV: anoncrypt without apv is accepted
 	// (the KDF then uses an empty PartyVInfo), authcrypt without it is not.
 	if h.Apv != nil {
-		if j.apv, err = decodeB64String(*h.Apv, "apv"); err != nil {
+		if j.apv, err = decodeB64To(j.apvBuf[:], []byte(*h.Apv), "apv"); err != nil {
 			return nil, err
 		}
 	}
@@ -374,35 +441,54 @@ func parseJWE(env *rawEnvelope) (*parsedJWE, error) {
 	if isNull(env.Recipients) {
 		return nil, fmt.Errorf("%w: recipients is missing", ErrMalformed)
 	}
-	var rs []jweRecipient
-	if err := decodeRecipients(env.Recipients, &rs); err != nil {
-		return nil, fmt.Errorf("%w: recipients is not an array of recipient objects", ErrMalformed)
+	if j.kids, j.eks, err = recipientKids(env.Recipients); err != nil {
+		return nil, err
 	}
-	if len(rs) == 0 || len(rs) > MaxRecipients {
-		return nil, fmt.Errorf("%w: %d recipients (1 to %d allowed)", ErrMalformed, len(rs), MaxRecipients)
-	}
-	j.kids = make([]string, len(rs))
-	j.eks = make([]string, len(rs))
-	for i, r := range rs {
-		if r.Header == nil || r.Header.Kid == nil || *r.Header.Kid == "" {
-			return nil, fmt.Errorf("%w: recipient %d has no header.kid", ErrMalformed, i)
-		}
-		if r.EncryptedKey == nil {
-			return nil, fmt.Errorf("%w: recipient %d has no encrypted_key", ErrMalformed, i)
-		}
-		j.kids[i], j.eks[i] = *r.Header.Kid, *r.EncryptedKey
-	}
-	if j.iv, err = decodeB64(env.IV, "iv", 0); err != nil {
+	if j.iv, err = decodeB64In(j.ivBuf[:], env.IV, "iv"); err != nil {
 		return nil, err
 	}
 	// Room for the tag after the ciphertext lets the AEADs open in place.
 	if j.ct, err = decodeB64(env.Ciphertext, "ciphertext", maxTagLen); err != nil {
 		return nil, err
 	}
-	if j.tag, err = decodeB64(env.Tag, "tag", 0); err != nil {
+	if j.tag, err = decodeB64In(j.tagBuf[:], env.Tag, "tag"); err != nil {
 		return nil, err
 	}
 	return j, nil
+}
+
+// recipientKids reads the kids and encrypted keys of the JWE recipients r
+// (present and not null), checking that there are 1 to MaxRecipients, each
+// with a non-empty header.kid and an encrypted_key. The fast path
+// (fastRecipientKids) gives what decoding r into []jweRecipient and checking
+// it (recipientKidsSlow) gives, the same errors included.
+func recipientKids(r []byte) (kids, eks []string, err error) {
+	if kids, eks, err, ok := fastRecipientKids(r); ok {
+		return kids, eks, err
+	}
+	return recipientKidsSlow(r)
+}
+
+func recipientKidsSlow(r []byte) (kids, eks []string, err error) {
+	var rs []jweRecipient
+	if err := decodeRecipients(r, &rs); err != nil {
+		return nil, nil, fmt.Errorf("%w: recipients is not an array of recipient objects", ErrMalformed)
+	}
+	if len(rs) == 0 || len(rs) > MaxRecipients {
+		return nil, nil, fmt.Errorf("%w: %d recipients (1 to %d allowed)", ErrMalformed, len(rs), MaxRecipients)
+	}
+	kids = make([]string, len(rs))
+	eks = make([]string, len(rs))
+	for i, r := range rs {
+		if r.Header == nil || r.Header.Kid == nil || *r.Header.Kid == "" {
+			return nil, nil, fmt.Errorf("%w: recipient %d has no header.kid", ErrMalformed, i)
+		}
+		if r.EncryptedKey == nil {
+			return nil, nil, fmt.Errorf("%w: recipient %d has no encrypted_key", ErrMalformed, i)
+		}
+		kids[i], eks[i] = *r.Header.Kid, *r.EncryptedKey
+	}
+	return kids, eks, nil
 }
 
 // checkSizes checks iv and tag against the (supported) enc.
@@ -427,7 +513,7 @@ func (j *parsedJWE) checkSizes() error {
 // PartyVInfo, as the sender did. An apv that is present must be right, and
 // authcrypt always needs one.
 func (j *parsedJWE) checkAPV() error {
-	want, err := apvOf(j.kids)
+	want, err := apvSum(j.kids)
 	if err != nil {
 		return err
 	}
@@ -437,7 +523,7 @@ func (j *parsedJWE) checkAPV() error {
 		}
 		return fmt.Errorf("%w: protected header lacks apv", ErrMalformed)
 	}
-	if string(want) != string(j.apv) {
+	if string(want[:]) != string(j.apv) {
 		return fmt.Errorf("%w: apv does not match the recipient kids", ErrMalformed)
 	}
 	return nil
@@ -463,7 +549,8 @@ func (j *parsedJWE) apvStripped(i int, ours agreeKey) bool {
 // the sender's public key) and unwraps the CEK. kekLen selects A256KW (32) or
 // A128KW (16).
 func (j *parsedJWE) unwrapCEK(i int, ours agreeKey, sender *keys.PublicKey, kekLen int) ([]byte, error) {
-	ek, err := decodeB64String(j.eks[i], "encrypted_key")
+	var ekBuf [72]byte
+	ek, err := decodeB64To(ekBuf[:], []byte(j.eks[i]), "encrypted_key")
 	if err != nil {
 		return nil, err
 	}
@@ -486,10 +573,11 @@ func (j *parsedJWE) unwrapCEK(i int, ours agreeKey, sender *keys.PublicKey, kekL
 		clear(ze)
 		clear(zs)
 	}
-	kek := concatKDF(z, j.alg, j.apu, j.apv, sender != nil, j.tag, kekLen)
+	var kekBuf [sha256.Size]byte
+	kek := concatKDFTo(kekBuf[:0], z, j.alg, j.apu, j.apv, sender != nil, j.tag, kekLen)
 	clear(z)
-	cek, err := aesKeyUnwrap(kek, ek)
-	clear(kek)
+	cek, err := aesKeyUnwrapTo(j.cekBuf[:len(ek)-8], kek, ek)
+	clear(kekBuf[:])
 	if err != nil {
 		return nil, fmt.Errorf("%w: cannot unwrap the content key for %s", ErrDecrypt, j.kids[i])
 	}

@@ -1,6 +1,7 @@
 package envelope
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 )
@@ -25,6 +26,11 @@ type scanner struct {
 	data  []byte
 	i     int
 	depth int
+	// valid: data is known to be valid JSON (a value an earlier scan handed
+	// on), so strings inside values are skipped to their closing quote
+	// without checking their contents again. Readers of nested values scan
+	// them once more; the checks were the cost of it.
+	valid bool
 }
 
 func (s *scanner) ws() {
@@ -43,7 +49,17 @@ func (s *scanner) ws() {
 // the raw name (with its quotes, escapes not resolved), whether the name has
 // escapes, and the raw value.
 func scanTopObject(data []byte, member func(name []byte, escaped bool, value []byte)) error {
-	s := &scanner{data: data}
+	return (&scanner{data: data}).topObject(member)
+}
+
+// scanValidObject is scanTopObject for data known to be valid JSON: a value
+// scanTopObject or scanTopArray handed on, or a part of one.
+func scanValidObject(data []byte, member func(name []byte, escaped bool, value []byte)) error {
+	return (&scanner{data: data, valid: true}).topObject(member)
+}
+
+func (s *scanner) topObject(member func(name []byte, escaped bool, value []byte)) error {
+	data := s.data
 	s.ws()
 	if s.i >= len(data) || data[s.i] != '{' {
 		return errSyntax
@@ -98,7 +114,17 @@ func scanTopObject(data []byte, member func(name []byte, escaped bool, value []b
 // whitespace allowed) and calls elem for each of its elements, in order, with
 // the raw value.
 func scanTopArray(data []byte, elem func(value []byte)) error {
-	s := &scanner{data: data}
+	return (&scanner{data: data}).topArray(elem)
+}
+
+// scanValidArray is scanTopArray for data known to be valid JSON (see
+// scanValidObject).
+func scanValidArray(data []byte, elem func(value []byte)) error {
+	return (&scanner{data: data, valid: true}).topArray(elem)
+}
+
+func (s *scanner) topArray(elem func(value []byte)) error {
+	data := s.data
 	s.ws()
 	if s.i >= len(data) || data[s.i] != '[' {
 		return errSyntax
@@ -144,6 +170,9 @@ func (s *scanner) value() error {
 	}
 	switch c := s.data[s.i]; {
 	case c == '"':
+		if s.valid {
+			return s.skipStr()
+		}
 		_, err := s.str()
 		return err
 	case c == '{' || c == '[':
@@ -183,7 +212,11 @@ func (s *scanner) container(open byte) error {
 			if s.i >= len(s.data) || s.data[s.i] != '"' {
 				return errSyntax
 			}
-			if _, err := s.str(); err != nil {
+			if s.valid {
+				if err := s.skipStr(); err != nil {
+					return err
+				}
+			} else if _, err := s.str(); err != nil {
 				return err
 			}
 			s.ws()
@@ -219,6 +252,18 @@ func (s *scanner) str() (escaped bool, err error) {
 		return false, errSyntax
 	}
 	i := s.i + 1
+	// Fast path: the first quote ends the string when no byte before it is
+	// a backslash or a control character. Both searches run many bytes a
+	// cycle (bytes.IndexByte is vectorised), so long base64url strings cost
+	// little even when a nested value is scanned again by its reader.
+	q := bytes.IndexByte(s.data[i:], '"')
+	if q < 0 {
+		return false, errSyntax // unterminated
+	}
+	if run := s.data[i : i+q]; noControl(run) && bytes.IndexByte(run, '\\') < 0 {
+		s.i = i + q + 1
+		return false, nil
+	}
 	for i < len(s.data) {
 		// Skip eight bytes at a time while none of them is a quote, a
 		// backslash or a control character: the long base64url strings
@@ -274,6 +319,60 @@ func plain8(x uint64) bool {
 	q := x ^ ('"' * ones)
 	b := x ^ ('\\' * ones)
 	return ((x-0x20*ones)&^x|(q-ones)&^q|(b-ones)&^b)&highs == 0
+}
+
+// skipStr passes over a string of valid JSON starting at its opening
+// quote: it ends at the first quote preceded by an even number of
+// backslashes. Its contents are not checked.
+func (s *scanner) skipStr() error {
+	start := s.i + 1
+	for i := start; ; {
+		q := bytes.IndexByte(s.data[i:], '"')
+		if q < 0 {
+			return errSyntax
+		}
+		j := i + q
+		k := j
+		for k > start && s.data[k-1] == '\\' {
+			k--
+		}
+		if (j-k)%2 == 0 {
+			s.i = j + 1
+			return nil
+		}
+		i = j + 1
+	}
+}
+
+// noControl reports whether b has no byte below 0x20. It tests four words
+// a step with the "has a byte less than n" trick of plain8, exact for
+// whether any byte matches, and ORs the results, so the loop has no
+// data-dependent branch.
+func noControl(b []byte) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	var acc uint64
+	for len(b) >= 32 {
+		w0 := binary.LittleEndian.Uint64(b)
+		w1 := binary.LittleEndian.Uint64(b[8:])
+		w2 := binary.LittleEndian.Uint64(b[16:])
+		w3 := binary.LittleEndian.Uint64(b[24:])
+		acc |= (w0-0x20*ones)&^w0 | (w1-0x20*ones)&^w1 | (w2-0x20*ones)&^w2 | (w3-0x20*ones)&^w3
+		b = b[32:]
+	}
+	for len(b) >= 8 {
+		w := binary.LittleEndian.Uint64(b)
+		acc |= (w - 0x20*ones) &^ w
+		b = b[8:]
+	}
+	if acc&highs != 0 {
+		return false
+	}
+	for _, c := range b {
+		if c < 0x20 {
+			return false
+		}
+	}
+	return true
 }
 
 // number scans -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?

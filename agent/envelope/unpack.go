@@ -36,6 +36,14 @@ type rawEnvelope struct {
 // refused: which copy counts would be up to the parser.
 func scanEnvelope(msg []byte) (*rawEnvelope, error) {
 	e := &rawEnvelope{}
+	if err := scanEnvelopeInto(msg, e); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// scanEnvelopeInto is scanEnvelope into e, which must be zero.
+func scanEnvelopeInto(msg []byte, e *rawEnvelope) error {
 	var dup string
 	err := scanTopObject(msg, func(name []byte, escaped bool, value []byte) {
 		n := name[1 : len(name)-1]
@@ -75,12 +83,12 @@ func scanEnvelope(msg []byte) (*rawEnvelope, error) {
 		*slot = value
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: not a JSON object", ErrMalformed)
+		return fmt.Errorf("%w: not a JSON object", ErrMalformed)
 	}
 	if dup != "" {
-		return nil, fmt.Errorf("%w: member %q appears twice", ErrMalformed, dup)
+		return fmt.Errorf("%w: member %q appears twice", ErrMalformed, dup)
 	}
-	return e, nil
+	return nil
 }
 
 // kind tells the envelope kinds apart by structure: a JWE has ciphertext or
@@ -319,8 +327,9 @@ func Unpack(ctx context.Context, raw []byte, opts UnpackOptions) ([]byte, Metada
 	stage := stageAnon
 	msg := raw
 	for {
-		env, err := scanEnvelope(msg)
-		if err != nil {
+		var envStore rawEnvelope
+		env := &envStore
+		if err := scanEnvelopeInto(msg, env); err != nil {
 			return nil, Metadata{}, err
 		}
 		kind, err := env.kind()
@@ -365,15 +374,15 @@ func Unpack(ctx context.Context, raw []byte, opts UnpackOptions) ([]byte, Metada
 			}
 			md.Encrypted = true
 			if md.EncryptedTo == nil {
-				md.EncryptedTo = slices.Clone(j.kids)
+				md.EncryptedTo = j.kids // parseJWE's own slice, capacity its length
 			}
 			if authcrypt {
 				md.Authenticated = true
 				md.EncryptedFrom = skid
-				md.EncAlgAuth = string(j.enc) + "+" + j.alg
+				md.EncAlgAuth = encAlg(j.enc, j.alg)
 			} else {
 				md.AnonymousSender = true
-				md.EncAlgAnon = string(j.enc) + "+" + j.alg
+				md.EncAlgAnon = encAlg(j.enc, j.alg)
 			}
 			stage = want + 1
 			msg = pt
@@ -403,6 +412,21 @@ func Unpack(ctx context.Context, raw []byte, opts UnpackOptions) ([]byte, Metada
 			return msg, md, nil
 		}
 	}
+}
+
+// encAlg returns enc+"+"+alg, the common ones without allocating.
+func encAlg(enc Enc, alg string) string {
+	switch {
+	case alg == AlgAnoncrypt && enc == XC20P:
+		return string(XC20P) + "+" + AlgAnoncrypt
+	case alg == AlgAnoncrypt && enc == A256CBCHS512:
+		return string(A256CBCHS512) + "+" + AlgAnoncrypt
+	case alg == AlgAnoncrypt && enc == A256GCM:
+		return string(A256GCM) + "+" + AlgAnoncrypt
+	case alg == AlgAuthcrypt && enc == A256CBCHS512:
+		return string(A256CBCHS512) + "+" + AlgAuthcrypt
+	}
+	return string(enc) + "+" + alg
 }
 
 // openJWE finds a recipient key we hold, unwraps the content key with it and

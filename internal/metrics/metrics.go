@@ -7,6 +7,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,7 +28,24 @@ type Metrics struct {
 	mailIn      *prometheus.CounterVec
 	mailOut     *prometheus.CounterVec
 	limited     *prometheus.CounterVec
+
+	// in caches the children of messagesIn and latency that MessageIn
+	// uses, so that a message costs a map lookup instead of hashing and
+	// checking its labels in the vectors (see inChildren).
+	inMu sync.RWMutex
+	in   map[[2]string]inChildren
 }
+
+// inChildren are the counter and histogram MessageIn takes for one message
+// type and result.
+type inChildren struct {
+	count   prometheus.Counter
+	latency prometheus.Observer
+}
+
+// maxInChildren bounds the cache of MessageIn: message types come from
+// peers. Past it, MessageIn looks its labels up in the vectors each time.
+const maxInChildren = 1024
 
 // New returns Metrics with the Go runtime and process collectors registered.
 func New() *Metrics {
@@ -71,8 +89,23 @@ func New() *Metrics {
 
 // MessageIn counts an inbound message and observes its processing time.
 func (m *Metrics) MessageIn(msgType, result string, elapsed time.Duration) {
-	m.messagesIn.WithLabelValues(label(msgType), result).Inc()
-	m.latency.WithLabelValues(result).Observe(elapsed.Seconds())
+	key := [2]string{label(msgType), result}
+	m.inMu.RLock()
+	c, ok := m.in[key]
+	m.inMu.RUnlock()
+	if !ok {
+		c = inChildren{m.messagesIn.WithLabelValues(key[0], result), m.latency.WithLabelValues(result)}
+		m.inMu.Lock()
+		if m.in == nil {
+			m.in = make(map[[2]string]inChildren)
+		}
+		if len(m.in) < maxInChildren {
+			m.in[key] = c
+		}
+		m.inMu.Unlock()
+	}
+	c.count.Inc()
+	c.latency.Observe(elapsed.Seconds())
 }
 
 // MessageOut counts an outbound message event.
@@ -182,11 +215,17 @@ func (m *Metrics) Handler() http.Handler {
 
 // Instrument wraps h to observe request latency under the route name.
 func (m *Metrics) Instrument(route string, h http.Handler) http.Handler {
+	// The route's histograms by status code, looked up once per code.
+	var byCode sync.Map // int → prometheus.Observer
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 		h.ServeHTTP(sw, r)
-		m.httpLatency.WithLabelValues(route, strconv.Itoa(sw.code)).Observe(time.Since(start).Seconds())
+		o, ok := byCode.Load(sw.code)
+		if !ok {
+			o, _ = byCode.LoadOrStore(sw.code, m.httpLatency.WithLabelValues(route, strconv.Itoa(sw.code)))
+		}
+		o.(prometheus.Observer).Observe(time.Since(start).Seconds())
 	})
 }
 

@@ -1,6 +1,7 @@
 package http
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -22,7 +23,7 @@ type fakeReceiver struct {
 }
 
 func (f *fakeReceiver) ReceiveDuplex(ctx context.Context, transport string, raw []byte, _ agent.Session) (*agent.Reply, error) {
-	f.got = raw
+	f.got = bytes.Clone(raw) // raw is not ours past the call (Receiver)
 	return f.reply, f.err
 }
 
