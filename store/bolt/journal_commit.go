@@ -60,6 +60,7 @@ func (db *DB) commitJournal(group []*writeCall) {
 	accepted := make([]*writeCall, 0, len(group))
 	seq := db.seq
 	db.pend.mu.RLock() // the migrator may drop the frozen set meanwhile
+	g.outside = db.pend.outsideOf(tx)
 	for _, c := range group {
 		jw := c.jw
 		if r := db.journalCheck(tx, b, jw, &g); r != nil {
@@ -139,6 +140,9 @@ func (db *DB) commitJournal(group []*writeCall) {
 type journalGroup struct {
 	rcpt   map[string][2]int64
 	replay map[string]bool
+	// outside are the pending sets not in the group's snapshot of the
+	// file, counted by the quota check.
+	outside []*pendSet
 }
 
 // journalCheck runs a journaled work's checks, as DB.Commit's transaction
@@ -161,7 +165,7 @@ func (db *DB) journalCheck(tx *bbolt.Tx, b queueBuckets, jw *journalWork, g *jou
 	if q := jw.queued; q != nil {
 		return q.checkQuotaOf(func(r string) (int64, int64) {
 			st := b.state([]byte(r))
-			pn, psize := db.pend.rcpt(tx, r)
+			pn, psize := rcptIn(g.outside, r)
 			s := g.rcpt[r]
 			return st.n + pn + s[0], st.size + psize + s[1]
 		})

@@ -61,15 +61,10 @@ func (s *pendSet) add(seq uint64, v []byte, recipient string, size int64) {
 // migrated is found either in their snapshot of the file or here. A set
 // whose migration committed may still be here while a reader's snapshot
 // already holds it: counts take a set only when it is outside the
-// snapshot (outside).
+// snapshot (outsideOf).
 type pending struct {
 	mu       sync.RWMutex
 	act, frz *pendSet
-}
-
-// outside reports whether s's content is not in tx's snapshot of the file.
-func outside(tx *bbolt.Tx, s *pendSet) bool {
-	return !s.empty() && s.lsn > be64(tx.Bucket(bMeta).Get(kJournalLSN))
 }
 
 // sets returns the non-empty sets, the frozen one first.
@@ -94,15 +89,24 @@ func (p *pending) msg(seq uint64) []byte {
 	return nil
 }
 
-// rcpt returns what the sets outside tx's snapshot hold for recipient.
-// The caller holds mu, or wmu (then the sets do not change but for the
-// frozen one being dropped, which its migration's LSN accounts for).
-func (p *pending) rcpt(tx *bbolt.Tx, recipient string) (n, size int64) {
-	for _, s := range p.sets() {
-		if outside(tx, s) {
-			c := s.rcpt[recipient]
-			n, size = n+c[0], size+c[1]
+// outsideOf returns the non-empty sets whose content is not in tx's
+// snapshot of the file. The caller holds mu.
+func (p *pending) outsideOf(tx *bbolt.Tx) []*pendSet {
+	migrated := be64(tx.Bucket(bMeta).Get(kJournalLSN))
+	var out []*pendSet
+	for _, s := range []*pendSet{p.frz, p.act} {
+		if !s.empty() && s.lsn > migrated {
+			out = append(out, s)
 		}
+	}
+	return out
+}
+
+// rcptIn returns what the sets hold for recipient.
+func rcptIn(sets []*pendSet, recipient string) (n, size int64) {
+	for _, s := range sets {
+		c := s.rcpt[recipient]
+		n, size = n+c[0], size+c[1]
 	}
 	return n, size
 }

@@ -274,6 +274,9 @@ func (qb *queueBatch) checkQuota(b queueBuckets) error {
 // have (count, bytes).
 func (qb *queueBatch) checkQuotaOf(have func(recipient string) (n, size int64)) error {
 	lim := qb.limits
+	if lim.MaxMessages <= 0 && lim.MaxBytes <= 0 {
+		return nil
+	}
 	for r, add := range qb.perRecipient {
 		n, size := have(r)
 		if lim.MaxMessages > 0 && n+add[0] > int64(lim.MaxMessages) {
@@ -451,9 +454,10 @@ func (q *Queue) Stats(ctx context.Context, recipients []string) (agent.QueueStat
 	err := q.db.view(ctx, func(tx *bbolt.Tx) error {
 		s = agent.QueueStats{}
 		b := q.db.queueOf(tx)
+		outside := q.db.pend.outsideOf(tx)
 		for _, r := range dedupe(recipients) {
 			st := b.state([]byte(r))
-			if pn, psize := q.db.pend.rcpt(tx, r); pn > 0 {
+			if pn, psize := rcptIn(outside, r); pn > 0 {
 				st.n, st.size, st.ok = st.n+pn, st.size+psize, true
 			}
 			if !st.ok || st.n == 0 {
@@ -489,10 +493,7 @@ func (q *Queue) Totals(ctx context.Context) (agent.QueueTotals, error) {
 		// What the journal holds that the transaction does not.
 		b := q.db.queueOf(tx)
 		counted := map[string]bool{}
-		for _, ps := range q.db.pend.sets() {
-			if !outside(tx, ps) {
-				continue
-			}
+		for _, ps := range q.db.pend.outsideOf(tx) {
 			for r, c := range ps.rcpt {
 				t.Messages += int(c[0])
 				t.Bytes += c[1]
