@@ -251,8 +251,8 @@ type JournalFigures struct {
 	// journal held was moved into the database file.
 	Frames, Migrations int64
 	// PendingMessages and PendingBytes are what the journal holds now that
-	// the file does not (bounded: a migration starts past 512 messages or
-	// 1 MiB).
+	// the file does not (bounded: a migration starts past 4,096 messages
+	// or 768 KiB).
 	PendingMessages int
 	PendingBytes    int64
 }
