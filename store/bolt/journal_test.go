@@ -48,6 +48,26 @@ func crash(t *testing.T, db *DB) {
 	}
 }
 
+// crashHoldingMigrations is crash for a db whose mmu the test holds (no
+// migration runs): the files are closed with the migration still waiting,
+// then mmu is released.
+func crashHoldingMigrations(t *testing.T, db *DB) {
+	t.Helper()
+	db.stopCommitter()
+	db.wmu.Lock()
+	db.jnl.closed = true
+	if err := db.jnl.close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.bolt.Close(); err != nil {
+		t.Fatal(err)
+	}
+	close(db.migrations)
+	db.wmu.Unlock()
+	db.mmu.Unlock()
+	db.migratorDone.Wait()
+}
+
 // forward commits a work as a mediator's forward does: one message for
 // recipient, one replay key.
 func forward(ctx context.Context, db *DB, recipient, key string, payload []byte, limits agent.QueueLimits) (*agent.QueuedMessage, error) {
@@ -498,20 +518,7 @@ func TestJournalMigratesInBackground(t *testing.T) {
 	if _, err := forward(ctx, db, "r0", "k30", []byte("again"), agent.QueueLimits{}); !errors.Is(err, agent.ErrReplay) {
 		t.Fatalf("a replay key of the frozen set: %v, want ErrReplay", err)
 	}
-	// The crash: the files are closed with the migration still waiting.
-	db.stopCommitter()
-	db.wmu.Lock()
-	db.jnl.closed = true
-	if err := db.jnl.close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.bolt.Close(); err != nil {
-		t.Fatal(err)
-	}
-	close(db.migrations)
-	db.wmu.Unlock()
-	db.mmu.Unlock()
-	db.migratorDone.Wait()
+	crashHoldingMigrations(t, db)
 
 	db = openAt(t, path, Options{})
 	if got := listAll(t, db, "r0", "r1", "r2", "r3"); fmt.Sprint(got) != fmt.Sprint(want) {
@@ -618,19 +625,7 @@ func TestJournalFailedSyncTakesNoNumber(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db.stopCommitter()
-	db.wmu.Lock()
-	db.jnl.closed = true
-	if err := db.jnl.close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.bolt.Close(); err != nil {
-		t.Fatal(err)
-	}
-	close(db.migrations)
-	db.wmu.Unlock()
-	db.mmu.Unlock()
-	db.migratorDone.Wait()
+	crashHoldingMigrations(t, db)
 
 	db = openAt(t, path, Options{})
 	got := listAll(t, db, "r")
