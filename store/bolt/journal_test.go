@@ -68,6 +68,19 @@ func crashHoldingMigrations(t *testing.T, db *DB) {
 	db.migratorDone.Wait()
 }
 
+// checkFreshID queues one more message and fails if its queue id is one
+// of taken's: recovery must not give out an id again.
+func checkFreshID(t *testing.T, db *DB, taken map[string]string) {
+	t.Helper()
+	m, err := forward(context.Background(), db, "r0", "fresh", []byte("fresh"), agent.QueueLimits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, dup := taken[m.ID]; dup {
+		t.Fatalf("queue id %s given out again after the recovery", m.ID)
+	}
+}
+
 // forward commits a work as a mediator's forward does: one message for
 // recipient, one replay key.
 func forward(ctx context.Context, db *DB, recipient, key string, payload []byte, limits agent.QueueLimits) (*agent.QueuedMessage, error) {
@@ -166,13 +179,7 @@ func TestJournalRecoversAfterCrash(t *testing.T) {
 	if _, err := forward(ctx, db, "r0", "k7", []byte("again"), agent.QueueLimits{}); !errors.Is(err, agent.ErrReplay) {
 		t.Fatalf("a replay key journaled before the crash: %v, want ErrReplay", err)
 	}
-	m, err := forward(ctx, db, "r0", "new", []byte("new"), agent.QueueLimits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, taken := want[m.ID]; taken {
-		t.Fatalf("queue id %s given out again after the recovery", m.ID)
-	}
+	checkFreshID(t, db, want)
 }
 
 // A torn last frame (the crash came during its write) is ignored; the
@@ -532,13 +539,7 @@ func TestJournalMigratesInBackground(t *testing.T) {
 			t.Errorf("replay key %s lost in the crash", k)
 		}
 	}
-	m, err := forward(ctx, db, "r0", "after", []byte("after"), agent.QueueLimits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, taken := want[m.ID]; taken {
-		t.Fatalf("queue id %s given out twice", m.ID)
-	}
+	checkFreshID(t, db, want)
 }
 
 // A reader may see a set both in its snapshot of the file (its migration

@@ -1,7 +1,7 @@
 package bolt
 
 import (
-	"encoding/binary"
+	"maps"
 	"slices"
 
 	"go.etcd.io/bbolt"
@@ -22,36 +22,22 @@ func (db *DB) migrateSet(tx *bbolt.Tx, s *pendSet) error {
 	}
 	b.data.FillPercent = 1
 	for _, seq := range s.seqs {
-		v := s.msgs[seq]
-		if err := b.data.Put(putBE64(seq), v); err != nil {
-			return err
-		}
-		if err := b.exp.Put(binary.BigEndian.AppendUint64(clone(v[8:16]), seq), nil); err != nil {
+		if err := b.putRecord(seq, s.msgs[seq]); err != nil {
 			return err
 		}
 	}
-	for _, r := range slices.Sorted(mapKeys(s.rcpt)) {
+	for _, r := range slices.Sorted(maps.Keys(s.rcpt)) {
 		c := s.rcpt[r]
 		if err := b.account([]byte(r), c[0], c[1]); err != nil {
 			return err
 		}
 	}
-	for _, k := range slices.Sorted(mapKeys(s.replay)) {
+	for _, k := range slices.Sorted(maps.Keys(s.replay)) {
 		if err := replayPut(tx, []byte(k), s.replay[k]); err != nil {
 			return err
 		}
 	}
 	return tx.Bucket(bMeta).Put(kJournalLSN, putBE64(s.lsn))
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // boltUpdate runs fn in a bbolt write transaction that first migrates
@@ -64,13 +50,10 @@ func (db *DB) boltUpdate(fn func(*bbolt.Tx) error) error {
 	sets := db.pend.sets() // the migrator is not running: no lock needed to read
 	var seq uint64
 	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		// Migrating the sets takes the queue's sequence past every
+		// sequence given out (db.seq is the last of the active set's).
 		for _, s := range sets {
 			if err := db.migrateSet(tx, s); err != nil {
-				return err
-			}
-		}
-		if cur := tx.Bucket(bQueue).Bucket(bData); db.seq > cur.Sequence() {
-			if err := cur.SetSequence(db.seq); err != nil {
 				return err
 			}
 		}
@@ -211,9 +194,6 @@ func (db *DB) recoverJournal(path string, noSync bool) error {
 				break
 			}
 		}
-	}
-	if n := len(s.seqs); n > 0 {
-		db.seq = max(db.seq, s.seqs[n-1])
 	}
 	j.lsn = lsn
 	db.jnl = j

@@ -301,13 +301,10 @@ func (qb *queueBatch) put(b queueBuckets) error {
 		}
 		qb.seqs[i] = seq
 		v := qb.values[i]
-		if err := b.data.Put(putBE64(seq), v); err != nil {
+		if err := b.putRecord(seq, v); err != nil {
 			return err
 		}
 		b.db.indexChange(b.tx, qchange{recipient: m.Recipient, e: qentry{be64(v), seq}})
-		if err := b.exp.Put(binary.BigEndian.AppendUint64(clone(v[8:16]), seq), nil); err != nil {
-			return err
-		}
 	}
 	for r, add := range qb.perRecipient {
 		if err := b.account([]byte(r), add[0], add[1]); err != nil {
@@ -315,6 +312,15 @@ func (qb *queueBatch) put(b queueBuckets) error {
 		}
 	}
 	return nil
+}
+
+// putRecord stores message seq's record v (encodeRecord) with its expiry
+// entry; the caller accounts for it and changes the index.
+func (b queueBuckets) putRecord(seq uint64, v []byte) error {
+	if err := b.data.Put(putBE64(seq), v); err != nil {
+		return err
+	}
+	return b.exp.Put(binary.BigEndian.AppendUint64(clone(v[8:16]), seq), nil)
 }
 
 // assignIDs gives each message its queue id once the batch is committed.
