@@ -44,22 +44,23 @@ func ecdhCurve(c keys.Curve) ecdh.Curve {
 	return nil
 }
 
-// agreeKey is a private key ready for key agreement. For the curves of
-// crypto/ecdh it holds the parsed *ecdh.PrivateKey, so repeated agreements do
-// not re-derive the public key (crypto/ecdh's NewPrivateKey computes it, which
-// for X25519 costs a full scalar multiplication). secp256k1 keys go through
-// keys.PrivateKey.SharedSecret, and ephemeral X25519 keys are a bare scalar
-// for the ladder of x25519.go.
+// agreeKey is a private key ready for key agreement. X25519 keys are a bare
+// scalar for the ladder of x25519.go: an ephemeral one owned (and cleared by
+// destroy), a static one borrowed from the agent's keys.PrivateKey. For the
+// NIST curves it holds the parsed *ecdh.PrivateKey, so repeated agreements do
+// not re-derive the public key; secp256k1 keys go through
+// keys.PrivateKey.SharedSecret.
 type agreeKey struct {
 	curve keys.Curve
 	ec    *ecdh.PrivateKey
-	x     *[32]byte       // ephemeral X25519 only
+	x     *[32]byte       // X25519 only
+	owned bool            // x is an ephemeral scalar, cleared by destroy
 	k     keys.PrivateKey // secp256k1 only
 }
 
 // destroy clears an ephemeral X25519 scalar once the key is no longer needed.
 func (a agreeKey) destroy() {
-	if a.x != nil {
+	if a.owned {
 		clear(a.x[:])
 	}
 }
@@ -104,7 +105,7 @@ func (a agreeKey) agree(peer keys.PublicKey) ([]byte, error) {
 func newEphemeral(c keys.Curve, d []byte) (agreeKey, keys.PublicKey, error) {
 	if c == keys.X25519 {
 		// No crypto/ecdh here: it would compute the public key with the
-		// ladder, and again for every agreement (see x25519.go).
+		// ladder (see x25519.go).
 		x := new([32]byte)
 		if d != nil {
 			if len(d) != len(x) {
@@ -116,7 +117,7 @@ func newEphemeral(c keys.Curve, d []byte) (agreeKey, keys.PublicKey, error) {
 		}
 		pub := make([]byte, 32)
 		x25519PublicKey((*[32]byte)(pub), x)
-		return agreeKey{curve: c, x: x}, keys.PublicKey{Curve: c, Raw: pub}, nil
+		return agreeKey{curve: c, x: x, owned: true}, keys.PublicKey{Curve: c, Raw: pub}, nil
 	}
 	if ec := ecdhCurve(c); ec != nil {
 		var (
@@ -152,9 +153,9 @@ func newEphemeral(c keys.Curve, d []byte) (agreeKey, keys.PublicKey, error) {
 }
 
 // staticKeys caches parsed key-agreement private keys of the agent's own
-// static keys (the sender key of authcrypt, the recipient keys of Unpack).
-// Without it every agreement with such a key pays for a public-key derivation
-// in crypto/ecdh, which doubles the cost of X25519. Entries are keyed by a
+// static NIST-curve keys (the sender key of authcrypt, the recipient keys of
+// Unpack). Without it every agreement with such a key pays for a public-key
+// derivation in crypto/ecdh, which doubles its cost. Entries are keyed by a
 // SHA-256 fingerprint of curve and secret, never by kid, so a rotated key
 // cannot be served stale. The cache is bounded; ephemeral and peer keys are
 // never cached.
@@ -167,6 +168,12 @@ const staticKeysMax = 256
 
 // staticAgreeKey returns the agent's own private key prepared for key agreement.
 func staticAgreeKey(k keys.PrivateKey) (agreeKey, error) {
+	if k.Curve == keys.X25519 {
+		if len(k.D) != 32 {
+			return agreeKey{}, fmt.Errorf("%s private key %q is invalid", k.Curve, k.ID)
+		}
+		return agreeKey{curve: k.Curve, x: (*[32]byte)(k.D)}, nil
+	}
 	ec := ecdhCurve(k.Curve)
 	if ec == nil {
 		if k.Curve == keys.Secp256k1 {

@@ -3,8 +3,8 @@
 // and JWS (General JSON serialization) for signed messages. The functions are
 // pure over keys: callers pass keys in, and Unpack looks keys up through the
 // KeyResolver and SecretResolver it is given. The one piece of state is a
-// bounded in-memory cache of the agent's own key-agreement private keys in
-// parsed form (see staticAgreeKey), which halves the cost of X25519.
+// bounded in-memory cache of the agent's own NIST-curve key-agreement private
+// keys in parsed form (see staticAgreeKey), which halves the cost of ECDH.
 //
 // The wire format follows the DIDComm v2 spec and its reference
 // implementation didcomm-rust: typ values, protected headers (skid, apu =

@@ -196,6 +196,8 @@ type DB struct {
 	// (the migrator's, or any other bbolt write's); migrations wakes the
 	// migrator (journal.go, migrate.go).
 	jnl          *journal
+	fileRecs     fileRecords // under wmu
+	replayF      *replayFilter
 	pend         pending
 	seq          uint64
 	mmu          sync.Mutex
@@ -260,12 +262,20 @@ func Open(path string, opts Options) (*DB, error) {
 		}
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	db := &DB{bolt: bdb, commitHook: opts.CommitHook}
+	db := &DB{bolt: bdb, commitHook: opts.CommitHook, replayF: newReplayFilter()}
 	db.pend.act = newPendSet(0)
 	db.outbox.db, db.replay.db, db.records.db, db.keys.db, db.queue.db = db, db, db, db, db
 	if err := db.init(); err != nil {
 		bdb.Close()
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
+	}
+	// Before the journal's recovery, whose migration adds what it records.
+	if err := db.bolt.View(func(tx *bbolt.Tx) error {
+		db.replayF.load(tx, time.Now())
+		return nil
+	}); err != nil {
+		bdb.Close()
+		return nil, fmt.Errorf("bolt: open %s: reading the replay cache: %w", path, err)
 	}
 	if opts.MasterKey.kind != 0 {
 		if db.key, err = opts.MasterKey.resolve(db); err != nil {

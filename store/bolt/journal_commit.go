@@ -150,7 +150,7 @@ type journalGroup struct {
 // caller holds wmu and pend.mu.RLock.
 func (db *DB) journalCheck(tx *bbolt.Tx, b queueBuckets, jw *journalWork, g *journalGroup) error {
 	for _, r := range jw.reads {
-		if !readStillHolds(tx, r) {
+		if !db.fileRecs.stillHolds(tx, r) {
 			return fmt.Errorf("bolt: record %s/%s: %w", r.Kind, r.ID, agent.ErrConflict)
 		}
 	}
@@ -158,7 +158,7 @@ func (db *DB) journalCheck(tx *bbolt.Tx, b queueBuckets, jw *journalWork, g *jou
 		if g.replay[string(r[0])] || db.pend.replaySeen(r[0], jw.nowBits) {
 			return fmt.Errorf("bolt: %w", agent.ErrReplay)
 		}
-		if seen, _ := replayLookup(tx, r[0], jw.nowBits); seen {
+		if seen, _ := db.replayLookup(tx, r[0], jw.nowBits); seen {
 			return fmt.Errorf("bolt: %w", agent.ErrReplay)
 		}
 	}

@@ -351,6 +351,59 @@ func TestJournalChecks(t *testing.T) {
 	}
 }
 
+// The journal's checks remember the records they read in the file
+// (fileRecords); every other write must make them read again.
+func TestJournalRecordChecksSeeWrites(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t, Options{})
+	commit := func(expect func(*agent.Work)) error {
+		w := agent.NewWork(nil)
+		expect(w)
+		w.Queue(agent.QueueLimits{}, &agent.QueuedMessage{Recipient: "x", Payload: []byte("p"), Expires: time.Now().Add(time.Hour)})
+		return db.Commit(ctx, w)
+	}
+	is := func(v string) func(*agent.Work) {
+		return func(w *agent.Work) { w.Expect("reg", "r", []byte(v)) }
+	}
+	missing := func(w *agent.Work) {
+		w.Reads = append(w.Reads, agent.RecordRead{Kind: "reg", ID: "r", Missing: true})
+	}
+	steps := []struct {
+		change func() error // nil: none
+		expect func(*agent.Work)
+		ok     bool
+	}{
+		{nil, missing, true},
+		{func() error { return db.Records().Put(ctx, "reg", "r", []byte("v1")) }, missing, false},
+		{nil, is("v1"), true},
+		{nil, is("v1"), true}, // remembered
+		{func() error { return db.Records().Put(ctx, "reg", "r", []byte("v2")) }, is("v1"), false},
+		{nil, is("v2"), true},
+		{func() error { return db.Records().Delete(ctx, "reg", "r") }, is("v2"), false},
+		{nil, missing, true},
+		{func() error { // a unit of work that writes the record
+			w := agent.NewWork(nil)
+			w.Put("reg", "r", []byte("v3"))
+			return db.Commit(ctx, w)
+		}, missing, false},
+		{nil, is("v3"), true},
+	}
+	for i, st := range steps {
+		if st.change != nil {
+			if err := st.change(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err := commit(st.expect)
+		if st.ok && err != nil || !st.ok && !errors.Is(err, agent.ErrConflict) {
+			t.Fatalf("step %d: %v (want ok = %v)", i, err, st.ok)
+		}
+	}
+	if pendingLen(db) == 0 {
+		t.Fatal("nothing pending: the works did not take the journal")
+	}
+}
+
 // Concurrent forwards with shared replay keys and a tight quota, with
 // removals, listings and migrations running beside them: each key is
 // accepted once, every accepted message is stored under its id until

@@ -33,7 +33,7 @@ func (db *DB) migrateSet(tx *bbolt.Tx, s *pendSet) error {
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(s.replay)) {
-		if err := replayPut(tx, []byte(k), s.replay[k]); err != nil {
+		if err := db.replayPut(tx, []byte(k), s.replay[k]); err != nil {
 			return err
 		}
 	}
@@ -47,6 +47,7 @@ func (db *DB) migrateSet(tx *bbolt.Tx, s *pendSet) error {
 func (db *DB) boltUpdate(fn func(*bbolt.Tx) error) error {
 	db.mmu.Lock()
 	defer db.mmu.Unlock()
+	db.fileRecs.forget()   // fn may write records
 	sets := db.pend.sets() // the migrator is not running: no lock needed to read
 	var seq uint64
 	err := db.bolt.Update(func(tx *bbolt.Tx) error {

@@ -44,12 +44,9 @@ func (r *Records) Put(ctx context.Context, kind, id string, value []byte) error 
 func (r *Records) Get(ctx context.Context, kind, id string) ([]byte, error) {
 	var out []byte
 	err := r.db.view(ctx, func(tx *bbolt.Tx) error {
-		if b := tx.Bucket(bRecords).Bucket([]byte(kind)); b != nil && id != "" {
-			// Seek, not Get: it tells an empty value from a missing one.
-			if k, v := b.Cursor().Seek([]byte(id)); k != nil && string(k) == id {
-				out = append([]byte{}, v...)
-				return nil
-			}
+		if v, found := recordIn(tx, kind, id); found {
+			out = append([]byte{}, v...)
+			return nil
 		}
 		return fmt.Errorf("bolt: record %s/%s: %w", kind, id, agent.ErrNotFound)
 	})

@@ -38,11 +38,11 @@ func (r *ReplayCache) Remember(ctx context.Context, id string, expires time.Time
 	exp := binary.BigEndian.AppendUint64(nil, timeBits(expires))
 	nowBits := timeBits(time.Now())
 	err = r.db.write(ctx, func(tx *bbolt.Tx) error {
-		seen = replaySeen(tx, key, nowBits) // this function may run more than once
+		seen = r.db.replaySeen(tx, key, nowBits) // this function may run more than once
 		if seen {
 			return nil
 		}
-		return replayPut(tx, key, exp)
+		return r.db.replayPut(tx, key, exp)
 	})
 	if err != nil {
 		return false, err
@@ -58,7 +58,7 @@ func (r *ReplayCache) Seen(ctx context.Context, id string) (bool, error) {
 	r.db.pend.mu.RLock() // before the transaction (journal.go)
 	defer r.db.pend.mu.RUnlock()
 	err := r.db.view(ctx, func(tx *bbolt.Tx) error {
-		seen = replaySeen(tx, []byte(id), nowBits) || r.db.pend.replaySeen([]byte(id), nowBits)
+		seen = r.db.replaySeen(tx, []byte(id), nowBits) || r.db.pend.replaySeen([]byte(id), nowBits)
 		return nil
 	})
 	return seen, err
@@ -66,28 +66,36 @@ func (r *ReplayCache) Seen(ctx context.Context, id string) (bool, error) {
 
 // replaySeen reports whether key is recorded in the replay cache with an
 // expiry not before nowBits.
-func replaySeen(tx *bbolt.Tx, key []byte, nowBits uint64) bool {
-	seen, _ := replayLookup(tx, key, nowBits)
+func (db *DB) replaySeen(tx *bbolt.Tx, key []byte, nowBits uint64) bool {
+	seen, _ := db.replayLookup(tx, key, nowBits)
 	return seen
 }
 
 // replayLookup is replaySeen that also returns the stored expiry of key
-// (nil when there is none), for replayPutOver.
-func replayLookup(tx *bbolt.Tx, key []byte, nowBits uint64) (seen bool, old []byte) {
+// (nil when there is none, or when the filter tells the key is not recorded
+// unexpired: an expired record may then be left), for replayPutOver.
+func (db *DB) replayLookup(tx *bbolt.Tx, key []byte, nowBits uint64) (seen bool, old []byte) {
+	if !db.replayF.mayHold(key, nowBits) {
+		return false, nil
+	}
 	old = tx.Bucket(bReplay).Bucket(bID).Get(key)
 	return old != nil && be64(old) >= nowBits, old
 }
 
 // replayPut records key until exp (a be64 time), replacing a record that
 // expired but was not swept yet.
-func replayPut(tx *bbolt.Tx, key, exp []byte) error {
-	return replayPutOver(tx, key, exp, tx.Bucket(bReplay).Bucket(bID).Get(key))
+func (db *DB) replayPut(tx *bbolt.Tx, key, exp []byte) error {
+	return db.replayPutOver(tx, key, exp, tx.Bucket(bReplay).Bucket(bID).Get(key))
 }
 
 // replayPutOver is replayPut when the caller has just read key's stored
-// expiry, old (nil: none), in the same transaction and has not changed the
-// record since: it spares a second search of the ids.
-func replayPutOver(tx *bbolt.Tx, key, exp, old []byte) error {
+// expiry, old (nil: none, or an expired record the filter spared the search
+// of: its expiry index entry is then left to Sweep, which checks the ids
+// before it removes one), in the same transaction and has not changed the
+// record since: it spares a second search of the ids. The caller holds mmu
+// (a bbolt write).
+func (db *DB) replayPutOver(tx *bbolt.Tx, key, exp, old []byte) error {
+	db.replayF.add(key, be64(exp), time.Now()) // before the record can be seen
 	top := tx.Bucket(bReplay)
 	ids, idx := top.Bucket(bID), top.Bucket(bExp)
 	if old != nil {

@@ -92,7 +92,7 @@ func (db *DB) Commit(ctx context.Context, w *agent.Work) error {
 		// stored expiry, if any, is passed on to the write below.
 		var oldExp []byte
 		for _, r := range replay {
-			seen, old := replayLookup(tx, r[0], nowBits)
+			seen, old := db.replayLookup(tx, r[0], nowBits)
 			if seen {
 				refused = fmt.Errorf("bolt: %w", agent.ErrReplay)
 				return nil
@@ -137,12 +137,12 @@ func (db *DB) Commit(ctx context.Context, w *agent.Work) error {
 			}
 		}
 		if len(replay) == 1 {
-			if err := replayPutOver(tx, replay[0][0], replay[0][1], oldExp); err != nil {
+			if err := db.replayPutOver(tx, replay[0][0], replay[0][1], oldExp); err != nil {
 				return err
 			}
 		} else {
 			for _, r := range replay {
-				if err := replayPut(tx, r[0], r[1]); err != nil {
+				if err := db.replayPut(tx, r[0], r[1]); err != nil {
 					return err
 				}
 			}
@@ -164,17 +164,70 @@ func (db *DB) Commit(ctx context.Context, w *agent.Work) error {
 
 // readStillHolds reports whether the record r read is still as it saw it.
 func readStillHolds(tx *bbolt.Tx, r agent.RecordRead) bool {
-	var cur []byte
-	found := false
-	if b := tx.Bucket(bRecords).Bucket([]byte(r.Kind)); b != nil && r.ID != "" {
-		if k, v := b.Cursor().Seek([]byte(r.ID)); k != nil && string(k) == r.ID {
-			cur, found = v, true
+	cur, found := recordIn(tx, r.Kind, r.ID)
+	return holds(r, cur, found)
+}
+
+// recordIn returns the stored value of record kind/id and whether there is
+// one; the value is the transaction's memory.
+func recordIn(tx *bbolt.Tx, kind, id string) ([]byte, bool) {
+	if b := tx.Bucket(bRecords).Bucket([]byte(kind)); b != nil && id != "" {
+		// Seek, not Get: it tells an empty value from a missing one.
+		if k, v := b.Cursor().Seek([]byte(id)); k != nil && string(k) == id {
+			return v, true
 		}
 	}
+	return nil, false
+}
+
+// holds reports whether read r saw the record as cur (found: it exists).
+func holds(r agent.RecordRead, cur []byte, found bool) bool {
 	if r.Missing {
 		return !found
 	}
 	return found && bytes.Equal(cur, r.Value)
+}
+
+// fileRecords remembers records as the journal's checks found them in the
+// file, so that the check of a record read again (a forward's registration,
+// read for every forward to its recipient) needs no search of the file.
+// The journal writes no records and every other write goes through
+// boltUpdate, which forgets them all (forget): an entry is the file's
+// current value. Used under wmu.
+type fileRecords struct {
+	m map[recordRef]fileRecord
+}
+
+type recordRef struct{ kind, id string }
+
+type fileRecord struct {
+	value []byte // a copy
+	found bool
+}
+
+// fileRecordsMax bounds the entries; past it they are all forgotten.
+const fileRecordsMax = 4096
+
+// stillHolds is readStillHolds through the remembered records.
+func (f *fileRecords) stillHolds(tx *bbolt.Tx, r agent.RecordRead) bool {
+	ref := recordRef{r.Kind, r.ID}
+	e, ok := f.m[ref]
+	if !ok {
+		cur, found := recordIn(tx, r.Kind, r.ID)
+		e = fileRecord{value: bytes.Clone(cur), found: found}
+		if f.m == nil || len(f.m) >= fileRecordsMax {
+			f.m = make(map[recordRef]fileRecord)
+		}
+		f.m[ref] = e
+	}
+	return holds(r, e.value, e.found)
+}
+
+// forget drops every entry: a bbolt write transaction is about to run.
+func (f *fileRecords) forget() {
+	if len(f.m) > 0 {
+		clear(f.m)
+	}
 }
 
 func (db *DB) hook(p CommitPoint, w *agent.Work) {
