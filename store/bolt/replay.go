@@ -83,9 +83,14 @@ func (db *DB) replayLookup(tx *bbolt.Tx, key []byte, nowBits uint64) (seen bool,
 }
 
 // replayPut records key until exp (a be64 time), replacing a record that
-// expired but was not swept yet.
+// expired but was not swept yet. A key the filter has never seen (nor
+// dropped with a day long past) has no record: it is not searched for.
 func (db *DB) replayPut(tx *bbolt.Tx, key, exp []byte) error {
-	return db.replayPutOver(tx, key, exp, tx.Bucket(bReplay).Bucket(bID).Get(key))
+	var old []byte
+	if db.replayF.mayHold(key, 0) { // 0: expired days too
+		old = tx.Bucket(bReplay).Bucket(bID).Get(key)
+	}
+	return db.replayPutOver(tx, key, exp, old)
 }
 
 // replayPutOver is replayPut when the caller has just read key's stored
