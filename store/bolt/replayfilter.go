@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"cmp"
 	"hash/maphash"
 	"math"
 	"slices"
@@ -138,15 +139,7 @@ func (f *replayFilter) add(key []byte, expBits uint64, now time.Time) {
 
 // dayOf returns the filter of day, or nil. The caller holds mu.
 func (f *replayFilter) dayOf(day int64) *dayFilter {
-	i, ok := slices.BinarySearchFunc(f.days, day, func(d *dayFilter, day int64) int {
-		switch {
-		case d.day < day:
-			return -1
-		case d.day > day:
-			return 1
-		}
-		return 0
-	})
+	i, ok := slices.BinarySearchFunc(f.days, day, func(d *dayFilter, day int64) int { return cmp.Compare(d.day, day) })
 	if !ok {
 		return nil
 	}
@@ -169,15 +162,7 @@ func (f *replayFilter) grow(day int64, now time.Time) *bloomSeg {
 		}
 		d = &dayFilter{day: day, segs: []*bloomSeg{newBloomSeg(size)}}
 		f.days = append(f.days, d)
-		slices.SortFunc(f.days, func(a, b *dayFilter) int {
-			switch {
-			case a.day < b.day:
-				return -1
-			case a.day > b.day:
-				return 1
-			}
-			return 0
-		})
+		slices.SortFunc(f.days, func(a, b *dayFilter) int { return cmp.Compare(a.day, b.day) })
 		today := floorDiv(now.UnixNano(), dayNanos)
 		f.days = slices.DeleteFunc(f.days, func(o *dayFilter) bool { return o.day < today-keepPastDays })
 		return d.segs[0]
