@@ -41,26 +41,19 @@ import (
 // lower-case ASCII, or when member returns false; the caller must then fall
 // back to json.Unmarshal.
 func fastObject(data []byte, member func(name, value []byte) bool) bool {
-	ok := true
-	err := scanTopObject(data, func(name []byte, escaped bool, value []byte) {
-		if !ok {
-			return
-		}
-		n := name[1 : len(name)-1]
-		if escaped || !plainLowerASCII(n) {
-			ok = false
-			return
-		}
-		ok = member(n, value)
-	})
-	return err == nil && ok
+	return fastMembers(data, false, member)
 }
 
 // fastValidObject is fastObject for data known to be valid JSON, a value a
 // scan handed on (see scanValidObject).
 func fastValidObject(data []byte, member func(name, value []byte) bool) bool {
+	return fastMembers(data, true, member)
+}
+
+// fastMembers is fastObject, with scanValidObject when valid.
+func fastMembers(data []byte, valid bool, member func(name, value []byte) bool) bool {
 	ok := true
-	err := scanValidObject(data, func(name []byte, escaped bool, value []byte) {
+	each := func(name []byte, escaped bool, value []byte) {
 		if !ok {
 			return
 		}
@@ -70,7 +63,13 @@ func fastValidObject(data []byte, member func(name, value []byte) bool) bool {
 			return
 		}
 		ok = member(n, value)
-	})
+	}
+	var err error
+	if valid {
+		err = scanValidObject(data, each)
+	} else {
+		err = scanTopObject(data, each)
+	}
 	return err == nil && ok
 }
 

@@ -188,48 +188,6 @@ func holds(r agent.RecordRead, cur []byte, found bool) bool {
 	return found && bytes.Equal(cur, r.Value)
 }
 
-// fileRecords remembers records as the journal's checks found them in the
-// file, so that the check of a record read again (a forward's registration,
-// read for every forward to its recipient) needs no search of the file.
-// The journal writes no records and every other write goes through
-// boltUpdate, which forgets them all (forget): an entry is the file's
-// current value. Used under wmu.
-type fileRecords struct {
-	m map[recordRef]fileRecord
-}
-
-type recordRef struct{ kind, id string }
-
-type fileRecord struct {
-	value []byte // a copy
-	found bool
-}
-
-// fileRecordsMax bounds the entries; past it they are all forgotten.
-const fileRecordsMax = 4096
-
-// stillHolds is readStillHolds through the remembered records.
-func (f *fileRecords) stillHolds(tx *bbolt.Tx, r agent.RecordRead) bool {
-	ref := recordRef{r.Kind, r.ID}
-	e, ok := f.m[ref]
-	if !ok {
-		cur, found := recordIn(tx, r.Kind, r.ID)
-		e = fileRecord{value: bytes.Clone(cur), found: found}
-		if f.m == nil || len(f.m) >= fileRecordsMax {
-			f.m = make(map[recordRef]fileRecord)
-		}
-		f.m[ref] = e
-	}
-	return holds(r, e.value, e.found)
-}
-
-// forget drops every entry: a bbolt write transaction is about to run.
-func (f *fileRecords) forget() {
-	if len(f.m) > 0 {
-		clear(f.m)
-	}
-}
-
 func (db *DB) hook(p CommitPoint, w *agent.Work) {
 	if db.commitHook != nil {
 		db.commitHook(p, w)

@@ -52,7 +52,13 @@ func TestSpooledMailProcessedUnderItsLease(t *testing.T) {
 	leases.mu.Lock()
 	leases.busy = false
 	leases.mu.Unlock()
-	waitFor(t, "the spool to empty", func() bool { return ts.pending(t) == 0 })
+	// The lease is released after the mail leaves the spool: wait for both.
+	waitFor(t, "the spool to empty and the lease to be released", func() bool {
+		leases.mu.Lock()
+		released := len(leases.released)
+		leases.mu.Unlock()
+		return ts.pending(t) == 0 && released > 0
+	})
 	if n := ts.router.receivedCount(); n != 1 {
 		t.Fatalf("processed %d times", n)
 	}
