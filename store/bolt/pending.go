@@ -114,7 +114,10 @@ func rcptIn(sets []*pendSet, recipient string) (n, size int64) {
 // replaySeen reports whether key is pending with an expiry not before
 // nowBits. The caller holds mu (or wmu).
 func (p *pending) replaySeen(key []byte, nowBits uint64) bool {
-	for _, s := range p.sets() {
+	for _, s := range [...]*pendSet{p.frz, p.act} { // not sets(): no allocation per check
+		if s == nil {
+			continue
+		}
 		if v, ok := s.replay[string(key)]; ok && be64(v) >= nowBits {
 			return true
 		}
