@@ -192,6 +192,15 @@ func (r *Router) ReceiveDuplex(ctx context.Context, transport string, raw []byte
 	return r.receive(ctx, raw, arrival{transport: transport, duplex: true, session: session})
 }
 
+// ReceiveDeclared is ReceiveDuplex for a request whose transport declared
+// the message's form (HTTP's Content-Type), without a session: a message
+// of another form is refused with CodeMediaType before anything is
+// decrypted. The form is checked by the scan that unpacks the message, so
+// the transport need not scan it first.
+func (r *Router) ReceiveDeclared(ctx context.Context, transport string, raw []byte, form envelope.Form) (*Reply, error) {
+	return r.receive(ctx, raw, arrival{transport: transport, duplex: true, form: form})
+}
+
 // maxHandlerRetries bounds how often a message's handler is run again when
 // its unit of work conflicted with a concurrent one.
 const maxHandlerRetries = 5
@@ -204,6 +213,8 @@ type arrival struct {
 	duplex bool
 	// session is the persistent connection it came on, or nil.
 	session Session
+	// form is the form its transport declared ("": none).
+	form envelope.Form
 	// vouched: the operator vouches for the message (ReceiveVouched), so
 	// it may be answered through the outbox even unauthenticated.
 	vouched bool
@@ -216,7 +227,7 @@ func (r *Router) receive(ctx context.Context, raw []byte, a arrival) (*Reply, er
 	}
 	transport, duplex, session, vouched := a.transport, a.duplex, a.session, a.vouched
 	start := time.Now()
-	in, err := r.check(ctx, transport, raw)
+	in, err := r.check(ctx, transport, raw, a.form)
 	if err != nil {
 		r.obs.MessageIn(typeOf(in), "rejected", time.Since(start))
 		r.log.Info("message refused", "transport", transport, "code", ErrorCode(err), "reason", ErrorComment(err), "err", err)
@@ -431,7 +442,7 @@ func (r *Router) route(ctx context.Context, in *Inbound, replies []Message, dupl
 // they process it. The error is an *Error as from Receive.
 func (r *Router) Check(ctx context.Context, transport string, raw []byte) (*Message, error) {
 	start := time.Now()
-	in, err := r.check(ctx, transport, raw)
+	in, err := r.check(ctx, transport, raw, "")
 	if err != nil {
 		r.obs.MessageIn(typeOf(in), "rejected", time.Since(start))
 		r.log.Info("message refused", "transport", transport, "code", ErrorCode(err), "reason", ErrorComment(err), "err", err)
@@ -448,8 +459,8 @@ func typeOf(in *Inbound) string {
 }
 
 // check unpacks a message and checks everything but replays; it changes nothing.
-func (r *Router) check(ctx context.Context, transport string, raw []byte) (*Inbound, error) {
-	plain, meta, err := envelope.Unpack(ctx, raw, envelope.UnpackOptions{Keys: r.cfg.Keys, Secrets: r.cfg.Identity})
+func (r *Router) check(ctx context.Context, transport string, raw []byte, form envelope.Form) (*Inbound, error) {
+	plain, meta, err := envelope.Unpack(ctx, raw, envelope.UnpackOptions{Keys: r.cfg.Keys, Secrets: r.cfg.Identity, Form: form})
 	if err != nil {
 		return nil, unpackError(err)
 	}
@@ -518,6 +529,8 @@ func unpackError(err error) error {
 		return Wrap(CodeDIDUnresolved, err, err.Error())
 	case errors.Is(err, envelope.ErrMalformed):
 		return Wrap(CodeMsg, err, err.Error())
+	case errors.Is(err, envelope.ErrFormMismatch):
+		return Wrap(CodeMediaType, err, err.Error())
 	}
 	return Wrap(CodeMsg, err, "message could not be unpacked")
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agentd/agentd/agent"
+	"github.com/agentd/agentd/agent/envelope"
 	"github.com/agentd/agentd/store/bolt"
 )
 
@@ -154,6 +155,44 @@ func TestRouterRefusals(t *testing.T) {
 	}
 	if _, err := r.ReceiveDuplex(context.Background(), "test", []byte(`not json`), nil); !agent.HasCode(err, agent.CodeMsg) {
 		t.Fatalf("garbage: %v", err)
+	}
+}
+
+// ReceiveDeclared refuses a message whose outermost form is not the one
+// declared, first (a JWE with a bad header declared plaintext fails on its
+// form), and bodies that are not one JSON object, and takes the others.
+func TestReceiveDeclared(t *testing.T) {
+	r, _ := newRouter(t)
+	var calls atomic.Int32
+	r.Register(agent.Protocol{PIURI: "https://example.org/ok/1.0", Handler: agent.HandlerFunc(
+		func(ctx context.Context, in *agent.Inbound) ([]agent.Message, error) { calls.Add(1); return nil, nil })})
+	ok := plain(t, map[string]any{"type": "https://example.org/ok/1.0/x"})
+	jwe := []byte(`{"protected":"e30","recipients":[{"header":{"kid":"did:example:nobody#k"},"encrypted_key":"AA"}],"iv":"AA","ciphertext":"AA","tag":"AA"}`)
+	for _, tc := range []struct {
+		name string
+		raw  []byte
+		form envelope.Form
+		code string
+	}{
+		{"plaintext declared encrypted", ok, envelope.FormEncrypted, agent.CodeMediaType},
+		{"plaintext declared signed", ok, envelope.FormSigned, agent.CodeMediaType},
+		{"JWE declared plaintext", jwe, envelope.FormPlain, agent.CodeMediaType},
+		{"JWS declared encrypted", []byte(`{"payload":"e30","signatures":[]}`), envelope.FormEncrypted, agent.CodeMediaType},
+		{"not JSON", []byte(`{not json`), envelope.FormSigned, agent.CodeMsg},
+		{"two values", []byte(`{"ciphertext":"x"} {}`), envelope.FormEncrypted, agent.CodeMsg},
+		{"an array", []byte(`[{"ciphertext":"x"}]`), envelope.FormEncrypted, agent.CodeMsg},
+		{"JWE declared encrypted: past the form check, refused for its header", jwe, envelope.FormEncrypted, agent.CodeMsg},
+	} {
+		_, err := r.ReceiveDeclared(context.Background(), "test", tc.raw, tc.form)
+		if agent.ErrorCode(err) != tc.code {
+			t.Fatalf("%s: error %v, want code %s", tc.name, err, tc.code)
+		}
+	}
+	if calls.Load() != 0 {
+		t.Fatal("a refused message reached its handler")
+	}
+	if _, err := r.ReceiveDeclared(context.Background(), "test", ok, envelope.FormPlain); err != nil || calls.Load() != 1 {
+		t.Fatalf("plaintext declared plaintext: %v, %d handled", err, calls.Load())
 	}
 }
 

@@ -16,6 +16,7 @@ package envelope
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/agentd/agentd/agent/keys"
 )
@@ -49,7 +50,35 @@ var (
 	ErrSenderKey      = errors.New("sender key cannot be resolved") // skid or signer kid can't be resolved
 	ErrSenderMismatch = errors.New("sender mismatch")               // from does not match skid's DID or the signer's DID, or apu/skid disagree
 	ErrBadSignature   = errors.New("signature verification failed")
+	ErrFormMismatch   = errors.New("form is not the one declared") // see UnpackOptions.Form and FormMismatchError
 )
+
+// FormMismatchError is the error of Unpack for a message whose outermost
+// form is not the one its transport declared (UnpackOptions.Form). It
+// matches ErrFormMismatch.
+type FormMismatchError struct {
+	Got, Declared Form
+}
+
+func (e *FormMismatchError) Error() string {
+	return fmt.Sprintf("the message is %s but was declared %s", e.Got.describe(), e.Declared.describe())
+}
+
+// Is reports whether target is ErrFormMismatch.
+func (e *FormMismatchError) Is(target error) bool { return target == ErrFormMismatch }
+
+// describe names form in refusals.
+func (f Form) describe() string {
+	switch f {
+	case FormEncrypted:
+		return "an encrypted message (JWE, " + string(f) + ")"
+	case FormSigned:
+		return "a signed message (JWS, " + string(f) + ")"
+	case FormPlain:
+		return "a plaintext message (" + string(f) + ")"
+	}
+	return fmt.Sprintf("%q", string(f))
+}
 
 // KeyResolver resolves a key id (an absolute DID URL) to its public key,
 // usually by DID resolution. It returns an error wrapping keys.ErrNotFound
@@ -143,4 +172,9 @@ type UnpackOptions struct {
 	Keys KeyResolver
 	// Secrets gives access to the agent's own private keys.
 	Secrets SecretResolver
+	// Form, when set, is the form the transport declared for the message
+	// (HTTP's Content-Type): Unpack refuses an outermost layer of another
+	// form with a *FormMismatchError before it decrypts anything. It spares
+	// a transport a scan of its own (FormOf) before Unpack's.
+	Form Form
 }

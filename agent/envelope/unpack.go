@@ -326,7 +326,7 @@ func Unpack(ctx context.Context, raw []byte, opts UnpackOptions) ([]byte, Metada
 	var md Metadata
 	stage := stageAnon
 	msg := raw
-	for {
+	for outer := true; ; outer = false {
 		var envStore rawEnvelope
 		env := &envStore
 		if err := scanEnvelopeInto(msg, env); err != nil {
@@ -335,6 +335,11 @@ func Unpack(ctx context.Context, raw []byte, opts UnpackOptions) ([]byte, Metada
 		kind, err := env.kind()
 		if err != nil {
 			return nil, Metadata{}, err
+		}
+		if outer && opts.Form != "" {
+			if got := formOfKind(kind); got != opts.Form {
+				return nil, Metadata{}, &FormMismatchError{Got: got, Declared: opts.Form}
+			}
 		}
 		switch kind {
 		case "JWE":
@@ -599,11 +604,16 @@ func FormOf(msg []byte) (Form, error) {
 	if err != nil {
 		return "", err
 	}
+	return formOfKind(kind), nil
+}
+
+// formOfKind is the form of an envelope of kind (rawEnvelope.kind).
+func formOfKind(kind string) Form {
 	switch kind {
 	case "JWE":
-		return FormEncrypted, nil
+		return FormEncrypted
 	case "JWS":
-		return FormSigned, nil
+		return FormSigned
 	}
-	return FormPlain, nil
+	return FormPlain
 }

@@ -12,6 +12,7 @@ import (
 	"testing/iotest"
 
 	"github.com/agentd/agentd/agent"
+	"github.com/agentd/agentd/agent/envelope"
 )
 
 // TestReadBody: the body is read whole whatever the declared length says,
@@ -79,6 +80,10 @@ func BenchmarkEndpointForward(b *testing.B) {
 type nopReceiver struct{}
 
 func (nopReceiver) ReceiveDuplex(context.Context, string, []byte, agent.Session) (*agent.Reply, error) {
+	return nil, nil
+}
+
+func (nopReceiver) ReceiveDeclared(context.Context, string, []byte, envelope.Form) (*agent.Reply, error) {
 	return nil, nil
 }
 

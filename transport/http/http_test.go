@@ -13,11 +13,13 @@ import (
 
 	"github.com/agentd/agentd/agent"
 	"github.com/agentd/agentd/agent/did"
+	"github.com/agentd/agentd/agent/envelope"
 	"github.com/agentd/agentd/internal/netguard"
 )
 
 type fakeReceiver struct {
 	got   []byte
+	form  envelope.Form // as declared to ReceiveDeclared
 	reply *agent.Reply
 	err   error
 }
@@ -25,6 +27,22 @@ type fakeReceiver struct {
 func (f *fakeReceiver) ReceiveDuplex(ctx context.Context, transport string, raw []byte, _ agent.Session) (*agent.Reply, error) {
 	f.got = bytes.Clone(raw) // raw is not ours past the call (Receiver)
 	return f.reply, f.err
+}
+
+// ReceiveDeclared refuses a body that is not one JSON object, or not of the
+// declared form, as agent.Router does (TestReceiveDeclared there), and
+// then takes it as ReceiveDuplex.
+func (f *fakeReceiver) ReceiveDeclared(ctx context.Context, transport string, raw []byte, form envelope.Form) (*agent.Reply, error) {
+	f.form = form
+	got, err := envelope.FormOf(raw)
+	if err != nil {
+		return nil, agent.Wrap(agent.CodeMsg, err, err.Error())
+	}
+	if got != form {
+		err := &envelope.FormMismatchError{Got: got, Declared: form}
+		return nil, agent.Wrap(agent.CodeMediaType, err, err.Error())
+	}
+	return f.ReceiveDuplex(ctx, transport, raw, nil)
 }
 
 type fakePublic struct{}

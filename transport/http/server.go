@@ -64,6 +64,10 @@ import (
 // endpoint reads the next request's body into the same buffer).
 type Receiver interface {
 	ReceiveDuplex(ctx context.Context, transport string, raw []byte, session agent.Session) (*agent.Reply, error)
+	// ReceiveDeclared is ReceiveDuplex without a session for a message
+	// whose form the request declared: another form is refused with
+	// agent.CodeMediaType before anything is decrypted.
+	ReceiveDeclared(ctx context.Context, transport string, raw []byte, form envelope.Form) (*agent.Reply, error)
 }
 
 // Config is what a Server needs: the core of the transport. Everything
@@ -234,13 +238,6 @@ var acceptedMediaTypes = map[string]bool{
 	agent.MediaTypePlain:     true,
 }
 
-// formName names the forms of a DIDComm message in refusals.
-var formName = map[envelope.Form]string{
-	envelope.FormEncrypted: "an encrypted message (JWE, " + agent.MediaTypeEncrypted + ")",
-	envelope.FormSigned:    "a signed message (JWS, " + agent.MediaTypeSigned + ")",
-	envelope.FormPlain:     "a plaintext message (" + agent.MediaTypePlain + ")",
-}
-
 func (s *server) didcomm(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.ClientLimit != nil { // clientIP parses the address: only when it is needed
 		if err := s.allowClient(clientIP(r)); err != nil {
@@ -276,19 +273,9 @@ func (s *server) didcomm(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, agent.Wrap(agent.CodeXfer, err, "could not read the request body"))
 		return
 	}
-	// One pass over the body (it replaces a JSON validity check): a body
-	// whose form is not the one its Content-Type declares is refused
-	// before anything is decrypted.
-	form, err := envelope.FormOf(body)
-	if err != nil {
-		s.fail(w, r, agent.Wrap(agent.CodeMsg, err, "body is not a DIDComm message (one JSON object)"))
-		return
-	}
-	if string(form) != mt {
-		s.fail(w, r, agent.Errorf(agent.CodeMediaType, "the body is %s but the Content-Type says %s", formName[form], mt))
-		return
-	}
-	reply, err := s.cfg.Receiver.ReceiveDuplex(r.Context(), "http", body, nil)
+	// The receiver checks the form the Content-Type declares in the scan
+	// that unpacks the body, before it decrypts anything.
+	reply, err := s.cfg.Receiver.ReceiveDeclared(r.Context(), "http", body, envelope.Form(mt))
 	if err != nil {
 		s.fail(w, r, err)
 		return

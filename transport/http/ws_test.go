@@ -17,6 +17,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/agentd/agentd/agent"
+	"github.com/agentd/agentd/agent/envelope"
 )
 
 // sessionReceiver answers "ping" messages on the socket, refuses "bad" ones,
@@ -24,6 +25,11 @@ import (
 type sessionReceiver struct {
 	mu       sync.Mutex
 	sessions []agent.Session
+}
+
+// ReceiveDeclared: the sockets' tests post nothing.
+func (r *sessionReceiver) ReceiveDeclared(context.Context, string, []byte, envelope.Form) (*agent.Reply, error) {
+	return nil, agent.Errorf(agent.CodeMe, "a plain request")
 }
 
 func (r *sessionReceiver) ReceiveDuplex(_ context.Context, transport string, raw []byte, s agent.Session) (*agent.Reply, error) {
