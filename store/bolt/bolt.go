@@ -67,8 +67,9 @@
 // uint64; times are Unix nanoseconds with the sign bit flipped so that byte
 // order is time order):
 //
-//	meta     schema → be64 version (2; a version 1 database is upgraded on
-//	                  open by dropping queue/msg)
+//	meta     schema → be64 version (3; a version 1 database is upgraded on
+//	                  open by dropping queue/msg, a version 1 or 2 one by
+//	                  adding replay/runs)
 //	         journal-lsn → be64 number of the last journal frame moved into
 //	                  the file (journal.go)
 //	         master-kind → "passphrase" | "key" (key file or raw key)
@@ -82,8 +83,11 @@
 //	         dest/    endpoint → be64 count of its pending messages (for
 //	                  agent.OutboxLimits; added to older databases, and
 //	                  filled from msg/, when they are opened)
-//	replay   id/      id → be64 expiry
+//	replay   id/      id → be64 expiry (the ids written by a bbolt transaction)
 //	         exp/     be64 expiry || id → empty
+//	         runs/    be64 day || be64 seq → be64 least expiry || sorted
+//	                  (16-byte digest || be64 expiry) entries (the ids the
+//	                  journal took: replayruns.go)
 //	records  <kind>/  id → value
 //	queue    n-msgs, n-bytes, n-rcpt → be64 counters (for Totals)
 //	         data/    be64 seq → be64 received || be64 expires || uvarint n || recipient (n bytes) || payload
@@ -131,7 +135,7 @@ var ErrNoMasterKey = errors.New("no master key configured")
 var ErrExists = errors.New("already exists")
 
 // schemaVersion is the layout described in the package documentation.
-const schemaVersion = 2
+const schemaVersion = 3
 
 // Defaults for Options.
 const (
@@ -319,6 +323,8 @@ func (db *DB) init() error {
 					return err
 				}
 			}
+		case be64(v) == 2:
+			// Schema 2 had no replay runs: the bucket is created below.
 		case be64(v) != schemaVersion:
 			return fmt.Errorf("database schema version %d, this agentd supports %d", be64(v), schemaVersion)
 		}
@@ -327,7 +333,7 @@ func (db *DB) init() error {
 		}
 		for top, subs := range map[string][][]byte{
 			string(bOutbox):  {bMsg, bDue, bDead, bDeadID},
-			string(bReplay):  {bID, bExp},
+			string(bReplay):  {bID, bExp, bRuns},
 			string(bRecords): nil,
 			string(bKeys):    {bPub, bPriv},
 			string(bQueue):   queueSubs,

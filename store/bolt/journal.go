@@ -66,14 +66,15 @@ import (
 // bbolt write transactions are, so a journaled work is checked against
 // the file plus everything acknowledged before it, in commit order.
 
-// Journal limits; see above. A migration's transaction holds a page in
-// memory for each leaf it changes, and the replay records land on random
-// leaves, so its memory grows with the messages it moves, while its fixed
-// costs (the branch pages, two syncs) are shared by fewer of them when it
-// moves fewer. A mediator holding 100,000 queued 1 KiB messages used 95-117
-// MiB of anonymous memory when 4,096 of them (4 MiB) moved at a time, and
-// 79-93 MiB with 768 KiB at a time; 4,096 small forwards at a time cost
-// less CPU per forward than 512 (README: Benchmarks).
+// Journal limits; see above. A migration's transaction holds in memory
+// every page it changes, so its memory grows with the messages it moves,
+// while its fixed costs (the branch pages, two syncs) are shared by fewer
+// of them when it moves fewer. A mediator holding 100,000 queued 1 KiB
+// messages used 95-117 MiB of anonymous memory when 4,096 of them (4 MiB)
+// moved at a time, and 79-93 MiB with 768 KiB at a time; 4,096 small
+// forwards at a time cost less CPU per forward than 512 (README:
+// Benchmarks). (Measured when the replay keys still went to the ids, one
+// random leaf each, not to runs: replayruns.go.)
 const (
 	journalMaxMessages = 4096
 	journalMaxBytes    = 768 << 10

@@ -11,8 +11,8 @@ import (
 // journal.go).
 
 // migrateSet writes s into the file in tx: the queued records with their
-// expiry entries and counters, the replay records, the queue's sequence
-// and the LSN of s's last frame.
+// expiry entries and counters, the replay keys as runs (replayruns.go),
+// the queue's sequence and the LSN of s's last frame.
 func (db *DB) migrateSet(tx *bbolt.Tx, s *pendSet) error {
 	b := db.queueOf(tx)
 	if n := len(s.seqs); n > 0 && s.seqs[n-1] > b.data.Sequence() {
@@ -32,10 +32,12 @@ func (db *DB) migrateSet(tx *bbolt.Tx, s *pendSet) error {
 			return err
 		}
 	}
-	for _, k := range slices.Sorted(maps.Keys(s.replay)) {
-		if err := db.replayPut(tx, []byte(k), s.replay[k]); err != nil {
-			return err
-		}
+	entries := make([]runEntry, 0, len(s.replay))
+	for k, exp := range s.replay {
+		entries = append(entries, runEntry{digestOf([]byte(k)), be64(exp)})
+	}
+	if err := db.writeRuns(tx, entries); err != nil {
+		return err
 	}
 	return tx.Bucket(bMeta).Put(kJournalLSN, putBE64(s.lsn))
 }

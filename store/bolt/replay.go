@@ -71,23 +71,29 @@ func (db *DB) replaySeen(tx *bbolt.Tx, key []byte, nowBits uint64) bool {
 	return seen
 }
 
-// replayLookup is replaySeen that also returns the stored expiry of key
-// (nil when there is none, or when the filter tells the key is not recorded
-// unexpired: an expired record may then be left), for replayPutOver.
+// replayLookup is replaySeen that also returns the stored expiry of key in
+// the ids (nil when there is none, or when the filter tells the key is not
+// recorded unexpired: an expired record may then be left), for
+// replayPutOver. The ids and the runs (replayruns.go) are both searched.
 func (db *DB) replayLookup(tx *bbolt.Tx, key []byte, nowBits uint64) (seen bool, old []byte) {
-	if !db.replayF.mayHold(key, nowBits) {
+	d := digestOf(key)
+	if !db.replayF.mayHold(d[:], nowBits) {
 		return false, nil
 	}
 	old = tx.Bucket(bReplay).Bucket(bID).Get(key)
-	return old != nil && be64(old) >= nowBits, old
+	if old != nil && be64(old) >= nowBits {
+		return true, old
+	}
+	return runsHold(tx, &d, nowBits), old
 }
 
-// replayPut records key until exp (a be64 time), replacing a record that
-// expired but was not swept yet. A key the filter has never seen (nor
-// dropped with a day long past) has no record: it is not searched for.
+// replayPut records key until exp (a be64 time) in the ids, replacing a
+// record that expired but was not swept yet. A key the filter has never
+// seen (nor dropped with a day long past) has no record: it is not
+// searched for.
 func (db *DB) replayPut(tx *bbolt.Tx, key, exp []byte) error {
 	var old []byte
-	if db.replayF.mayHold(key, 0) { // 0: expired days too
+	if d := digestOf(key); db.replayF.mayHold(d[:], 0) { // 0: expired days too
 		old = tx.Bucket(bReplay).Bucket(bID).Get(key)
 	}
 	return db.replayPutOver(tx, key, exp, old)
@@ -100,7 +106,8 @@ func (db *DB) replayPut(tx *bbolt.Tx, key, exp []byte) error {
 // record since: it spares a second search of the ids. The caller holds mmu
 // (a bbolt write).
 func (db *DB) replayPutOver(tx *bbolt.Tx, key, exp, old []byte) error {
-	db.replayF.add(key, be64(exp), time.Now()) // before the record can be seen
+	d := digestOf(key)
+	db.replayF.add(d[:], be64(exp), time.Now()) // before the record can be seen
 	top := tx.Bucket(bReplay)
 	ids, idx := top.Bucket(bID), top.Bucket(bExp)
 	if old != nil {
@@ -115,8 +122,9 @@ func (db *DB) replayPutOver(tx *bbolt.Tx, key, exp, old []byte) error {
 }
 
 // Sweep forgets the ids whose expiry is before now and returns how many it
-// removed. It commits in transactions of its own of at most 10,000 ids each;
-// if it fails part way the count covers the chunks committed.
+// removed. It commits in transactions of its own: the ids written directly
+// at most 10,000 at a time, then the runs (replayruns.go) in one; if it
+// fails part way the count covers the transactions committed.
 func (r *ReplayCache) Sweep(ctx context.Context, now time.Time) (int, error) {
 	bound := timeBits(now)
 	total := 0
@@ -150,7 +158,16 @@ func (r *ReplayCache) Sweep(ctx context.Context, now time.Time) (int, error) {
 		}
 		total += n
 		if n < sweepChunk {
-			return total, nil
+			break
 		}
 	}
+	var n int
+	err := r.db.update(ctx, func(tx *bbolt.Tx) (err error) {
+		n, err = sweepRuns(tx, bound)
+		return err
+	})
+	if err != nil {
+		return total, err
+	}
+	return total + n, nil
 }

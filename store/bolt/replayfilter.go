@@ -13,9 +13,10 @@ import (
 )
 
 // replayFilter tells, for most replay keys not recorded, that they are not,
-// without a search of the replay ids: a B+tree in the order of random keys,
-// whose search was 2–3 % of the CPU of a forward. It is a Bloom filter per
-// day of expiry:
+// without a search of the replay ids (a B+tree in the order of random keys,
+// whose search was 2–3 % of the CPU of a forward) or of the runs
+// (replayruns.go). It holds the keys' digests (digestOf), in a Bloom filter
+// per day of expiry:
 //
 //   - a key is added with its expiry before the transaction that records it
 //     commits (replayPutOver), so whoever can see the record finds the key
@@ -120,7 +121,7 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
-// add records key, which expires at expBits (timeBits). The caller holds mmu.
+// add records key (a digest), which expires at expBits (timeBits). The caller holds mmu.
 func (f *replayFilter) add(key []byte, expBits uint64, now time.Time) {
 	h := maphash.Bytes(f.seed, key)
 	day := expiryDay(expBits, now)
@@ -184,7 +185,7 @@ func (d *dayFilter) keys() int {
 	return n
 }
 
-// mayHold reports whether key may be recorded with an expiry not before
+// mayHold reports whether key (a digest) may be recorded with an expiry not before
 // nowBits (timeBits); false is certain.
 func (f *replayFilter) mayHold(key []byte, nowBits uint64) bool {
 	h := maphash.Bytes(f.seed, key)
@@ -205,10 +206,12 @@ func (f *replayFilter) mayHold(key []byte, nowBits uint64) bool {
 }
 
 // load adds every replay record not expired at now, before the filter is
-// used (Open).
+// used (Open): the ids' digests, then the runs'.
 func (f *replayFilter) load(tx *bbolt.Tx, now time.Time) {
 	c := tx.Bucket(bReplay).Bucket(bExp).Cursor()
 	for k, _ := c.Seek(putBE64(timeBits(now))); k != nil; k, _ = c.Next() {
-		f.add(k[8:], be64(k), now)
+		d := digestOf(k[8:])
+		f.add(d[:], be64(k), now)
 	}
+	loadRuns(tx, f, now)
 }
