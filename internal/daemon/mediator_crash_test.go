@@ -137,7 +137,8 @@ func (w *goWallet) forward(t testing.TB, next, tag string, size int) []byte {
 // TestMediatorCrashDurability runs the mediator in a child process, forwards
 // to it from 16 concurrent senders, kills it with SIGKILL after 300
 // acknowledged (202) forwards, and checks that every acknowledged forward is
-// in the queue of the reopened database, and then in a restarted mediator.
+// in the queue of the reopened database, and then in a restarted mediator,
+// which drops each of them posted again as a replay.
 func TestMediatorCrashDurability(t *testing.T) {
 	if dir := os.Getenv("AGENTD_MEDIATOR_CRASH_CHILD"); dir != "" {
 		crashMediatorChild(dir, os.Getenv("AGENTD_MEDIATOR_CRASH_ADDR"))
@@ -259,6 +260,7 @@ func TestMediatorCrashDurability(t *testing.T) {
 
 	// A mediator restarted on the directory serves them.
 	cfg := crashConfig(dir, freePort(t))
+	cfg.Limits.ClientRate = 0 // the stored forwards are posted again below
 	m := start(t, cfg)
 	w.base = m.base
 	st := w.request(t, "https://didcomm.org/messagepickup/3.0/status-request", nil)
@@ -268,6 +270,25 @@ func TestMediatorCrashDurability(t *testing.T) {
 	st.DecodeBody(&sb)
 	if sb.MessageCount != len(stored) {
 		t.Fatalf("restarted mediator reports %d messages, %d stored", sb.MessageCount, len(stored))
+	}
+
+	// Their replay keys survived too, those migrated into the database
+	// file before the kill and those recovered from the journal: each
+	// stored forward posted again is dropped as a replay, not queued twice.
+	replayed := 0
+	for i, f := range forwards {
+		if !have[fmt.Sprintf("m%05d", i)] {
+			continue
+		}
+		if code, _, body := post(t, m.base+"/didcomm", agent.MediaTypeEncrypted, f); code != http.StatusAccepted {
+			t.Fatalf("forward m%05d posted again: %d %s", i, code, body)
+		}
+		replayed++
+	}
+	st = w.request(t, "https://didcomm.org/messagepickup/3.0/status-request", nil)
+	st.DecodeBody(&sb)
+	if sb.MessageCount != len(stored) {
+		t.Fatalf("%d stored forwards posted again after the restart: the mediator now reports %d messages, %d before", replayed, sb.MessageCount, len(stored))
 	}
 }
 
