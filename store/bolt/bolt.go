@@ -85,9 +85,9 @@
 //	                  filled from msg/, when they are opened)
 //	replay   id/      id → be64 expiry (the ids written by a bbolt transaction)
 //	         exp/     be64 expiry || id → empty
-//	         runs/    be64 day || be64 seq → be64 least expiry || sorted
-//	                  (16-byte digest || be64 expiry) entries (the ids the
-//	                  journal took: replayruns.go)
+//	         runs/    be64 day || be64 seq → bucket: r → be64 least expiry ||
+//	                  sorted (16-byte digest || be64 expiry) entries (the
+//	                  ids the journal took: replayruns.go)
 //	records  <kind>/  id → value
 //	queue    n-msgs, n-bytes, n-rcpt → be64 counters (for Totals)
 //	         data/    be64 seq → be64 received || be64 expires || uvarint n || recipient (n bytes) || payload

@@ -29,8 +29,8 @@ import (
 // replay filter says the key may be held: replayfilter.go) searches every
 // run of the days not past.
 //
-// Layout: replay/runs/ be64 day || be64 seq → be64 least expiry || entries,
-// where day is the unix day of the entries' expiry (sign bit flipped, as
+// Layout: replay/runs/ be64 day || be64 seq → a bucket whose one key "r"
+// holds the run: be64 least expiry || entries, where day is the unix day of the entries' expiry (sign bit flipped, as
 // times are), seq is the run bucket's sequence when the run was written,
 // and an entry is the first 16 bytes of SHA-256(key) then be64 expiry,
 // sorted by digest. The same digest may be in several runs (a key that
@@ -38,11 +38,20 @@ import (
 // entries has not expired. Sweep drops the runs of days past and writes
 // again those of the current day that hold expired entries.
 //
+// A run is a bucket of its own, not a value of replay/runs, because bbolt
+// writes a changed leaf again whole, large values included, and leaves of
+// up to four keys are never split: new runs beside large ones wrote the
+// large ones again at each migration (BenchmarkMigrateReplayKeys: 8.5 µs
+// a key with a million held, against 3.5 µs with none).
+//
 // The ids written directly by a bbolt transaction (Remember, and the works
 // the journal does not take) stay in replay/id: they come one at a time,
 // and each would be a run of its own.
 
-var bRuns = []byte("runs")
+var (
+	bRuns = []byte("runs")
+	kRun  = []byte("r")
+)
 
 // replayDigest is what a run keeps of a replay key, and what the replay
 // filter holds: 128 bits of SHA-256, so that distinct keys do not collide
@@ -124,7 +133,11 @@ func (db *DB) writeRuns(tx *bbolt.Tx, entries []runEntry) error {
 		if err != nil {
 			return err
 		}
-		if err := runs.Put(runKey(day, seq), v); err != nil {
+		rb, err := runs.CreateBucket(runKey(day, seq))
+		if err != nil {
+			return err
+		}
+		if err := rb.Put(kRun, v); err != nil {
 			return err
 		}
 		if err := mergeRuns(runs, day); err != nil {
@@ -147,8 +160,8 @@ func mergeRuns(runs *bbolt.Bucket, day int64) error {
 	var list []run
 	prefix := runKey(day, 0)[:8]
 	c := runs.Cursor()
-	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		list = append(list, run{clone(k), v})
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		list = append(list, run{clone(k), runs.Bucket(k).Get(kRun)})
 	}
 	for len(list) >= 2 {
 		a, b := list[len(list)-2], list[len(list)-1]
@@ -158,10 +171,10 @@ func mergeRuns(runs *bbolt.Bucket, day int64) error {
 		}
 		merged := mergeRunValues(a.v, b.v)
 		// The merged run takes the newer one's key: it is the newest.
-		if err := runs.Delete(a.k); err != nil {
+		if err := runs.DeleteBucket(a.k); err != nil {
 			return err
 		}
-		if err := runs.Put(b.k, merged); err != nil {
+		if err := runs.Bucket(b.k).Put(kRun, merged); err != nil {
 			return err
 		}
 		list = append(list[:len(list)-2], run{b.k, merged})
@@ -188,9 +201,10 @@ func mergeRunValues(a, b []byte) []byte {
 // runsHold reports whether a run of a day not past holds d with an
 // expiry not before nowBits.
 func runsHold(tx *bbolt.Tx, d *replayDigest, nowBits uint64) bool {
-	c := tx.Bucket(bReplay).Bucket(bRuns).Cursor()
-	for k, v := c.Seek(runKey(expDay(nowBits), 0)); k != nil; k, v = c.Next() {
-		if runHolds(v, d, nowBits) {
+	runs := tx.Bucket(bReplay).Bucket(bRuns)
+	c := runs.Cursor()
+	for k, _ := c.Seek(runKey(expDay(nowBits), 0)); k != nil; k, _ = c.Next() {
+		if runHolds(runs.Bucket(k).Get(kRun), d, nowBits) {
 			return true
 		}
 	}
@@ -226,7 +240,8 @@ func sweepRuns(tx *bbolt.Tx, bound uint64) (int, error) {
 	var changes []change
 	removed := 0
 	c := runs.Cursor()
-	for k, v := c.First(); k != nil && runDay(k) <= today; k, v = c.Next() {
+	for k, _ := c.First(); k != nil && runDay(k) <= today; k, _ = c.Next() {
+		v := runs.Bucket(k).Get(kRun)
 		if runDay(k) < today {
 			changes = append(changes, change{k: clone(k)})
 			removed += runLen(v)
@@ -255,9 +270,9 @@ func sweepRuns(tx *bbolt.Tx, bound uint64) (int, error) {
 	for _, ch := range changes {
 		var err error
 		if ch.v == nil {
-			err = runs.Delete(ch.k)
+			err = runs.DeleteBucket(ch.k)
 		} else {
-			err = runs.Put(ch.k, ch.v)
+			err = runs.Bucket(ch.k).Put(kRun, ch.v)
 		}
 		if err != nil {
 			return 0, err
@@ -269,9 +284,10 @@ func sweepRuns(tx *bbolt.Tx, bound uint64) (int, error) {
 // loadRuns adds to f every run entry not expired at now.
 func loadRuns(tx *bbolt.Tx, f *replayFilter, now time.Time) {
 	nowBits := timeBits(now)
-	c := tx.Bucket(bReplay).Bucket(bRuns).Cursor()
-	for k, v := c.Seek(runKey(expDay(nowBits), 0)); k != nil; k, v = c.Next() {
-		for e := v[runHeader:]; len(e) > 0; e = e[runEntrySize:] {
+	runs := tx.Bucket(bReplay).Bucket(bRuns)
+	c := runs.Cursor()
+	for k, _ := c.Seek(runKey(expDay(nowBits), 0)); k != nil; k, _ = c.Next() {
+		for e := runs.Bucket(k).Get(kRun)[runHeader:]; len(e) > 0; e = e[runEntrySize:] {
 			if exp := be64(e[16:]); exp >= nowBits {
 				f.add(e[:16], exp, now)
 			}
