@@ -56,7 +56,7 @@ func (db *DB) commitJournal(group []*writeCall) {
 		return
 	}
 	b := db.queueOf(tx)
-	g := journalGroup{rcpt: map[string][2]int64{}, replay: map[string]bool{}}
+	g := journalGroup{rcpt: make(map[string][2]int64, len(group)), replay: make(map[string]bool, len(group))}
 	entries := make([]journalEntry, 0, len(group))
 	accepted := make([]*writeCall, 0, len(group))
 	seq := db.seq

@@ -73,7 +73,7 @@ func (db *DB) boltUpdate(fn func(*bbolt.Tx) error) error {
 	if len(sets) > 0 {
 		db.pend.mu.Lock()
 		db.pend.frz = nil
-		db.pend.act = newPendSet(db.pend.act.lsn)
+		db.pend.act = db.pend.act.next()
 		db.pend.mu.Unlock()
 		if db.jnl != nil {
 			db.jnl.off = 0 // both files' frames are in the file now
@@ -93,7 +93,7 @@ func (db *DB) freeze() {
 		return
 	}
 	db.pend.frz = db.pend.act
-	db.pend.act = newPendSet(db.pend.frz.lsn)
+	db.pend.act = db.pend.frz.next()
 	db.pend.mu.Unlock()
 	db.jnl.turn()
 	select {

@@ -24,6 +24,15 @@ func newPendSet(lsn uint64) *pendSet {
 	return &pendSet{msgs: map[uint64][]byte{}, rcpt: map[string][2]int64{}, replay: map[string][]byte{}, lsn: lsn}
 }
 
+// next returns an empty set to follow s, its maps sized for what s holds:
+// sets follow each other at a steady load, and a map grown from empty
+// rehashes its entries several times on the way (about 1 % of a
+// forward's CPU in a profile, in the committer).
+func (s *pendSet) next() *pendSet {
+	return &pendSet{msgs: make(map[uint64][]byte, len(s.msgs)), rcpt: make(map[string][2]int64, len(s.rcpt)),
+		replay: make(map[string][]byte, len(s.replay)), lsn: s.lsn}
+}
+
 func (s *pendSet) empty() bool { return s == nil || len(s.msgs) == 0 && len(s.replay) == 0 }
 
 // over reports whether the set holds factor times the journal's limits
