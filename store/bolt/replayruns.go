@@ -5,6 +5,8 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"slices"
 	"sort"
 	"time"
@@ -90,6 +92,23 @@ func runKey(day int64, seq uint64) []byte {
 
 func runDay(k []byte) int64 { return int64(be64(k) ^ (1 << 63)) }
 
+// runValue returns the run under key k of runs, nil when k is not a
+// well-formed run (a damaged file: lookups then pass it over, and writes
+// that would change it fail with errBadRun).
+func runValue(runs *bbolt.Bucket, k []byte) []byte {
+	b := runs.Bucket(k)
+	if b == nil {
+		return nil
+	}
+	v := b.Get(kRun)
+	if len(v) < runHeader+runEntrySize || (len(v)-runHeader)%runEntrySize != 0 {
+		return nil
+	}
+	return v
+}
+
+var errBadRun = errors.New("bolt: a replay run is damaged")
+
 // runLen is the number of entries of run value v.
 func runLen(v []byte) int { return (len(v) - runHeader) / runEntrySize }
 
@@ -161,7 +180,11 @@ func mergeRuns(runs *bbolt.Bucket, day int64) error {
 	prefix := runKey(day, 0)[:8]
 	c := runs.Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		list = append(list, run{clone(k), runs.Bucket(k).Get(kRun)})
+		v := runValue(runs, k)
+		if v == nil {
+			return fmt.Errorf("%w: %x", errBadRun, k)
+		}
+		list = append(list, run{clone(k), v})
 	}
 	for len(list) >= 2 {
 		a, b := list[len(list)-2], list[len(list)-1]
@@ -204,7 +227,7 @@ func runsHold(tx *bbolt.Tx, d *replayDigest, nowBits uint64) bool {
 	runs := tx.Bucket(bReplay).Bucket(bRuns)
 	c := runs.Cursor()
 	for k, _ := c.Seek(runKey(expDay(nowBits), 0)); k != nil; k, _ = c.Next() {
-		if runHolds(runs.Bucket(k).Get(kRun), d, nowBits) {
+		if v := runValue(runs, k); v != nil && runHolds(v, d, nowBits) {
 			return true
 		}
 	}
@@ -241,7 +264,10 @@ func sweepRuns(tx *bbolt.Tx, bound uint64) (int, error) {
 	removed := 0
 	c := runs.Cursor()
 	for k, _ := c.First(); k != nil && runDay(k) <= today; k, _ = c.Next() {
-		v := runs.Bucket(k).Get(kRun)
+		v := runValue(runs, k)
+		if v == nil {
+			return 0, fmt.Errorf("%w: %x", errBadRun, k)
+		}
 		if runDay(k) < today {
 			changes = append(changes, change{k: clone(k)})
 			removed += runLen(v)
@@ -287,7 +313,11 @@ func loadRuns(tx *bbolt.Tx, f *replayFilter, now time.Time) {
 	runs := tx.Bucket(bReplay).Bucket(bRuns)
 	c := runs.Cursor()
 	for k, _ := c.Seek(runKey(expDay(nowBits), 0)); k != nil; k, _ = c.Next() {
-		for e := runs.Bucket(k).Get(kRun)[runHeader:]; len(e) > 0; e = e[runEntrySize:] {
+		v := runValue(runs, k)
+		if v == nil {
+			continue
+		}
+		for e := v[runHeader:]; len(e) > 0; e = e[runEntrySize:] {
 			if exp := be64(e[16:]); exp >= nowBits {
 				f.add(e[:16], exp, now)
 			}
