@@ -92,11 +92,12 @@ func (db *DB) replayLookup(tx *bbolt.Tx, key []byte, nowBits uint64) (seen bool,
 // seen (nor dropped with a day long past) has no record: it is not
 // searched for.
 func (db *DB) replayPut(tx *bbolt.Tx, key, exp []byte) error {
+	d := digestOf(key)
 	var old []byte
-	if d := digestOf(key); db.replayF.mayHold(d[:], 0) { // 0: expired days too
+	if db.replayF.mayHold(d[:], 0) { // 0: expired days too
 		old = tx.Bucket(bReplay).Bucket(bID).Get(key)
 	}
-	return db.replayPutOver(tx, key, exp, old)
+	return db.putID(tx, key, &d, exp, old)
 }
 
 // replayPutOver is replayPut when the caller has just read key's stored
@@ -107,6 +108,11 @@ func (db *DB) replayPut(tx *bbolt.Tx, key, exp []byte) error {
 // (a bbolt write).
 func (db *DB) replayPutOver(tx *bbolt.Tx, key, exp, old []byte) error {
 	d := digestOf(key)
+	return db.putID(tx, key, &d, exp, old)
+}
+
+// putID is replayPutOver with key's digest d.
+func (db *DB) putID(tx *bbolt.Tx, key []byte, d *replayDigest, exp, old []byte) error {
 	db.replayF.add(d[:], be64(exp), time.Now()) // before the record can be seen
 	top := tx.Bucket(bReplay)
 	ids, idx := top.Bucket(bID), top.Bucket(bExp)

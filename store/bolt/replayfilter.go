@@ -106,12 +106,14 @@ func newReplayFilter() *replayFilter {
 // expiryDay is the day of expiry exp (timeBits), farDay for one more than
 // farAheadDays after now.
 func expiryDay(expBits uint64, now time.Time) int64 {
-	n := int64(expBits ^ (1 << 63))
-	if n >= now.UnixNano()+farAheadDays*dayNanos {
+	if int64(expBits^(1<<63)) >= now.UnixNano()+farAheadDays*dayNanos {
 		return farDay
 	}
-	return floorDiv(n, dayNanos)
+	return expDay(expBits)
 }
+
+// expDay is the unix day of time t (timeBits).
+func expDay(t uint64) int64 { return floorDiv(int64(t^(1<<63)), dayNanos) }
 
 func floorDiv(a, b int64) int64 {
 	q := a / b
@@ -189,7 +191,7 @@ func (d *dayFilter) keys() int {
 // nowBits (timeBits); false is certain.
 func (f *replayFilter) mayHold(key []byte, nowBits uint64) bool {
 	h := maphash.Bytes(f.seed, key)
-	today := floorDiv(int64(nowBits^(1<<63)), dayNanos)
+	today := expDay(nowBits)
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	for _, d := range f.days {

@@ -32,10 +32,10 @@ import (
 // run of the days not past.
 //
 // Layout: replay/runs/ be64 day || be64 seq → a bucket whose one key "r"
-// holds the run: be64 least expiry || entries, where day is the unix day of the entries' expiry (sign bit flipped, as
-// times are), seq is the run bucket's sequence when the run was written,
-// and an entry is the first 16 bytes of SHA-256(key) then be64 expiry,
-// sorted by digest. The same digest may be in several runs (a key that
+// holds the run: be64 least expiry || entries, where day is the unix day
+// of the entries' expiry (sign bit flipped, as times are), seq is the run
+// bucket's sequence when the run was written, and an entry is the first
+// 16 bytes of SHA-256(key) then be64 expiry, sorted by digest. The same digest may be in several runs (a key that
 // expired and was recorded again): a key is recorded while one of its
 // entries has not expired. Sweep drops the runs of days past and writes
 // again those of the current day that hold expired entries.
@@ -80,9 +80,6 @@ type runEntry struct {
 	d   replayDigest
 	exp uint64 // timeBits
 }
-
-// expDay is the unix day of expiry expBits (timeBits).
-func expDay(expBits uint64) int64 { return floorDiv(int64(expBits^(1<<63)), dayNanos) }
 
 // runKey is the key of run seq of day.
 func runKey(day int64, seq uint64) []byte {
